@@ -1,0 +1,6 @@
+// Public face of the guest-memory layer.
+export { GuestMemory, addrFromParts } from './guest-memory.js';
+export type { RegionSpec, MemoryRegion } from './guest-memory.js';
+export { GuestMemoryError, hexAddr } from './errors.js';
+export type { GuestMemoryErrorCode } from './errors.js';
+export { Arena, BufferPool } from './arena.js';

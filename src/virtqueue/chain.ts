@@ -1,0 +1,184 @@
+// A descriptor chain as the device sees it: the head index and the buffers it names, readable
+// ones first, then writable ones (virtio 1.2 §2.7.4.2), with indirect tables followed (§2.7.5.3).
+// Parsing treats every descriptor as hostile: a TTL bounds the walk, every buffer is checked
+// against guest memory, and any violation is a VirtqueueError naming the queue, head and index.
+// Also owns the byte I/O over a chain, so a device can never write outside its writable buffers.
+
+import type { GuestMemory } from '../memory/guest-memory.js';
+import { addrFromParts } from '../memory/guest-memory.js';
+import { GuestMemoryError } from '../memory/errors.js';
+import { VirtqueueError } from './errors.js';
+import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from './split-ring.js';
+
+const MAX_CHAIN_BYTES = 0xffff_ffff;
+
+/** One chain's buffers. Reusable: `DeviceQueue.pop(chain)` refills it without allocating. */
+export class DescriptorChain {
+  head = 0;
+  /** Buffers 0..readableCount-1 are device-readable, readableCount..count-1 device-writable. */
+  count = 0;
+  readableCount = 0;
+  readonly addrs: number[] = [];
+  readonly lens: number[] = [];
+  readableBytes = 0;
+  writableBytes = 0;
+  /** Descriptors walked, including indirect-table entries (for accounting). */
+  descriptors = 0;
+  /** Whether the chain used an indirect table. */
+  indirect = false;
+
+  get writableCount(): number {
+    return this.count - this.readableCount;
+  }
+
+  reset(head: number): void {
+    this.head = head;
+    this.count = 0;
+    this.readableCount = 0;
+    this.readableBytes = 0;
+    this.writableBytes = 0;
+    this.descriptors = 0;
+    this.indirect = false;
+  }
+
+  push(addr: number, len: number, writable: boolean): void {
+    const i = this.count++;
+    this.addrs[i] = addr;
+    this.lens[i] = len;
+    if (writable) this.writableBytes += len;
+    else {
+      this.readableCount++;
+      this.readableBytes += len;
+    }
+  }
+}
+
+/** What the parser needs to know about its queue. */
+export interface ChainParseContext {
+  mem: GuestMemory;
+  queue: number;
+  size: number;
+  desc: Uint32Array;
+  indirectAllowed: boolean;
+}
+
+/**
+ * Walks the chain starting at `head` into `out`. Throws VirtqueueError on any violation; `out`
+ * is then partially filled and must not be used.
+ */
+export function parseChain(ctx: ChainParseContext, head: number, out: DescriptorChain): void {
+  const { mem, queue } = ctx;
+  out.reset(head);
+  let table = ctx.desc;
+  let tableSize = ctx.size;
+  let ttl = tableSize; // a chain longer than its table must revisit a descriptor: a loop
+  let inIndirect = false;
+  let i = head;
+  let total = 0;
+  for (;;) {
+    if (ttl-- === 0) {
+      throw new VirtqueueError('descriptor-loop', { queue, head, seen: tableSize + 1, size: tableSize });
+    }
+    const w = 4 * i;
+    const lo = table[w]!;
+    const hi = table[w + 1]!;
+    const len = table[w + 2]!;
+    const word = table[w + 3]!;
+    const flags = word & 0xffff;
+    const next = word >>> 16;
+    out.descriptors++;
+
+    if (flags & VIRTQ_DESC_F_INDIRECT) {
+      if (!ctx.indirectAllowed) throw new VirtqueueError('indirect-not-negotiated', { queue, head, index: i });
+      if (inIndirect) throw new VirtqueueError('nested-indirect', { queue, head, index: i });
+      if (flags & VIRTQ_DESC_F_NEXT) throw new VirtqueueError('indirect-with-next', { queue, head, index: i });
+      const addr = bufferAddr(mem, queue, head, i, lo, hi, len);
+      if (len === 0 || len % 16 !== 0) throw new VirtqueueError('indirect-bad-length', { queue, head, index: i, addr, len });
+      if (addr % 16 !== 0) throw new VirtqueueError('indirect-misaligned', { queue, head, index: i, addr, len });
+      try {
+        table = mem.u32Array(addr, len / 4);
+      } catch (e) {
+        // bufferAddr accepted a table straddling two regions; a table must be contiguous here.
+        throw new VirtqueueError('bad-address', { queue, head, index: i, addr, len, detail: ' (indirect table spans regions)' }, { cause: e });
+      }
+      tableSize = len / 16;
+      ttl = tableSize;
+      inIndirect = true;
+      out.indirect = true;
+      i = 0;
+      continue;
+    }
+
+    if (len === 0) throw new VirtqueueError('zero-length-descriptor', { queue, head, index: i });
+    const addr = bufferAddr(mem, queue, head, i, lo, hi, len);
+    const writable = (flags & VIRTQ_DESC_F_WRITE) !== 0;
+    if (!writable && out.readableCount !== out.count) {
+      throw new VirtqueueError('readable-after-writable', { queue, head, index: i });
+    }
+    total += len;
+    if (total > MAX_CHAIN_BYTES) throw new VirtqueueError('chain-too-large', { queue, head, index: i });
+    out.push(addr, len, writable);
+
+    if ((flags & VIRTQ_DESC_F_NEXT) === 0) return;
+    if (next >= tableSize) {
+      throw new VirtqueueError('next-out-of-range', { queue, head, index: i, seen: next, size: tableSize });
+    }
+    i = next;
+  }
+}
+
+function bufferAddr(mem: GuestMemory, queue: number, head: number, index: number, lo: number, hi: number, len: number): number {
+  try {
+    const addr = addrFromParts(lo, hi, len);
+    mem.check(addr, len);
+    return addr;
+  } catch (e) {
+    if (e instanceof GuestMemoryError) {
+      throw new VirtqueueError('bad-address', { queue, head, index, addr: e.addr, len, detail: ` (${e.code})` }, { cause: e });
+    }
+    throw e;
+  }
+}
+
+/**
+ * Copies the chain's readable bytes, starting `offset` bytes into them, into `dst`. Returns the
+ * number of bytes copied (less than dst.length when the chain is shorter).
+ */
+export function readFromChain(mem: GuestMemory, chain: DescriptorChain, dst: Uint8Array, offset = 0): number {
+  let skip = offset;
+  let done = 0;
+  for (let k = 0; k < chain.readableCount && done < dst.length; k++) {
+    const len = chain.lens[k]!;
+    if (skip >= len) {
+      skip -= len;
+      continue;
+    }
+    const n = Math.min(len - skip, dst.length - done);
+    mem.copyOut(chain.addrs[k]! + skip, dst.subarray(done, done + n));
+    done += n;
+    skip = 0;
+  }
+  return done;
+}
+
+/**
+ * Copies `src` into the chain's writable buffers, starting `offset` bytes into them. Never
+ * writes past the writable buffers: returns the number of bytes written (less than src.length
+ * when they are too small).
+ */
+export function writeToChain(mem: GuestMemory, chain: DescriptorChain, src: Uint8Array, offset = 0): number {
+  let skip = offset;
+  let done = 0;
+  for (let k = chain.readableCount; k < chain.count && done < src.length; k++) {
+    const len = chain.lens[k]!;
+    if (skip >= len) {
+      skip -= len;
+      continue;
+    }
+    const n = Math.min(len - skip, src.length - done);
+    mem.copyIn(chain.addrs[k]! + skip, done === 0 && n === src.length ? src : src.subarray(done, done + n));
+    done += n;
+    skip = 0;
+  }
+  return done;
+}

@@ -33,6 +33,8 @@ export interface MemoryRegion {
   readonly byteOffset: number;
   readonly shared: boolean;
   readonly u8: Uint8Array;
+  /** The whole window as u32 (regions are 8-aligned, so aligned guest addresses map exactly). */
+  readonly u32: Uint32Array;
   readonly view: DataView;
 }
 
@@ -125,6 +127,7 @@ export class GuestMemory {
       byteOffset,
       shared: typeof SharedArrayBuffer !== 'undefined' && s.buffer instanceof SharedArrayBuffer,
       u8: new Uint8Array(s.buffer, byteOffset, length),
+      u32: new Uint32Array(s.buffer, byteOffset, Math.floor(length / 4)),
       view: new DataView(s.buffer, byteOffset, length),
     };
   }

@@ -70,6 +70,7 @@ export function parseChain(ctx: ChainParseContext, head: number, out: Descriptor
   const { mem, queue } = ctx;
   out.reset(head);
   let table = ctx.desc;
+  let base = 0; // word index of the table's first descriptor inside `table`
   let tableSize = ctx.size;
   let ttl = tableSize; // a chain longer than its table must revisit a descriptor: a loop
   let inIndirect = false;
@@ -79,7 +80,7 @@ export function parseChain(ctx: ChainParseContext, head: number, out: Descriptor
     if (ttl-- === 0) {
       throw new VirtqueueError('descriptor-loop', { queue, head, seen: tableSize + 1, size: tableSize });
     }
-    const w = 4 * i;
+    const w = base + 4 * i;
     const lo = table[w]!;
     const hi = table[w + 1]!;
     const len = table[w + 2]!;
@@ -96,7 +97,10 @@ export function parseChain(ctx: ChainParseContext, head: number, out: Descriptor
       if (len === 0 || len % 16 !== 0) throw new VirtqueueError('indirect-bad-length', { queue, head, index: i, addr, len });
       if (addr % 16 !== 0) throw new VirtqueueError('indirect-misaligned', { queue, head, index: i, addr, len });
       try {
-        table = mem.u32Array(addr, len / 4);
+        // Index the region's whole u32 view instead of allocating a view per table.
+        const r = mem.region(addr, len);
+        table = r.u32;
+        base = (addr - r.guestAddr) / 4;
       } catch (e) {
         // bufferAddr accepted a table straddling two regions; a table must be contiguous here.
         throw new VirtqueueError('bad-address', { queue, head, index: i, addr, len, detail: ' (indirect table spans regions)' }, { cause: e });

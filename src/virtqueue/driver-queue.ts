@@ -138,14 +138,15 @@ export class DriverQueue<T = unknown> {
     for (const s of writable) writableBytes += s.len;
     const head = this.freeHead;
     if (useIndirect) {
-      const table = this.indirectTable(head);
+      const table = this.indirectTables();
+      const baseWord = head * this.indirectMax * 4;
       let i = 0;
       for (const s of readable) {
-        writeDesc(table, i, s.addr, s.len, i + 1 < total ? VIRTQ_DESC_F_NEXT : 0, i + 1);
+        writeDesc(table, i, s.addr, s.len, i + 1 < total ? VIRTQ_DESC_F_NEXT : 0, i + 1, baseWord);
         i++;
       }
       for (const s of writable) {
-        writeDesc(table, i, s.addr, s.len, VIRTQ_DESC_F_WRITE | (i + 1 < total ? VIRTQ_DESC_F_NEXT : 0), i + 1);
+        writeDesc(table, i, s.addr, s.len, VIRTQ_DESC_F_WRITE | (i + 1 < total ? VIRTQ_DESC_F_NEXT : 0), i + 1, baseWord);
         i++;
       }
       const base = this.indirectArea + head * this.indirectMax * 16;
@@ -201,13 +202,13 @@ export class DriverQueue<T = unknown> {
     return head;
   }
 
-  private indirectTable(head: number): Uint32Array {
+  /** One cached view over every head's indirect table (head h's table starts at word h·max·4). */
+  private indirectTables(): Uint32Array {
     if (this.indirectViews === null || this.indirectViewGen !== this.mem.generation) {
       this.indirectViews = this.mem.u32Array(this.indirectArea, this.size * this.indirectMax * 4);
       this.indirectViewGen = this.mem.generation;
     }
-    const words = this.indirectMax * 4;
-    return this.indirectViews.subarray(head * words, (head + 1) * words);
+    return this.indirectViews;
   }
 
   /** Makes every chain added since the last publish visible to the device; returns how many. */

@@ -154,8 +154,8 @@ export class SplitRing {
 }
 
 /** Writes one 16-byte descriptor into a u32 view of a descriptor table (ring or indirect). */
-export function writeDesc(table: Uint32Array, i: number, addr: number, len: number, flags: number, next: number): void {
-  const w = 4 * i;
+export function writeDesc(table: Uint32Array, i: number, addr: number, len: number, flags: number, next: number, baseWord = 0): void {
+  const w = baseWord + 4 * i;
   table[w] = addr >>> 0;
   table[w + 1] = Math.floor(addr / 0x1_0000_0000);
   table[w + 2] = len;

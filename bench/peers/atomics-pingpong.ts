@@ -79,12 +79,13 @@ export function pingPongPinger(ctx: PeerWorkerContext): WorkerReport {
     // Pairs with the ponger's Atomics.load of WORD (and its Atomics.wait on the old value).
     Atomics.store(w, WORD, odd);
     if (canSleep) {
-      Atomics.notify(w, WORD, 1);
+      Atomics.notify(w, WORD, 1); // wakes the ponger's Atomics.wait on its last answer
       notifies++;
     }
     let got = Atomics.load(w, WORD); // pairs with the ponger's store of the answer
     for (let i = 0; got !== want && i < spinIters; i++) {
-      got = Atomics.load(w, WORD);
+      got = Atomics.load(w, WORD); // as above
+      // Pairs with the main thread's phase store; a pure spin must still leave after the stop.
       if ((i & PHASE_POLL_MASK) === PHASE_POLL_MASK && Atomics.load(ctl, CTL_PHASE) === PHASE_STOP) break outer;
     }
     while (got !== want) {
@@ -92,8 +93,8 @@ export function pingPongPinger(ctx: PeerWorkerContext): WorkerReport {
       // Sleeps only while the word still holds our ping; the ponger's notify (or the main
       // thread's after the stop) wakes us, the timeout bounds a lost wake-up.
       Atomics.wait(w, WORD, odd, WAIT_TIMEOUT_MS);
-      got = Atomics.load(w, WORD);
-      if (got !== want && Atomics.load(ctl, CTL_PHASE) === PHASE_STOP) break outer;
+      got = Atomics.load(w, WORD); // pairs with the ponger's store of the answer
+      if (got !== want && Atomics.load(ctl, CTL_PHASE) === PHASE_STOP) break outer; // main's phase store
     }
     const t1Ms = performance.now();
     v = want;
@@ -139,7 +140,8 @@ export function pingPongPonger(ctx: PeerWorkerContext): WorkerReport {
   while (seen !== PHASE_STOP) {
     let got = Atomics.load(w, WORD); // pairs with the pinger's store of the ping
     for (let i = 0; got === last && i < spinIters; i++) {
-      got = Atomics.load(w, WORD);
+      got = Atomics.load(w, WORD); // as above
+      // Pairs with the main thread's phase store; a pure spin must still leave after the stop.
       if ((i & PHASE_POLL_MASK) === PHASE_POLL_MASK && Atomics.load(ctl, CTL_PHASE) !== seen) break;
     }
     if (got === last) {
@@ -159,7 +161,7 @@ export function pingPongPonger(ctx: PeerWorkerContext): WorkerReport {
     // Pairs with the pinger's Atomics.load of WORD (and its Atomics.wait on the ping).
     Atomics.store(w, WORD, last);
     if (canSleep) {
-      Atomics.notify(w, WORD, 1);
+      Atomics.notify(w, WORD, 1); // wakes the pinger's Atomics.wait on its ping
       notifies++;
     }
     pongs++;

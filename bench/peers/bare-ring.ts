@@ -165,7 +165,7 @@ export function bareRingProducer(ctx: PeerWorkerContext): WorkerReport {
           // Dekker, producer half: store head, then load the flag (pairs with the consumer's
           // store of CONS_SLEEPING followed by its re-load of HEAD): one of us sees the other.
           if (Atomics.load(ring32, CONS_SLEEPING) !== 0) {
-            Atomics.notify(ring32, HEAD, 1);
+            Atomics.notify(ring32, HEAD, 1); // wakes the consumer's Atomics.wait on HEAD
             notifies++;
           }
         }
@@ -178,14 +178,14 @@ export function bareRingProducer(ctx: PeerWorkerContext): WorkerReport {
           // Dekker, producer's sleep: flag first, then re-check tail (pairs with the consumer's
           // store of TAIL followed by its load of PROD_SLEEPING after its tail store).
           Atomics.store(ring32, PROD_SLEEPING, 1);
-          cachedTail = Atomics.load(ring32, TAIL);
+          cachedTail = Atomics.load(ring32, TAIL); // must follow the flag store (SC order)
           if (((head - cachedTail) | 0) >= positions) {
             sleeps++;
             // Sleeps only while tail is still what we saw; woken by the consumer's notify on TAIL
             // (or the main thread's after the stop). The timeout bounds a missed wake-up.
             Atomics.wait(ring32, TAIL, cachedTail, WAIT_TIMEOUT_MS);
           }
-          Atomics.store(ring32, PROD_SLEEPING, 0);
+          Atomics.store(ring32, PROD_SLEEPING, 0); // awake: the consumer may skip its notifies
         }
         const phase = Atomics.load(ctl, CTL_PHASE); // pairs with the main thread's phase store
         if (phase !== seen) seen = ctx.onPhase(phase, head, notifies, sleeps);
@@ -266,7 +266,7 @@ export function bareRingConsumer(ctx: PeerWorkerContext): WorkerReport {
           // Dekker, consumer half: store tail, then load the producer's flag (pairs with its
           // store of PROD_SLEEPING followed by its re-load of TAIL).
           if (Atomics.load(ring32, PROD_SLEEPING) !== 0) {
-            Atomics.notify(ring32, TAIL, 1);
+            Atomics.notify(ring32, TAIL, 1); // wakes the producer's Atomics.wait on TAIL
             notifies++;
           }
         }
@@ -279,14 +279,14 @@ export function bareRingConsumer(ctx: PeerWorkerContext): WorkerReport {
           // Dekker, consumer's sleep: flag first, then re-check head (pairs with the producer's
           // store of HEAD followed by its load of CONS_SLEEPING after its head store).
           Atomics.store(ring32, CONS_SLEEPING, 1);
-          cachedHead = Atomics.load(ring32, HEAD);
+          cachedHead = Atomics.load(ring32, HEAD); // must follow the flag store (SC order)
           if (((cachedHead - tail) | 0) === 0) {
             sleeps++;
             // Sleeps only while head is still what we saw; woken by the producer's notify on HEAD
             // (or the main thread's after the stop). The timeout bounds a missed wake-up.
             Atomics.wait(ring32, HEAD, cachedHead, WAIT_TIMEOUT_MS);
           }
-          Atomics.store(ring32, CONS_SLEEPING, 0);
+          Atomics.store(ring32, CONS_SLEEPING, 0); // awake: the producer may skip its notifies
         }
         const phase = Atomics.load(ctl, CTL_PHASE); // pairs with the main thread's phase store
         if (phase !== seen) seen = ctx.onPhase(phase, tail, notifies, sleeps);

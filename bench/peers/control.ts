@@ -127,6 +127,7 @@ export class PeerWorkerContext {
     let phase = Atomics.load(this.ctl, CTL_PHASE);
     while (phase === PHASE_SETUP) {
       if (performance.now() > deadlineMs) throw new Error(`${this.role}: run never started (${START_DEADLINE_MS} ms)`);
+      // Woken by the main thread's notify on CTL_PHASE; re-load as above.
       Atomics.wait(this.ctl, CTL_PHASE, PHASE_SETUP, WAIT_TIMEOUT_MS);
       phase = Atomics.load(this.ctl, CTL_PHASE);
     }

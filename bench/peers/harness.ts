@@ -124,6 +124,8 @@ export async function runWorkerPair(spec: PairSpec): Promise<PairOutcome> {
     Atomics.notify(ctl, CTL_PHASE);
   };
   const wakeSleepers = (): void => {
+    // Wakes a worker parked in Atomics.wait on a case word so it sees the stop now rather than
+    // at its WAIT_TIMEOUT_MS; a sleeper that races past this still wakes at the timeout.
     for (const w of spec.wakeOnStop ?? []) Atomics.notify(w.words, w.index);
   };
   const producer = new PeerWorkerHandle(spec, 'producer', spec.producer, control);

@@ -1,9 +1,12 @@
 // Command-line entry of the peer baselines:
 //   node dist/bench/peers/main.js [--quick] [--json] [--runs N] [--ms N]
 //     [--payloads 64,1500,65536] [--strategies wait,spin2000+wait,spin] [--cases a,b]
+//     [--module path.js ...]   (extra case modules; they call registerPeerCase on import)
 // Progress goes to stderr, the table (or with --json the report) to stdout. --quick defaults to
 // 1 run of 200 ms per case (~10 s in all); explicit --runs / --ms win over it.
 
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { formatPeersTable } from './format.js';
 import { peerCases, runPeersBench } from './registry.js';
@@ -33,6 +36,7 @@ interface CliOptions {
   payloads?: number[];
   strategies?: string[];
   cases?: string[];
+  module?: string[];
 }
 
 function progressLine(r: PeerCaseResult | PingPongResult, index: number, total: number): string {
@@ -55,9 +59,11 @@ async function main(): Promise<void> {
     .option('--ms <n>', 'measured window per run in ms (default 500, --quick 200)', positiveInt)
     .option('--payloads <list>', 'payload sizes in bytes', intList)
     .option('--strategies <list>', 'kick strategies: wait, spin<N>+wait, spin', list)
-    .option('--cases <list>', `cases to run (${[...peerCases.keys()].join(', ')})`, list)
+    .option('--cases <list>', `cases to run (built in: ${[...peerCases.keys()].join(', ')})`, list)
+    .option('--module <paths...>', 'import these case modules first (each registers its cases)')
     .parse(process.argv);
   const o = program.opts<CliOptions>();
+  for (const path of o.module ?? []) await import(pathToFileURL(resolve(path)).href);
   const quick = o.quick === true;
   const report = await runPeersBench({
     payloads: o.payloads ?? DEFAULT_PAYLOADS,

@@ -1,0 +1,167 @@
+// Wiring of one run: allocates the shared state, starts the guest and host processors as two
+// long-running piscina tasks (one pool, two threads) or as two plain worker_threads Workers,
+// stops them on request, on a deadline or when either side fails, and gathers their stats. A
+// failing or crashing side becomes a rejected `done` carrying that side's error, never a hang:
+// the failure stops the doorbell block, which wakes every wait of the other side.
+
+import { Worker } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import { planSharedSetup, openDoorbells, type QueueRequest } from './setup.js';
+import type { ProcessorTask, Role, SharedSetup, SideStats, WaitSettings } from './types.js';
+
+export type Runner = 'piscina' | 'worker';
+
+export interface EngineOptions {
+  /** Registered workload name, or a file URL / absolute path of a workload module. */
+  workload: string;
+  /** Parameters for both sides; `guestParams`/`hostParams` override per side. */
+  params?: Record<string, unknown>;
+  guestParams?: Record<string, unknown>;
+  hostParams?: Record<string, unknown>;
+  queues: QueueRequest[];
+  /** Guest RAM for driver buffers, bytes (default 8 MiB). */
+  arenaBytes?: number;
+  /** Wait strategy of both sides (default hybrid); `guestWait`/`hostWait` override. */
+  wait?: WaitSettings;
+  guestWait?: WaitSettings;
+  hostWait?: WaitSettings;
+  /** How the processors are hosted (default piscina). */
+  runner?: Runner;
+  /** Stop both sides this long after start (ms). Without it the workload ends by itself. */
+  durationMs?: number;
+  /** Fail (and stop) if the run has not ended this long after start (ms). Default 10 min. */
+  timeoutMs?: number;
+}
+
+export interface EngineResult {
+  guest: SideStats;
+  host: SideStats;
+  runner: Runner;
+  /** From start() until both sides passed the start barrier, ms. */
+  startupMs: number;
+  /** From start() until both sides ended, ms. */
+  elapsedMs: number;
+}
+
+export class EngineError extends Error {
+  override readonly name = 'EngineError';
+  constructor(
+    readonly code: 'side-failed' | 'timeout' | 'worker-exit',
+    message: string,
+    readonly side?: Role,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+const PROCESSOR_URL = new URL('../../workers/processor.js', import.meta.url);
+
+export class Engine {
+  readonly setup: SharedSetup;
+  readonly done: Promise<EngineResult>;
+  private readonly startEpochMs: number;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly block;
+
+  private constructor(readonly options: EngineOptions) {
+    this.startEpochMs = performance.timeOrigin + performance.now();
+    this.setup = planSharedSetup(options.queues, options.arenaBytes ?? 8 << 20);
+    this.block = openDoorbells(this.setup);
+    this.done = this.run();
+  }
+
+  /** Starts a run; await `done` for the result. */
+  static start(options: EngineOptions): Engine {
+    return new Engine(options);
+  }
+
+  /** Convenience: start and await the result. */
+  static async run(options: EngineOptions): Promise<EngineResult> {
+    return Engine.start(options).done;
+  }
+
+  /** Asks both sides to stop: sets the stop word and wakes every doorbell. Idempotent. */
+  stop(): void {
+    this.block.stop();
+  }
+
+  private task(role: Role): ProcessorTask {
+    const o = this.options;
+    const params = { ...(o.params ?? {}), ...((role === 'guest' ? o.guestParams : o.hostParams) ?? {}) };
+    const wait = (role === 'guest' ? o.guestWait : o.hostWait) ?? o.wait ?? { strategy: 'hybrid' };
+    return { role, workload: o.workload, setup: this.setup, wait, params };
+  }
+
+  private async run(): Promise<EngineResult> {
+    const o = this.options;
+    const runner = o.runner ?? 'piscina';
+    if (o.durationMs !== undefined) this.timers.push(setTimeout(() => this.stop(), o.durationMs));
+    let timedOut = false;
+    this.timers.push(
+      setTimeout(() => {
+        timedOut = true;
+        this.stop();
+      }, o.timeoutMs ?? 600_000),
+    );
+    const sides = runner === 'piscina' ? this.startPiscina() : this.startWorkers();
+    // When either side fails, stop the other so it cannot wait forever.
+    const guarded = sides.promises.map((p, i) =>
+      p.catch((e: unknown) => {
+        this.stop();
+        throw new EngineError('side-failed', `${i === 0 ? 'guest' : 'host'} side failed: ${e instanceof Error ? e.message : String(e)}`, i === 0 ? 'guest' : 'host', { cause: e });
+      }),
+    );
+    try {
+      const settled = await Promise.allSettled(guarded);
+      const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+      if (failed) throw failed.reason;
+      if (timedOut) throw new EngineError('timeout', `run did not end within ${o.timeoutMs ?? 600_000} ms`);
+      const [guest, host] = settled.map((s) => (s as PromiseFulfilledResult<SideStats>).value) as [SideStats, SideStats];
+      const end = performance.timeOrigin + performance.now();
+      const ready = Math.max(guest.extra.readyEpochMs ?? 0, host.extra.readyEpochMs ?? 0);
+      return { guest, host, runner, startupMs: ready > 0 ? ready - this.startEpochMs : NaN, elapsedMs: end - this.startEpochMs };
+    } finally {
+      for (const t of this.timers) clearTimeout(t);
+      await sides.close();
+    }
+  }
+
+  private startPiscina(): { promises: Promise<SideStats>[]; close: () => Promise<void> } {
+    const pool = new Piscina({
+      filename: PROCESSOR_URL.href,
+      minThreads: 2,
+      maxThreads: 2,
+      concurrentTasksPerWorker: 1,
+      idleTimeout: 60_000,
+      // The tasks block in their own Atomics waits; piscina's task-wait path is not used.
+      atomics: 'disabled',
+    });
+    const promises = [pool.run(this.task('guest')) as Promise<SideStats>, pool.run(this.task('host')) as Promise<SideStats>];
+    return { promises, close: () => pool.destroy() };
+  }
+
+  private startWorkers(): { promises: Promise<SideStats>[]; close: () => Promise<void> } {
+    const workers: Worker[] = [];
+    const promises = (['guest', 'host'] as Role[]).map(
+      (role) =>
+        new Promise<SideStats>((resolve, reject) => {
+          const w = new Worker(PROCESSOR_URL, { workerData: { virtqPlainTask: this.task(role) } });
+          workers.push(w);
+          let settled = false;
+          w.once('message', (m: { ok: boolean; stats: SideStats }) => {
+            settled = true;
+            resolve(m.stats);
+          });
+          w.once('error', (e) => {
+            settled = true;
+            reject(e);
+          });
+          w.once('exit', (code) => {
+            if (!settled) reject(new EngineError('worker-exit', `${role} worker exited with code ${code} before reporting`, role));
+          });
+        }),
+    );
+    return { promises, close: async () => void (await Promise.all(workers.map((w) => w.terminate()))) };
+  }
+}

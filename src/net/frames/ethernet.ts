@@ -13,6 +13,8 @@ export const EtherType = {
   VLAN: 0x8100,
   IPV6: 0x86dd,
   QINQ: 0x88a8,
+  /** Pre-standard QinQ outer tag, still seen on some switches. */
+  QINQ_LEGACY: 0x9100,
 } as const;
 
 export const ETH_HEADER_BYTES = 14;
@@ -101,7 +103,7 @@ export function parseEthernet(
   out.vlanPcp = 0;
   let o = offset + 12;
   let type = get16(buf, o);
-  while (type === EtherType.VLAN || type === EtherType.QINQ || type === 0x9100) {
+  while (type === EtherType.VLAN || type === EtherType.QINQ || type === EtherType.QINQ_LEGACY) {
     if (out.vlanTags === MAX_TAGS) {
       return new NetError('unsupported', 'ethernet', `more than ${MAX_TAGS} stacked VLAN tags`, offset);
     }

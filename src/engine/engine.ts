@@ -55,7 +55,12 @@ export class EngineError extends Error {
   }
 }
 
+/** How long sides get to notice a stop after a timeout before their threads are terminated. */
+const STOP_GRACE_MS = 2000;
+
 const PROCESSOR_URL = new URL('../../workers/processor.js', import.meta.url);
+// piscina loads this CommonJS shim, which imports the ESM processor (see the shim's comment).
+const PISCINA_ENTRY_URL = new URL('../../workers/processor-entry.cjs', import.meta.url);
 
 export class Engine {
   readonly setup: SharedSetup;
@@ -97,13 +102,16 @@ export class Engine {
     const o = this.options;
     const runner = o.runner ?? 'piscina';
     if (o.durationMs !== undefined) this.timers.push(setTimeout(() => this.stop(), o.durationMs));
-    let timedOut = false;
-    this.timers.push(
-      setTimeout(() => {
-        timedOut = true;
+    const timeoutMs = o.timeoutMs ?? 600_000;
+    // On timeout: stop, give the sides a grace period to notice, then give up on them (close()
+    // terminates the threads, so a side stuck in a loop that ignores the stop word still ends).
+    let timeoutTimer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timeoutTimer = setTimeout(() => {
         this.stop();
-      }, o.timeoutMs ?? 600_000),
-    );
+        this.timers.push(setTimeout(() => resolve('timeout'), STOP_GRACE_MS));
+      }, timeoutMs);
+    });
     const sides = runner === 'piscina' ? this.startPiscina() : this.startWorkers();
     // When either side fails, stop the other so it cannot wait forever.
     const guarded = sides.promises.map((p, i) =>
@@ -113,23 +121,26 @@ export class Engine {
       }),
     );
     try {
-      const settled = await Promise.allSettled(guarded);
+      const settled = await Promise.race([Promise.allSettled(guarded), timedOut]);
+      if (settled === 'timeout') throw new EngineError('timeout', `run did not end within ${timeoutMs} ms (+${STOP_GRACE_MS} ms grace after stop)`);
       const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
       if (failed) throw failed.reason;
-      if (timedOut) throw new EngineError('timeout', `run did not end within ${o.timeoutMs ?? 600_000} ms`);
       const [guest, host] = settled.map((s) => (s as PromiseFulfilledResult<SideStats>).value) as [SideStats, SideStats];
       const end = performance.timeOrigin + performance.now();
       const ready = Math.max(guest.extra.readyEpochMs ?? 0, host.extra.readyEpochMs ?? 0);
       return { guest, host, runner, startupMs: ready > 0 ? ready - this.startEpochMs : NaN, elapsedMs: end - this.startEpochMs };
     } finally {
+      clearTimeout(timeoutTimer);
       for (const t of this.timers) clearTimeout(t);
+      // A side that failed leaves its peer stopped; make sure both threads are gone.
+      guarded.forEach((g) => g.catch(() => undefined));
       await sides.close();
     }
   }
 
   private startPiscina(): { promises: Promise<SideStats>[]; close: () => Promise<void> } {
     const pool = new Piscina({
-      filename: PROCESSOR_URL.href,
+      filename: PISCINA_ENTRY_URL.href,
       minThreads: 2,
       maxThreads: 2,
       concurrentTasksPerWorker: 1,

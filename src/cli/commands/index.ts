@@ -1,0 +1,11 @@
+// Every `virtq` subcommand registers itself here: one module per command family, one line each.
+// (Keeping one line per command makes parallel work on different commands merge cleanly.)
+
+import type { Command } from 'commander';
+import { registerDemo } from './demo.js';
+
+export type CommandRegistrar = (program: Command) => void;
+
+export const COMMANDS: CommandRegistrar[] = [
+  registerDemo,
+];

@@ -79,6 +79,8 @@ export interface SideStats {
   firstError?: string;
   /** Workload-specific extra counters. */
   extra: Record<string, number>;
+  /** Workload-specific sample series (e.g. per-packet RTTs in µs), when a workload keeps them. */
+  series?: Record<string, number[]>;
 }
 
 export function emptySideStats(role: Role): SideStats {

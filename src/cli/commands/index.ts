@@ -3,9 +3,11 @@
 
 import type { Command } from 'commander';
 import { registerDemo } from './demo.js';
+import { registerBench } from './bench.js';
 
 export type CommandRegistrar = (program: Command) => void;
 
 export const COMMANDS: CommandRegistrar[] = [
   registerDemo,
+  registerBench,
 ];

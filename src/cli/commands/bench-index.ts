@@ -1,0 +1,8 @@
+// Subcommands of `virtq bench`: one module per benchmark family, one line each.
+
+import type { Command } from 'commander';
+
+export type BenchRegistrar = (bench: Command) => void;
+
+export const BENCH_COMMANDS: BenchRegistrar[] = [
+];

@@ -13,6 +13,8 @@ import {
   runAtomicsPingPong,
   runBareRing,
   runPeersBench,
+  runVirtqPingPong,
+  runVirtqRing,
   type PeerCaseResult,
   type PeerRunContext,
 } from '../bench/peers/index.js';
@@ -74,6 +76,26 @@ test('postMessage (copy and transfer) and ringbuf.js deliver every packet in ord
       const r = await entry.run(ctx(payloadBytes));
       assertSane(r, `${name} ${payloadBytes} B`);
     }
+  }
+});
+
+test('the virtq ring case runs the split ring through the engine and verifies every packet, per strategy', { timeout: 60_000 }, async () => {
+  for (const payload of PAYLOADS) {
+    for (const strategy of ['wait', 'spin2000+wait', 'spin']) {
+      const r = await runVirtqRing(ctx(payload, strategy));
+      assertSane(r, `virtq-ring ${payload} B ${strategy}`);
+      assert.equal(r.caseName, 'virtq-ring');
+      assert.equal(r.strategy, strategy);
+    }
+  }
+});
+
+test('the virtq ping-pong case times round trips through the ring for each strategy', { timeout: 30_000 }, async () => {
+  for (const strategy of ['wait', 'spin2000+wait', 'spin']) {
+    const r = await runVirtqPingPong({ durationMs: WINDOW_MS, warmupMs: WARMUP_MS, strategy: parseStrategy(strategy), quick: true, runIndex: 0 });
+    assert.equal(r.error, undefined, `${strategy}: ${r.error}`);
+    assert.ok(r.rtts > 0, `${strategy}: no round trips`);
+    assert.ok(r.p50Us > 0 && r.p50Us <= r.p99Us && r.p99Us <= r.maxUs, `${strategy}: percentiles out of order ${r.p50Us} ${r.p99Us} ${r.maxUs}`);
   }
 });
 

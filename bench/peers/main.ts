@@ -49,10 +49,10 @@ function progressLine(r: PeerCaseResult | PingPongResult, index: number, total: 
   return `${head} ${r.name}/${r.strategy}: ${status}`;
 }
 
-async function main(): Promise<void> {
-  const program = new Command()
-    .name('virtq bench peers')
-    .description('peer baselines: bare SAB ring, postMessage, ringbuf.js, Atomics ping-pong')
+/** Adds the peers options and action to `command` (used by this script and by `virtq bench peers`). */
+export function configurePeersCommand(command: Command): Command {
+  return command
+    .description('peer baselines beside the virtq ring: bare SAB ring, postMessage, ringbuf.js, Atomics ping-pong')
     .option('--quick', 'short run: 1 run × 200 ms per case, under a minute in all')
     .option('--json', 'print the report as JSON instead of a table')
     .option('--runs <n>', 'runs per case (default 5, --quick 1)', positiveInt)
@@ -61,25 +61,30 @@ async function main(): Promise<void> {
     .option('--strategies <list>', 'kick strategies: wait, spin<N>+wait, spin', list)
     .option('--cases <list>', `cases to run (built in: ${[...peerCases.keys()].join(', ')})`, list)
     .option('--module <paths...>', 'import these case modules first (each registers its cases)')
-    .parse(process.argv);
-  const o = program.opts<CliOptions>();
-  for (const path of o.module ?? []) await import(pathToFileURL(resolve(path)).href);
-  const quick = o.quick === true;
-  const report = await runPeersBench({
-    payloads: o.payloads ?? DEFAULT_PAYLOADS,
-    durationMs: o.ms ?? (quick ? 200 : 500),
-    runs: o.runs ?? (quick ? 1 : 5),
-    strategies: o.strategies ?? [...DEFAULT_STRATEGIES],
-    quick,
-    ...(o.cases !== undefined ? { cases: o.cases } : {}),
-    onResult: (r, i, n) => process.stderr.write(`${progressLine(r, i, n)}\n`),
-  });
-  process.stdout.write(o.json === true ? `${JSON.stringify(report, null, 2)}\n` : `${formatPeersTable(report)}\n`);
-  const failed = report.throughput.some((s) => !s.allVerified) || report.latency.some((s) => s.results.some((r) => r.error !== undefined));
-  if (failed) process.exitCode = 1;
+    .action(async (o: CliOptions) => {
+      for (const path of o.module ?? []) await import(pathToFileURL(resolve(path)).href);
+      const quick = o.quick === true;
+      const report = await runPeersBench({
+        payloads: o.payloads ?? DEFAULT_PAYLOADS,
+        durationMs: o.ms ?? (quick ? 200 : 500),
+        runs: o.runs ?? (quick ? 1 : 5),
+        strategies: o.strategies ?? [...DEFAULT_STRATEGIES],
+        quick,
+        ...(o.cases !== undefined ? { cases: o.cases } : {}),
+        onResult: (r, i, n) => process.stderr.write(`${progressLine(r, i, n)}\n`),
+      });
+      process.stdout.write(o.json === true ? `${JSON.stringify(report, null, 2)}\n` : `${formatPeersTable(report)}\n`);
+      const failed = report.throughput.some((s) => !s.allVerified) || report.latency.some((s) => s.results.some((r) => r.error !== undefined));
+      if (failed) process.exitCode = 1;
+    });
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`virtq bench peers: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exitCode = 2;
-});
+// Run as a script (node dist/bench/peers/main.js …), not when imported by the CLI.
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  configurePeersCommand(new Command().name('virtq bench peers'))
+    .parseAsync(process.argv)
+    .catch((err: unknown) => {
+      process.stderr.write(`virtq bench peers: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 2;
+    });
+}

@@ -17,6 +17,7 @@ import {
   runPostMessageTransfer,
 } from './postmessage.js';
 import { RINGBUF_JS_CASE, runRingbufJs } from './ringbuf-js.js';
+import { VIRTQ_PINGPONG_CASE, VIRTQ_RING_CASE, runVirtqPingPong, runVirtqRing } from './virtq-ring.js';
 import {
   parseStrategy,
   REFERENCE_STRATEGY,
@@ -79,10 +80,12 @@ export function registerLatencyCase(name: string, runner: LatencyCaseRunner): vo
 }
 
 registerPeerCase(BARE_RING_CASE, (ctx) => runBareRing(ctx), { perStrategy: true });
+registerPeerCase(VIRTQ_RING_CASE, runVirtqRing, { perStrategy: true });
 registerPeerCase(POSTMESSAGE_COPY_CASE, runPostMessageCopy);
 registerPeerCase(POSTMESSAGE_TRANSFER_CASE, runPostMessageTransfer);
 registerPeerCase(RINGBUF_JS_CASE, runRingbufJs);
 registerLatencyCase(ATOMICS_PINGPONG_CASE, runAtomicsPingPong);
+registerLatencyCase(VIRTQ_PINGPONG_CASE, runVirtqPingPong);
 
 type Job =
   | { kind: 'throughput'; entry: ThroughputCaseEntry; payloadBytes: number; strategy?: KickStrategy }

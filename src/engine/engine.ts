@@ -27,7 +27,10 @@ export interface EngineOptions {
   hostWait?: WaitSettings;
   /** How the processors are hosted (default piscina). */
   runner?: Runner;
-  /** Stop both sides this long after start (ms). Without it the workload ends by itself. */
+  /**
+   * Stop both sides this long (ms) after both passed the start barrier, so thread start-up (tens
+   * of ms, more on a busy machine) never eats the run. Without it the workload ends by itself.
+   */
   durationMs?: number;
   /** Fail (and stop) if the run has not ended this long after start (ms). Default 10 min. */
   timeoutMs?: number;
@@ -101,7 +104,13 @@ export class Engine {
   private async run(): Promise<EngineResult> {
     const o = this.options;
     const runner = o.runner ?? 'piscina';
-    if (o.durationMs !== undefined) this.timers.push(setTimeout(() => this.stop(), o.durationMs));
+    let ended = false;
+    const durationMs = o.durationMs;
+    if (durationMs !== undefined) {
+      void this.bothReady().then((ready) => {
+        if (ready && !ended) this.timers.push(setTimeout(() => this.stop(), durationMs));
+      });
+    }
     const timeoutMs = o.timeoutMs ?? 600_000;
     // On timeout: stop, give the sides a grace period to notice, then give up on them (close()
     // terminates the threads, so a side stuck in a loop that ignores the stop word still ends).
@@ -130,11 +139,27 @@ export class Engine {
       const ready = Math.max(guest.extra.readyEpochMs ?? 0, host.extra.readyEpochMs ?? 0);
       return { guest, host, runner, startupMs: ready > 0 ? ready - this.startEpochMs : NaN, elapsedMs: end - this.startEpochMs };
     } finally {
+      ended = true;
       clearTimeout(timeoutTimer);
       for (const t of this.timers) clearTimeout(t);
       // A side that failed leaves its peer stopped; make sure both threads are gone.
       guarded.forEach((g) => g.catch(() => undefined));
       await sides.close();
+    }
+  }
+
+  /**
+   * Resolves true once both sides passed the start barrier, false if the engine stopped first.
+   * Polls every millisecond on the main thread's event loop (the duration starts at most ~1 ms
+   * late, which the sides' own windows do not depend on: they time themselves).
+   */
+  private async bothReady(): Promise<boolean> {
+    const control = new Int32Array(this.setup.controlSab);
+    for (;;) {
+      // Pairs with SideContext.arriveAndWait's Atomics.add of the ready count.
+      if (Atomics.load(control, 0) >= 2) return true;
+      if (this.block.stopped) return false;
+      await new Promise((resolve) => setTimeout(resolve, 1));
     }
   }
 

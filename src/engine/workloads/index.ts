@@ -14,6 +14,7 @@ export interface Workload {
 
 const BUILT_IN: Record<string, string> = {
   stream: './stream.js',
+  pingpong: './pingpong.js',
 };
 
 export function builtInWorkloads(): string[] {

@@ -3,7 +3,8 @@
 // it is judged against.
 //   virtq-ring      the `stream` workload with verify 'seq': the guest copies each payload into
 //                   a guest buffer (copy 1), the device copies it out of the chain (copy 2), the
-//                   same two copies per packet as the bare ring; sequence and length checked.
+//                   same two copies per packet as the bare ring; sequence and length checked;
+//                   event idx on (VIRTIO_F_EVENT_IDX, as Linux negotiates with modern devices).
 //   virtq-pingpong  the `pingpong` workload: one 64 B request in flight, RTT timed by the guest.
 // The kick strategy maps onto the engine's wait strategies: wait → block, spin<N>+wait → hybrid
 // with N spin iterations, spin → spin.
@@ -34,7 +35,7 @@ export async function runVirtqRing(ctx: PeerRunContext): Promise<PeerCaseResult>
   const payloadBytes = Math.ceil(ctx.payloadBytes / 4) * 4;
   const r: EngineResult = await Engine.run({
     workload: 'stream',
-    queues: [{ size: VIRTQ_QUEUE_SIZE }],
+    queues: [{ size: VIRTQ_QUEUE_SIZE, eventIdx: true }],
     arenaBytes: VIRTQ_QUEUE_SIZE * Math.ceil(payloadBytes / 64) * 64 + (1 << 20),
     wait: waitSettingsOf(strategy),
     durationMs: ctx.warmupMs + ctx.durationMs,
@@ -77,7 +78,7 @@ export async function runVirtqRing(ctx: PeerRunContext): Promise<PeerCaseResult>
 export async function runVirtqPingPong(ctx: LatencyRunContext): Promise<PingPongResult> {
   const r = await Engine.run({
     workload: 'pingpong',
-    queues: [{ size: 256 }],
+    queues: [{ size: 256, eventIdx: true }],
     wait: waitSettingsOf(ctx.strategy),
     durationMs: ctx.warmupMs + ctx.durationMs,
     timeoutMs: ctx.warmupMs + ctx.durationMs + 30_000,

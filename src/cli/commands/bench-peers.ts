@@ -1,6 +1,7 @@
 // `virtq bench peers` (the ring beside its peers: bare SAB ring, postMessage, ringbuf.js, Atomics
-// ping-pong), `virtq bench ring` (single-thread ns per chain) and `virtq bench timers` (timer
-// lateness). The last two run their scripts in a child process so they own the whole process.
+// ping-pong), `virtq bench ring` (single-thread ns per chain), `virtq bench runners` (piscina vs
+// worker_threads) and `virtq bench timers` (timer lateness). All but the first run their scripts
+// in a child process so each owns the whole process.
 
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -24,5 +25,6 @@ function forward(bench: Command, name: string, script: string, description: stri
 export function registerBenchPeers(bench: Command): void {
   configurePeersCommand(bench.command('peers'));
   forward(bench, 'ring', 'ring-micro.js', 'single-thread split ring: ns per chain (device pop + used, driver add + reap)');
+  forward(bench, 'runners', 'runner-compare.js', 'piscina vs plain worker_threads as processor hosts: start-up and steady state');
   forward(bench, 'timers', 'timer-lateness.js', 'lateness of 50/150/250 µs timers: Atomics.wait timeout vs precise deadlines');
 }

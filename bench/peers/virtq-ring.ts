@@ -9,8 +9,10 @@
 // The kick strategy maps onto the engine's wait strategies: wait → block, spin<N>+wait → hybrid
 // with N spin iterations, spin → spin.
 
-import { Engine, type EngineResult } from '../../src/engine/index.js';
-import type { WaitSettings } from '../../src/engine/types.js';
+import { Engine, threadCpuSource, type EngineResult } from '../../src/engine/index.js';
+import type { SideStats, WaitSettings } from '../../src/engine/types.js';
+import type { WorkerReport } from './control.js';
+import { throughputResult } from './harness.js';
 import { REFERENCE_STRATEGY, parseStrategy, type KickStrategy, type LatencyRunContext, type PeerCaseResult, type PeerRunContext, type PingPongResult } from './types.js';
 
 export const VIRTQ_RING_CASE = 'virtq-ring';
@@ -23,10 +25,6 @@ export function waitSettingsOf(strategy: KickStrategy): WaitSettings {
   if (!strategy.canSleep) return { strategy: 'spin' };
   if (strategy.spinIters === 0) return { strategy: 'block' };
   return { strategy: 'hybrid', spinIterations: strategy.spinIters };
-}
-
-function per1000(n: number, packets: number): number {
-  return packets > 0 ? (n * 1000) / packets : 0;
 }
 
 /** One run of the split ring through the engine. */
@@ -42,36 +40,31 @@ export async function runVirtqRing(ctx: PeerRunContext): Promise<PeerCaseResult>
     timeoutMs: ctx.warmupMs + ctx.durationMs + 30_000,
     params: { payloadBytes, verify: 'seq', publishEvery: PUBLISH_EVERY, warmupMs: ctx.warmupMs },
   });
-  const g = r.guest;
+  // Fold the engine's side stats into the harness's per-worker reports, so this case's row is
+  // computed by the same code as every other case's. Doorbell counters cover the whole run
+  // (warm-up included), so they are paired with whole-run packets.
+  const report = (s: SideStats, windowPackets: number): WorkerReport => ({
+    role: s.role === 'guest' ? 'producer' : 'consumer',
+    window: { packets: windowPackets, notifies: s.notifies, sleeps: s.sleeps, cpuNs: s.windowCpuNs, wallMs: s.windowMs },
+    totalPackets: s.packets,
+    verified: s.errors === 0,
+    errors: s.errors,
+    ...(s.firstError !== undefined ? { firstError: s.firstError } : {}),
+    cpuSource: threadCpuSource(),
+  });
   const h = r.host;
-  const seconds = h.windowMs / 1000;
-  const packets = h.windowPackets;
-  const bytes = packets * payloadBytes;
-  const cpuSecondsProducer = g.windowCpuNs / 1e9;
-  const cpuSecondsConsumer = h.windowCpuNs / 1e9;
-  const result: PeerCaseResult = {
-    name: `${VIRTQ_RING_CASE}/${strategy.name}/q${VIRTQ_QUEUE_SIZE}`,
-    payloadBytes: ctx.payloadBytes,
-    packets,
-    bytes,
-    seconds,
-    pps: seconds > 0 ? packets / seconds : 0,
-    gbps: seconds > 0 ? (bytes * 8) / seconds / 1e9 : 0,
-    cpuSecondsProducer,
-    cpuSecondsConsumer,
-    cpuSecondsPerGB: bytes > 0 ? (cpuSecondsProducer + cpuSecondsConsumer) / (bytes / 1e9) : 0,
-    // Doorbell counters cover the whole run (warm-up included), so divide by all packets.
-    notifiesPer1000: per1000(g.notifies + h.notifies, h.packets),
-    consumerSleepsPer1000: per1000(h.sleeps, h.packets),
-    verified: g.errors === 0 && h.errors === 0 && packets > 0,
-    caseName: VIRTQ_RING_CASE,
-    strategy: strategy.name,
-    publishEvery: PUBLISH_EVERY,
-    cpuProcessWide: false,
-  };
-  const firstError = h.firstError ?? g.firstError;
-  if (firstError !== undefined) result.error = firstError;
-  return result;
+  const consumer = report(h, h.windowPackets);
+  // Notifies and sleeps per 1000 are divided by the consumer's window packets: scale the
+  // whole-run counters to that window.
+  const scale = h.packets > 0 ? h.windowPackets / h.packets : 0;
+  consumer.window.notifies = (r.guest.notifies + h.notifies) * scale;
+  consumer.window.sleeps = h.sleeps * scale;
+  const producer = report(r.guest, r.guest.windowPackets);
+  producer.window.notifies = 0;
+  return throughputResult(
+    { name: `${VIRTQ_RING_CASE}/${strategy.name}/q${VIRTQ_QUEUE_SIZE}`, caseName: VIRTQ_RING_CASE, payloadBytes, strategy: strategy.name, publishEvery: PUBLISH_EVERY },
+    { producer, consumer, consumedPackets: h.windowPackets, seconds: h.windowMs / 1000 },
+  );
 }
 
 /** One ping-pong run through the split ring (64 B requests, one in flight). */

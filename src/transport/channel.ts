@@ -35,6 +35,7 @@ export const Cmd = {
   ACTIVATE: 1,
   RESET: 2,
   SAVE: 3,
+  RESUME: 4,
 } as const;
 
 /** One channel: the same object type on both threads, opened over the same SharedArrayBuffer. */

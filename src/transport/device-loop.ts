@@ -36,6 +36,7 @@ export async function runDeviceWorker(init: DeviceWorkerInit): Promise<void> {
   const host = new BackendHost(backend, mem, signals, () => irq.ring());
   const w = ch.words;
   let handled = Atomics.load(w, W_CMD_SEQ);
+  const state = { paused: false };
   // Pairs with WorkerRunner.ready's load: the loop below is about to watch the kick doorbell.
   Atomics.store(w, W_READY, 1);
   Atomics.notify(w, W_READY);
@@ -45,7 +46,7 @@ export async function runDeviceWorker(init: DeviceWorkerInit): Promise<void> {
     // Acquire: pairs with the Atomics.add of W_CMD_SEQ in WorkerRunner.issue (kind + payload written before).
     const cmd = Atomics.load(w, W_CMD_SEQ);
     if (cmd !== handled) {
-      runCommand(ch, host, Atomics.load(w, W_CMD_KIND));
+      runCommand(ch, host, Atomics.load(w, W_CMD_KIND), state);
       handled = cmd;
       // Release: the payload and device state changes are visible before the ack (pairs with
       // the transport's load of W_ACK_SEQ).
@@ -53,19 +54,22 @@ export async function runDeviceWorker(init: DeviceWorkerInit): Promise<void> {
       Atomics.notify(w, W_ACK_SEQ);
       continue;
     }
-    // Take the notified-queue bits (pairs with the Atomics.or in WorkerRunner.notify).
-    const mask = Atomics.exchange(w, W_PENDING, 0);
-    if (host.process(mask)) continue;
+    if (!state.paused) {
+      // Take the notified-queue bits (pairs with the Atomics.or in WorkerRunner.notify).
+      const mask = Atomics.exchange(w, W_PENDING, 0);
+      if (host.process(mask)) continue;
+    }
     const seen = kick.seq();
     // Re-check after reading the sequence: a notify or command that raced with the pass above
     // either shows up here or moved the sequence past `seen` (the transport writes the word, then rings).
-    if (Atomics.load(w, W_PENDING) !== 0 || Atomics.load(w, W_CMD_SEQ) !== handled) continue;
+    // While paused, notify bits stay set until resume.
+    if ((!state.paused && Atomics.load(w, W_PENDING) !== 0) || Atomics.load(w, W_CMD_SEQ) !== handled) continue;
     kick.wait(seen);
   }
   host.deactivate();
 }
 
-function runCommand(ch: DeviceChannel, host: BackendHost, kind: number): void {
+function runCommand(ch: DeviceChannel, host: BackendHost, kind: number, state: { paused: boolean }): void {
   const w = ch.words;
   try {
     switch (kind) {
@@ -75,12 +79,17 @@ function runCommand(ch: DeviceChannel, host: BackendHost, kind: number): void {
         host.process(0);
         break;
       case Cmd.RESET:
+        state.paused = false;
         host.deactivate();
         // Drop notifications aimed at the old incarnation (pairs with WorkerRunner.notify's or).
         Atomics.store(w, W_PENDING, 0);
         break;
       case Cmd.SAVE:
+        state.paused = true; // stays paused until RESUME: nothing moves after the snapshot
         ch.writePayload(host.save());
+        break;
+      case Cmd.RESUME:
+        state.paused = false;
         break;
     }
     Atomics.store(w, W_RESULT, 0);

@@ -54,10 +54,11 @@ export class GuestNetDriver {
   private readonly hdrBytes = new Uint8Array(NET_HDR_BYTES);
   /** Register accesses made, for tests that count them. */
   accesses = 0;
-  readonly stats = { kicks: 0, interrupts: 0, configInterrupts: 0, rxFrames: 0, txFrames: 0 };
+  readonly stats = { kicks: 0, interrupts: 0, configInterrupts: 0, rxFrames: 0, txFrames: 0, rxShort: 0 };
 
   constructor(
-    readonly bus: MmioBus,
+    /** Replaceable: a restored device is a new transport on the same guest. */
+    public bus: MmioBus,
     readonly mem: GuestMemory,
     readonly opts: GuestNetOptions,
   ) {
@@ -248,6 +249,12 @@ export class GuestNetDriver {
     while ((u = rx.reap()) !== null) {
       const addr = u.token;
       const len = u.len;
+      if (len < NET_HDR_BYTES) {
+        // Linux: "rx error: len too short"; the buffer goes back to the pool.
+        this.rxPool!.put(addr);
+        this.stats.rxShort++;
+        continue;
+      }
       this.mem.copyOut(addr, this.hdrBytes);
       const hdr = decodeNetHdr(this.hdrBytes, 0, 'v1', this.hdr);
       const nbuf = hdr instanceof Error ? 1 : Math.max(1, hdr.numBuffers);

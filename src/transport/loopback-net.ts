@@ -135,6 +135,8 @@ export class LoopbackNetBackend implements VirtioDeviceBackend {
   private readonly csumOffsets: Uint16Array;
   private head = 0;
   private count = 0;
+  // avail.idx when a mergeable delivery last ran out of rx buffers half-way (-1: not starved).
+  private rxStarvedAt = -1;
   private readonly chain = new DescriptorChain();
   private readonly extra: DescriptorChain[] = [];
   private readonly hdrBytes = new Uint8Array(NET_HDR_BYTES);
@@ -194,6 +196,7 @@ export class LoopbackNetBackend implements VirtioDeviceBackend {
     if (n === this.budget) more = true;
 
     // Receive: hand backlog frames to rx chains.
+    this.rxStarvedAt = -1;
     let delivered = 0;
     while (this.count > 0 && delivered < this.budget) {
       if (!this.deliver(mem, rx)) break;
@@ -205,7 +208,19 @@ export class LoopbackNetBackend implements VirtioDeviceBackend {
     // Re-enable and re-check (DESIGN: the device loop). tx stays quiet while the backlog is
     // full: the rx refill kick that drains it brings us back here.
     if (this.count < this.cap && tx.enableNotification()) more = true;
-    if (this.count > 0 && rx.enableNotification()) more = true;
+    if (this.count > 0) {
+      const pending = rx.enableNotification();
+      if (this.rxStarvedAt < 0) {
+        if (pending) more = true;
+      } else {
+        // The buffers that are there do not hold the next frame: ask to be notified only when
+        // the driver adds more (QEMU sets avail_event to the current avail.idx here). The
+        // store, then the re-load, both SeqCst, close the race with a driver adding right now
+        // (pairs with DriverQueue.kickNeeded's load of avail_event after its publish).
+        if (rx.eventIdx) rx.ring.storeAvailEvent(this.rxStarvedAt);
+        if (rx.ring.loadAvailIdx() !== this.rxStarvedAt) more = true;
+      }
+    }
     return more;
   }
 
@@ -278,6 +293,7 @@ export class LoopbackNetBackend implements VirtioDeviceBackend {
         const c = this.extraChain(chains);
         if (rx.pop(c) === null) {
           rx.restore(before!); // out of rx buffers: put every chain back, retry on the next kick
+          this.rxStarvedAt = rx.ring.loadAvailIdx();
           return false;
         }
         written += writeToChain(mem, c, frame.subarray(written));

@@ -223,8 +223,10 @@ export class MmioTransport {
   }
 
   /**
-   * The whole device as a plain object. With a worker runner this waits for the device thread
-   * to finish its current pass; call it while the guest CPU is stopped.
+   * The whole device as a plain object (JSON-safe). Call it while the guest CPU is stopped. With
+   * a worker runner it waits for the device thread to finish its current pass. The backend then
+   * stays paused so nothing changes after the snapshot: call resume() to go on, or close the
+   * runner when the snapshot is moving elsewhere.
    */
   async save(): Promise<MmioSnapshot> {
     const live = (this.statusValue & Status.DRIVER_OK) !== 0 && !this.runner.signals.needsReset;
@@ -246,6 +248,11 @@ export class MmioTransport {
       config: this.device.saveConfig ? this.device.saveConfig() : null,
       backend,
     };
+  }
+
+  /** Ends the pause that save() started. */
+  resume(): void {
+    this.runner.resume();
   }
 
   /**

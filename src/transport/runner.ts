@@ -22,8 +22,14 @@ export interface DeviceRunner {
    */
   reset(): boolean;
   resetDone(): boolean;
-  /** Snapshot of queue and device state, taken between backend passes. */
+  /**
+   * Snapshot of queue and device state, taken between backend passes. The backend stays paused
+   * afterwards (no queue is touched, notifications are remembered) until resume(), so nothing
+   * moves between the snapshot and the moment the emulator stops or goes on.
+   */
   save(): Promise<BackendSnapshot>;
+  /** Ends the pause that save() started; remembered notifications are processed. */
+  resume(): void;
   /** Stops the runner for good (terminates a worker). */
   close(): Promise<void>;
 }
@@ -35,6 +41,8 @@ export class InlineRunner implements DeviceRunner {
   onSignal: (() => void) | null = null;
   /** Upper bound on back-to-back passes per notify, so a backend that always has work cannot hang the CPU thread. */
   maxPassesPerNotify = 64;
+  private paused = false;
+  private pendingMask = 0;
 
   constructor(backend: VirtioDeviceBackend, mem: GuestMemory) {
     this.host = new BackendHost(backend, mem, this.signals, () => this.onSignal?.());
@@ -56,11 +64,17 @@ export class InlineRunner implements DeviceRunner {
   }
 
   private run(mask: number): void {
+    if (this.paused) {
+      this.pendingMask |= mask;
+      return;
+    }
     let more = this.host.process(mask);
     for (let i = 1; more && i < this.maxPassesPerNotify; i++) more = this.host.process(0);
   }
 
   reset(): boolean {
+    this.paused = false;
+    this.pendingMask = 0;
     this.host.deactivate();
     return true;
   }
@@ -68,11 +82,18 @@ export class InlineRunner implements DeviceRunner {
     return true;
   }
   save(): Promise<BackendSnapshot> {
-    return Promise.resolve(this.host.save());
+    return Promise.resolve(this.saveSync());
   }
-  /** Synchronous save for callers on the same thread. */
+  /** Synchronous save for callers on the same thread (pauses like save()). */
   saveSync(): BackendSnapshot {
+    this.paused = true;
     return this.host.save();
+  }
+  resume(): void {
+    this.paused = false;
+    const mask = this.pendingMask;
+    this.pendingMask = 0;
+    this.run(mask);
   }
   close(): Promise<void> {
     this.host.deactivate();

@@ -100,6 +100,10 @@ export class WorkerRunner implements DeviceRunner {
     return out as BackendSnapshot;
   }
 
+  resume(): void {
+    this.issue(Cmd.RESUME);
+  }
+
   /**
    * Blocks the calling CPU thread until the device raises an interrupt or `timeoutMs` passes
    * (a guest's HLT). Returns true when InterruptStatus is non-zero. Not on a browser main thread.

@@ -2,7 +2,7 @@
 // worker), the LoopbackNet device and the MMIO guest driver used by the examples.
 export { MmioTransport, MAX_MMIO_QUEUES } from './mmio.js';
 export type { MmioIssue, MmioIssueCode, MmioSnapshot, MmioTransportOptions } from './mmio.js';
-export { Reg, Status, Interrupt, DeviceId, MMIO_MAGIC, MMIO_VERSION, MMIO_CONFIG_OFFSET, MMIO_WINDOW_BYTES, DEFAULT_VENDOR_ID } from './regs.js';
+export { Reg, Status, Interrupt, DeviceId, describeStatus, MMIO_MAGIC, MMIO_VERSION, MMIO_CONFIG_OFFSET, MMIO_WINDOW_BYTES, DEFAULT_VENDOR_ID } from './regs.js';
 export { DeviceSignals } from './device.js';
 export type { VirtioDeviceFrontend, VirtioDeviceBackend, VirtioDeviceKind, DeviceContext, ActivationPlan, BackendSnapshot, QueueConfig } from './device.js';
 export { BackendHost } from './backend-host.js';
@@ -20,3 +20,5 @@ export { GuestNetDriver, GuestProbeError, makeSeqFrame, checkSeqFrame } from './
 export type { MmioBus, GuestNetOptions } from './guest-net-driver.js';
 export { TransportError } from './errors.js';
 export type { TransportErrorCode } from './errors.js';
+export { startWebDeviceWorker } from './web-worker.js';
+export type { WebDeviceWorkerOptions } from './web-worker.js';

@@ -86,3 +86,10 @@ export const DeviceId = {
 
 /** Vendor ID this transport reports unless told otherwise ("VIRQ" as a LE u32). */
 export const DEFAULT_VENDOR_ID = 0x51524956;
+
+/** "ACKNOWLEDGE|DRIVER|FEATURES_OK|DRIVER_OK" for logs. */
+export function describeStatus(status: number): string {
+  if (status === 0) return '0 (reset)';
+  const names = Object.entries(Status).filter(([, bit]) => status & bit).map(([n]) => n);
+  return names.join('|');
+}

@@ -198,3 +198,112 @@ test('event idx and indirect descriptors follow the negotiated features', async 
     assert.equal(g.tx!.stats.indirectChains > 0, (want & VirtioF.INDIRECT_DESC) !== 0n);
   }
 });
+
+test('a NEEDS_CSUM frame is passed on as NEEDS_CSUM with GUEST_CSUM, and checksummed by the device without it', async () => {
+  const { buildUdpFrame, newFrameLayout, parsePacket } = await import('../src/net/frames/index.js');
+  for (const guestCsum of [true, false]) {
+    const rig = await makeRig();
+    const want = guestCsum ? LOOPBACK_NET_FEATURES : LOOPBACK_NET_FEATURES & ~NetF.GUEST_CSUM;
+    const g = guestFor(rig, { wantFeatures: want });
+    g.init();
+    g.refillRx();
+    const buf = new Uint8Array(200);
+    const layout = newFrameLayout();
+    const mac = Uint8Array.from(g.mac);
+    const len = buildUdpFrame(buf, 0, { link: { srcMac: mac, dstMac: mac }, ip: { version: 4, src: 0x0a000001, dst: 0x0a000002 }, srcPort: 1000, dstPort: 2000, payload: new Uint8Array(100).fill(7), checksum: 'partial' }, layout);
+    assert.equal(g.send(buf.subarray(0, len), true, { start: layout.l4Offset, offset: 6 }), true);
+    let ok: boolean | null = null;
+    let flags = -1;
+    g.receive((f) => {
+      flags = g.lastRxFlags;
+      const p = parsePacket(f, 0, f.length, undefined, true);
+      ok = p instanceof Error ? null : p.l4ChecksumOk;
+    });
+    if (guestCsum) {
+      assert.equal(flags & 1, 1, 'NEEDS_CSUM passed through to the receiving driver');
+    } else {
+      assert.equal(flags, 0);
+      assert.equal(ok, true, 'the device completed the checksum');
+      assert.equal(rig.backend!.stats.checksumsCompleted, 1);
+    }
+  }
+});
+
+test('an emulator on an event loop gets its interrupt line from the async watcher of a worker device', async () => {
+  const { GuestMemory } = await import('../src/memory/index.js');
+  const { MmioTransport, LoopbackNetFrontend } = await import('../src/transport/index.js');
+  const { startNodeDeviceWorker } = await import('../src/transport/node-worker.js');
+  const mem = GuestMemory.allocate(4 << 20);
+  const runner = await startNodeDeviceWorker({ mem, kind: 'net-loopback' }); // watchInterrupts on
+  const edges: boolean[] = [];
+  let raised: () => void = () => {};
+  const t = new MmioTransport({ mem, device: new LoopbackNetFrontend(), runner, onInterrupt: (a) => { edges.push(a); if (a) raised(); } });
+  try {
+    const g = new (await import('../src/transport/index.js')).GuestNetDriver(t, mem, { arenaBase: 0x10000, arenaBytes: 3 << 20 });
+    g.init();
+    g.refillRx();
+    let got = 0;
+    for (let i = 0; i < 50; i++) {
+      const irq = new Promise<void>((r) => (raised = r));
+      g.send(makeSeqFrame(g.mac, i, 300));
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([irq, new Promise((_, rej) => (timer = setTimeout(() => rej(new Error(`no interrupt for frame ${i}`)), 5000)))]);
+      clearTimeout(timer);
+      g.acknowledgeInterrupt();
+      g.receive((f) => {
+        assert.equal(checkSeqFrame(f), got);
+        got++;
+      });
+      for (let k = 0; k < 100 && got <= i; k++) {
+        await new Promise((r) => setTimeout(r, 2));
+        g.acknowledgeInterrupt();
+        g.receive((f) => {
+          assert.equal(checkSeqFrame(f), got);
+          got++;
+        });
+      }
+      g.refillRx();
+    }
+    assert.equal(got, 50);
+    assert.ok(edges.filter((e) => e).length >= 50, `rising edges ${edges.filter((e) => e).length}`);
+  } finally {
+    await runner.close();
+  }
+});
+
+test('status reads the pre-reset value until the device thread confirms the reset, and a dead device is reported, not thrown', async () => {
+  const { GuestMemory } = await import('../src/memory/index.js');
+  const { MmioTransport, LoopbackNetFrontend, DeviceSignals } = await import('../src/transport/index.js');
+  const mem = GuestMemory.allocate(1 << 20);
+  let done = false;
+  let dead = false;
+  const runner = {
+    signals: new DeviceSignals(),
+    onSignal: null,
+    activate: () => {
+      if (dead) throw new Error('worker gone');
+    },
+    notify: () => {
+      if (dead) throw new Error('worker gone');
+    },
+    reset: () => done,
+    resetDone: () => done,
+    save: () => Promise.resolve({ queues: [], device: null }),
+    resume: () => {},
+    close: () => Promise.resolve(),
+  };
+  const issues: string[] = [];
+  const t = new MmioTransport({ mem, device: new LoopbackNetFrontend(), runner, onIssue: (i) => issues.push(i.code) });
+  t.write(Reg.Status, Status.ACKNOWLEDGE, 4);
+  t.write(Reg.Status, 0, 4);
+  assert.equal(t.read(Reg.Status, 4), Status.ACKNOWLEDGE, 'reset still in progress');
+  t.write(Reg.Status, Status.ACKNOWLEDGE, 4);
+  assert.deepEqual(issues, ['reset-in-progress']);
+  done = true;
+  assert.equal(t.read(Reg.Status, 4), 0, 'reset complete');
+  dead = true;
+  const g = new (await import('../src/transport/index.js')).GuestNetDriver(t, mem, { arenaBase: 0x10000, arenaBytes: 512 << 10, queueSize: 64 });
+  g.init(); // DRIVER_OK reaches a dead device
+  assert.equal(t.read(Reg.Status, 4) & Status.DEVICE_NEEDS_RESET, Status.DEVICE_NEEDS_RESET);
+  assert.ok(issues.includes('device-failed'));
+});

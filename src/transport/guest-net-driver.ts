@@ -52,6 +52,8 @@ export class GuestNetDriver {
   private readonly rxBufBytes: number;
   private readonly hdr = emptyNetHdr();
   private readonly hdrBytes = new Uint8Array(NET_HDR_BYTES);
+  /** virtio_net_hdr.flags of the last frame receive() handed out. */
+  lastRxFlags = 0;
   /** Register accesses made, for tests that count them. */
   accesses = 0;
   readonly stats = { kicks: 0, interrupts: 0, configInterrupts: 0, rxFrames: 0, txFrames: 0, rxShort: 0 };
@@ -201,15 +203,20 @@ export class GuestNetDriver {
     return n;
   }
 
-  /** Queues one frame (header + frame in two descriptors) for transmit; false when out of space. */
-  send(frame: Uint8Array, kick = true): boolean {
+  /**
+   * Queues one frame (header + frame in two descriptors) for transmit; false when out of space.
+   * `csum` asks the device to finish a partial checksum (NEEDS_CSUM, needs VIRTIO_NET_F_CSUM).
+   */
+  send(frame: Uint8Array, kick = true, csum?: { start: number; offset: number }): boolean {
     const tx = this.tx!;
     const pool = this.txPool!;
     this.reapTx();
     if (pool.available === 0 || tx.numFree < 2 || frame.length + NET_HDR_BYTES > TX_BUF_BYTES) return false;
     const addr = pool.get();
     const hdr = this.hdr;
-    hdr.flags = 0;
+    hdr.flags = csum ? 1 : 0; // VIRTIO_NET_HDR_F_NEEDS_CSUM
+    hdr.csumStart = csum?.start ?? 0;
+    hdr.csumOffset = csum?.offset ?? 0;
     hdr.gsoType = 0;
     hdr.numBuffers = 0;
     encodeNetHdr(hdr, 'v1', this.hdrBytes);
@@ -257,6 +264,7 @@ export class GuestNetDriver {
       }
       this.mem.copyOut(addr, this.hdrBytes);
       const hdr = decodeNetHdr(this.hdrBytes, 0, 'v1', this.hdr);
+      this.lastRxFlags = hdr instanceof Error ? 0 : hdr.flags;
       const nbuf = hdr instanceof Error ? 1 : Math.max(1, hdr.numBuffers);
       if (nbuf === 1) {
         onFrame(this.mem.bytes(addr + NET_HDR_BYTES, len - NET_HDR_BYTES));

@@ -42,7 +42,8 @@ export type MmioIssueCode =
   | 'notify-bad-queue' // QueueNotify for a queue that does not exist or is not ready
   | 'not-negotiated' // QueueReset without VIRTIO_F_RING_RESET
   | 'config-read-only' // write to a read-only config field
-  | 'reset-in-progress'; // status written while a reset is still completing on the device thread
+  | 'reset-in-progress' // status written while a reset is still completing on the device thread
+  | 'device-failed'; // the runner could not reach the device (a dead worker): DEVICE_NEEDS_RESET
 
 export interface MmioIssue {
   code: MmioIssueCode;
@@ -487,7 +488,7 @@ export class MmioTransport {
       return;
     }
     if (this.runner.signals.needsReset) return; // the device stopped; the driver must reset it
-    this.runner.notify(index);
+    this.callRunner(Reg.QueueNotify, () => this.runner.notify(index));
   }
 
   private writeStatus(value: number): void {
@@ -529,7 +530,20 @@ export class MmioTransport {
       }
     }
     this.statusValue = next;
-    if (next & Status.DRIVER_OK && !(old & Status.DRIVER_OK)) this.runner.activate(this.activationPlan());
+    if (next & Status.DRIVER_OK && !(old & Status.DRIVER_OK)) this.callRunner(Reg.Status, () => this.runner.activate(this.activationPlan()));
+  }
+
+  /** Runs a runner operation; a failure (a worker that died or stopped answering) marks the device broken instead of throwing into the emulator. */
+  private callRunner(offset: number, op: () => void): boolean {
+    try {
+      op();
+      return true;
+    } catch (e) {
+      this.issue('device-failed', offset, 4, undefined, e instanceof Error ? e.message : String(e));
+      this.runner.signals.setNeedsReset();
+      this.updateLine();
+      return false;
+    }
   }
 
   private featuresProblem(accepted: bigint): string | null {
@@ -551,7 +565,10 @@ export class MmioTransport {
   /** Device reset (§2.4, §4.2.2.1): status, features, queues and InterruptStatus back to 0. */
   private reset(): void {
     const before = this.status;
-    const done = this.runner.reset();
+    let done = false;
+    this.callRunner(Reg.Status, () => {
+      done = this.runner.reset();
+    });
     this.statusValue = 0;
     this.deviceFeaturesSel = 0;
     this.driverFeaturesSel = 0;

@@ -35,6 +35,7 @@ export async function runDeviceWorker(init: DeviceWorkerInit): Promise<void> {
   // Ringing the irq doorbell is the device's interrupt line (pairs with the transport's irq wait).
   const host = new BackendHost(backend, mem, signals, () => irq.ring());
   const w = ch.words;
+  // Commands issued before this loop started count from here (pairs with WorkerRunner.issue's add).
   let handled = Atomics.load(w, W_CMD_SEQ);
   const state = { paused: false };
   // Pairs with WorkerRunner.ready's load: the loop below is about to watch the kick doorbell.
@@ -46,6 +47,7 @@ export async function runDeviceWorker(init: DeviceWorkerInit): Promise<void> {
     // Acquire: pairs with the Atomics.add of W_CMD_SEQ in WorkerRunner.issue (kind + payload written before).
     const cmd = Atomics.load(w, W_CMD_SEQ);
     if (cmd !== handled) {
+      // Stored before the sequence bump, so this load sees the command's kind.
       runCommand(ch, host, Atomics.load(w, W_CMD_KIND), state);
       handled = cmd;
       // Release: the payload and device state changes are visible before the ack (pairs with
@@ -82,7 +84,7 @@ function runCommand(ch: DeviceChannel, host: BackendHost, kind: number, state: {
         state.paused = false;
         host.deactivate();
         // Drop notifications aimed at the old incarnation (pairs with WorkerRunner.notify's or).
-        Atomics.store(w, W_PENDING, 0);
+        Atomics.store(w, W_PENDING, 0); // pairs with WorkerRunner.notify's Atomics.or
         break;
       case Cmd.SAVE:
         state.paused = true; // stays paused until RESUME: nothing moves after the snapshot
@@ -92,9 +94,10 @@ function runCommand(ch: DeviceChannel, host: BackendHost, kind: number, state: {
         state.paused = false;
         break;
     }
+    // Published by the release store of W_ACK_SEQ that follows (pairs with WorkerRunner.save's load).
     Atomics.store(w, W_RESULT, 0);
   } catch (e) {
     ch.writePayload({ error: e instanceof Error ? e.message : String(e) });
-    Atomics.store(w, W_RESULT, 1);
+    Atomics.store(w, W_RESULT, 1); // same pairing as the store of 0 above
   }
 }

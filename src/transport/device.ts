@@ -141,7 +141,7 @@ export class DeviceSignals {
   setNeedsReset(): number {
     // Store before the interrupt: a driver that sees the config-change bit also sees the flag.
     Atomics.store(this.words, SIG_NEEDS_RESET, 1);
-    Atomics.add(this.words, SIG_NEEDS_RESET_REASON, 1);
+    Atomics.add(this.words, SIG_NEEDS_RESET_REASON, 1); // a counter for diagnostics; pairs with nothing
     return this.raise(Interrupt.CONFIG_CHANGE);
   }
   get needsReset(): boolean {
@@ -150,11 +150,13 @@ export class DeviceSignals {
   }
   /** Device reset: ISR and needs-reset back to 0 (§4.2.2.1 "Upon reset… clear InterruptStatus"). */
   clear(): void {
+    // Both pair with raise()/setNeedsReset() on the device thread, which is stopped by then.
     Atomics.store(this.words, SIG_ISR, 0);
     Atomics.store(this.words, SIG_NEEDS_RESET, 0);
   }
   /** Restores ISR bits from a snapshot. */
   set(isr: number, needsReset: boolean): void {
+    // Before activation: published to the device thread by the ACTIVATE command's sequence store.
     Atomics.store(this.words, SIG_ISR, isr);
     Atomics.store(this.words, SIG_NEEDS_RESET, needsReset ? 1 : 0);
   }

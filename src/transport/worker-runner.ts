@@ -55,6 +55,7 @@ export class WorkerRunner implements DeviceRunner {
     this.kick = channel.doorbell(KICK_DOORBELL);
     this.irq = channel.doorbell(IRQ_DOORBELL, { strategy: 'block' });
     this.timeoutMs = opts.commandTimeoutMs ?? 2000;
+    // A fresh channel reads 0; pairs with nothing yet (no command was issued).
     this.issued = Atomics.load(channel.words, W_CMD_SEQ);
     if (opts.watchInterrupts ?? true) void this.watch();
   }
@@ -141,6 +142,7 @@ export class WorkerRunner implements DeviceRunner {
     const w = this.channel.words;
     if (!this.waitAck(this.issued, this.timeoutMs)) throw new TransportError('worker-timeout', `device thread did not finish command ${this.issued}`);
     if (payload !== undefined) this.channel.writePayload(payload);
+    // Ordered before the W_CMD_SEQ add below (pairs with the device loop's load of W_CMD_KIND).
     Atomics.store(w, W_CMD_KIND, kind);
     // Release: kind and payload become visible before the sequence (pairs with the device loop's load).
     this.issued = Atomics.add(w, W_CMD_SEQ, 1) + 1;

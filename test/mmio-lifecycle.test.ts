@@ -174,6 +174,13 @@ test('with MRG_RXBUF a frame spans several small rx buffers; without it, frames 
   assert.equal(pump(rig, g, 0, 400, 0, (s) => 60 + ((s * 131) % 1455)), 400);
   assert.ok(rig.backend!.stats.rxExtraBuffers > 300, `extra buffers ${rig.backend!.stats.rxExtraBuffers}`);
 
+  // Regression: a delivery that runs out of rx buffers half-way rewinds the queue; used elements
+  // of earlier frames in the same pass must still be published (they were lost before the fix).
+  const small = guestFor(rig, { rxBufBytes: 512, queueSize: 64 });
+  small.init();
+  small.refillRx();
+  assert.equal(pump(rig, small, 0, 300, 0, () => 1514, 5000), 300);
+
   const g2 = guestFor(rig, { rxBufBytes: 512, wantFeatures: LOOPBACK_NET_FEATURES & ~NetF.MRG_RXBUF });
   g2.init();
   g2.refillRx();
@@ -337,4 +344,26 @@ test('garbage written over the live rings never escapes the transport: the devic
   g.init();
   g.refillRx();
   assert.equal(pump(rig, g, 0, 100, 0), 100, 'a reset brings the device back');
+});
+
+test('a worker device starved of rx buffers sleeps on its doorbell instead of spinning, and wakes on the refill', async () => {
+  const rig = await makeRig({ worker: true });
+  try {
+    const g = guestFor(rig, { rxBufBytes: 512, queueSize: 64 });
+    g.init();
+    g.refillRx();
+    assert.equal(pump(rig, g, 0, 500, 0, () => 1514), 500, 'mergeable frames over 512-byte buffers');
+    // Fill the rx ring, then keep sending: frames wait in the device, which has nothing to do.
+    for (let i = 0; i < 40; i++) g.send(makeSeqFrame(g.mac, 500 + i, 1514));
+    const runner = rig.runner as unknown as { kick: { sleepers(): number } };
+    let asleep = false;
+    for (let i = 0; i < 100 && !asleep; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      asleep = runner.kick.sleepers() === 1;
+    }
+    assert.equal(asleep, true, 'the device loop blocks while it waits for rx buffers');
+    assert.equal(pump(rig, g, 540, 1000, 500, () => 1514), 1000, 'the refill kick wakes it and nothing was lost');
+  } finally {
+    await rig.close();
+  }
 });

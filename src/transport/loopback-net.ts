@@ -263,7 +263,13 @@ export class LoopbackNetBackend implements VirtioDeviceBackend {
     const total = NET_HDR_BYTES + len;
     // A snapshot lets a mergeable delivery that runs out of buffers half-way give the chains
     // back untouched (QEMU's virtqueue_rewind): nothing was added to the used ring yet.
-    const before = this.mrg ? rx.snapshot() : null;
+    // DeviceQueue.restore takes the snapshot's used index as published, so publish first:
+    // elements added for earlier frames of this pass would otherwise never reach used.idx.
+    let before = null;
+    if (this.mrg) {
+      rx.publishUsed();
+      before = rx.snapshot();
+    }
     const first = rx.pop(this.chain);
     if (first === null) return false;
     const hdr = this.hdr;

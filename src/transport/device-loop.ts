@@ -1,0 +1,103 @@
+// The device thread's side of a worker-hosted device: opens the channel and guest memory, builds
+// the backend from the registry, and runs the device loop — handle control commands (activate,
+// reset, save), drain the notified queues through BackendHost, re-check, and sleep on the kick
+// doorbell only when nothing is pending. Used by the Node and the browser worker entries.
+// Runs in browser Web Workers: no `node:` imports.
+
+import { GuestMemory, type RegionSpec } from '../memory/index.js';
+import type { WaitStrategy } from '../notify/index.js';
+import { BackendHost } from './backend-host.js';
+import { Cmd, DeviceChannel, IRQ_DOORBELL, KICK_DOORBELL, W_ACK_SEQ, W_CMD_KIND, W_CMD_SEQ, W_PENDING, W_READY, W_RESULT } from './channel.js';
+import { DeviceSignals, type ActivationPlan } from './device.js';
+import { deviceKind } from './registry.js';
+
+/** Everything a device worker needs, as plain data (workerData in Node, the first message in a browser). */
+export interface DeviceWorkerInit {
+  channel: SharedArrayBuffer;
+  memory: RegionSpec[];
+  kind: string;
+  options?: unknown;
+  /** Module URLs to import first (they register more device kinds). */
+  modules?: string[];
+  /** How the device sleeps between kicks (default 'block'). */
+  wait?: WaitStrategy;
+}
+
+export async function runDeviceWorker(init: DeviceWorkerInit): Promise<void> {
+  for (const m of init.modules ?? []) await import(m);
+  const kind = deviceKind(init.kind);
+  const mem = new GuestMemory(init.memory);
+  const ch = DeviceChannel.open(init.channel);
+  const backend = kind.backend(init.options);
+  const kick = ch.doorbell(KICK_DOORBELL, { strategy: init.wait ?? 'block' });
+  const irq = ch.doorbell(IRQ_DOORBELL);
+  const signals = new DeviceSignals(ch.signalWords);
+  // Ringing the irq doorbell is the device's interrupt line (pairs with the transport's irq wait).
+  const host = new BackendHost(backend, mem, signals, () => irq.ring());
+  const w = ch.words;
+  // Commands issued before this loop started count from here (pairs with WorkerRunner.issue's add).
+  let handled = Atomics.load(w, W_CMD_SEQ);
+  const state = { paused: false };
+  // Pairs with WorkerRunner.ready's load: the loop below is about to watch the kick doorbell.
+  Atomics.store(w, W_READY, 1);
+  Atomics.notify(w, W_READY);
+
+  for (;;) {
+    if (kick.stopped) break;
+    // Acquire: pairs with the Atomics.add of W_CMD_SEQ in WorkerRunner.issue (kind + payload written before).
+    const cmd = Atomics.load(w, W_CMD_SEQ);
+    if (cmd !== handled) {
+      // Stored before the sequence bump, so this load sees the command's kind.
+      runCommand(ch, host, Atomics.load(w, W_CMD_KIND), state);
+      handled = cmd;
+      // Release: the payload and device state changes are visible before the ack (pairs with
+      // the transport's load of W_ACK_SEQ).
+      Atomics.store(w, W_ACK_SEQ, cmd);
+      Atomics.notify(w, W_ACK_SEQ);
+      continue;
+    }
+    if (!state.paused) {
+      // Take the notified-queue bits (pairs with the Atomics.or in WorkerRunner.notify).
+      const mask = Atomics.exchange(w, W_PENDING, 0);
+      if (host.process(mask)) continue;
+    }
+    const seen = kick.seq();
+    // Re-check after reading the sequence: a notify or command that raced with the pass above
+    // either shows up here or moved the sequence past `seen` (the transport writes the word, then rings).
+    // While paused, notify bits stay set until resume.
+    if ((!state.paused && Atomics.load(w, W_PENDING) !== 0) || Atomics.load(w, W_CMD_SEQ) !== handled) continue;
+    kick.wait(seen);
+  }
+  host.deactivate();
+}
+
+function runCommand(ch: DeviceChannel, host: BackendHost, kind: number, state: { paused: boolean }): void {
+  const w = ch.words;
+  try {
+    switch (kind) {
+      case Cmd.ACTIVATE:
+        host.activate(ch.readPayload() as ActivationPlan);
+        // A restored backend may hold work already (frames waiting for rx buffers).
+        host.process(0);
+        break;
+      case Cmd.RESET:
+        state.paused = false;
+        host.deactivate();
+        // Drop notifications aimed at the old incarnation (pairs with WorkerRunner.notify's or).
+        Atomics.store(w, W_PENDING, 0); // pairs with WorkerRunner.notify's Atomics.or
+        break;
+      case Cmd.SAVE:
+        state.paused = true; // stays paused until RESUME: nothing moves after the snapshot
+        ch.writePayload(host.save());
+        break;
+      case Cmd.RESUME:
+        state.paused = false;
+        break;
+    }
+    // Published by the release store of W_ACK_SEQ that follows (pairs with WorkerRunner.save's load).
+    Atomics.store(w, W_RESULT, 0);
+  } catch (e) {
+    ch.writePayload({ error: e instanceof Error ? e.message : String(e) });
+    Atomics.store(w, W_RESULT, 1); // same pairing as the store of 0 above
+  }
+}

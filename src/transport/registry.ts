@@ -1,0 +1,22 @@
+// Device kinds by name, so a worker can rebuild a device's backend (and the emulator thread its
+// frontend) from plain data. LoopbackNet is registered here; NetDevice registers itself from its
+// own module (pass that module's URL in the worker init's `modules`).
+// Runs in browser Web Workers: no `node:` imports.
+
+import type { VirtioDeviceKind } from './device.js';
+import { TransportError } from './errors.js';
+import { loopbackNetKind } from './loopback-net.js';
+
+const kinds = new Map<string, VirtioDeviceKind<unknown>>();
+
+export function registerDeviceKind<O>(kind: VirtioDeviceKind<O>): void {
+  kinds.set(kind.kind, kind as VirtioDeviceKind<unknown>);
+}
+
+export function deviceKind(name: string): VirtioDeviceKind<unknown> {
+  const k = kinds.get(name);
+  if (k === undefined) throw new TransportError('unknown-kind', `no device kind '${name}' (registered: ${[...kinds.keys()].join(', ')})`);
+  return k;
+}
+
+registerDeviceKind(loopbackNetKind);

@@ -14,6 +14,7 @@ export interface Workload {
 
 const BUILT_IN: Record<string, string> = {
   stream: './stream.js',
+  'policy-stream': './policy-stream.js',
 };
 
 export function builtInWorkloads(): string[] {

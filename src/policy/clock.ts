@@ -21,7 +21,8 @@ export class FakeClock implements Clock {
     this.t += us;
     return this.t;
   }
-  set(us: number): void {
+  set(us: number): number {
     this.t = us;
+    return this.t;
   }
 }

@@ -83,3 +83,14 @@ test('a queue that does not match the policy is a clear error', async () => {
     /needs queue 0 of size 256 with eventIdx true.*policyQueues/,
   );
 });
+
+for (const name of ['rfc-drop-mutex', 'rfc-zero-copy']) {
+  test(`${name}: the cheaper 'seq' verification (copied frames) also delivers every packet in order both ways`, async () => {
+    for (const direction of ['g2h', 'h2g'] as const) {
+      const r = await run(PRESETS[name]!, direction, 200, { verify: 'seq' });
+      assert.equal(r.host.errors + r.guest.errors, 0, r.host.firstError ?? r.guest.firstError);
+      assert.equal(r.host.packets, 200);
+      assert.equal(r.guest.packets, 200);
+    }
+  });
+}

@@ -97,12 +97,12 @@ test('the re-check after re-enabling kicks finds a chain published while kicks w
   const sim = new PolicySim(resolvePolicy({ base: 'vhost', interrupts: { mode: 'flags', driverEnable: 'immediate' } }), 'g2h', 100);
   sim.driverSend(3);
   assert.equal(sim.kick.rings, 1);
-  assert.equal(sim.loop.pass(true), true, 'the bh flushes the three');
-  assert.equal(sim.loop.pass(false), false, 'nothing left; kicks are still off from the flush');
+  assert.equal(sim.loop.pass(1), true, 'the bh flushes the three');
+  assert.equal(sim.loop.pass(0), false, 'nothing left; kicks are still off from the flush');
   sim.driverSend(2);
   assert.equal(sim.kick.rings, 1, 'the driver saw NO_NOTIFY and did not kick');
   assert.equal(sim.loop.prepareSleep(), true, 'enable + fence + re-check finds the two: the device must not sleep');
-  assert.equal(sim.loop.pass(false), true);
+  assert.equal(sim.loop.pass(0), true);
   assert.equal(sim.delivered, 5);
 });
 
@@ -148,7 +148,7 @@ test('recv NO_NOTIFY suppresses refill kicks while the device still has rx buffe
     const sim = new PolicySim(resolvePolicy({ base: 'rfc-baseline', rxKicks, dataPath: { rxRingSize: 32, headerSeparate: false } }), 'h2g', 400);
     // A device slower than the guest: it fills 4 buffers per step; the guest refills after each.
     for (let i = 0; i < 200 && sim.reaped < 400; i++) {
-      sim.loop.pass(true);
+      sim.loop.pass(1);
       sim.driverReap();
       sim.driverSend(0);
     }

@@ -84,6 +84,9 @@ export interface DeviceLoopOptions {
   passBudget?: number;
 }
 
+/** Kicks replayed into the tx mitigation per pass (more only repeat the same decision). */
+const MAX_KICKS_PER_PASS = 4;
+
 interface QState {
   cb: DeviceQueueCallbacks;
   tx: TxMitigationHooks | null;
@@ -183,10 +186,11 @@ export class DeviceLoop {
         // Read before the pass: a kick during the pass moves seq past `seen`, so the wait below
         // returns at once (never lose a kick between the re-check and the sleep).
         const seen = kick.seq();
-        const kicked = seen !== this.lastKickSeq;
-        if (kicked) c.kicksSeen++;
+        // Each ring bumps the sequence once: this many kicks arrived since the last look.
+        const kicks = (seen - this.lastKickSeq) | 0;
+        c.kicksSeen += kicks;
         this.lastKickSeq = seen;
-        if (this.pass(kicked)) {
+        if (this.pass(kicks)) {
           wokeByRing = false;
           continue;
         }
@@ -212,15 +216,15 @@ export class DeviceLoop {
   }
 
   /**
-   * One non-blocking pass over every queue: fire due timers and deadlines, act on kicks, drain.
-   * Returns true when it did work (call again before sleeping). Exposed for single-thread
-   * simulations; run() is the normal entry.
+   * One non-blocking pass over every queue: act on the `kicks` that arrived since the last pass,
+   * fire due timers and deadlines, drain. Returns true when it did work (call again before
+   * sleeping). Exposed for single-thread simulations; run() is the normal entry.
    */
-  pass(kicked: boolean): boolean {
+  pass(kicks: number): boolean {
     const now = this.clock.nowUs();
     let worked = false;
     for (const q of this.qs) {
-      if (q.tx !== null) worked = this.passTx(q, now, kicked) || worked;
+      if (q.tx !== null) worked = this.passTx(q, now, kicks) || worked;
       else worked = this.passRx(q) || worked;
       if (q.irq.deadlineUs() <= now && q.irq.onDeadline(now) === 'check') this.notify(q, 'check');
     }
@@ -348,16 +352,19 @@ export class DeviceLoop {
     return q.cb.backendReadable === undefined || q.cb.backendReadable();
   }
 
-  private passTx(q: QState, now: number, kicked: boolean): boolean {
+  private passTx(q: QState, now: number, kicks: number): boolean {
     const tx = q.tx!;
     const cb = q.cb;
     let action: 'flush' | 'defer' = 'defer';
-    // Kicks first: in QEMU-2008 the vcpu thread handles the kick exit (handle_tx) as it happens,
-    // the timer runs later from the I/O thread's loop. A kick while suppressed is a forced one
-    // (ring full); with kicks enabled any pending chain stands for a kick sent or about to be.
-    if (kicked || !tx.kicksSuppressed) {
+    // Kicks first: in QEMU-2008 the vcpu thread handles each kick exit (handle_tx) as it
+    // happens, the timer runs later from the I/O thread's loop; so each kick that arrived gets
+    // its own onKick (the first arms, a later forced one meets the ring-full heuristic). A kick
+    // while suppressed is a forced one (ring full); with kicks enabled any pending chain stands
+    // for a kick sent or about to be.
+    const n = kicks > 0 ? Math.min(kicks, MAX_KICKS_PER_PASS) : tx.kicksSuppressed ? 0 : 1;
+    if (n > 0) {
       const pending = cb.pending();
-      if (pending > 0) action = tx.onKick(now, pending);
+      for (let i = 0; i < n && action === 'defer' && pending > 0; i++) action = tx.onKick(now, pending);
     }
     if (action === 'defer' && tx.deadlineUs() <= now) action = tx.onTimer(now);
     if (action === 'defer') {

@@ -240,9 +240,9 @@ export class PolicySim {
     }
     for (let i = 0; i < maxIterations; i++) {
       const seen = this.kick.seq();
-      const kicked = seen !== this.lastKickSeq;
+      const kicks = seen - this.lastKickSeq;
       this.lastKickSeq = seen;
-      if (this.loop.pass(kicked)) continue;
+      if (this.loop.pass(kicks)) continue;
       if (interject !== null) {
         interject();
         interject = null;

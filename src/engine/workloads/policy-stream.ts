@@ -90,6 +90,13 @@ function lockWords(ctx: SideContext): Int32Array<SharedArrayBuffer> {
   return new Int32Array(r.buffer, r.byteOffset + (ctx.setup.arenaBase - r.guestAddr), BIG_LOCK_WORDS);
 }
 
+/** A filler frame for 'seq' mode (copied instead of generating the pattern word by word). */
+function sourceFrame(bytes: number): Uint8Array {
+  const s = new Uint8Array(bytes);
+  for (let i = 0; i < bytes; i++) s[i] = i & 0xff;
+  return s;
+}
+
 function windowOpener(ctx: SideContext, warmupMs: number): () => void {
   const t0 = performance.now();
   return () => {
@@ -107,6 +114,17 @@ function writePacketInPlace(mem: GuestMemory, addrs: readonly number[], lens: re
     const base = (addr - r.guestAddr) >>> 2;
     const u32 = r.u32;
     for (let j = 0; j < len >>> 2; j++, w++) u32[base + j] = w === 0 ? seq >>> 0 : w === 1 ? packetBytes : patternWord(seq, w);
+  }
+}
+
+/** Copies `src` across the writable segments [from, to) of a chain, in place. */
+function copyInPlace(mem: GuestMemory, addrs: readonly number[], lens: readonly number[], from: number, to: number, src: Uint8Array): void {
+  let off = 0;
+  for (let k = from; k < to && off < src.length; k++) {
+    const n = Math.min(lens[k]!, src.length - off);
+    const r = mem.region(addrs[k]!, n);
+    r.u8.set(src.subarray(off, off + n), addrs[k]! - r.guestAddr);
+    off += n;
   }
 }
 
@@ -138,6 +156,9 @@ export function guest(ctx: SideContext): SideStats {
   const stats = ctx.stats;
   const full = p.verify === 'full';
   const words = lay.packetBytes >>> 2;
+  const u8 = region.u8;
+  // 'seq' mode copies each frame from this source (the guest's one copy into its tx buffer).
+  const source = sourceFrame(lay.packetBytes);
   let seq = 0;
   let received = 0;
   const setSegs = (addr: number): void => {
@@ -187,6 +208,7 @@ export function guest(ctx: SideContext): SideStats {
           if (role === 'tx') {
             const w = (addr - region.guestAddr) >>> 2;
             if (full) for (let i = 2; i < words; i++) u32[w + i] = patternWord(seq, i);
+            else u8.set(source, addr - region.guestAddr);
             u32[w] = seq >>> 0;
             u32[w + 1] = lay.packetBytes;
             seq++;
@@ -230,6 +252,7 @@ export function host(ctx: SideContext): SideStats {
   const staging32 = new Uint32Array(staging.buffer);
   const stagingView = staging.subarray(0, lay.packetBytes);
   const chain = new DescriptorChain();
+  const source = sourceFrame(lay.packetBytes);
   const lock = p.policy.dataPath.lock === 'none' ? null : new BigLock(lockWords(ctx), HOST_THREAD_ID, performanceClock);
   const stats = ctx.stats;
   const full = p.verify === 'full';
@@ -244,14 +267,11 @@ export function host(ctx: SideContext): SideStats {
     while (k < budget && (c = q.pop(chain)) !== null) {
       const len = c.readableBytes;
       if (len !== lay.packetBytes) ctx.error(`packet ${n}: length ${len}, expected ${lay.packetBytes}`);
-      else if (copies === 2 || c.readableCount > 1) {
-        // The backend gets a copy (tap writev of 2008 copies out of guest memory).
+      else {
+        // The backend's write copies the frame out of guest memory (tap writev), whatever the
+        // rx copy setting (the RFC's zero-copy row is about host → guest).
         readFromChain(mem, c, stagingView);
         const err = checkWords(staging32, 0, n, lay.packetBytes, full);
-        if (err !== null) ctx.error(err);
-      } else {
-        const r = mem.region(c.addrs[0]!, len);
-        const err = checkWords(r.u32, (c.addrs[0]! - r.guestAddr) >>> 2, n, lay.packetBytes, full);
         if (err !== null) ctx.error(err);
       }
       n++;
@@ -277,14 +297,22 @@ export function host(ctx: SideContext): SideStats {
       // The backend read: with the 'dropped' policy the global lock is released around it.
       loop!.beginBackendRead();
       if (copies === 2) {
+        // Copy 1: the backend read into a staging buffer (tap read into TAPState.buf).
+        if (full) for (let i = 2; i < lay.packetBytes >>> 2; i++) staging32[i] = patternWord(n, i);
+        else staging.set(source);
         staging32[0] = n >>> 0;
         staging32[1] = lay.packetBytes;
-        for (let i = 2; i < lay.packetBytes >>> 2; i++) staging32[i] = patternWord(n, i);
         loop!.endBackendRead();
+        // Copy 2: into the guest's buffers.
         writeToChain(mem, c, stagingView);
-      } else {
+      } else if (full) {
         // Zero-copy: the backend writes straight into the guest's posted buffers.
         writePacketInPlace(mem, c.addrs, c.lens, c.readableCount, c.count, n, lay.packetBytes);
+        loop!.endBackendRead();
+      } else {
+        copyInPlace(mem, c.addrs, c.lens, c.readableCount, c.count, source);
+        mem.writeU32(c.addrs[c.readableCount]!, n >>> 0);
+        mem.writeU32(c.addrs[c.readableCount]! + 4, lay.packetBytes);
         loop!.endBackendRead();
       }
       q.addUsed(c.head, lay.packetBytes);

@@ -94,3 +94,12 @@ for (const name of ['rfc-drop-mutex', 'rfc-zero-copy']) {
     }
   });
 }
+
+test('a user module replaces the built-in tx mitigation on the device and reports its own counters', async () => {
+  const modules = new URL('./workers/custom-policy.js', import.meta.url).href;
+  const r = await run(PRESETS['rfc-timer-150us']!, 'g2h', 3000, { modules });
+  assert.equal(r.host.errors, 0, r.host.firstError);
+  assert.equal(r.host.packets, 3000);
+  assert.ok(r.host.extra.customTxAsked! > 0, 'the custom module was consulted');
+  assert.equal(r.host.extra.timerArms ?? 0, 0, 'the preset timer was replaced');
+});

@@ -61,6 +61,8 @@ export interface DeviceModules {
   tx?: (queue: number, capacityPackets: number) => TxMitigationHooks;
   interrupts?: (queue: number) => InterruptHooks;
   rxKicks?: (queue: number) => RxKickHooks;
+  /** Adds the module's own counters to the loop's report (SideStats.extra). */
+  extra?: (out: Record<string, number>) => void;
 }
 
 export interface DeviceLoopOptions {
@@ -337,6 +339,7 @@ export class DeviceLoop {
       out.devLockContended = this.lock.contended;
       out.devLockWaitUs = this.lock.waitUs;
     }
+    this.o.modules?.extra?.(out);
     if (this.adaptive !== null) {
       out.adaptiveSamples = this.adaptive.dim.samples;
       out.adaptiveChanges = this.adaptive.dim.changes;

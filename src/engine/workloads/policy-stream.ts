@@ -6,7 +6,9 @@
 //
 // Params: preset (name, default 'vhost') or policy (object or JSON string), direction ('g2h' |
 // 'h2g', default g2h), count (packets; 0 = until stopped), frameBytes (default 1500, 65536 with
-// GSO), verify ('full' | 'seq'), warmupMs, kickBatch (default 32), napiBudget (default 64).
+// GSO), verify ('full' | 'seq'), warmupMs, kickBatch (default 32), napiBudget (default 64),
+// modules (file URL of a module whose exports are DeviceModules: the user's own tx / interrupt /
+// rx-kick state machines, replacing the built-in ones on the device side).
 // The engine's queue must match the policy: pass policyQueues(policy, direction) as queues and
 // policyArenaBytes(...) as arenaBytes (see docs/policy.md).
 
@@ -21,6 +23,7 @@ import {
   packetLayout,
   performanceClock,
   resolvePolicy,
+  type DeviceModules,
   type PolicyConfig,
 } from '../../policy/index.js';
 import { defaultFrameBytes } from '../../policy/plan.js';
@@ -242,8 +245,17 @@ export function guest(ctx: SideContext): SideStats {
   return ctx.finish();
 }
 
-export function host(ctx: SideContext): SideStats {
+/** Loads the user's DeviceModules (params.modules = a file URL), if any. */
+async function userModules(ctx: SideContext): Promise<DeviceModules | undefined> {
+  const url = ctx.params.modules;
+  if (url === undefined) return undefined;
+  if (typeof url !== 'string') throw new RangeError('policy-stream: modules must be a file URL string');
+  return (await import(url)) as DeviceModules;
+}
+
+export async function host(ctx: SideContext): Promise<SideStats> {
   const p = params(ctx);
+  const modules = await userModules(ctx);
   const plan = ctx.setup.queues[0]!;
   const mem = ctx.mem;
   const lay = packetLayout(p.policy, p.frameBytes, plan.size);
@@ -333,6 +345,7 @@ export function host(ctx: SideContext): SideStats {
     packets: () => stats.packets,
     bytes: () => stats.bytes,
     onIteration: windowOpener(ctx, p.warmupMs),
+    ...(modules !== undefined ? { modules } : {}),
     queues: [
       {
         role,

@@ -103,3 +103,25 @@ test('a user module replaces the built-in tx mitigation on the device and report
   assert.ok(r.host.extra.customTxAsked! > 0, 'the custom module was consulted');
   assert.equal(r.host.extra.timerArms ?? 0, 0, 'the preset timer was replaced');
 });
+
+const pings = new Map<string, EngineResult>();
+for (const name of Object.keys(PRESETS)) {
+  test(`${name} flood ping (one packet in flight): every packet comes back once, with its round trip`, async () => {
+    const r = await run(PRESETS[name]!, 'g2h', 200, { inflight: 1, frameBytes: 64 });
+    assert.equal(r.host.errors + r.guest.errors, 0, r.host.firstError ?? r.guest.firstError);
+    assert.equal(r.host.packets, 200);
+    assert.equal(r.guest.series?.rttUs?.length, 200);
+    assert.ok(r.guest.extra.rttP50Us! > 0 && r.guest.extra.rttP99Us! >= r.guest.extra.rttP50Us!);
+    assert.equal(r.guest.extra.ringFullEvents, 0, 'one packet in flight never fills the ring');
+    pings.set(name, r);
+  });
+}
+
+test('a 250 µs tx timer holds every lone ping packet for at least 250 µs; bh does not', () => {
+  const t = pings.get('rfc-timer-250us');
+  const bh = pings.get('vhost');
+  if (!t || !bh) return assert.fail('the ping runs did not complete');
+  assert.ok(t.guest.extra.rttP50Us! >= 250, `timer p50 ${t.guest.extra.rttP50Us} µs`);
+  assert.equal(t.host.extra.timerFires, 200, 'each lone packet waited for the timer');
+  assert.equal(bh.host.extra.timerFires, 0);
+});

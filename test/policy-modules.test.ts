@@ -290,3 +290,25 @@ test('the adaptive policy applies each profile to the tx timer and the coalescin
   assert.equal(irq.afterPublish(1001, 1, 1, 0), 'defer', 'profile 1 coalesces');
   assert.ok(a.meanProfileIx(2000) > 0);
 });
+
+test('the adaptive batching guard parks the walk at no delay when flushes batch fewer packets than asked', () => {
+  const cfg = { ...PRESETS.adaptive!.adaptive!, minPacketsPerFlush: 2 };
+  const a = new AdaptivePolicy(cfg);
+  a.update(0, 0, 0, 0, 0);
+  // A streaming sample (64 packets per flush) walks right.
+  assert.equal(a.update(1000, 64 * 64, 64 * 64 * 1500, 64, 64), true);
+  assert.equal(a.dim.profileIx, 1);
+  // A sample with better byte rates (DIM would walk on) but one packet per flush: parked at 0.
+  const s2 = { packets: 64 * 64 + 64, bytes: 64 * 64 * 1500 + 10_000_000, events: 128, flushes: 64 + 64 };
+  assert.equal(a.update(2000, s2.packets, s2.bytes, s2.events, s2.flushes), true);
+  assert.equal(a.dim.profileIx, 0);
+  assert.equal(a.dim.state, 'parkingOnTop');
+  assert.equal(a.guardParks, 1);
+  // Plain DIM (guard off) would have kept walking.
+  const plain = new AdaptivePolicy({ ...cfg, minPacketsPerFlush: 0 });
+  plain.update(0, 0, 0, 0, 0);
+  plain.update(1000, 64 * 64, 64 * 64 * 1500, 64, 64);
+  plain.update(2000, s2.packets, s2.bytes, s2.events, s2.flushes);
+  assert.equal(plain.dim.profileIx, 2);
+  assert.equal(plain.guardParks, 0);
+});

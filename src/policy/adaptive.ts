@@ -15,8 +15,14 @@ export class AdaptivePolicy {
   private lastUs = -1;
   private firstUs = -1;
 
+  /** Times the batching guard parked the walk on profile 0. */
+  guardParks = 0;
+  private readonly minPacketsPerFlush: number;
+  private flushesAtSample = 0;
+
   constructor(cfg: AdaptiveConfig) {
     this.profiles = cfg.profiles;
+    this.minPacketsPerFlush = cfg.minPacketsPerFlush;
     this.dim = new Dim(cfg.profiles.length, cfg.startIx, cfg.nevents, cfg.thresholdPct);
   }
 
@@ -33,12 +39,27 @@ export class AdaptivePolicy {
     return d;
   }
 
-  /** Feeds cumulative device counters; returns true when the profile changed (call apply()). */
-  update(nowUs: number, packets: number, bytes: number, events: number): boolean {
+  /**
+   * Feeds cumulative device counters (`flushes` for the batching guard); returns true when the
+   * profile changed (call apply()).
+   */
+  update(nowUs: number, packets: number, bytes: number, events: number, flushes = 0): boolean {
     if (this.firstUs < 0) this.firstUs = nowUs;
     else this.ixUsSum += this.dim.profileIx * (nowUs - this.lastUs);
     this.lastUs = nowUs;
-    return this.dim.update(nowUs, packets, bytes, events);
+    const samplesBefore = this.dim.samples;
+    const before = this.dim.profileIx;
+    let changed = this.dim.update(nowUs, packets, bytes, events);
+    if (this.dim.samples !== samplesBefore && this.minPacketsPerFlush > 0) {
+      const sampleFlushes = flushes - this.flushesAtSample;
+      this.flushesAtSample = flushes;
+      if (sampleFlushes > 0 && this.dim.lastSamplePackets / sampleFlushes < this.minPacketsPerFlush && this.dim.profileIx !== 0) {
+        this.dim.parkAt(0);
+        this.guardParks++;
+        changed = before !== 0;
+      }
+    }
+    return changed;
   }
 
   /** Time-weighted mean profile index since the first update. */

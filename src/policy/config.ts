@@ -99,6 +99,12 @@ export interface AdaptiveConfig {
   thresholdPct: number;
   profiles: AdaptiveProfile[];
   startIx: number;
+  /**
+   * Batching guard (ours, not net_dim's): when a sample shows fewer packets per flush than
+   * this, a delay batches nothing and only adds latency, so the walk parks on profile 0.
+   * 0 = off (plain DIM).
+   */
+  minPacketsPerFlush: number;
 }
 
 export interface PolicyConfig {
@@ -222,7 +228,7 @@ function validateDataPath(v: unknown): DataPathConfig {
 function validateAdaptive(v: unknown): AdaptiveConfig | null {
   if (v === null) return null;
   const o = obj(v, 'adaptive');
-  noExtra(o, 'adaptive', ['nevents', 'thresholdPct', 'profiles', 'startIx']);
+  noExtra(o, 'adaptive', ['nevents', 'thresholdPct', 'profiles', 'startIx', 'minPacketsPerFlush']);
   if (!Array.isArray(o.profiles) || o.profiles.length < 2) throw new PolicyError('bad-field', 'adaptive.profiles', 'expected an array of at least 2 profiles');
   const profiles = o.profiles.map((p: unknown, i: number) => {
     const f = `adaptive.profiles[${i}]`;
@@ -241,6 +247,7 @@ function validateAdaptive(v: unknown): AdaptiveConfig | null {
     thresholdPct: num(o.thresholdPct, 'adaptive.thresholdPct', { min: 0 }),
     profiles,
     startIx,
+    minPacketsPerFlush: o.minPacketsPerFlush === undefined ? 0 : num(o.minPacketsPerFlush, 'adaptive.minPacketsPerFlush', { min: 0 }),
   };
 }
 

@@ -127,6 +127,7 @@ export class DeviceLoop {
   private readonly dropLockForBackend: boolean;
   private lastKickSeq: number;
   private events = 0;
+  private flushCount = 0;
 
   constructor(private readonly o: DeviceLoopOptions) {
     const p = o.policy;
@@ -345,6 +346,7 @@ export class DeviceLoop {
       out.adaptiveChanges = this.adaptive.dim.changes;
       out.adaptiveProfileIx = this.adaptive.dim.profileIx;
       out.adaptiveMeanProfileIx = this.adaptive.meanProfileIx(this.clock.nowUs());
+      out.adaptiveGuardParks = this.adaptive.guardParks;
     }
     return out;
   }
@@ -415,6 +417,7 @@ export class DeviceLoop {
     q.flushes.record(total);
     if (total > 0 && this.adaptive !== null) {
       this.events++;
+      this.flushCount++;
       this.feedAdaptive();
     }
     return total;
@@ -454,7 +457,7 @@ export class DeviceLoop {
     const now = this.clock.nowUs();
     const packets = this.o.packets?.() ?? 0;
     const bytes = this.o.bytes?.() ?? 0;
-    if (a.update(now, packets, bytes, this.events)) {
+    if (a.update(now, packets, bytes, this.events, this.flushCount)) {
       if (a.apply(now, this.qs.map((q) => q.tx), this.qs.map((q) => q.irq)) === 'check') {
         for (const q of this.qs) this.notify(q, 'check');
       }

@@ -21,6 +21,9 @@ export class Dim {
   /** Profile changes made, and samples taken. */
   changes = 0;
   samples = 0;
+  /** Packets and events in the last completed sample. */
+  lastSamplePackets = 0;
+  lastSampleEvents = 0;
   private stepsLeft = 0;
   private stepsRight = 0;
   private tired = 0;
@@ -59,6 +62,8 @@ export class Dim {
     c.ppms = (packets - this.startPackets) / ms;
     c.epms = (events - this.startEvents) / ms;
     this.samples++;
+    this.lastSamplePackets = packets - this.startPackets;
+    this.lastSampleEvents = events - this.startEvents;
     const changed = this.decide(c);
     this.restart(nowUs, packets, bytes, events);
     if (changed) this.changes++;
@@ -149,6 +154,12 @@ export class Dim {
     }
     this.tired++;
     return 'stepped';
+  }
+
+  /** Jumps to `ix` and parks there (used by guards outside the walk). */
+  parkAt(ix: number): void {
+    this.profileIx = ix;
+    this.parkOnTop();
   }
 
   private parkOnTop(): void {

@@ -121,10 +121,11 @@ const MODERN: PolicyConfig[] = [
           { txTimerUs: 128, coalesceUsecs: 128, coalescePackets: 256 },
         ],
         startIx: 0,
+        minPacketsPerFlush: 2,
       },
     },
     'adaptive',
-    'vhost + a DIM walk (sample every 64 events, 10 % threshold) over tx timer / coalescing profiles, starting with no delay',
+    'vhost + a DIM walk (sample every 64 events, 10 % threshold) over tx timer / coalescing profiles, starting with no delay, parking at no delay while flushes batch < 2 packets',
   ),
 ];
 

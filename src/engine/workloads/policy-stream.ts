@@ -8,7 +8,9 @@
 // 'h2g', default g2h), count (packets; 0 = until stopped), frameBytes (default 1500, 65536 with
 // GSO), verify ('full' | 'seq'), warmupMs, kickBatch (default 32), napiBudget (default 64),
 // modules (file URL of a module whose exports are DeviceModules: the user's own tx / interrupt /
-// rx-kick state machines, replacing the built-in ones on the device side).
+// rx-kick state machines, replacing the built-in ones on the device side), inflight (g2h: most
+// packets outstanding; 1 = a flood ping: each packet's round trip guest add → device → used →
+// interrupt → guest reap lands in SideStats.series.rttUs and extra.rttP50Us / rttP99Us).
 // The engine's queue must match the policy: pass policyQueues(policy, direction) as queues and
 // policyArenaBytes(...) as arenaBytes (see docs/policy.md).
 
@@ -50,6 +52,7 @@ interface Params {
   warmupMs: number;
   kickBatch: number;
   napiBudget: number;
+  inflight: number;
 }
 
 function params(ctx: SideContext): Params {
@@ -83,6 +86,7 @@ function params(ctx: SideContext): Params {
     warmupMs: ctx.numParam('warmupMs', 0),
     kickBatch: Math.max(1, ctx.numParam('kickBatch', 32)),
     napiBudget: Math.max(1, ctx.numParam('napiBudget', 64)),
+    inflight: Math.max(0, ctx.numParam('inflight', 0)),
   };
 }
 
@@ -143,6 +147,8 @@ function checkWords(u32: Uint32Array, base: number, expect: number, packetBytes:
   return null;
 }
 
+const role0 = (p: Params): 'tx' | 'rx' => (p.direction === 'g2h' ? 'tx' : 'rx');
+
 export function guest(ctx: SideContext): SideStats {
   const p = params(ctx);
   const plan = ctx.setup.queues[0]!;
@@ -164,6 +170,13 @@ export function guest(ctx: SideContext): SideStats {
   const source = sourceFrame(lay.packetBytes);
   let seq = 0;
   let received = 0;
+  let completed = 0;
+  // Round trips (ping mode): send time by sequence; completions come back in order.
+  const ping = role0(p) === 'tx' && p.inflight > 0;
+  const sentAtMs = new Float64Array(ping ? lay.capacityPackets * 2 : 0);
+  const rttUs: number[] = [];
+  const MAX_RTT_SAMPLES = 200_000;
+  const room = (): boolean => p.inflight === 0 || q.outstanding < p.inflight;
   const setSegs = (addr: number): void => {
     let a = addr;
     for (const s of segs) {
@@ -188,6 +201,10 @@ export function guest(ctx: SideContext): SideStats {
         let u;
         while (n < budget && (u = q.reap()) !== null) {
           const addr = u.token;
+          if (ping) {
+            if (rttUs.length < MAX_RTT_SAMPLES) rttUs.push((performance.now() - sentAtMs[completed % sentAtMs.length]!) * 1000);
+            completed++;
+          }
           if (role === 'rx') {
             if (u.len !== lay.packetBytes) ctx.error(`packet ${received}: used length ${u.len}, expected ${lay.packetBytes}`);
             else {
@@ -205,7 +222,7 @@ export function guest(ctx: SideContext): SideStats {
       },
       fill(max) {
         let added = 0;
-        while (added < max && pool.available > 0 && q.numFree >= segs.length) {
+        while (added < max && pool.available > 0 && q.numFree >= segs.length && room()) {
           if (role === 'tx' && p.count !== 0 && seq >= p.count) break;
           const addr = pool.get();
           if (role === 'tx') {
@@ -214,6 +231,7 @@ export function guest(ctx: SideContext): SideStats {
             else u8.set(source, addr - region.guestAddr);
             u32[w] = seq >>> 0;
             u32[w + 1] = lay.packetBytes;
+            if (ping) sentAtMs[seq % sentAtMs.length] = performance.now();
             seq++;
             stats.packets++;
             stats.bytes += lay.packetBytes;
@@ -234,7 +252,8 @@ export function guest(ctx: SideContext): SideStats {
       enableInterruptsDelayed: () => q.enableInterruptsDelayed(),
       disableInterrupts: () => q.disableInterrupts(),
       outstanding: () => q.outstanding,
-      ringFull: () => pool.available === 0 || q.numFree < segs.length,
+      // Full means no room in the ring or the pool, not the ping's self-imposed in-flight limit.
+      ringFull: () => room() && (pool.available === 0 || q.numFree < segs.length),
       done: () => (role === 'tx' ? p.count !== 0 && seq >= p.count && q.outstanding === 0 : p.count !== 0 && received >= p.count),
     },
   });
@@ -242,6 +261,14 @@ export function guest(ctx: SideContext): SideStats {
   loop.run();
   loop.toExtra(stats.extra);
   if (lock !== null) stats.extra.lockWaitUs = lock.waitUs;
+  if (ping) {
+    const sorted = Float64Array.from(rttUs).sort();
+    const at = (q: number): number => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!);
+    stats.extra.rttP50Us = at(0.5);
+    stats.extra.rttP99Us = at(0.99);
+    stats.extra.rttMaxUs = at(1);
+    stats.series = { rttUs };
+  }
   return ctx.finish();
 }
 

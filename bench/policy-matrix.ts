@@ -6,8 +6,11 @@
 // interrupts, timer fires with their lateness (p50 / p99 µs), mean flush size, ring-full events,
 // global-lock wait, busy-poll hits, spurious and empty wake-ups, adaptive profile.
 //
-//   node dist/bench/policy-matrix.js [--quick] [--json] [--runs N] [--ms N]
-//                                    [--presets a,b,c] [--directions g2h,h2g] [--alone]
+//   node dist/bench/policy-matrix.js [--quick] [--json] [--runs N] [--ms N] [--pings N]
+//                                    [--presets a,b,c] [--directions g2h,h2g] [--alone] [--no-ping]
+//
+// Besides the streams, a flood-ping cell per preset (g2h, one 64-byte packet in flight, --pings
+// round trips) reports RTT p50 / p99 / max in µs (median over runs), like the RFC's ping -f table.
 //
 // --alone adds each RFC row applied alone on top of the baseline (`<preset>-alone`).
 // --quick: 1 run of 500 ms per cell (sanity only; the real numbers need a quiet machine).
@@ -26,6 +29,18 @@ interface Opts {
   presets?: string;
   directions: string;
   alone?: boolean;
+  pings: string;
+  ping: boolean;
+}
+
+interface PingReport {
+  preset: string;
+  runs: number;
+  rttUs: { p50: number; p99: number; max: number };
+  p50RatioToFirst: number;
+  timerFiresPerPacket: number;
+  interruptsPerPacket: number;
+  errors: number;
 }
 
 interface RunSample {
@@ -97,6 +112,8 @@ async function main(): Promise<void> {
     .option('--presets <list>', 'comma-separated preset names (default: every preset)')
     .option('--directions <list>', 'g2h,h2g', 'g2h,h2g')
     .option('--alone', 'also run each RFC row alone on top of the baseline')
+    .option('--pings <n>', 'round trips per ping cell', '20000')
+    .option('--no-ping', 'skip the flood-ping cells')
     .parse()
     .opts<Opts>();
   const runs = o.quick ? 1 : Math.max(1, Number(o.runs));
@@ -115,6 +132,36 @@ async function main(): Promise<void> {
       if (!o.json) process.stderr.write(`run ${run + 1}/${runs} ${c.p.name} ${c.d}: ${c.samples.at(-1)!.gbps.toFixed(2)} Gb/s\n`);
     }
   }
+  const pingCells = o.ping ? policies.map((p) => ({ p, p50: [] as number[], p99: [] as number[], max: [] as number[], timer: 0, irq: 0, packets: 0, errors: 0 })) : [];
+  const pings = o.quick ? 1000 : Math.max(100, Number(o.pings));
+  for (let run = 0; run < runs; run++) {
+    for (const c of pingCells) {
+      const r = await Engine.run({
+        workload: 'policy-stream',
+        queues: policyQueues(c.p, 'g2h'),
+        arenaBytes: policyArenaBytes(c.p, 64, 'g2h'),
+        params: { policy: c.p, direction: 'g2h', count: pings, frameBytes: 64, inflight: 1, verify: 'full' },
+        timeoutMs: 120_000,
+      });
+      c.p50.push(r.guest.extra.rttP50Us ?? NaN);
+      c.p99.push(r.guest.extra.rttP99Us ?? NaN);
+      c.max.push(r.guest.extra.rttMaxUs ?? NaN);
+      c.timer += r.host.extra.timerFires ?? 0;
+      c.irq += r.host.extra.interrupts ?? 0;
+      c.packets += r.host.packets;
+      c.errors += r.host.errors + r.guest.errors;
+      if (!o.json) process.stderr.write(`ping run ${run + 1}/${runs} ${c.p.name}: p50 ${c.p50.at(-1)!.toFixed(1)} µs\n`);
+    }
+  }
+  const pingReports: PingReport[] = pingCells.map((c) => ({
+    preset: c.p.name,
+    runs: c.p50.length,
+    rttUs: { p50: median(c.p50), p99: median(c.p99), max: Math.max(...c.max) },
+    p50RatioToFirst: median(c.p50) / median(pingCells[0]!.p50),
+    timerFiresPerPacket: c.timer / Math.max(1, c.packets),
+    interruptsPerPacket: c.irq / Math.max(1, c.packets),
+    errors: c.errors,
+  }));
   const firstMedian = new Map<string, number>();
   const reports: CellReport[] = cells.map((c) => {
     const g = c.samples.map((s) => s.gbps);
@@ -147,7 +194,7 @@ async function main(): Promise<void> {
     };
   });
   if (o.json) {
-    process.stdout.write(JSON.stringify({ runs, ms, cells: reports }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ runs, ms, pings, cells: reports, ping: pingReports }, null, 2) + '\n');
     return;
   }
   const f = (x: number, d = 2): string => (Number.isFinite(x) ? x.toFixed(d) : '-');
@@ -178,7 +225,14 @@ async function main(): Promise<void> {
       ].join('\t') + '\n',
     );
   }
-  if (reports.some((r) => r.errors > 0)) process.exitCode = 1;
+  if (pingReports.length > 0) {
+    process.stdout.write(`\nflood ping (g2h, 64 B, one in flight, ${pings} round trips per run; RTT µs, median over runs)\n`);
+    process.stdout.write(['preset', 'p50', 'p99', 'max', 'p50 ratio', 'timer/pkt', 'irq/pkt', 'err'].join('\t') + '\n');
+    for (const r of pingReports) {
+      process.stdout.write([r.preset, f(r.rttUs.p50, 1), f(r.rttUs.p99, 1), f(r.rttUs.max, 0), f(r.p50RatioToFirst), f(r.timerFiresPerPacket), f(r.interruptsPerPacket), r.errors].join('\t') + '\n');
+    }
+  }
+  if (reports.some((r) => r.errors > 0) || pingReports.some((r) => r.errors > 0)) process.exitCode = 1;
 }
 
 await main();

@@ -7,8 +7,6 @@
 // acknowledgement. Queue work is passed in as callbacks. Browser-safe (Atomics.wait: workers only).
 
 import type { PolicyConfig } from './config.js';
-import type { Clock } from './clock.js';
-import { performanceClock } from './clock.js';
 import type { LoopDoorbell } from './device-loop.js';
 import type { BigLock } from './lock.js';
 
@@ -43,7 +41,6 @@ export interface DriverLoopOptions {
   /** Host → guest doorbell (this loop waits on it). */
   irq: LoopDoorbell;
   stopped(): boolean;
-  clock?: Clock;
   lock?: BigLock | null;
   /** Chains per publish + kick decision (tx) and refill batch (rx). Default 32. */
   kickBatch?: number;
@@ -85,7 +82,6 @@ export class DriverLoop {
     this.napiBudget = Math.max(1, o.napiBudget ?? 64);
     this.delayed = p.interrupts.driverEnable === 'delayed';
     this.kickOnRingFull = o.kickOnRingFull ?? true;
-    void (o.clock ?? performanceClock);
   }
 
   run(): void {

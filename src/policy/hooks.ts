@@ -61,13 +61,3 @@ export interface RxKickHooks {
   /** After a pass over the rx queue with `pendingAvail` buffers still available. */
   wantKicks(pendingAvail: number): boolean;
 }
-
-/** Driver side: the decisions the guest makes. */
-export interface DriverHooks {
-  /** Chains to add between two publishes (and kick decisions). */
-  readonly kickBatch: number;
-  /** Re-enable interrupts after 3/4 of the outstanding buffers (event idx) rather than at once. */
-  readonly delayedEnable: boolean;
-  /** Kick unconditionally when the ring is full (Linux's forced kick on a failed add). */
-  readonly kickOnRingFull: boolean;
-}

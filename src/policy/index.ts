@@ -20,7 +20,7 @@ export type {
   AdaptiveProfile,
 } from './config.js';
 export { PRESETS, RFC_ROWS, RFC_ROW_LABELS, rfcRowAlone, listPresets, resolvePolicy } from './presets.js';
-export type { TxAction, TxAfterFlush, TxMitigationHooks, IrqDecision, InterruptHooks, RxKickHooks, DriverHooks } from './hooks.js';
+export type { TxAction, TxAfterFlush, TxMitigationHooks, IrqDecision, InterruptHooks, RxKickHooks } from './hooks.js';
 export { TxBh, TxTimer, TxCounters, createTxMitigation } from './tx-mitigation.js';
 export { InterruptPolicy, InterruptCounters, RxKickPolicy } from './interrupts.js';
 export { BusyPoll } from './busy-poll.js';

@@ -15,6 +15,7 @@ export interface Workload {
 const BUILT_IN: Record<string, string> = {
   stream: './stream.js',
   pingpong: './pingpong.js',
+  'policy-stream': './policy-stream.js',
 };
 
 export function builtInWorkloads(): string[] {

@@ -1,0 +1,278 @@
+// Runs the study's cells through the engine: netperf-like stream runs and ping -f-like cells
+// for one preset and direction, and the whole matrix (rows × stream g→h, stream h→g, ping g→h,
+// ping h→g) with progress events. Node-only (it starts engine runs). A cell that fails (the
+// workload throws, the run times out) is recorded with its error and the study goes on.
+
+import os from 'node:os';
+import { Engine, type EngineOptions, type EngineResult, type WaitSettings } from '../engine/index.js';
+import { type Direction, type Mechanism, type PingResult, type StreamRun, pingResultOf, streamRunOf } from './measure.js';
+import { FAITHFUL_PLAN, estimatePingMs, estimateStreamRunMs, etaMs, streamDurationMs, type StudyPlan } from './plan.js';
+import type { StudyMode, StudyPreset } from './presets-source.js';
+import { rfcFiguresFor, RFC_SOURCE, type RfcRowFigures } from './rfc-figures.js';
+import { summarize, type Summary } from './stats.js';
+
+export const DEFAULT_STREAM_WORKLOAD = 'net-stream';
+export const DEFAULT_PING_WORKLOAD = 'net-ping';
+export const REPORT_SCHEMA = 'virtq-study/1';
+
+export type RunEngine = (options: EngineOptions) => Promise<EngineResult>;
+
+/** What every cell needs besides its preset and direction. */
+export interface CellOptions {
+  /** Workload names (registered) or absolute paths / file URLs (tests use fakes). */
+  streamWorkload?: string;
+  pingWorkload?: string;
+  /** Send size, bytes (netperf -m; default 16384). */
+  msgBytes?: number;
+  mtu?: number;
+  /** Overrides the preset's ring size for both queues. */
+  queueSize?: number;
+  /** 'isolated' is passed to the workloads as `presetMode` so the policy applies only that row's change. */
+  mode?: StudyMode;
+  wait?: WaitSettings;
+  /** Injected for tests; default Engine.run. */
+  runEngine?: RunEngine;
+}
+
+export interface StreamCell {
+  kind: 'stream';
+  direction: Direction;
+  preset: string;
+  queueSize: number;
+  msgBytes: number;
+  gso: boolean;
+  runs: StreamRun[];
+  /** Over the runs' Gb/s. */
+  gbps: Summary;
+  guestCpuSPerGB: Summary;
+  hostCpuSPerGB: Summary;
+  /** Mean over runs of each mechanism figure. */
+  mechanism: Mechanism | null;
+  /** Verification errors over all runs (must be 0). */
+  errors: number;
+  /** Why the cell has fewer runs than asked (a failed run), if it does. */
+  error?: string;
+}
+
+export interface PingCell {
+  kind: 'ping';
+  direction: Direction;
+  preset: string;
+  queueSize: number;
+  count: number;
+  result: PingResult | null;
+  error?: string;
+}
+
+export interface RowResult {
+  name: string;
+  slug: string;
+  kind: 'rfc' | 'modern';
+  description: string;
+  dataPath: { ringSize: number; gso: boolean; mergeable: boolean; eventIdx: boolean };
+  /** The RFC's figures for this row (2008 hardware under KVM), null for modern presets. */
+  rfc: RfcRowFigures | null;
+  stream: { g2h: StreamCell | null; h2g: StreamCell | null };
+  ping: { g2h: PingCell | null; h2g: PingCell | null };
+}
+
+export interface StudyReport {
+  schema: typeof REPORT_SCHEMA;
+  generatedAt: string;
+  command: string;
+  machine: { node: string; platform: string; cpus: number; cpuModel: string };
+  plan: StudyPlan & { mode: StudyMode; msgBytes: number; mtu: number; streamWorkload: string; pingWorkload: string };
+  rfcSource: string;
+  rows: RowResult[];
+  totalSeconds: number;
+}
+
+export interface ProgressEvent {
+  rowIndex: number;
+  rowCount: number;
+  row: string;
+  /** 'stream g2h' | 'stream h2g' | 'ping g2h' | 'ping h2g'. */
+  cell: string;
+  run: number;
+  runs: number;
+  elapsedMs: number;
+  etaMs: number;
+}
+
+function meanMechanism(runs: StreamRun[]): Mechanism | null {
+  if (runs.length === 0) return null;
+  const out: Record<string, number> = {};
+  for (const k of Object.keys(runs[0]!.mechanism)) {
+    out[k] = runs.reduce((a, r) => a + (r.mechanism as unknown as Record<string, number>)[k]!, 0) / runs.length;
+  }
+  return out as unknown as Mechanism;
+}
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function queuesFor(preset: StudyPreset, o: CellOptions): EngineOptions['queues'] {
+  const size = o.queueSize ?? preset.ringSize;
+  return [
+    { size, eventIdx: preset.eventIdx },
+    { size, eventIdx: preset.eventIdx },
+  ];
+}
+
+function commonParams(preset: StudyPreset, o: CellOptions): Record<string, unknown> {
+  return { preset: preset.name, ...(o.mode === 'isolated' ? { presetMode: 'isolated' } : {}) };
+}
+
+/** One netperf-like run: sender on one side, receiver counts payload in the measured window. */
+export async function runStreamOnce(preset: StudyPreset, direction: Direction, plan: Pick<StudyPlan, 'seconds' | 'warmupMs'>, o: CellOptions = {}): Promise<StreamRun> {
+  const run = o.runEngine ?? ((x: EngineOptions) => Engine.run(x));
+  const durationMs = streamDurationMs(plan);
+  const r = await run({
+    workload: o.streamWorkload ?? DEFAULT_STREAM_WORKLOAD,
+    queues: queuesFor(preset, o),
+    params: {
+      ...commonParams(preset, o),
+      direction,
+      msgBytes: o.msgBytes ?? 16384,
+      gso: preset.gso,
+      mergeable: preset.mergeable,
+      mtu: o.mtu ?? 1500,
+      warmupMs: plan.warmupMs,
+    },
+    ...(o.wait ? { wait: o.wait } : {}),
+    durationMs,
+    timeoutMs: durationMs + 30_000,
+  });
+  return streamRunOf(direction, r.guest, r.host);
+}
+
+/** A stream cell: `plan.runs` runs, summarised; a failed run ends the cell with its error. */
+export async function runStreamCell(
+  preset: StudyPreset,
+  direction: Direction,
+  plan: Pick<StudyPlan, 'runs' | 'seconds' | 'warmupMs'>,
+  o: CellOptions = {},
+  onRun?: (run: number) => void,
+): Promise<StreamCell> {
+  const runs: StreamRun[] = [];
+  let error: string | undefined;
+  for (let i = 0; i < plan.runs; i++) {
+    onRun?.(i + 1);
+    try {
+      runs.push(await runStreamOnce(preset, direction, plan, o));
+    } catch (e) {
+      error = `run ${i + 1}: ${errText(e)}`;
+      break;
+    }
+  }
+  const cell: StreamCell = {
+    kind: 'stream',
+    direction,
+    preset: preset.name,
+    queueSize: o.queueSize ?? preset.ringSize,
+    msgBytes: o.msgBytes ?? 16384,
+    gso: preset.gso,
+    runs,
+    gbps: summarize(runs.map((r) => r.gbps)),
+    guestCpuSPerGB: summarize(runs.map((r) => r.guestCpuSPerGB)),
+    hostCpuSPerGB: summarize(runs.map((r) => r.hostCpuSPerGB)),
+    mechanism: meanMechanism(runs),
+    errors: runs.reduce((a, r) => a + r.errors, 0),
+  };
+  if (error !== undefined) cell.error = error;
+  return cell;
+}
+
+/** A ping -f cell: `count` echo requests, 56-byte payload, next on reply or after 10 ms. */
+export async function runPingCell(preset: StudyPreset, direction: Direction, plan: Pick<StudyPlan, 'count' | 'pingCapMs'>, o: CellOptions = {}): Promise<PingCell> {
+  const run = o.runEngine ?? ((x: EngineOptions) => Engine.run(x));
+  const cell: PingCell = { kind: 'ping', direction, preset: preset.name, queueSize: o.queueSize ?? preset.ringSize, count: plan.count, result: null };
+  try {
+    const r = await run({
+      workload: o.pingWorkload ?? DEFAULT_PING_WORKLOAD,
+      queues: queuesFor(preset, o),
+      params: { ...commonParams(preset, o), direction, count: plan.count, payloadBytes: 56, timeoutMs: 10 },
+      ...(o.wait ? { wait: o.wait } : {}),
+      ...(plan.pingCapMs !== null ? { durationMs: plan.pingCapMs + STARTUP_PING_MS } : {}),
+      // Worst case every request waits the full 10 ms.
+      timeoutMs: (plan.pingCapMs ?? plan.count * 11) + 60_000,
+    });
+    cell.result = pingResultOf(direction, r.guest, r.host);
+  } catch (e) {
+    cell.error = errText(e);
+  }
+  return cell;
+}
+
+/** Start-up allowance added to a capped ping cell's durationMs, ms. */
+const STARTUP_PING_MS = 100;
+
+export interface StudyOptions extends CellOptions {
+  rows: StudyPreset[];
+  plan?: StudyPlan;
+  command?: string;
+  onProgress?: (e: ProgressEvent) => void;
+}
+
+/** The whole matrix, row by row in order: stream g→h, stream h→g, ping g→h, ping h→g. */
+export async function runStudy(o: StudyOptions): Promise<StudyReport> {
+  const plan = o.plan ?? FAITHFUL_PLAN;
+  const t0 = performance.now();
+  const streamMs = estimateStreamRunMs(plan);
+  const pingMs = estimatePingMs(plan);
+  const rowPlannedMs = 2 * plan.runs * streamMs + 2 * pingMs;
+  const totalPlannedMs = rowPlannedMs * o.rows.length;
+  let plannedDone = 0;
+  const rows: RowResult[] = [];
+  for (let ri = 0; ri < o.rows.length; ri++) {
+    const p = o.rows[ri]!;
+    const progress = (cell: string, run: number, runs: number): void => {
+      if (!o.onProgress) return;
+      const elapsed = performance.now() - t0;
+      o.onProgress({ rowIndex: ri, rowCount: o.rows.length, row: p.name, cell, run, runs, elapsedMs: elapsed, etaMs: etaMs(plannedDone, elapsed, totalPlannedMs - plannedDone) });
+    };
+    const row: RowResult = {
+      name: p.name,
+      slug: p.slug,
+      kind: p.kind,
+      description: p.description,
+      dataPath: { ringSize: o.queueSize ?? p.ringSize, gso: p.gso, mergeable: p.mergeable, eventIdx: p.eventIdx },
+      rfc: p.kind === 'rfc' ? rfcFiguresFor(p.name) : null,
+      stream: { g2h: null, h2g: null },
+      ping: { g2h: null, h2g: null },
+    };
+    for (const d of ['g2h', 'h2g'] as Direction[]) {
+      const cellStart = plannedDone;
+      row.stream[d] = await runStreamCell(p, d, plan, o, (run) => {
+        plannedDone = cellStart + (run - 1) * streamMs;
+        progress(`stream ${d}`, run, plan.runs);
+      });
+      plannedDone = cellStart + plan.runs * streamMs;
+    }
+    for (const d of ['g2h', 'h2g'] as Direction[]) {
+      progress(`ping ${d}`, 1, 1);
+      row.ping[d] = await runPingCell(p, d, plan, o);
+      plannedDone += pingMs;
+    }
+    rows.push(row);
+  }
+  const cpus = os.cpus();
+  return {
+    schema: REPORT_SCHEMA,
+    generatedAt: new Date().toISOString(),
+    command: o.command ?? '',
+    machine: { node: process.version, platform: `${process.platform} ${process.arch}`, cpus: cpus.length, cpuModel: cpus[0]?.model.trim() ?? 'unknown' },
+    plan: {
+      ...plan,
+      mode: o.mode ?? 'cumulative',
+      msgBytes: o.msgBytes ?? 16384,
+      mtu: o.mtu ?? 1500,
+      streamWorkload: o.streamWorkload ?? DEFAULT_STREAM_WORKLOAD,
+      pingWorkload: o.pingWorkload ?? DEFAULT_PING_WORKLOAD,
+    },
+    rfcSource: RFC_SOURCE,
+    rows,
+    totalSeconds: (performance.now() - t0) / 1000,
+  };
+}

@@ -1,8 +1,10 @@
 // Subcommands of `virtq bench`: one module per benchmark family, one line each.
 
 import type { Command } from 'commander';
+import { registerBenchNet } from './bench-net.js';
 
 export type BenchRegistrar = (bench: Command) => void;
 
 export const BENCH_COMMANDS: BenchRegistrar[] = [
+  registerBenchNet,
 ];

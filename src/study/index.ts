@@ -1,0 +1,15 @@
+// Public face of the study: statistics, the iputils summary, the ping -f schedule, the RFC's
+// figures, the preset adapter, measurement, the runner (Node-only: it starts engine runs) and
+// the renderers (text, Markdown, SVG).
+export * from './stats.js';
+export * from './iputils.js';
+export * from './flood-schedule.js';
+export * from './rfc-figures.js';
+export * from './presets-source.js';
+export * from './measure.js';
+export * from './plan.js';
+export * from './runner.js';
+export * from './format-text.js';
+export * from './markdown.js';
+export * from './svg.js';
+export * from './progress.js';

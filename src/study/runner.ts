@@ -6,7 +6,7 @@
 import os from 'node:os';
 import { Engine, type EngineOptions, type EngineResult, type WaitSettings } from '../engine/index.js';
 import { type Direction, type Mechanism, type PingResult, type StreamRun, pingResultOf, streamRunOf } from './measure.js';
-import { FAITHFUL_PLAN, estimatePingMs, estimateStreamRunMs, etaMs, streamDurationMs, type StudyPlan } from './plan.js';
+import { FAITHFUL_PLAN, estimatePingMs, estimateStreamRunMs, etaMs, type StudyPlan } from './plan.js';
 import type { StudyMode, StudyPreset } from './presets-source.js';
 import { rfcFiguresFor, RFC_SOURCE, type RfcRowFigures } from './rfc-figures.js';
 import { summarize, type Summary } from './stats.js';
@@ -15,7 +15,36 @@ export const DEFAULT_STREAM_WORKLOAD = 'net-stream';
 export const DEFAULT_PING_WORKLOAD = 'net-ping';
 export const REPORT_SCHEMA = 'virtq-study/1';
 
-export type RunEngine = (options: EngineOptions) => Promise<EngineResult>;
+/**
+ * Runs one engine run; with `stopAfterReadyMs`, stops it that long after both sides passed the
+ * start barrier (so a slow start never eats the measured window).
+ */
+export type RunEngine = (options: EngineOptions, stopAfterReadyMs?: number) => Promise<EngineResult>;
+
+/** Word 0 of the engine's control block counts the sides that passed the start barrier (side.ts). */
+const CTRL_READY = 0;
+
+/** The default RunEngine: Engine.start, then a stop timed from the start barrier. */
+export async function runEngineTimed(options: EngineOptions, stopAfterReadyMs?: number): Promise<EngineResult> {
+  const engine = Engine.start(options);
+  if (stopAfterReadyMs === undefined) return engine.done;
+  const ready = new Int32Array(engine.setup.controlSab);
+  let timer: NodeJS.Timeout | undefined;
+  // Polls from the main thread (no Atomics.wait here): 2 ms granularity is plenty for seconds.
+  const poll = setInterval(() => {
+    // Pairs with the sides' Atomics.add in SideContext.arriveAndWait.
+    if (Atomics.load(ready, CTRL_READY) >= 2) {
+      clearInterval(poll);
+      timer = setTimeout(() => engine.stop(), stopAfterReadyMs);
+    }
+  }, 2);
+  try {
+    return await engine.done;
+  } finally {
+    clearInterval(poll);
+    clearTimeout(timer);
+  }
+}
 
 /** What every cell needs besides its preset and direction. */
 export interface CellOptions {
@@ -120,17 +149,27 @@ function queuesFor(preset: StudyPreset, o: CellOptions): EngineOptions['queues']
   ];
 }
 
+/**
+ * Guest RAM for driver buffers: room for every descriptor of both queues to hold a 64 KiB GSO
+ * frame plus header (or a 4 KiB page without GSO), at least the engine's default 8 MiB.
+ */
+export function arenaBytesFor(preset: StudyPreset, o: CellOptions): number {
+  const size = o.queueSize ?? preset.ringSize;
+  return Math.max(8 << 20, 2 * size * (preset.gso ? 68 << 10 : 4 << 10));
+}
+
 function commonParams(preset: StudyPreset, o: CellOptions): Record<string, unknown> {
   return { preset: preset.name, ...(o.mode === 'isolated' ? { presetMode: 'isolated' } : {}) };
 }
 
 /** One netperf-like run: sender on one side, receiver counts payload in the measured window. */
 export async function runStreamOnce(preset: StudyPreset, direction: Direction, plan: Pick<StudyPlan, 'seconds' | 'warmupMs'>, o: CellOptions = {}): Promise<StreamRun> {
-  const run = o.runEngine ?? ((x: EngineOptions) => Engine.run(x));
-  const durationMs = streamDurationMs(plan);
+  const run = o.runEngine ?? runEngineTimed;
+  const stopAfterMs = plan.warmupMs + plan.seconds * 1000;
   const r = await run({
     workload: o.streamWorkload ?? DEFAULT_STREAM_WORKLOAD,
     queues: queuesFor(preset, o),
+    arenaBytes: arenaBytesFor(preset, o),
     params: {
       ...commonParams(preset, o),
       direction,
@@ -141,9 +180,8 @@ export async function runStreamOnce(preset: StudyPreset, direction: Direction, p
       warmupMs: plan.warmupMs,
     },
     ...(o.wait ? { wait: o.wait } : {}),
-    durationMs,
-    timeoutMs: durationMs + 30_000,
-  });
+    timeoutMs: stopAfterMs + 60_000,
+  }, stopAfterMs);
   return streamRunOf(direction, r.guest, r.host);
 }
 
@@ -186,27 +224,24 @@ export async function runStreamCell(
 
 /** A ping -f cell: `count` echo requests, 56-byte payload, next on reply or after 10 ms. */
 export async function runPingCell(preset: StudyPreset, direction: Direction, plan: Pick<StudyPlan, 'count' | 'pingCapMs'>, o: CellOptions = {}): Promise<PingCell> {
-  const run = o.runEngine ?? ((x: EngineOptions) => Engine.run(x));
+  const run = o.runEngine ?? runEngineTimed;
   const cell: PingCell = { kind: 'ping', direction, preset: preset.name, queueSize: o.queueSize ?? preset.ringSize, count: plan.count, result: null };
   try {
     const r = await run({
       workload: o.pingWorkload ?? DEFAULT_PING_WORKLOAD,
       queues: queuesFor(preset, o),
+      arenaBytes: arenaBytesFor(preset, o),
       params: { ...commonParams(preset, o), direction, count: plan.count, payloadBytes: 56, timeoutMs: 10 },
       ...(o.wait ? { wait: o.wait } : {}),
-      ...(plan.pingCapMs !== null ? { durationMs: plan.pingCapMs + STARTUP_PING_MS } : {}),
       // Worst case every request waits the full 10 ms.
       timeoutMs: (plan.pingCapMs ?? plan.count * 11) + 60_000,
-    });
+    }, plan.pingCapMs ?? undefined);
     cell.result = pingResultOf(direction, r.guest, r.host);
   } catch (e) {
     cell.error = errText(e);
   }
   return cell;
 }
-
-/** Start-up allowance added to a capped ping cell's durationMs, ms. */
-const STARTUP_PING_MS = 100;
 
 export interface StudyOptions extends CellOptions {
   rows: StudyPreset[];

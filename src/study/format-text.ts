@@ -46,12 +46,13 @@ function rfcAvg(q: RfcFigure | null | undefined): string {
   return q ? q[1].toFixed(3) : '—';
 }
 
-function table(header: string, first: string, rows: { label: string; cells: string[] }[], extraHeader: string[]): string {
+function table(note: string, first: string, rows: { label: string; cells: string[] }[], extraHeader: string[]): string {
   const labelW = Math.max(first.length, ...rows.map((r) => r.label.length)) + 1;
   const widths = extraHeader.map((h, i) => Math.max(h.length + 1, QUAD_WIDTH, ...rows.map((r) => r.cells[i]!.length + 1)));
   const line = (label: string, cells: string[]): string => (label.padEnd(labelW) + cells.map((c, i) => `| ${c}`.padEnd(widths[i]! + 2)).join('')).trimEnd();
-  const out = [header, line(first, extraHeader), '-'.repeat(labelW) + widths.map((w) => '+' + '-'.repeat(w + 1)).join('')];
+  const out = [line(first, extraHeader), '-'.repeat(labelW) + widths.map((w) => '+' + '-'.repeat(w + 1)).join('')];
   for (const r of rows) out.push(line(r.label, r.cells));
+  out.push(note);
   return out.join('\n');
 }
 
@@ -69,7 +70,7 @@ export function throughputTable(report: StudyReport): string {
     label: r.name,
     cells: [streamQuad(r.stream.g2h), streamQuad(r.stream.h2g), r.rfc ? `${rfcAvg(r.rfc.throughputGbps.g2h)} / ${rfcAvg(r.rfc.throughputGbps.h2g)}` : '—'],
   }));
-  return table(`${planText(report).stream}: min/ avg/ max/ stddev (population)`, planText(report).stream, rows, [DIR_LABEL.g2h, DIR_LABEL.h2g, 'RFC 2008 avg g->h / h->g']);
+  return table('each cell: min/ avg/ max/ stddev (population) over runs; ! = a run failed or a verification error (see problems)', planText(report).stream, rows, [DIR_LABEL.g2h, DIR_LABEL.h2g, 'RFC 2008 avg g->h / h->g']);
 }
 
 /** The RFC's flood-ping table for our rows (iputils min/avg/max/mdev, ms), RFC averages beside. */
@@ -78,7 +79,7 @@ export function latencyTable(report: StudyReport): string {
     label: r.name,
     cells: [pingQuad(r.ping.g2h), pingQuad(r.ping.h2g), r.rfc ? `${rfcAvg(r.rfc.pingMs.g2h)} / ${rfcAvg(r.rfc.pingMs.h2g)}` : '—'],
   }));
-  return table(`${planText(report).ping}: min/ avg/ max/ mdev as iputils computes them`, planText(report).ping, rows, [DIR_LABEL.g2h, DIR_LABEL.h2g, 'RFC 2008 avg g->h / h->g']);
+  return table('each cell: min/ avg/ max/ mdev as iputils computes them (integer µs, printed in ms)', planText(report).ping, rows, [DIR_LABEL.g2h, DIR_LABEL.h2g, 'RFC 2008 avg g->h / h->g']);
 }
 
 function n(x: number | undefined, digits: number): string {

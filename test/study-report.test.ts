@@ -5,7 +5,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  REPORT_SCHEMA,
   RFC_FIGURES,
   QUICK_BUDGET_MS,
   estimateRowMs,
@@ -20,15 +19,9 @@ import {
   studyPresets,
   summarize,
   throughputTable,
-  iputilsRtt,
-  type Mechanism,
-  type PingCell,
-  type RowResult,
-  type StreamCell,
-  type StudyReport,
   type StudyPreset,
 } from '../src/study/index.js';
-import { rfcFiguresFor } from '../src/study/rfc-figures.js';
+import { syntheticReport as report } from './workers/fake-net-report.js';
 
 /**
  * A strict little well-formedness check for the SVG we generate (no DTDs, no CDATA, no
@@ -80,78 +73,6 @@ function checkXml(xml: string): void {
   }
   if (stack.length > 0) throw new Error(`unclosed <${stack.at(-1)}>`);
   if (roots !== 1) throw new Error('no root element');
-}
-
-function mech(over: Partial<Mechanism> = {}): Mechanism {
-  return {
-    packets: 1000,
-    kicks: 20,
-    interrupts: 10,
-    kicksPerPacket: 0.02,
-    interruptsPerPacket: 0.01,
-    avgBatch: 50,
-    timerFires: NaN,
-    timerFiresPerPacket: NaN,
-    timerLatenessUsMean: NaN,
-    timerLatenessUsMax: NaN,
-    sleepsPerPacket: 0.005,
-    spuriousWakeups: 0,
-    ...over,
-  };
-}
-
-function streamCell(p: StudyPreset, d: 'g2h' | 'h2g', gbps: number[]): StreamCell {
-  return {
-    kind: 'stream',
-    direction: d,
-    preset: p.name,
-    queueSize: p.ringSize,
-    msgBytes: 16384,
-    gso: p.gso,
-    runs: gbps.map((g) => ({ gbps: g, windowMs: 1000, windowBytes: (g * 1e9) / 8, guestCpuSPerGB: 0.1, hostCpuSPerGB: 0.2, errors: 0, mechanism: mech(), extra: {} })),
-    gbps: summarize(gbps),
-    guestCpuSPerGB: summarize(gbps.map(() => 0.1)),
-    hostCpuSPerGB: summarize(gbps.map(() => 0.2)),
-    mechanism: mech(),
-    errors: 0,
-  };
-}
-
-function pingCell(p: StudyPreset, d: 'g2h' | 'h2g', rtts: number[]): PingCell {
-  return {
-    kind: 'ping',
-    direction: d,
-    preset: p.name,
-    queueSize: p.ringSize,
-    count: rtts.length,
-    result: { sent: rtts.length, received: rtts.length, rtt: iputilsRtt(rtts), p50Us: 30, p99Us: 90, errors: 0, mechanism: mech({ kicksPerPacket: 1, interruptsPerPacket: 1 }), extra: {} },
-  };
-}
-
-function row(p: StudyPreset, i: number): RowResult {
-  return {
-    name: p.name,
-    slug: p.slug,
-    kind: p.kind,
-    description: p.description,
-    dataPath: { ringSize: p.ringSize, gso: p.gso, mergeable: p.mergeable, eventIdx: p.eventIdx },
-    rfc: p.kind === 'rfc' ? rfcFiguresFor(p.name) : null,
-    stream: { g2h: streamCell(p, 'g2h', [10 + i, 11 + i, 12 + i]), h2g: streamCell(p, 'h2g', [5 + i, 6 + i]) },
-    ping: { g2h: pingCell(p, 'g2h', [20, 30, 40 + i]), h2g: pingCell(p, 'h2g', [25, 35, 7602]) },
-  };
-}
-
-function report(rows: StudyPreset[]): StudyReport {
-  return {
-    schema: REPORT_SCHEMA,
-    generatedAt: '2026-01-01T00:00:00.000Z',
-    command: 'virtq study --quick',
-    machine: { node: 'v20', platform: 'linux x64', cpus: 2, cpuModel: 'test' },
-    plan: { ...quickPlan(rows.length), mode: 'cumulative', msgBytes: 16384, mtu: 1500, streamWorkload: 'net-stream', pingWorkload: 'net-ping' },
-    rfcSource: 'RFC',
-    rows: rows.map(row),
-    totalSeconds: 1,
-  };
 }
 
 test("the RFC's own figures print back exactly in its layout", () => {

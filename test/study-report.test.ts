@@ -10,6 +10,8 @@ import {
   estimateRowMs,
   findPreset,
   formatStudy,
+  formatProgress,
+  ProgressLine,
   latencyTable,
   mechanismTable,
   quickPlan,
@@ -234,4 +236,21 @@ test('the quick plan fits every default row in the 3-minute budget', () => {
   assert.ok(QUICK_BUDGET_MS <= 170_000, 'leaves room for the build and Node start-up inside 3 minutes');
   // Fewer rows: longer runs, still capped.
   assert.ok(quickPlan(2).seconds === 2 && quickPlan(2).pingCapMs === 3000);
+});
+
+test('progress shows row, cell, run and ETA on a terminal and nothing when piped', () => {
+  const e = { rowIndex: 2, rowCount: 16, row: 'GSO', cell: 'stream g2h', run: 2, runs: 3, elapsedMs: 65_000, etaMs: 100_400 };
+  assert.equal(formatProgress(e), 'row 3/16 GSO · stream g2h run 2/3 · 1m05s elapsed · ETA 1m40s');
+  assert.equal(formatProgress({ ...e, cell: 'ping h2g', run: 1, runs: 1, etaMs: 9_600 }), 'row 3/16 GSO · ping h2g · 1m05s elapsed · ETA 10s');
+  const tty: string[] = [];
+  const line = new ProgressLine({ isTTY: true, columns: 30, write: (s: string) => tty.push(s) });
+  line.update(formatProgress(e));
+  line.clear();
+  assert.equal(tty[0], '\r\x1b[2K' + formatProgress(e).slice(0, 28) + '…');
+  assert.equal(tty[1], '\r\x1b[2K');
+  const piped: string[] = [];
+  const quiet = new ProgressLine({ isTTY: false, write: (s: string) => piped.push(s) });
+  quiet.update('x');
+  quiet.clear();
+  assert.deepEqual(piped, []);
 });

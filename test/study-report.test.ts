@@ -16,6 +16,7 @@ import {
   mechanismTable,
   quickPlan,
   renderMarkdown,
+  reportHasProblems,
   renderSvg,
   rfcQuad,
   studyPresets,
@@ -114,10 +115,12 @@ test('a failed cell shows its error instead of figures, and the study lists it u
   r.rows[1]!.stream.g2h = { ...r.rows[1]!.stream.g2h!, runs: [], gbps: summarize([]), error: 'run 1: side failed: boom' };
   r.rows[1]!.ping.h2g = { ...r.rows[1]!.ping.h2g!, result: null, error: 'timeout' };
   const text = formatStudy(r);
-  assert.match(text, /50us tx timer \+ rearm\s+\| error: run 1: side failed: boom/);
+  assert.match(text, /50us tx timer \+ rearm\s+\| error \(see problems\)/);
   assert.match(text, /problems[^\n]*\n  50us tx timer \+ rearm stream g2h: run 1: side failed: boom/);
   assert.match(text, /50us tx timer \+ rearm ping h2g: timeout/);
-  assert.match(renderMarkdown(r), /## Problems/);
+  assert.match(renderMarkdown(r), /## Problems\n\n- 50us tx timer \+ rearm stream g2h: run 1: side failed: boom/);
+  assert.equal(reportHasProblems(r), true);
+  assert.equal(reportHasProblems(report(p)), false);
 });
 
 test('the mechanism table has two lines per row and shows unreported counters as —', () => {

@@ -29,14 +29,14 @@ const QUAD_WIDTH = 27;
 
 function streamQuad(c: StreamCell | null): string {
   if (c === null) return 'not run';
-  if (c.runs.length === 0) return `error: ${c.error ?? 'no runs'}`;
+  if (c.runs.length === 0) return 'error (see problems)';
   const g = c.gbps;
   return rfcQuad([g.min, g.avg, g.max, g.stddevPop]) + (c.error !== undefined || c.errors > 0 ? ' !' : '');
 }
 
 function pingQuad(c: PingCell | null): string {
   if (c === null) return 'not run';
-  if (c.result === null) return `error: ${c.error ?? 'no result'}`;
+  if (c.result === null) return 'error (see problems)';
   const r = c.result.rtt;
   if (r.count === 0) return '(no replies)';
   return [r.minUs, r.avgUs, r.maxUs, r.mdevUs].map(usAsMs).join('/');

@@ -30,14 +30,14 @@ function mdTable(header: string[], rows: string[][]): string {
 function streamText(r: RowResult, d: Direction): string {
   const s = r.stream[d];
   if (!s) return 'not run';
-  if (s.runs.length === 0) return `error: ${s.error ?? 'no runs'}`;
+  if (s.runs.length === 0) return 'error (see Problems)';
   return quad([s.gbps.min, s.gbps.avg, s.gbps.max, s.gbps.stddevPop]) + (s.error !== undefined || s.errors > 0 ? ' (!)' : '');
 }
 
 function pingText(r: RowResult, d: Direction): string {
   const p = r.ping[d];
   if (!p) return 'not run';
-  if (!p.result) return `error: ${p.error ?? 'no result'}`;
+  if (!p.result) return 'error (see Problems)';
   const t = p.result.rtt;
   if (t.count === 0) return 'no replies';
   return [t.minUs, t.avgUs, t.maxUs, t.mdevUs].map(msFromUs).join(' / ');

@@ -250,6 +250,15 @@ export interface StudyOptions extends CellOptions {
   onProgress?: (e: ProgressEvent) => void;
 }
 
+/** Whether any cell of the report failed or saw verification errors. */
+export function reportHasProblems(report: StudyReport): boolean {
+  return report.rows.some((r) =>
+    (['g2h', 'h2g'] as Direction[]).some(
+      (d) => r.stream[d]?.error !== undefined || (r.stream[d]?.errors ?? 0) > 0 || r.ping[d]?.error !== undefined || (r.ping[d]?.result?.errors ?? 0) > 0,
+    ),
+  );
+}
+
 /** The whole matrix, row by row in order: stream g→h, stream h→g, ping g→h, ping h→g. */
 export async function runStudy(o: StudyOptions): Promise<StudyReport> {
   const plan = o.plan ?? FAITHFUL_PLAN;

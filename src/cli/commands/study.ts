@@ -14,6 +14,7 @@ import {
   formatStudy,
   quickPlan,
   renderMarkdown,
+  reportHasProblems,
   renderSvg,
   runStudy,
   studyPresets,
@@ -93,5 +94,6 @@ export function registerStudy(program: Command): void {
       writeOut(mdPath, renderMarkdown(report, { svgHref: href }));
       process.stdout.write(formatStudy(report));
       process.stdout.write(`\nwrote ${jsonPath}, ${mdPath}, ${svgPath}\n`);
+      if (reportHasProblems(report)) process.exitCode = 1;
     });
 }

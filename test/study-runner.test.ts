@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { findPreset, runPingCell, runStreamCell, runStudy, type ProgressEvent, type StudyPreset } from '../src/study/index.js';
+import { findPreset, type ProgressEvent, type StudyPreset } from '../src/study/index.js';
+import { runPingCell, runStreamCell, runStudy } from '../src/study/runner.js';
 
 const STREAM = fileURLToPath(new URL('./workers/fake-net-stream.js', import.meta.url));
 const PING = fileURLToPath(new URL('./workers/fake-net-ping.js', import.meta.url));

@@ -5,7 +5,7 @@
 import { msFromUs } from './iputils.js';
 import type { Direction, Mechanism } from './measure.js';
 import type { RfcFigure } from './rfc-figures.js';
-import type { PingCell, RowResult, StreamCell, StudyReport } from './runner.js';
+import type { PingCell, RowResult, StreamCell, StudyReport } from './report.js';
 
 const DIRS: Direction[] = ['g2h', 'h2g'];
 export const DIR_LABEL: Record<Direction, string> = { g2h: 'guest->host', h2g: 'host->guest' };

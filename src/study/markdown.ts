@@ -5,7 +5,7 @@
 import { msFromUs } from './iputils.js';
 import type { Direction } from './measure.js';
 import { RFC_CONCLUSIONS, type RfcFigure } from './rfc-figures.js';
-import type { RowResult, StudyReport } from './runner.js';
+import type { RowResult, StudyReport } from './report.js';
 import { MECHANISM_HEADER, MECHANISM_LEGEND, mechanismRows } from './format-text.js';
 
 const DIRS: Direction[] = ['g2h', 'h2g'];

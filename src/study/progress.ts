@@ -2,7 +2,7 @@
 // place (row, cell, run, elapsed, ETA). Silent when the stream is not a TTY, so piped and CI
 // output holds only results.
 
-import type { ProgressEvent } from './runner.js';
+import type { ProgressEvent } from './report.js';
 
 export interface ProgressSink {
   isTTY?: boolean;

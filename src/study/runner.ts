@@ -1,19 +1,16 @@
 // Runs the study's cells through the engine: netperf-like stream runs and ping -f-like cells
 // for one preset and direction, and the whole matrix (rows × stream g→h, stream h→g, ping g→h,
-// ping h→g) with progress events. Node-only (it starts engine runs). A cell that fails (the
+// ping h→g) with progress events. Node-only through the engine (worker threads); everything
+// else in src/study is pure and not re-exported with this from index.ts. A cell that fails (the
 // workload throws, the run times out) is recorded with its error and the study goes on.
 
-import os from 'node:os';
 import { Engine, type EngineOptions, type EngineResult, type WaitSettings } from '../engine/index.js';
-import { type Direction, type Mechanism, type PingResult, type StreamRun, pingResultOf, streamRunOf } from './measure.js';
+import { type Direction, type Mechanism, type StreamRun, pingResultOf, streamRunOf } from './measure.js';
+import { DEFAULT_PING_WORKLOAD, DEFAULT_STREAM_WORKLOAD, REPORT_SCHEMA, type PingCell, type ProgressEvent, type RowResult, type StreamCell, type StudyReport } from './report.js';
 import { FAITHFUL_PLAN, estimatePingMs, estimateStreamRunMs, etaMs, type StudyPlan } from './plan.js';
 import type { StudyMode, StudyPreset } from './presets-source.js';
-import { rfcFiguresFor, RFC_SOURCE, type RfcRowFigures } from './rfc-figures.js';
-import { summarize, type Summary } from './stats.js';
-
-export const DEFAULT_STREAM_WORKLOAD = 'net-stream';
-export const DEFAULT_PING_WORKLOAD = 'net-ping';
-export const REPORT_SCHEMA = 'virtq-study/1';
+import { rfcFiguresFor, RFC_SOURCE } from './rfc-figures.js';
+import { summarize } from './stats.js';
 
 /**
  * Runs one engine run; with `stopAfterReadyMs`, stops it that long after both sides passed the
@@ -61,71 +58,6 @@ export interface CellOptions {
   wait?: WaitSettings;
   /** Injected for tests; default Engine.run. */
   runEngine?: RunEngine;
-}
-
-export interface StreamCell {
-  kind: 'stream';
-  direction: Direction;
-  preset: string;
-  queueSize: number;
-  msgBytes: number;
-  gso: boolean;
-  runs: StreamRun[];
-  /** Over the runs' Gb/s. */
-  gbps: Summary;
-  guestCpuSPerGB: Summary;
-  hostCpuSPerGB: Summary;
-  /** Mean over runs of each mechanism figure. */
-  mechanism: Mechanism | null;
-  /** Verification errors over all runs (must be 0). */
-  errors: number;
-  /** Why the cell has fewer runs than asked (a failed run), if it does. */
-  error?: string;
-}
-
-export interface PingCell {
-  kind: 'ping';
-  direction: Direction;
-  preset: string;
-  queueSize: number;
-  count: number;
-  result: PingResult | null;
-  error?: string;
-}
-
-export interface RowResult {
-  name: string;
-  slug: string;
-  kind: 'rfc' | 'modern';
-  description: string;
-  dataPath: { ringSize: number; gso: boolean; mergeable: boolean; eventIdx: boolean };
-  /** The RFC's figures for this row (2008 hardware under KVM), null for modern presets. */
-  rfc: RfcRowFigures | null;
-  stream: { g2h: StreamCell | null; h2g: StreamCell | null };
-  ping: { g2h: PingCell | null; h2g: PingCell | null };
-}
-
-export interface StudyReport {
-  schema: typeof REPORT_SCHEMA;
-  generatedAt: string;
-  command: string;
-  machine: { node: string; platform: string; cpus: number; cpuModel: string };
-  plan: StudyPlan & { mode: StudyMode; msgBytes: number; mtu: number; streamWorkload: string; pingWorkload: string };
-  rfcSource: string;
-  rows: RowResult[];
-  totalSeconds: number;
-}
-
-export interface ProgressEvent {
-  rowIndex: number;
-  rowCount: number;
-  row: string;
-  /** 'stream g2h' | 'stream h2g' | 'ping g2h' | 'ping h2g'. */
-  cell: string;
-  run: number;
-  runs: number;
-  elapsedMs: number;
-  etaMs: number;
 }
 
 function meanMechanism(runs: StreamRun[]): Mechanism | null {
@@ -247,16 +179,9 @@ export interface StudyOptions extends CellOptions {
   rows: StudyPreset[];
   plan?: StudyPlan;
   command?: string;
+  /** Where it ran (the CLI fills it from node:os). */
+  machine?: StudyReport['machine'];
   onProgress?: (e: ProgressEvent) => void;
-}
-
-/** Whether any cell of the report failed or saw verification errors. */
-export function reportHasProblems(report: StudyReport): boolean {
-  return report.rows.some((r) =>
-    (['g2h', 'h2g'] as Direction[]).some(
-      (d) => r.stream[d]?.error !== undefined || (r.stream[d]?.errors ?? 0) > 0 || r.ping[d]?.error !== undefined || (r.ping[d]?.result?.errors ?? 0) > 0,
-    ),
-  );
 }
 
 /** The whole matrix, row by row in order: stream g→h, stream h→g, ping g→h, ping h→g. */
@@ -301,12 +226,11 @@ export async function runStudy(o: StudyOptions): Promise<StudyReport> {
     }
     rows.push(row);
   }
-  const cpus = os.cpus();
   return {
     schema: REPORT_SCHEMA,
     generatedAt: new Date().toISOString(),
     command: o.command ?? '',
-    machine: { node: process.version, platform: `${process.platform} ${process.arch}`, cpus: cpus.length, cpuModel: cpus[0]?.model.trim() ?? 'unknown' },
+    machine: o.machine ?? { node: process.version, platform: `${process.platform} ${process.arch}`, cpus: NaN, cpuModel: 'unknown' },
     plan: {
       ...plan,
       mode: o.mode ?? 'cumulative',

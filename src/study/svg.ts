@@ -5,7 +5,7 @@
 // row is one <g class="row-group" data-row="…">. Pure string building.
 
 import type { Direction } from './measure.js';
-import type { RowResult, StudyReport } from './runner.js';
+import type { RowResult, StudyReport } from './report.js';
 
 export function xmlEscape(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');

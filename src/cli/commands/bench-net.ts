@@ -3,7 +3,8 @@
 // as JSON with --json. Progress on a terminal (stderr), nothing extra when piped.
 
 import type { Command } from 'commander';
-import { findPreset, formatPingCell, formatStreamCell, ProgressLine, duration, runPingCell, runStreamCell, type Direction, type StudyMode } from '../../study/index.js';
+import { findPreset, formatPingCell, formatStreamCell, ProgressLine, duration, type Direction, type StudyMode } from '../../study/index.js';
+import { runPingCell, runStreamCell } from '../../study/runner.js';
 
 export function parseDirection(s: string): Direction {
   if (s === 'g2h' || s === 'h2g') return s;

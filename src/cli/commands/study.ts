@@ -4,6 +4,7 @@
 // (what `npm start` runs); without it the plan is the RFC's (10 × 20 s, 100000 pings).
 
 import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import { basename, dirname, relative } from 'node:path';
 import type { Command } from 'commander';
 import {
@@ -16,10 +17,10 @@ import {
   renderMarkdown,
   reportHasProblems,
   renderSvg,
-  runStudy,
   studyPresets,
   type StudyPlan,
 } from '../../study/index.js';
+import { runStudy } from '../../study/runner.js';
 import { parseMode, parsePositive } from './bench-net.js';
 
 interface StudyOpts {
@@ -82,6 +83,7 @@ export function registerStudy(program: Command): void {
         streamWorkload: o.streamWorkload,
         pingWorkload: o.pingWorkload,
         command: ['virtq', ...process.argv.slice(2)].join(' '),
+        machine: { node: process.version, platform: `${process.platform} ${process.arch}`, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown' },
         onProgress: (e) => progress.update(formatProgress(e)),
       });
       progress.clear();

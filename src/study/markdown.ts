@@ -4,7 +4,7 @@
 
 import { msFromUs } from './iputils.js';
 import type { Direction } from './measure.js';
-import { RFC_CONCLUSIONS, type RfcFigure } from './rfc-figures.js';
+import { RFC_CONCLUSIONS, rfcFiguresFor, type RfcFigure } from './rfc-figures.js';
 import type { RowResult, StudyReport } from './report.js';
 import { MECHANISM_HEADER, MECHANISM_LEGEND, mechanismRows } from './format-text.js';
 
@@ -43,11 +43,12 @@ function pingText(r: RowResult, d: Direction): string {
   return [t.minUs, t.avgUs, t.maxUs, t.mdevUs].map(msFromUs).join(' / ');
 }
 
+/** Our average and the RFC's for a row (the RFC's even when the row was not run here). */
 function avgOf(report: StudyReport, row: string, d: Direction, kind: 'tp' | 'ping'): { ours: number; rfc: number } {
   const r = report.rows.find((x) => x.name === row);
-  if (!r) return { ours: NaN, rfc: NaN };
-  if (kind === 'tp') return { ours: r.stream[d]?.gbps.avg ?? NaN, rfc: r.rfc?.throughputGbps[d][1] ?? NaN };
-  return { ours: (r.ping[d]?.result?.rtt.avgUs ?? NaN) / 1000, rfc: r.rfc?.pingMs[d]?.[1] ?? NaN };
+  const f = rfcFiguresFor(row);
+  if (kind === 'tp') return { ours: r?.stream[d]?.gbps.avg ?? NaN, rfc: f?.throughputGbps[d][1] ?? NaN };
+  return { ours: (r?.ping[d]?.result?.rtt.avgUs ?? NaN) / 1000, rfc: f?.pingMs[d]?.[1] ?? NaN };
 }
 
 /** The comparisons behind each RFC conclusion: [label, numerator row, denominator row]. */
@@ -100,7 +101,7 @@ export function renderMarkdown(report: StudyReport, opts: { svgHref?: string } =
 
   if (p.mode === 'cumulative') {
     out.push("## The RFC's conclusions, as ratios of averages", '');
-    out.push('Each line compares two neighbouring rows (later ÷ earlier); ours and the RFC\'s side by side. Whether a conclusion holds is a judgement on these numbers, not made here.', '');
+    out.push('Each line compares two neighbouring rows (later ÷ earlier); ours and the RFC\'s side by side (— where a row was not run). Whether a conclusion holds is a judgement on these numbers, not made here.', '');
     const rows: string[][] = [];
     for (const c of CONCLUSION_PAIRS) {
       const cells = (['tp', 'ping'] as const).flatMap((k) =>

@@ -112,7 +112,7 @@ test('a cell whose workload fails is recorded with its error and the study goes 
 test('virtq study writes the JSON, Markdown and SVG and prints both RFC tables and the mechanisms', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'virtq-study-'));
   const { stdout, stderr } = await run(process.execPath, [
-    CLI, 'study', '--rows', 'baseline,gso', '--runs', '1', '--seconds', '0.1', '--count', '50',
+    CLI, 'study', '--rows', 'baseline,gso', '--runs', '1', '--seconds', '0.1', '--warmup-ms', '20', '--count', '50',
     '--stream-workload', STREAM, '--ping-workload', PING,
     '--json', join(dir, 'r.json'), '--md', join(dir, 'r.md'), '--svg', join(dir, 'c.svg'),
   ], { timeout: 60_000 });
@@ -124,6 +124,7 @@ test('virtq study writes the JSON, Markdown and SVG and prints both RFC tables a
   const j = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8')) as { rows: { name: string }[]; plan: { runs: number } };
   assert.deepEqual(j.rows.map((r) => r.name), ['baseline', 'GSO']);
   assert.equal(j.plan.runs, 1);
+  assert.equal((j.plan as unknown as { warmupMs: number }).warmupMs, 20);
   assert.match(readFileSync(join(dir, 'r.md'), 'utf8'), /!\[throughput and latency per row\]\(c\.svg\)/);
   assert.ok(existsSync(join(dir, 'c.svg')));
 });

@@ -28,6 +28,7 @@ interface StudyOpts {
   runs?: string;
   seconds?: string;
   count?: string;
+  warmupMs?: string;
   mode: string;
   rows?: string;
   modern: boolean;
@@ -53,6 +54,7 @@ export function registerStudy(program: Command): void {
     .option('--runs <n>', 'stream runs per cell (faithful: 10)')
     .option('--seconds <s>', 'measured seconds per stream run (faithful: 20)')
     .option('--count <n>', 'echo requests per ping cell (faithful: 100000)')
+    .option('--warmup-ms <ms>', 'excluded from each stream run (faithful: 1000, quick: 200)')
     .option('--mode <m>', 'cumulative (each row adds one change, as the RFC did) or isolated (each change alone against the baseline)', 'cumulative')
     .option('--rows <list>', 'comma-separated preset names or slugs (default: every row)')
     .option('--no-modern', 'only the RFC rows')
@@ -73,6 +75,7 @@ export function registerStudy(program: Command): void {
         ...(o.runs !== undefined ? { runs: parsePositive('--runs', o.runs) } : {}),
         ...(o.seconds !== undefined ? { seconds: parsePositive('--seconds', o.seconds, false) } : {}),
         ...(o.count !== undefined ? { count: parsePositive('--count', o.count) } : {}),
+        ...(o.warmupMs !== undefined ? { warmupMs: parsePositive('--warmup-ms', o.warmupMs) } : {}),
       };
       const progress = new ProgressLine(process.stderr);
       const report = await runStudy({

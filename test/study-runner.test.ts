@@ -112,16 +112,19 @@ test('a cell whose workload fails is recorded with its error and the study goes 
 test('virtq study writes the JSON, Markdown and SVG and prints both RFC tables and the mechanisms', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'virtq-study-'));
   const { stdout, stderr } = await run(process.execPath, [
-    CLI, 'study', '--rows', 'baseline,gso', '--runs', '1', '--seconds', '0.1', '--warmup-ms', '20', '--count', '50',
+    CLI, 'study', '--quick', '--wait', 'block', '--rows', 'baseline,gso', '--runs', '1', '--seconds', '0.1', '--warmup-ms', '20', '--count', '50',
     '--stream-workload', STREAM, '--ping-workload', PING,
     '--json', join(dir, 'r.json'), '--md', join(dir, 'r.md'), '--svg', join(dir, 'c.svg'),
   ], { timeout: 60_000 });
   assert.equal(stderr, '', 'no progress output when stderr is not a terminal');
   assert.match(stdout, /^netperf, 1x0\.1s runs \(Gb\/s\)\s+\| guest->host/m);
-  assert.match(stdout, /^ping -f -c 50 \(ms\)\s+\| guest->host/m);
+  assert.match(stdout, /^ping -f -c 50 \(≤3\.0s\) \(ms\)\s+\| guest->host/m);
   assert.match(stdout, /^baseline\s+g->h\s/m);
   assert.match(stdout, /^GSO\s+h->g\s/m);
-  const j = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8')) as { rows: { name: string }[]; plan: { runs: number } };
+  const j = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8')) as { rows: { name: string }[]; plan: { runs: number; quick: boolean; pingCapMs: number; waitStrategy: string } };
+  assert.equal(j.plan.quick, true);
+  assert.equal(j.plan.pingCapMs, 3000, 'the quick plan for two rows caps ping cells at 3 s');
+  assert.equal(j.plan.waitStrategy, 'block');
   assert.deepEqual(j.rows.map((r) => r.name), ['baseline', 'GSO']);
   assert.equal(j.plan.runs, 1);
   assert.equal((j.plan as unknown as { warmupMs: number }).warmupMs, 20);

@@ -138,7 +138,7 @@ export function formatStudy(report: StudyReport): string {
   const out = [
     `virtq study — ${report.generatedAt}, node ${report.machine.node}, ${report.machine.cpus} CPUs (${report.machine.cpuModel})`,
     `command: ${report.command}`,
-    `${p.quick ? 'quick' : 'faithful'} plan, ${p.mode} presets; stream: ${p.runs} × ${p.seconds} s after ${p.warmupMs} ms warm-up, ${p.msgBytes} B sends, MTU ${p.mtu}; ping: ${p.count} requests, 56 B payload${p.pingCapMs !== null ? `, at most ${p.pingCapMs} ms per cell` : ''}; total ${report.totalSeconds.toFixed(1)} s`,
+    `${p.quick ? 'quick' : 'faithful'} plan, ${p.mode} presets, waits: ${p.waitStrategy}; stream: ${p.runs} × ${p.seconds} s after ${p.warmupMs} ms warm-up, ${p.msgBytes} B sends, MTU ${p.mtu}; ping: ${p.count} requests, 56 B payload${p.pingCapMs !== null ? `, at most ${p.pingCapMs} ms per cell` : ''}; total ${report.totalSeconds.toFixed(1)} s`,
     `RFC figures: ${report.rfcSource}.`,
     '',
     throughputTable(report),

@@ -71,7 +71,7 @@ export function renderMarkdown(report: StudyReport, opts: { svgHref?: string } =
   out.push(`Generated ${report.generatedAt} on ${report.machine.cpus} CPUs (${report.machine.cpuModel}), Node ${report.machine.node}, ${report.machine.platform}.`, '');
   out.push(`Command: \`${report.command}\``, '');
   out.push(
-    `Plan: ${p.quick ? '**quick**' : 'faithful'}, presets applied **${p.mode}**. Stream (netperf TCP_STREAM semantics): ${p.runs} run(s) of ${p.seconds} s per cell after ${p.warmupMs} ms warm-up, ${p.msgBytes}-byte sends, MTU ${p.mtu}; ` +
+    `Plan: ${p.quick ? '**quick**' : 'faithful'}, presets applied **${p.mode}**, waits: ${p.waitStrategy}. Stream (netperf TCP_STREAM semantics): ${p.runs} run(s) of ${p.seconds} s per cell after ${p.warmupMs} ms warm-up, ${p.msgBytes}-byte sends, MTU ${p.mtu}; ` +
       `ping (\`ping -f\` semantics): ${p.count} echo requests, 56-byte payload, next request on reply or after 10 ms${p.pingCapMs !== null ? `, each cell stopped after ${p.pingCapMs} ms` : ''}. Total ${report.totalSeconds.toFixed(1)} s.`,
     '',
   );

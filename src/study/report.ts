@@ -59,7 +59,7 @@ export interface StudyReport {
   generatedAt: string;
   command: string;
   machine: { node: string; platform: string; cpus: number; cpuModel: string };
-  plan: StudyPlan & { mode: StudyMode; msgBytes: number; mtu: number; streamWorkload: string; pingWorkload: string };
+  plan: StudyPlan & { mode: StudyMode; msgBytes: number; mtu: number; streamWorkload: string; pingWorkload: string; waitStrategy: string };
   rfcSource: string;
   rows: RowResult[];
   totalSeconds: number;

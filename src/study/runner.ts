@@ -238,6 +238,7 @@ export async function runStudy(o: StudyOptions): Promise<StudyReport> {
       mtu: o.mtu ?? 1500,
       streamWorkload: o.streamWorkload ?? DEFAULT_STREAM_WORKLOAD,
       pingWorkload: o.pingWorkload ?? DEFAULT_PING_WORKLOAD,
+      waitStrategy: o.wait?.strategy ?? 'engine default (hybrid)',
     },
     rfcSource: RFC_SOURCE,
     rows,

@@ -80,7 +80,7 @@ export function syntheticReport(rows: StudyPreset[]): StudyReport {
     generatedAt: '2026-01-01T00:00:00.000Z',
     command: 'virtq study --quick',
     machine: { node: 'v20', platform: 'linux x64', cpus: 2, cpuModel: 'test' },
-    plan: { ...quickPlan(rows.length), mode: 'cumulative', msgBytes: 16384, mtu: 1500, streamWorkload: 'net-stream', pingWorkload: 'net-ping' },
+    plan: { ...quickPlan(rows.length), mode: 'cumulative', msgBytes: 16384, mtu: 1500, streamWorkload: 'net-stream', pingWorkload: 'net-ping', waitStrategy: 'hybrid' },
     rfcSource: 'RFC',
     rows: rows.map(row),
     totalSeconds: 1,

@@ -3,6 +3,7 @@
 // as JSON with --json. Progress on a terminal (stderr), nothing extra when piped.
 
 import type { Command } from 'commander';
+import type { WaitSettings } from '../../engine/index.js';
 import { findPreset, formatPingCell, formatStreamCell, ProgressLine, duration, type Direction, type StudyMode } from '../../study/index.js';
 import { runPingCell, runStreamCell } from '../../study/runner.js';
 
@@ -15,6 +16,12 @@ export function parsePositive(name: string, s: string, integer = true): number {
   const x = Number(s);
   if (!Number.isFinite(x) || x <= 0 || (integer && !Number.isInteger(x))) throw new Error(`${name} must be a positive ${integer ? 'integer' : 'number'} (got ${s})`);
   return x;
+}
+
+export function parseWait(s: string | undefined): { wait?: WaitSettings } {
+  if (s === undefined) return {};
+  if (s === 'block' || s === 'hybrid' || s === 'spin') return { wait: { strategy: s } };
+  throw new Error(`--wait must be block, hybrid or spin (got ${s})`);
 }
 
 export function parseMode(s: string): StudyMode {
@@ -32,6 +39,7 @@ interface StreamOpts {
   warmupMs: string;
   mode: string;
   workload?: string;
+  wait?: string;
   json?: boolean;
 }
 
@@ -42,6 +50,7 @@ interface PingOpts {
   queueSize?: string;
   mode: string;
   workload?: string;
+  wait?: string;
   json?: boolean;
 }
 
@@ -58,6 +67,7 @@ export function registerBenchNet(bench: Command): void {
     .option('--warmup-ms <ms>', 'excluded from each run', '1000')
     .option('--mode <m>', 'cumulative (the row with every earlier change) or isolated (baseline + this change)', 'cumulative')
     .option('--workload <name>', 'stream workload name or module path', 'net-stream')
+    .option('--wait <strategy>', 'both sides wait by block, hybrid (spin then block) or spin (default: the engine\'s, hybrid)')
     .option('--json', 'print the cell as JSON')
     .action(async (o: StreamOpts) => {
       const direction = parseDirection(o.direction);
@@ -73,6 +83,7 @@ export function registerBenchNet(bench: Command): void {
         { runs, seconds, warmupMs: Number(o.warmupMs) },
         {
           mode,
+          ...parseWait(o.wait),
           msgBytes: parsePositive('--msg-size', o.msgSize),
           ...(o.queueSize !== undefined ? { queueSize: parsePositive('--queue-size', o.queueSize) } : {}),
           ...(o.workload !== undefined ? { streamWorkload: o.workload } : {}),
@@ -93,6 +104,7 @@ export function registerBenchNet(bench: Command): void {
     .option('--queue-size <n>', "queue size for rx and tx (default: the preset's)")
     .option('--mode <m>', 'cumulative or isolated', 'cumulative')
     .option('--workload <name>', 'ping workload name or module path', 'net-ping')
+    .option('--wait <strategy>', 'both sides wait by block, hybrid (spin then block) or spin (default: the engine\'s, hybrid)')
     .option('--json', 'print the cell as JSON')
     .action(async (o: PingOpts) => {
       const direction = parseDirection(o.direction);
@@ -103,6 +115,7 @@ export function registerBenchNet(bench: Command): void {
       progress.update(`ping ${direction} "${preset.name}": ${count} requests…`);
       const cell = await runPingCell(preset, direction, { count, pingCapMs: null }, {
         mode,
+        ...parseWait(o.wait),
         ...(o.queueSize !== undefined ? { queueSize: parsePositive('--queue-size', o.queueSize) } : {}),
         ...(o.workload !== undefined ? { pingWorkload: o.workload } : {}),
       });

@@ -21,7 +21,7 @@ import {
   type StudyPlan,
 } from '../../study/index.js';
 import { runStudy } from '../../study/runner.js';
-import { parseMode, parsePositive } from './bench-net.js';
+import { parseMode, parsePositive, parseWait } from './bench-net.js';
 
 interface StudyOpts {
   quick?: boolean;
@@ -38,6 +38,7 @@ interface StudyOpts {
   md?: string;
   svg?: string;
   streamWorkload: string;
+  wait?: string;
   pingWorkload: string;
 }
 
@@ -65,6 +66,7 @@ export function registerStudy(program: Command): void {
     .option('--svg <file>', 'SVG chart path (default <out>/study.svg)')
     .option('--stream-workload <name>', 'stream workload name or module path', 'net-stream')
     .option('--ping-workload <name>', 'ping workload name or module path', 'net-ping')
+    .option('--wait <strategy>', 'both sides wait by block, hybrid (spin then block) or spin (default: the engine\'s, hybrid)')
     .action(async (o: StudyOpts) => {
       const mode = parseMode(o.mode);
       let rows = o.rows !== undefined ? o.rows.split(',').map((s) => findPreset(s.trim(), mode)) : studyPresets(mode);
@@ -82,6 +84,7 @@ export function registerStudy(program: Command): void {
         rows,
         plan,
         mode,
+        ...parseWait(o.wait),
         msgBytes: parsePositive('--msg-size', o.msgSize),
         streamWorkload: o.streamWorkload,
         pingWorkload: o.pingWorkload,

@@ -91,7 +91,7 @@ export function registerBenchNet(bench: Command): void {
         (run) => progress.update(`stream ${direction} "${preset.name}" run ${run}/${runs} · ${duration(performance.now() - t0)} elapsed`),
       );
       progress.clear();
-      process.stdout.write(o.json ? JSON.stringify({ schema: 'virtq-bench-stream/1', command: process.argv.slice(1).join(' '), seconds, ...cell }, null, 2) + '\n' : formatStreamCell(cell, seconds));
+      process.stdout.write(o.json ? JSON.stringify({ schema: 'virtq-bench-stream/1', command: ['virtq', ...process.argv.slice(2)].join(' '), seconds, ...cell }, null, 2) + '\n' : formatStreamCell(cell, seconds));
       if (cell.error !== undefined || cell.errors > 0) process.exitCode = 1;
     });
 
@@ -120,7 +120,7 @@ export function registerBenchNet(bench: Command): void {
         ...(o.workload !== undefined ? { pingWorkload: o.workload } : {}),
       });
       progress.clear();
-      process.stdout.write(o.json ? JSON.stringify({ schema: 'virtq-bench-ping/1', command: process.argv.slice(1).join(' '), ...cell }, null, 2) + '\n' : formatPingCell(cell));
+      process.stdout.write(o.json ? JSON.stringify({ schema: 'virtq-bench-ping/1', command: ['virtq', ...process.argv.slice(2)].join(' '), ...cell }, null, 2) + '\n' : formatPingCell(cell));
       if (cell.result === null || cell.result.errors > 0) process.exitCode = 1;
     });
 }

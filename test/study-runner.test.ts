@@ -143,7 +143,7 @@ test('virtq bench stream --json and bench ping print their cell', async () => {
   assert.equal(cell.runs[0]!.extra['guest.msgBytes'], 8192);
   const p = await run(process.execPath, [CLI, 'bench', 'ping', '--direction', 'g2h', '--count', '200', '--workload', PING], { timeout: 60_000 });
   assert.match(p.stdout, /^200 packets transmitted, 200 received, 0% packet loss$/m);
-  assert.match(p.stdout, /^rtt min\/avg\/max\/mdev = [\d.]+\/[\d.]+\/[\d.]+\/[\d.]+ ms$/m);
+  assert.match(p.stdout, /^rtt min\/avg\/max\/mdev = [\d.]+\/[\d.]+\/[\d.]+\/[\d.]+ ms, ipg\/ewma [\d.]+\/[\d.]+ ms$/m);
   assert.match(p.stdout, /^p50 \d+ µs, p99 \d+ µs \(HDR histogram\)$/m);
 });
 

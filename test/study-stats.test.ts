@@ -6,7 +6,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { summarize, percentile, median } from '../src/study/stats.js';
-import { iputilsRtt, llsqrt, msFromUs } from '../src/study/iputils.js';
+import { iputilsEwmaUs, iputilsRtt, llsqrt, msFromUs } from '../src/study/iputils.js';
 import { hdrPercentiles } from '../src/study/measure.js';
 import { FloodPingSchedule } from '../src/study/flood-schedule.js';
 
@@ -109,6 +109,15 @@ test('iputils mdev is llsqrt of the truncated population variance of the integer
       assert.equal(r.maxUs, Math.max(...xs));
     }),
   );
+});
+
+test("iputils' flood EWMA starts at the first RTT and moves 1/8 of the way with integer steps", () => {
+  assert.equal(iputilsEwmaUs([100]), 100);
+  // rtt = 800; += 180 − 100 → 880 (110); += 110 − 110 → 880 (110).
+  assert.equal(iputilsEwmaUs([100, 180, 110]), 110);
+  // Truncation: 8·3 = 24, += 0 − 3 → 21, 21/8 → 2.
+  assert.equal(iputilsEwmaUs([3, 0]), 2);
+  assert.ok(Number.isNaN(iputilsEwmaUs([])));
 });
 
 test('an empty RTT list has no summary line', () => {

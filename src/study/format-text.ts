@@ -188,7 +188,7 @@ export function formatPingCell(c: PingCell): string {
   const r = c.result;
   const loss = r.sent > 0 ? ((r.sent - r.received) * 100) / r.sent : 0;
   out.push(`${r.sent} packets transmitted, ${r.received} received, ${Number(loss.toPrecision(6))}% packet loss`);
-  if (r.rtt.count > 0) out.push(r.rtt.line);
+  if (r.rtt.count > 0) out.push(`${r.rtt.line}${Number.isFinite(r.ipgUs) ? `, ipg/ewma ${msFromUs(r.ipgUs)}/${msFromUs(r.ewmaUs)} ms` : ''}`);
   out.push(`p50 ${n(r.p50Us, 0)} µs, p99 ${n(r.p99Us, 0)} µs (HDR histogram)`);
   const m = r.mechanism;
   out.push(`per echo: ${n(m.kicksPerPacket, 2)} kicks, ${n(m.interruptsPerPacket, 2)} interrupts, ${n(m.sleepsPerPacket, 2)} sleeps, ${n(m.timerFiresPerPacket, 2)} timer fires`);

@@ -89,3 +89,19 @@ export function iputilsRtt(rttsUs: readonly number[], variant: IputilsVariant = 
   const line = `rtt min/avg/max/mdev = ${msFromUs(min)}/${msFromUs(avg)}/${msFromUs(max)}/${msFromUs(mdev)} ms`;
   return { count: total, minUs: min, avgUs: avg, maxUs: max, mdevUs: mdev, line };
 }
+
+/**
+ * iputils' flood-mode RTT EWMA in integer µs: `rtt` holds 8 × the average, starts at the first
+ * sample × 8 (and again whenever it falls to 0), then `rtt += sample − rtt/8` with C's
+ * truncating division; the printed figure is rtt/8. NaN for no samples.
+ */
+export function iputilsEwmaUs(rttsUs: readonly number[]): number {
+  if (rttsUs.length === 0) return NaN;
+  let rtt = 0;
+  for (const r of rttsUs) {
+    const t = Math.max(0, Math.trunc(r));
+    if (rtt === 0) rtt = t * 8;
+    else rtt += t - Math.trunc(rtt / 8);
+  }
+  return Math.trunc(rtt / 8);
+}

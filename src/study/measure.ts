@@ -8,7 +8,7 @@
 
 import hdr from 'hdr-histogram-js';
 import type { SideStats } from '../engine/types.js';
-import { iputilsRtt, type IputilsRtt, type IputilsVariant } from './iputils.js';
+import { iputilsEwmaUs, iputilsRtt, type IputilsRtt, type IputilsVariant } from './iputils.js';
 import { ratio } from './stats.js';
 
 export type Direction = 'g2h' | 'h2g';
@@ -140,6 +140,13 @@ export interface PingResult {
   rtt: IputilsRtt;
   p50Us: number;
   p99Us: number;
+  /** iputils' flood-mode RTT EWMA (weight 1/8), integer µs. */
+  ewmaUs: number;
+  /**
+   * Mean gap between requests, µs: the pinging side's window over (sent − 1). iputils measures
+   * up to its last send; the window runs to the end, so this reads slightly high.
+   */
+  ipgUs: number;
   errors: number;
   firstError?: string;
   mechanism: Mechanism;
@@ -168,6 +175,8 @@ export function pingResultOf(direction: Direction, guest: SideStats, host: SideS
     received,
     rtt: iputilsRtt(rtts, variant),
     ...hdrPercentiles(rtts),
+    ewmaUs: iputilsEwmaUs(rtts),
+    ipgUs: sent > 1 ? Math.trunc((pinger.windowMs * 1000) / (sent - 1)) : NaN,
     errors: guest.errors + host.errors,
     mechanism: mechanismOf(guest, host, sent),
     extra: prefixed(guest, host),

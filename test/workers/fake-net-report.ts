@@ -57,7 +57,7 @@ function pingCell(p: StudyPreset, d: 'g2h' | 'h2g', rtts: number[]): PingCell {
     preset: p.name,
     queueSize: p.ringSize,
     count: rtts.length,
-    result: { sent: rtts.length, received: rtts.length, rtt: iputilsRtt(rtts), p50Us: 30, p99Us: 90, errors: 0, mechanism: mech({ kicksPerPacket: 1, interruptsPerPacket: 1 }), extra: {} },
+    result: { sent: rtts.length, received: rtts.length, rtt: iputilsRtt(rtts), p50Us: 30, p99Us: 90, ewmaUs: 30, ipgUs: 40, errors: 0, mechanism: mech({ kicksPerPacket: 1, interruptsPerPacket: 1 }), extra: {} },
   };
 }
 

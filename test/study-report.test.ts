@@ -219,12 +219,13 @@ test('cumulative rows carry every earlier change; isolated rows only their own',
 test('the adapter reads a policy-shaped source: RFC rows in order, modern presets after', () => {
   const rows = studyPresets('cumulative', {
     rfcRows: ['baseline', 'GSO'],
-    presets: { baseline: { description: 'b' }, GSO: { gso: true, description: 'g' }, 'my-adaptive': { eventIdx: true, ringSize: 1024 } },
+    presets: { baseline: { description: 'b' }, GSO: { gso: true, description: 'g' }, 'my-adaptive': { eventIdx: true, ringSize: 1024 }, 'my-napi': {} },
   });
   assert.deepEqual(rows.map((r) => [r.name, r.kind, r.ringSize, r.gso, r.eventIdx]), [
     ['baseline', 'rfc', 128, false, false],
     ['GSO', 'rfc', 128, true, false],
-    ['my-adaptive', 'modern', 1024, false, true],
+    ['my-adaptive', 'modern', 1024, true, true],
+    ['my-napi', 'modern', 128, true, false], // unspecified: the last RFC row's data path
   ]);
 });
 

@@ -123,9 +123,11 @@ export function studyPresets(mode: StudyMode = 'cumulative', source: PresetSourc
     }
     return { name, slug: slugOf(name), kind: 'rfc', rfcIndex: i, description: source.presets[name]?.description ?? LOCAL_PRESETS[name]?.description ?? '', ...dp };
   });
+  // A modern preset builds on the RFC's last row (GSO, bigger rings) unless it says otherwise.
+  const top = cumulative.at(-1) ?? BASELINE;
   for (const name of Object.keys(source.presets)) {
     if (source.rfcRows.includes(name)) continue;
-    rows.push({ name, slug: slugOf(name), kind: 'modern', rfcIndex: null, description: source.presets[name]?.description ?? '', ...dataPathOf(source.presets[name], LOCAL_PRESETS[name], base) });
+    rows.push({ name, slug: slugOf(name), kind: 'modern', rfcIndex: null, description: source.presets[name]?.description ?? '', ...dataPathOf(source.presets[name], LOCAL_PRESETS[name], top) });
   }
   return rows;
 }

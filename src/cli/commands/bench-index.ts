@@ -2,9 +2,11 @@
 
 import type { Command } from 'commander';
 import { registerBenchPeers } from './bench-peers.js';
+import { registerBenchNet } from './bench-net.js';
 
 export type BenchRegistrar = (bench: Command) => void;
 
 export const BENCH_COMMANDS: BenchRegistrar[] = [
   registerBenchPeers,
+  registerBenchNet,
 ];

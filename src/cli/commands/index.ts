@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { registerDemo } from './demo.js';
 import { registerBench } from './bench.js';
 import { registerPresets } from './presets.js';
+import { registerStudy } from './study.js';
 
 export type CommandRegistrar = (program: Command) => void;
 
@@ -12,4 +13,5 @@ export const COMMANDS: CommandRegistrar[] = [
   registerDemo,
   registerBench,
   registerPresets,
+  registerStudy,
 ];

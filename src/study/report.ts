@@ -1,0 +1,88 @@
+// The study's results as plain data: what a stream cell, a ping cell, a row and the whole
+// report hold (the JSON schema `virtq-study/1`, documented in docs/study.md). Pure: the
+// renderers and the tests use these without starting threads.
+
+import type { Direction, Mechanism, PingResult, StreamRun } from './measure.js';
+import type { StudyPlan } from './plan.js';
+import type { StudyMode } from './presets-source.js';
+import type { RfcRowFigures } from './rfc-figures.js';
+import type { Summary } from './stats.js';
+
+export const DEFAULT_STREAM_WORKLOAD = 'net-stream';
+export const DEFAULT_PING_WORKLOAD = 'net-ping';
+export const REPORT_SCHEMA = 'virtq-study/1';
+
+export interface StreamCell {
+  kind: 'stream';
+  direction: Direction;
+  preset: string;
+  queueSize: number;
+  msgBytes: number;
+  gso: boolean;
+  runs: StreamRun[];
+  /** Over the runs' Gb/s. */
+  gbps: Summary;
+  guestCpuSPerGB: Summary;
+  hostCpuSPerGB: Summary;
+  /** Mean over runs of each mechanism figure. */
+  mechanism: Mechanism | null;
+  /** Verification errors over all runs (must be 0). */
+  errors: number;
+  /** Why the cell has fewer runs than asked (a failed run), if it does. */
+  error?: string;
+}
+
+export interface PingCell {
+  kind: 'ping';
+  direction: Direction;
+  preset: string;
+  queueSize: number;
+  count: number;
+  result: PingResult | null;
+  error?: string;
+}
+
+export interface RowResult {
+  name: string;
+  slug: string;
+  kind: 'rfc' | 'modern';
+  description: string;
+  dataPath: { ringSize: number; gso: boolean; mergeable: boolean; eventIdx: boolean };
+  /** The RFC's figures for this row (2008 hardware under KVM), null for modern presets. */
+  rfc: RfcRowFigures | null;
+  stream: { g2h: StreamCell | null; h2g: StreamCell | null };
+  ping: { g2h: PingCell | null; h2g: PingCell | null };
+}
+
+export interface StudyReport {
+  schema: typeof REPORT_SCHEMA;
+  generatedAt: string;
+  command: string;
+  machine: { node: string; platform: string; cpus: number; cpuModel: string };
+  plan: StudyPlan & { mode: StudyMode; msgBytes: number; mtu: number; streamWorkload: string; pingWorkload: string; waitStrategy: string };
+  rfcSource: string;
+  rows: RowResult[];
+  totalSeconds: number;
+}
+
+export interface ProgressEvent {
+  rowIndex: number;
+  rowCount: number;
+  row: string;
+  /** 'stream g2h' | 'stream h2g' | 'ping g2h' | 'ping h2g'. */
+  cell: string;
+  run: number;
+  runs: number;
+  elapsedMs: number;
+  etaMs: number;
+}
+
+/** Whether any cell of the report failed or saw verification errors. */
+export function reportHasProblems(report: StudyReport): boolean {
+  return report.rows.some((r) =>
+    (['g2h', 'h2g'] as Direction[]).some(
+      (d) => r.stream[d]?.error !== undefined || (r.stream[d]?.errors ?? 0) > 0 || r.ping[d]?.error !== undefined || (r.ping[d]?.result?.errors ?? 0) > 0,
+    ),
+  );
+}
+

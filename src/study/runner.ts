@@ -1,0 +1,247 @@
+// Runs the study's cells through the engine: netperf-like stream runs and ping -f-like cells
+// for one preset and direction, and the whole matrix (rows × stream g→h, stream h→g, ping g→h,
+// ping h→g) with progress events. Node-only through the engine (worker threads); everything
+// else in src/study is pure and not re-exported with this from index.ts. A cell that fails (the
+// workload throws, the run times out) is recorded with its error and the study goes on.
+
+import { Engine, type EngineOptions, type EngineResult, type WaitSettings } from '../engine/index.js';
+import { type Direction, type Mechanism, type StreamRun, pingResultOf, streamRunOf } from './measure.js';
+import { DEFAULT_PING_WORKLOAD, DEFAULT_STREAM_WORKLOAD, REPORT_SCHEMA, type PingCell, type ProgressEvent, type RowResult, type StreamCell, type StudyReport } from './report.js';
+import { FAITHFUL_PLAN, estimatePingMs, estimateStreamRunMs, etaMs, type StudyPlan } from './plan.js';
+import type { StudyMode, StudyPreset } from './presets-source.js';
+import { rfcFiguresFor, RFC_SOURCE } from './rfc-figures.js';
+import { summarize } from './stats.js';
+
+/**
+ * Runs one engine run; with `stopAfterReadyMs`, stops it that long after both sides passed the
+ * start barrier (so a slow start never eats the measured window).
+ */
+export type RunEngine = (options: EngineOptions, stopAfterReadyMs?: number) => Promise<EngineResult>;
+
+/** Word 0 of the engine's control block counts the sides that passed the start barrier (side.ts). */
+const CTRL_READY = 0;
+
+/** The default RunEngine: Engine.start, then a stop timed from the start barrier. */
+export async function runEngineTimed(options: EngineOptions, stopAfterReadyMs?: number): Promise<EngineResult> {
+  const engine = Engine.start(options);
+  if (stopAfterReadyMs === undefined) return engine.done;
+  const ready = new Int32Array(engine.setup.controlSab);
+  let timer: NodeJS.Timeout | undefined;
+  // Polls from the main thread (no Atomics.wait here): 2 ms granularity is plenty for seconds.
+  const poll = setInterval(() => {
+    // Pairs with the sides' Atomics.add in SideContext.arriveAndWait.
+    if (Atomics.load(ready, CTRL_READY) >= 2) {
+      clearInterval(poll);
+      timer = setTimeout(() => engine.stop(), stopAfterReadyMs);
+    }
+  }, 2);
+  try {
+    return await engine.done;
+  } finally {
+    clearInterval(poll);
+    clearTimeout(timer);
+  }
+}
+
+/** What every cell needs besides its preset and direction. */
+export interface CellOptions {
+  /** Workload names (registered) or absolute paths / file URLs (tests use fakes). */
+  streamWorkload?: string;
+  pingWorkload?: string;
+  /** Send size, bytes (netperf -m; default 16384). */
+  msgBytes?: number;
+  mtu?: number;
+  /** Overrides the preset's ring size for both queues. */
+  queueSize?: number;
+  /** 'isolated' is passed to the workloads as `presetMode` so the policy applies only that row's change. */
+  mode?: StudyMode;
+  wait?: WaitSettings;
+  /** Injected for tests; default Engine.run. */
+  runEngine?: RunEngine;
+}
+
+function meanMechanism(runs: StreamRun[]): Mechanism | null {
+  if (runs.length === 0) return null;
+  const out: Record<string, number> = {};
+  for (const k of Object.keys(runs[0]!.mechanism)) {
+    out[k] = runs.reduce((a, r) => a + (r.mechanism as unknown as Record<string, number>)[k]!, 0) / runs.length;
+  }
+  return out as unknown as Mechanism;
+}
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function queuesFor(preset: StudyPreset, o: CellOptions): EngineOptions['queues'] {
+  const size = o.queueSize ?? preset.ringSize;
+  return [
+    { size, eventIdx: preset.eventIdx },
+    { size, eventIdx: preset.eventIdx },
+  ];
+}
+
+/**
+ * Guest RAM for driver buffers: room for every descriptor of both queues to hold a 64 KiB GSO
+ * frame plus header (or a 4 KiB page without GSO), at least the engine's default 8 MiB.
+ */
+export function arenaBytesFor(preset: StudyPreset, o: CellOptions): number {
+  const size = o.queueSize ?? preset.ringSize;
+  return Math.max(8 << 20, 2 * size * (preset.gso ? 68 << 10 : 4 << 10));
+}
+
+function commonParams(preset: StudyPreset, o: CellOptions): Record<string, unknown> {
+  return { preset: preset.name, ...(o.mode === 'isolated' ? { presetMode: 'isolated' } : {}) };
+}
+
+/** One netperf-like run: sender on one side, receiver counts payload in the measured window. */
+export async function runStreamOnce(preset: StudyPreset, direction: Direction, plan: Pick<StudyPlan, 'seconds' | 'warmupMs'>, o: CellOptions = {}): Promise<StreamRun> {
+  const run = o.runEngine ?? runEngineTimed;
+  const stopAfterMs = plan.warmupMs + plan.seconds * 1000;
+  const r = await run({
+    workload: o.streamWorkload ?? DEFAULT_STREAM_WORKLOAD,
+    queues: queuesFor(preset, o),
+    arenaBytes: arenaBytesFor(preset, o),
+    params: {
+      ...commonParams(preset, o),
+      direction,
+      msgBytes: o.msgBytes ?? 16384,
+      gso: preset.gso,
+      mergeable: preset.mergeable,
+      mtu: o.mtu ?? 1500,
+      warmupMs: plan.warmupMs,
+    },
+    ...(o.wait ? { wait: o.wait } : {}),
+    timeoutMs: stopAfterMs + 60_000,
+  }, stopAfterMs);
+  return streamRunOf(direction, r.guest, r.host);
+}
+
+/** A stream cell: `plan.runs` runs, summarised; a failed run ends the cell with its error. */
+export async function runStreamCell(
+  preset: StudyPreset,
+  direction: Direction,
+  plan: Pick<StudyPlan, 'runs' | 'seconds' | 'warmupMs'>,
+  o: CellOptions = {},
+  onRun?: (run: number) => void,
+): Promise<StreamCell> {
+  const runs: StreamRun[] = [];
+  let error: string | undefined;
+  for (let i = 0; i < plan.runs; i++) {
+    onRun?.(i + 1);
+    try {
+      runs.push(await runStreamOnce(preset, direction, plan, o));
+    } catch (e) {
+      error = `run ${i + 1}: ${errText(e)}`;
+      break;
+    }
+  }
+  const cell: StreamCell = {
+    kind: 'stream',
+    direction,
+    preset: preset.name,
+    queueSize: o.queueSize ?? preset.ringSize,
+    msgBytes: o.msgBytes ?? 16384,
+    gso: preset.gso,
+    runs,
+    gbps: summarize(runs.map((r) => r.gbps)),
+    guestCpuSPerGB: summarize(runs.map((r) => r.guestCpuSPerGB)),
+    hostCpuSPerGB: summarize(runs.map((r) => r.hostCpuSPerGB)),
+    mechanism: meanMechanism(runs),
+    errors: runs.reduce((a, r) => a + r.errors, 0),
+  };
+  if (error !== undefined) cell.error = error;
+  return cell;
+}
+
+/** A ping -f cell: `count` echo requests, 56-byte payload, next on reply or after 10 ms. */
+export async function runPingCell(preset: StudyPreset, direction: Direction, plan: Pick<StudyPlan, 'count' | 'pingCapMs'>, o: CellOptions = {}): Promise<PingCell> {
+  const run = o.runEngine ?? runEngineTimed;
+  const cell: PingCell = { kind: 'ping', direction, preset: preset.name, queueSize: o.queueSize ?? preset.ringSize, count: plan.count, result: null };
+  try {
+    const r = await run({
+      workload: o.pingWorkload ?? DEFAULT_PING_WORKLOAD,
+      queues: queuesFor(preset, o),
+      arenaBytes: arenaBytesFor(preset, o),
+      params: { ...commonParams(preset, o), direction, count: plan.count, payloadBytes: 56, timeoutMs: 10 },
+      ...(o.wait ? { wait: o.wait } : {}),
+      // Worst case every request waits the full 10 ms.
+      timeoutMs: (plan.pingCapMs ?? plan.count * 11) + 60_000,
+    }, plan.pingCapMs ?? undefined);
+    cell.result = pingResultOf(direction, r.guest, r.host);
+  } catch (e) {
+    cell.error = errText(e);
+  }
+  return cell;
+}
+
+export interface StudyOptions extends CellOptions {
+  rows: StudyPreset[];
+  plan?: StudyPlan;
+  command?: string;
+  /** Where it ran (the CLI fills it from node:os). */
+  machine?: StudyReport['machine'];
+  onProgress?: (e: ProgressEvent) => void;
+}
+
+/** The whole matrix, row by row in order: stream g→h, stream h→g, ping g→h, ping h→g. */
+export async function runStudy(o: StudyOptions): Promise<StudyReport> {
+  const plan = o.plan ?? FAITHFUL_PLAN;
+  const t0 = performance.now();
+  const streamMs = estimateStreamRunMs(plan);
+  const pingMs = estimatePingMs(plan);
+  const rowPlannedMs = 2 * plan.runs * streamMs + 2 * pingMs;
+  const totalPlannedMs = rowPlannedMs * o.rows.length;
+  let plannedDone = 0;
+  const rows: RowResult[] = [];
+  for (let ri = 0; ri < o.rows.length; ri++) {
+    const p = o.rows[ri]!;
+    const progress = (cell: string, run: number, runs: number): void => {
+      if (!o.onProgress) return;
+      const elapsed = performance.now() - t0;
+      o.onProgress({ rowIndex: ri, rowCount: o.rows.length, row: p.name, cell, run, runs, elapsedMs: elapsed, etaMs: etaMs(plannedDone, elapsed, totalPlannedMs - plannedDone) });
+    };
+    const row: RowResult = {
+      name: p.name,
+      slug: p.slug,
+      kind: p.kind,
+      description: p.description,
+      dataPath: { ringSize: o.queueSize ?? p.ringSize, gso: p.gso, mergeable: p.mergeable, eventIdx: p.eventIdx },
+      rfc: p.kind === 'rfc' ? rfcFiguresFor(p.name) : null,
+      stream: { g2h: null, h2g: null },
+      ping: { g2h: null, h2g: null },
+    };
+    for (const d of ['g2h', 'h2g'] as Direction[]) {
+      const cellStart = plannedDone;
+      row.stream[d] = await runStreamCell(p, d, plan, o, (run) => {
+        plannedDone = cellStart + (run - 1) * streamMs;
+        progress(`stream ${d}`, run, plan.runs);
+      });
+      plannedDone = cellStart + plan.runs * streamMs;
+    }
+    for (const d of ['g2h', 'h2g'] as Direction[]) {
+      progress(`ping ${d}`, 1, 1);
+      row.ping[d] = await runPingCell(p, d, plan, o);
+      plannedDone += pingMs;
+    }
+    rows.push(row);
+  }
+  return {
+    schema: REPORT_SCHEMA,
+    generatedAt: new Date().toISOString(),
+    command: o.command ?? '',
+    machine: o.machine ?? { node: process.version, platform: `${process.platform} ${process.arch}`, cpus: NaN, cpuModel: 'unknown' },
+    plan: {
+      ...plan,
+      mode: o.mode ?? 'cumulative',
+      msgBytes: o.msgBytes ?? 16384,
+      mtu: o.mtu ?? 1500,
+      streamWorkload: o.streamWorkload ?? DEFAULT_STREAM_WORKLOAD,
+      pingWorkload: o.pingWorkload ?? DEFAULT_PING_WORKLOAD,
+      waitStrategy: o.wait?.strategy ?? 'engine default (hybrid)',
+    },
+    rfcSource: RFC_SOURCE,
+    rows,
+    totalSeconds: (performance.now() - t0) / 1000,
+  };
+}

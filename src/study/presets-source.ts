@@ -1,20 +1,19 @@
 // Where the study gets its rows: the adapter between the policy module's presets and the study.
-// Until src/policy exports them, LOCAL_SOURCE below stands in: the RFC's row names exactly as
-// rfc-tables.json spells them, plus the modern presets' names, each with the data-path facts
-// the runner applies itself (queue size, event idx, GSO, mergeable rx buffers). The lead points
-// SOURCE at the real module after merging:
-//
-//   import { PRESETS, RFC_ROWS } from '../policy/index.js';
-//   const SOURCE: PresetSource = { rfcRows: RFC_ROWS, presets: PRESETS };
-//
-// Expected shape: RFC_ROWS is the RFC's row names in order (keys of PRESETS); PRESETS maps every
-// preset name (RFC rows and modern ones) to an object with optional `description`, `ringSize`,
-// `gso`, `mergeable`, `eventIdx` (cumulative: an RFC row's values include every earlier row's
-// change). Missing fields fall back to the local table, then to the 2008 baseline.
+// SOURCE is built from src/policy: each RFC preset becomes a row labelled with the RFC's own row
+// name (so the RFC's figures sit beside ours), with the data-path facts the runner applies itself
+// (queue size, event idx, GSO, mergeable rx buffers) and the policy preset the workloads run; in
+// isolated mode an RFC row runs `<preset>-alone` (that row's change alone on the baseline). The
+// modern presets follow. LOCAL_SOURCE is a fixed stand-in with the same shape, kept for tests.
+
+import { PRESETS, RFC_ROWS, RFC_ROW_LABELS, rfcRowAlone, type PolicyConfig } from '../policy/index.js';
 
 /** What the study needs to know about one preset. */
 export interface PresetInfo {
   description?: string;
+  /** The policy preset the workloads run (`preset` param); defaults to the row's name. */
+  policyName?: string;
+  /** The same row's change alone on the baseline (isolated mode), when the source knows it. */
+  alone?: PresetInfo;
   ringSize?: number;
   gso?: boolean;
   mergeable?: boolean;
@@ -38,8 +37,10 @@ export interface DataPath {
 
 /** One row of the study, resolved for a mode. */
 export interface StudyPreset extends DataPath {
-  /** Passed to the workloads as `preset`. */
+  /** The row's label (for an RFC row, its name in the RFC's tables). */
   name: string;
+  /** Passed to the workloads as `preset`: the policy preset for this row in this mode. */
+  policy: string;
   /** CLI spelling: lower case, runs of other characters as '-' ("50us-tx-timer-rearm"). */
   slug: string;
   kind: 'rfc' | 'modern';
@@ -87,8 +88,34 @@ const LOCAL_SOURCE: PresetSource = {
   presets: LOCAL_PRESETS,
 };
 
-/** The one line the lead changes after merging the policy module (see the file comment). */
-const SOURCE: PresetSource = LOCAL_SOURCE;
+/** What a policy config tells the study about its data path. */
+function infoOf(c: PolicyConfig): PresetInfo {
+  return {
+    description: c.description,
+    policyName: c.name,
+    ringSize: c.dataPath.txRingSize,
+    gso: c.dataPath.gso,
+    mergeable: c.dataPath.mergeableRxBuffers,
+    eventIdx: c.interrupts.mode === 'eventIdx',
+  };
+}
+
+/** The real source: src/policy's presets, RFC rows labelled with the RFC's own row names. */
+function policySource(): PresetSource {
+  const rfcRows: string[] = [];
+  const presets: Record<string, PresetInfo> = {};
+  for (const name of RFC_ROWS) {
+    const label = RFC_ROW_LABELS[name] ?? name;
+    rfcRows.push(label);
+    presets[label] = { ...infoOf(PRESETS[name]!), ...(name === RFC_ROWS[0] ? {} : { alone: infoOf(rfcRowAlone(name)) }) };
+  }
+  for (const [name, c] of Object.entries(PRESETS)) if (!RFC_ROWS.includes(name)) presets[name] = infoOf(c);
+  return { rfcRows, presets };
+}
+
+/** The study's rows come from src/policy; LOCAL_SOURCE remains for tests of the adapter itself. */
+const SOURCE: PresetSource = policySource();
+export { LOCAL_SOURCE };
 
 export function slugOf(name: string): string {
   return name
@@ -116,18 +143,23 @@ export function studyPresets(mode: StudyMode = 'cumulative', source: PresetSourc
   const base = cumulative[0] ?? BASELINE;
   const rows: StudyPreset[] = source.rfcRows.map((name, i) => {
     let dp = cumulative[i]!;
-    if (mode === 'isolated' && i > 0) {
+    const info = source.presets[name];
+    let policy = info?.policyName ?? name;
+    if (mode === 'isolated' && i > 0 && info?.alone !== undefined) {
+      dp = dataPathOf(info.alone, undefined, base);
+      policy = info.alone.policyName ?? policy;
+    } else if (mode === 'isolated' && i > 0) {
       const prev = cumulative[i - 1]!;
       dp = { ...base };
       for (const k of Object.keys(dp) as (keyof DataPath)[]) if (cumulative[i]![k] !== prev[k]) (dp as unknown as Record<string, unknown>)[k] = cumulative[i]![k];
     }
-    return { name, slug: slugOf(name), kind: 'rfc', rfcIndex: i, description: source.presets[name]?.description ?? LOCAL_PRESETS[name]?.description ?? '', ...dp };
+    return { name, policy, slug: slugOf(name), kind: 'rfc', rfcIndex: i, description: info?.description ?? LOCAL_PRESETS[name]?.description ?? '', ...dp };
   });
   // A modern preset builds on the RFC's last row (GSO, bigger rings) unless it says otherwise.
   const top = cumulative.at(-1) ?? BASELINE;
   for (const name of Object.keys(source.presets)) {
     if (source.rfcRows.includes(name)) continue;
-    rows.push({ name, slug: slugOf(name), kind: 'modern', rfcIndex: null, description: source.presets[name]?.description ?? '', ...dataPathOf(source.presets[name], LOCAL_PRESETS[name], top) });
+    rows.push({ name, policy: source.presets[name]?.policyName ?? name, slug: slugOf(name), kind: 'modern', rfcIndex: null, description: source.presets[name]?.description ?? '', ...dataPathOf(source.presets[name], LOCAL_PRESETS[name], top) });
   }
   return rows;
 }

@@ -53,7 +53,7 @@ export interface CellOptions {
   mtu?: number;
   /** Overrides the preset's ring size for both queues. */
   queueSize?: number;
-  /** 'isolated' is passed to the workloads as `presetMode` so the policy applies only that row's change. */
+  /** Informational: the preset itself (StudyPreset.policy) already says cumulative or alone. */
   mode?: StudyMode;
   wait?: WaitSettings;
   /** Injected for tests; default Engine.run. */
@@ -91,7 +91,7 @@ export function arenaBytesFor(preset: StudyPreset, o: CellOptions): number {
 }
 
 function commonParams(preset: StudyPreset, o: CellOptions): Record<string, unknown> {
-  return { preset: preset.name, ...(o.mode === 'isolated' ? { presetMode: 'isolated' } : {}) };
+  return { preset: preset.policy };
 }
 
 /** One netperf-like run: sender on one side, receiver counts payload in the measured window. */

@@ -14,6 +14,8 @@ export interface Workload {
 
 const BUILT_IN: Record<string, string> = {
   stream: './stream.js',
+  'net-stream': './net-stream.js',
+  'net-ping': './net-ping.js',
 };
 
 export function builtInWorkloads(): string[] {

@@ -15,6 +15,9 @@ import { NetEndpoint } from '../../net/endpoint.js';
 import { emptyNetHdr } from '../../net/header.js';
 import { macFromString, ipv4FromString, ipv6FromString } from '../../net/frames/index.js';
 import { HostStack } from '../../backend/host-stack.js';
+import { PcapTeeBackend } from '../../backend/pcap-tee.js';
+import { openPcapFile, type PcapFile } from '../../backend/pcap-file.js';
+import type { NetBackend } from '../../backend/types.js';
 import { layoutOf } from '../setup.js';
 import type { SideContext } from '../side.js';
 
@@ -43,6 +46,10 @@ export interface NetParams {
   rxMode: RxBufferMode | undefined;
   /** Host stack takes GSO frames (default true); false exercises the device's software GSO. */
   backendGso: boolean;
+  /** Host side: record every frame through a pcap tee into this file (default: none). */
+  pcapPath: string;
+  /** With pcapPath: record GSO frames as their MSS segments (default false). */
+  pcapSegmentGso: boolean;
 }
 
 function boolParam(ctx: SideContext, name: string, fallback: boolean): boolean {
@@ -75,6 +82,8 @@ export function netParams(ctx: SideContext, defaults: { gso: boolean }): NetPara
     txLayout,
     rxMode: rxMode as RxBufferMode | undefined,
     backendGso: boolParam(ctx, 'backendGso', true),
+    pcapPath: ctx.strParam('pcapPath', ''),
+    pcapSegmentGso: boolParam(ctx, 'pcapSegmentGso', false),
   };
 }
 
@@ -227,7 +236,9 @@ export class GuestNet {
 export class HostNet {
   readonly device: NetDevice;
   readonly stack: HostStack;
+  readonly backend: NetBackend;
   readonly rxq: DeviceQueue;
+  private readonly pcap: PcapFile | null;
   readonly txq: DeviceQueue;
 
   constructor(
@@ -252,7 +263,9 @@ export class HostNet {
       gso: (features & NetF.GUEST_TSO4) !== 0n,
       acceptsGso: p.backendGso,
     });
-    this.device = new NetDevice({ mem: ctx.mem, rxq: this.rxq, txq: this.txq, features, backend: this.stack, config: { mac: GUEST_MAC, mtu: p.mtu, linkUp: true } });
+    this.pcap = p.pcapPath !== '' ? openPcapFile(p.pcapPath) : null;
+    this.backend = this.pcap ? new PcapTeeBackend(this.stack, this.pcap.writer, { segmentGso: p.pcapSegmentGso }) : this.stack;
+    this.device = new NetDevice({ mem: ctx.mem, rxq: this.rxq, txq: this.txq, features, backend: this.backend, config: { mac: GUEST_MAC, mtu: p.mtu, linkUp: true } });
   }
 
   get endpoint(): NetEndpoint {
@@ -304,8 +317,14 @@ export class HostNet {
     return this.device.error ? `device needs reset: ${this.device.error.message}` : null;
   }
 
+  /** Closes the pcap file, if any (after the loop ends). */
+  close(): void {
+    this.pcap?.close();
+  }
+
   extra(): Record<string, number> {
-    return { ...this.device.flatStats('dev.'), ...endpointStats(this.endpoint, 'host.') };
+    const pcap: Record<string, number> = this.backend instanceof PcapTeeBackend ? { pcapRecorded: this.backend.recorded, pcapErrors: this.backend.recordErrors } : {};
+    return { ...this.device.flatStats('dev.'), ...endpointStats(this.endpoint, 'host.'), ...pcap };
   }
 }
 
@@ -327,6 +346,7 @@ export interface NetSide {
   sleep(deadlineMs?: number): boolean;
   extra(): Record<string, number>;
   readonly failure?: string | null;
+  close?(): void;
 }
 
 export interface LoopHooks {

@@ -84,6 +84,7 @@ function runPing(ctx: SideContext, role: 'guest' | 'host'): SideStats {
     },
     deadlineMs: () => (pinger && outstanding ? sentAt + timeoutMs : Infinity),
   });
+  (side as NetSide).close?.();
   const result = ctx.finish();
   if (pinger) {
     result.series = { rttUs: rtts };

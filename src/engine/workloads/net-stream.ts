@@ -69,6 +69,7 @@ function runStream(ctx: SideContext, role: 'guest' | 'host'): SideStats {
   const roleExtra: Record<string, number> = s
     ? { sentBytes: s.sentBytes, ackedBytes: s.ackedBytes, dataFrames: s.frames, gsoFrames: s.gsoFrames, acksIn: s.acksIn, badAcks: s.badAcks }
     : { payloadBytes: k!.payloadBytes, dataFrames: k!.segments, acksSent: k!.acksSent, verifyErrors: k!.errors };
+  (side as NetSide).close?.();
   const result = ctx.finish();
   result.extra = { ...result.extra, ...side.extra(), ...roleExtra, sender: sender ? 1 : 0 };
   return result;

@@ -103,6 +103,7 @@ for (const segmentGso of [false, true]) {
         { workload: 'net-stream', params: { direction: 'h2g', totalBytes: 400_000 } },
       ];
       const seen = new Set<string>();
+      let tcpChecked = 0;
       for (const [i, run] of runs.entries()) {
         const path = join(dir, `run${i}.pcap`);
         const r = await Engine.run({ ...run, queues: [{ size: 256 }, { size: 256 }], hostParams: { pcapPath: path, pcapSegmentGso: segmentGso }, timeoutMs: 30_000 });
@@ -113,6 +114,7 @@ for (const segmentGso of [false, true]) {
           const col = (name: string): string => row[FIELDS.indexOf(name)] ?? '';
           const what = `${run.workload} ${JSON.stringify(run.params)} frame ${k + 1} (${col('frame.protocols')})`;
           seen.add(col('frame.protocols'));
+          if (col('tcp.checksum.status') === '1') tcpChecked++;
           assert.equal(col('_ws.malformed'), '', `${what} is malformed`);
           for (const f of ['ip.checksum.status', 'tcp.checksum.status', 'icmp.checksum.status', 'icmpv6.checksum.status']) {
             const v = col(f);
@@ -122,6 +124,7 @@ for (const segmentGso of [false, true]) {
           assert.ok(sev.every((s) => s < PV_SEVERITY_ERROR), `${what}: ${col('_ws.expert.message')}`);
         });
       }
+      assert.ok(tcpChecked > 10, `tshark validated TCP checksums (${tcpChecked} frames)`);
       for (const proto of ['eth:ethertype:arp', 'eth:ethertype:ip:icmp:data', 'eth:ethertype:ipv6:icmpv6:data', 'eth:ethertype:ip:tcp:data', 'eth:ethertype:ip:tcp']) {
         assert.ok(seen.has(proto), `capture has ${proto} (saw ${[...seen].join(', ')})`);
       }

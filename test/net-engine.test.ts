@@ -90,3 +90,9 @@ test('net-ping counts a lost request when the reply does not come within timeout
   assert.equal((g.extra.received ?? 0) + (g.extra.lost ?? 0), 50);
   assert.ok((g.extra.lost ?? 0) > 0, 'a 1 µs timeout loses requests');
 });
+
+test('net-ping with a 9000-byte MTU carries 8952-byte echo payloads', async () => {
+  const r = await Engine.run({ workload: 'net-ping', queues: QUEUES, params: { direction: 'g2h', count: 50, mtu: 9000, payloadBytes: 8952, timeoutMs: 1000 }, timeoutMs: 30_000 });
+  assert.equal(r.guest.extra.received, 50);
+  assert.equal(r.guest.errors, 0, r.guest.firstError);
+});

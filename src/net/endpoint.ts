@@ -145,7 +145,8 @@ interface ControlSlot {
   len: number;
 }
 
-const CONTROL_SLOT_BYTES = 1600;
+/** Control frames are at most one MTU-sized frame (Ethernet + VLAN tag + MTU). */
+const controlSlotBytes = (mtu: number): number => Math.max(1600, mtu + 18);
 const SINK_ISN = 0x5a5a0000;
 const SOURCE_ISN = 0xfffff000; // wraps the 32-bit sequence space early in every stream
 
@@ -173,7 +174,7 @@ export class NetEndpoint {
   private readonly v4: IpFields;
   private readonly v6: IpFields | null;
   private readonly link: { srcMac: Uint8Array; dstMac: Uint8Array };
-  private readonly echoData = new Uint8Array(CONTROL_SLOT_BYTES);
+  private readonly echoData: Uint8Array;
 
   constructor(o: EndpointOptions) {
     this.mac = o.mac;
@@ -186,7 +187,9 @@ export class NetEndpoint {
     this.mss = this.mtu - 40;
     this.partialCsum = o.partialCsum ?? false;
     this.gso = o.gso ?? false;
-    this.control = Array.from({ length: o.controlQueue ?? 64 }, () => ({ buf: new Uint8Array(CONTROL_SLOT_BYTES), len: 0 }));
+    const slotBytes = controlSlotBytes(this.mtu);
+    this.echoData = new Uint8Array(slotBytes);
+    this.control = Array.from({ length: o.controlQueue ?? 64 }, () => ({ buf: new Uint8Array(slotBytes), len: 0 }));
     this.link = { srcMac: this.mac, dstMac: this.peerMac };
     this.v4 = { version: 4, src: this.ip, dst: this.peerIp };
     this.v6 = this.ip6 && this.peerIp6 ? { version: 6, src: this.ip6, dst: this.peerIp6 } : null;

@@ -98,3 +98,18 @@ test('net-ping with a 9000-byte MTU carries 8952-byte echo payloads', async () =
   assert.equal(r.guest.extra.received, 50);
   assert.equal(r.guest.errors, 0, r.guest.firstError);
 });
+
+for (const gso of [true, false]) {
+  test(`malformed tx frames mixed into a ${gso ? 'GSO' : 'MSS'} stream are dropped with reasons while every stream byte still arrives`, async () => {
+    const total = 3_000_000;
+    const r = await Engine.run({ workload: 'net-stream', queues: QUEUES, params: { direction: 'g2h', gso, totalBytes: total, verify: true, injectBadTxEvery: 3 }, timeoutMs: 30_000 });
+    assert.equal(r.host.errors, 0, r.host.firstError);
+    assert.equal(r.host.bytes, total);
+    const injected = r.guest.extra.injectedBadTx!;
+    assert.ok(injected > 10);
+    assert.equal(r.host.extra['dev.txDropped'], injected, 'every malformed frame dropped, nothing else');
+    const reasons = Object.keys(r.host.extra).filter((k) => k.startsWith('dev.txDrops.'));
+    assert.ok(reasons.length >= 4, `several reasons counted: ${reasons.join(', ')}`);
+    assert.equal(r.host.extra['dev.queueErrors'], 0, 'the queue kept running');
+  });
+}

@@ -12,7 +12,7 @@ import { NetF, VirtioF, negotiate } from '../../net/features.js';
 import { NetDevice } from '../../net/device.js';
 import { NetDriver, type TxLayout, type RxBufferMode } from '../../net/driver.js';
 import { NetEndpoint } from '../../net/endpoint.js';
-import { emptyNetHdr } from '../../net/header.js';
+import { emptyNetHdr, NetHdrFlags, type VirtioNetHdr } from '../../net/header.js';
 import { macFromString, ipv4FromString, ipv6FromString } from '../../net/frames/index.js';
 import { HostStack } from '../../backend/host-stack.js';
 import { PcapTeeBackend } from '../../backend/pcap-tee.js';
@@ -50,6 +50,8 @@ export interface NetParams {
   pcapPath: string;
   /** With pcapPath: record GSO frames as their MSS segments (default false). */
   pcapSegmentGso: boolean;
+  /** Guest side, for hostile-input tests: also send one malformed frame every N frames (0 = never). */
+  injectBadTxEvery: number;
 }
 
 function boolParam(ctx: SideContext, name: string, fallback: boolean): boolean {
@@ -84,6 +86,7 @@ export function netParams(ctx: SideContext, defaults: { gso: boolean }): NetPara
     backendGso: boolParam(ctx, 'backendGso', true),
     pcapPath: ctx.strParam('pcapPath', ''),
     pcapSegmentGso: boolParam(ctx, 'pcapSegmentGso', false),
+    injectBadTxEvery: Math.max(0, ctx.numParam('injectBadTxEvery', 0)),
   };
 }
 
@@ -105,11 +108,24 @@ export function netFeatures(p: NetParams, indirect: boolean): bigint {
 
 // ---------------------------------------------------------------- guest side
 
+/** Malformed tx frames for hostile-input runs: each must be dropped by the device. */
+const BAD_TX: { hdr: Partial<VirtioNetHdr>; len: number }[] = [
+  { hdr: { flags: NetHdrFlags.DATA_VALID }, len: 60 }, // rx-only-flags
+  { hdr: { flags: NetHdrFlags.NEEDS_CSUM, csumStart: 5000, csumOffset: 6 }, len: 60 }, // csum-start-past-frame
+  { hdr: { flags: NetHdrFlags.NEEDS_CSUM, csumStart: 34, csumOffset: 40 }, len: 60 }, // csum-offset-past-frame
+  { hdr: { gsoType: 2, gsoSize: 100, flags: NetHdrFlags.NEEDS_CSUM, csumStart: 34, csumOffset: 16 }, len: 60 }, // gso-type-unknown
+  { hdr: {}, len: 10 }, // frame-too-short
+  { hdr: {}, len: 9000 }, // frame-too-long
+];
+
 export class GuestNet {
   readonly driver: NetDriver;
   readonly endpoint: NetEndpoint;
   private readonly hdr = emptyNetHdr();
   private readonly publishEvery: number;
+  private framesSinceBad = 0;
+  /** Malformed frames sent (injectBadTxEvery). */
+  injectedBadTx = 0;
 
   constructor(
     readonly ctx: SideContext,
@@ -184,8 +200,27 @@ export class GuestNet {
       }
       d.commitTx(len, this.hdr);
       if (++n % this.publishEvery === 0) this.publishAndKick();
+      if (this.p.injectBadTxEvery > 0 && ++this.framesSinceBad >= this.p.injectBadTxEvery) {
+        this.framesSinceBad = 0;
+        this.injectBadTx();
+      }
     }
     return n;
+  }
+
+  /** Sends one frame whose header or length breaks a rule of virtio 1.2 §5.1.6.2 (cycling). */
+  private injectBadTx(): void {
+    const d = this.driver;
+    const slot = d.beginTx();
+    if (slot === null) return;
+    const h = this.hdr;
+    let kind = this.injectedBadTx % BAD_TX.length;
+    // Without GSO the tx buffers cannot hold an over-long frame: send another kind instead.
+    if (BAD_TX[kind]!.len > slot.capacityBytes) kind = 0;
+    Object.assign(h, emptyNetHdr(), BAD_TX[kind]!.hdr);
+    for (let i = 0; i < 60; i++) slot.bytes[slot.offset + i] = (i * 37 + kind) & 0xff;
+    d.commitTx(BAD_TX[kind]!.len, h);
+    this.injectedBadTx++;
   }
 
   /** "Publish & maybe kick": make tx chains and rx buffers visible; kick when a queue asks. */
@@ -227,7 +262,7 @@ export class GuestNet {
   }
 
   extra(): Record<string, number> {
-    return { ...this.driver.flatStats('drv.'), ...endpointStats(this.endpoint, 'guest.') };
+    return { ...this.driver.flatStats('drv.'), ...endpointStats(this.endpoint, 'guest.'), injectedBadTx: this.injectedBadTx };
   }
 }
 

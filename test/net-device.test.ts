@@ -366,3 +366,49 @@ test('device config bytes carry the MAC, link up and the MTU at the virtio 1.2 Â
   assert.equal(c.mtu, 9000);
   assert.equal(c.maxVirtqueuePairs, 1);
 });
+
+test('an rx buffer too small for any frame is returned empty instead of blocking the queue', () => {
+  for (const features of [BASE_FEATURES, BASE_FEATURES | NetF.MRG_RXBUF]) {
+    const r = makeNetRig({ features });
+    const { rx } = mockDrivers(r);
+    postRx(rx, 0, 1, r.dataBase, 8);
+    postRx(rx, 1, 1, r.dataBase + 4096, 2048);
+    const f = udpFrame(100).frame;
+    (r.backend as RecordingBackend).offer(f);
+    assert.equal(r.device.fillRx(64), 1);
+    r.device.flushRx();
+    assert.deepEqual(rx.usedElem(0), { id: 0, len: 0 });
+    assert.deepEqual(rx.usedElem(1), { id: 1, len: HS + f.length });
+    assert.equal(r.device.stats.rxBuffersReturnedEmpty, 1);
+  }
+});
+
+test('random rx buffer sizes and frames never throw; used lengths stay within each buffer', () => {
+  fc.assert(
+    fc.property(
+      fc.boolean(),
+      fc.array(fc.integer({ min: 1, max: 5000 }), { minLength: 1, maxLength: 32 }),
+      fc.array(fc.integer({ min: 0, max: 1600 }), { minLength: 1, maxLength: 20 }),
+      (mergeable, bufSizes, frameSizes) => {
+        const r = makeNetRig({ size: 32, features: BASE_FEATURES | (mergeable ? NetF.MRG_RXBUF : 0n), dataBytes: 32 * 5120 });
+        const { rx } = mockDrivers(r);
+        bufSizes.forEach((len, k) => {
+          rx.writeChain(k, [{ addr: r.dataBase + k * 5120, len, write: true }]);
+          rx.makeAvailable(k);
+        });
+        const be = r.backend as RecordingBackend;
+        for (const n of frameSizes) be.offer(new Uint8Array(n).fill(0xab));
+        r.device.fillRx(1000);
+        r.device.flushRx();
+        const st = r.device.stats;
+        assert.equal(r.device.needsReset, false);
+        assert.equal(st.rxFrames + st.rxDropped + be.queue.length, frameSizes.length);
+        for (let i = 0; i < rx.usedIdx(); i++) {
+          const u = rx.usedElem(i);
+          assert.ok(u.len <= bufSizes[u.id]!, `used ${i}: ${u.len} bytes in a ${bufSizes[u.id]}-byte buffer`);
+        }
+      },
+    ),
+    { seed: SEED, numRuns: 300 },
+  );
+});

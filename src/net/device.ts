@@ -67,6 +67,8 @@ export interface NetDeviceStats {
   rxStarved: number;
   /** Rx chains below the spec minimum without MRG_RXBUF, or below the header size with it. */
   rxSmallBuffers: number;
+  /** Rx chains too small to hold any frame, returned with used length 0. */
+  rxBuffersReturnedEmpty: number;
   rxDrops: Partial<Record<NetRxDrop, number>>;
   rxDropped: number;
   /** Ring violations (each breaks its queue). */
@@ -117,6 +119,7 @@ export class NetDevice {
     rxCsumCompleted: 0,
     rxStarved: 0,
     rxSmallBuffers: 0,
+    rxBuffersReturnedEmpty: 0,
     rxDrops: {},
     rxDropped: 0,
     queueErrors: 0,
@@ -425,6 +428,12 @@ export class NetDevice {
   /** Without MRG_RXBUF: the whole frame in the next buffer, num_buffers = 1 (§5.1.6.4). */
   private writeOne(src: Uint8Array, off: number, len: number, hdr: VirtioNetHdr): RxResult {
     if (this.held.length === 0 && !this.holdOne()) return this.starved();
+    // A buffer that cannot hold even a header and an Ethernet header would block the queue
+    // forever: return it empty (the driver sees a used length below the header) and go on.
+    while (this.held[0]!.writableBytes < this.hdrBytes + ETH_HEADER_BYTES) {
+      this.returnEmpty();
+      if (!this.holdOne()) return this.starved();
+    }
     const c = this.held[0]!;
     const total = this.hdrBytes + len;
     // Keep the buffer for a later, smaller frame: the frame is what does not fit.
@@ -447,8 +456,7 @@ export class NetDevice {
     }
     // A first buffer smaller than the header breaks §5.1.6.3.1; return it empty and move on.
     while (this.held[0]!.writableBytes < this.hdrBytes) {
-      this.rxq.addUsed(this.held[0]!.head, 0);
-      this.release(1);
+      this.returnEmpty();
       if (this.heldBytes < total) return this.writeMergeable(src, off, len, hdr);
     }
     let count = 0;
@@ -473,6 +481,12 @@ export class NetDevice {
     this.release(count);
     this.countRx(len, count);
     return 'delivered';
+  }
+
+  private returnEmpty(): void {
+    this.rxq.addUsed(this.held[0]!.head, 0);
+    this.release(1);
+    this.stats.rxBuffersReturnedEmpty++;
   }
 
   private writeHeader(c: DescriptorChain, hdr: VirtioNetHdr): void {

@@ -16,6 +16,8 @@ const BUILT_IN: Record<string, string> = {
   stream: './stream.js',
   pingpong: './pingpong.js',
   'policy-stream': './policy-stream.js',
+  'net-stream': './net-stream.js',
+  'net-ping': './net-ping.js',
 };
 
 export function builtInWorkloads(): string[] {

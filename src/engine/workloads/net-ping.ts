@@ -1,0 +1,103 @@
+// The "net-ping" workload: `ping -f` over virtio-net with real ICMP echo frames. The pinging
+// side sends the next echo request as soon as the reply to the previous one arrives, or after
+// `timeoutMs` without one (counted lost); the other side's endpoint answers. RTT is measured on
+// the pinging side's clock alone (send → reply handed to the endpoint), in µs.
+//
+// Params: direction 'g2h' (the guest pings the host stack) | 'h2g'; count (requests, default
+// 1000; 0 = until stopped); payloadBytes (56); timeoutMs (10); v6 (false: ICMPv6 echo when
+// true); warmupMs (0: RTTs before it are not kept); plus the net-common knobs (gso, mergeable,
+// mtu, eventIdx, budget, txLayout, rxMode). The pinging side stops the run when done.
+// Pinging side SideStats: series.rttUs (one per reply, µs), packets = replies, bytes = reply
+// payload bytes, extra.sent/received/lost/late/badData; a reply with wrong data is an error.
+
+import type { SideContext } from '../side.js';
+import type { SideStats } from '../types.js';
+import { GuestNet, HostNet, netFeatures, netParams, runLoop, type NetSide } from './net-common.js';
+
+const PING_ID = 0x7171;
+
+function runPing(ctx: SideContext, role: 'guest' | 'host'): SideStats {
+  const p = netParams(ctx, { gso: false });
+  const features = netFeatures(p, ctx.setup.queues[0]!.indirect);
+  const side: NetSide = role === 'guest' ? new GuestNet(ctx, p, features) : new HostNet(ctx, p, features);
+  const pinger = (p.direction === 'g2h') === (role === 'guest');
+  const count = ctx.numParam('count', 1000);
+  const payloadBytes = ctx.numParam('payloadBytes', 56);
+  const timeoutMs = ctx.numParam('timeoutMs', 10);
+  const v6 = ctx.params.v6 === true;
+  if (!Number.isInteger(payloadBytes) || payloadBytes < 0 || payloadBytes > p.mtu - 48) {
+    throw new RangeError(`net-ping: payloadBytes must be 0..${p.mtu - 48} (got ${payloadBytes})`);
+  }
+  if (side instanceof GuestNet) side.start();
+  const stats = ctx.stats;
+  const rtts: number[] = [];
+  let seq = 0;
+  let sentAt = 0;
+  let outstanding = false;
+  let sent = 0;
+  let received = 0;
+  let lost = 0;
+  let late = 0;
+  let badData = 0;
+  const ep = side.endpoint;
+  ep.onEchoReply = (id, replySeq, ok) => {
+    const now = performance.now();
+    if (id !== PING_ID) return;
+    if (!ok) {
+      badData++;
+      ctx.error(`echo reply ${replySeq}: data differs from the request`);
+    }
+    if (outstanding && replySeq === (seq & 0xffff)) {
+      outstanding = false;
+      received++;
+      stats.packets++;
+      stats.bytes += payloadBytes;
+      if (ctx.windowIsOpen) rtts.push((now - sentAt) * 1000);
+    } else {
+      late++;
+    }
+  };
+  if (!ctx.arriveAndWait()) return ctx.finish();
+  if (pinger) ep.sendArpRequest();
+  const tick = (): void => {
+    if (!pinger) return;
+    const now = performance.now();
+    if (outstanding && now - sentAt >= timeoutMs) {
+      outstanding = false;
+      lost++;
+    }
+    if (!outstanding && (count === 0 || sent < count)) {
+      seq = sent;
+      if (ep.sendEchoRequest(PING_ID, seq & 0xffff, payloadBytes, v6)) {
+        sentAt = performance.now();
+        outstanding = true;
+        sent++;
+      }
+    }
+  };
+  runLoop(ctx, side, p.warmupMs, {
+    tick,
+    done: () => {
+      if (!pinger || count === 0 || sent < count || outstanding) return false;
+      ctx.block.stop(); // every request answered or timed out: end the run for both sides
+      return true;
+    },
+    deadlineMs: () => (pinger && outstanding ? sentAt + timeoutMs : Infinity),
+  });
+  (side as NetSide).close?.();
+  const result = ctx.finish();
+  if (pinger) {
+    result.series = { rttUs: rtts };
+    result.extra = { ...result.extra, sent, received, lost, late, badData };
+  }
+  result.extra = { ...result.extra, ...side.extra(), pinger: pinger ? 1 : 0, arpRepliesIn: ep.stats.arpRepliesIn };
+  return result;
+}
+
+export function guest(ctx: SideContext): SideStats {
+  return runPing(ctx, 'guest');
+}
+
+export function host(ctx: SideContext): SideStats {
+  return runPing(ctx, 'host');
+}

@@ -1,0 +1,554 @@
+// The virtio-net device (host side, virtio 1.2 §5.1) over two DeviceQueues: tx chains become
+// backend frames, backend frames become rx chains. Owns header validation on tx, software GSO
+// and checksum completion for a backend that cannot take them, the rx buffer rules (mergeable
+// buffers with num_buffers, or one buffer per frame of at least the spec's minimum), the device
+// config bytes, and counters with a reason for every dropped frame. Does not wait, sleep or ring
+// doorbells: the step methods return whether the driver wants a notification and the caller's
+// loop (a workload, later a notification policy) decides when to run them and how to notify.
+// Guest input is hostile: a bad header or frame is a counted drop; a ring violation breaks only
+// that queue (`needsReset`, DEVICE_NEEDS_RESET) and never throws out of a step method.
+
+import type { GuestMemory } from '../memory/guest-memory.js';
+import { DescriptorChain, readFromChain, writeToChain } from '../virtqueue/chain.js';
+import type { DeviceQueue } from '../virtqueue/device-queue.js';
+import { VirtqueueError } from '../virtqueue/errors.js';
+import type { NetBackend } from '../backend/types.js';
+import { encodeNetConfig, type NetConfig } from './config.js';
+import { NetError } from './errors.js';
+import { NetF } from './features.js';
+import { applyNeedsCsum, gsoSegmentTcp } from './gso.js';
+import {
+  GsoType,
+  MAX_GSO_FRAME_BYTES,
+  NetHdrFlags,
+  decodeNetHdr,
+  emptyNetHdr,
+  encodeNetHdr,
+  headerLayout,
+  validateTxHeader,
+  type NetHdrLayout,
+  type TxDropReason,
+  type VirtioNetHdr,
+} from './header.js';
+
+/** Why the device dropped a frame from the guest. */
+export type NetTxDrop =
+  | TxDropReason
+  | 'header-truncated' // the chain's readable bytes do not hold a whole virtio_net_hdr
+  | 'gso-unsupported' // a negotiated GSO type the device cannot segment in software (UFO/USO)
+  | 'gso-malformed'; // software segmentation failed: the frame is not the TCP frame its header says
+
+/** Why the device dropped a frame for the guest. */
+export type NetRxDrop =
+  | 'rx-frame-too-short' // shorter than an Ethernet header
+  | 'rx-frame-too-long' // over the limit for its kind (MTU, or 65589 with GSO)
+  | 'rx-gso-not-negotiated' // a GSO frame whose GUEST_TSO4/TSO6/UFO/USO/ECN the driver did not take
+  | 'rx-bad-csum-offsets' // NEEDS_CSUM with offsets outside the frame (cannot be completed)
+  | 'rx-buffer-too-small' // without MRG_RXBUF: the next buffer cannot hold header + frame
+  | 'rx-no-room'; // with MRG_RXBUF: even every descriptor of the ring would not hold it
+
+export interface NetDeviceStats {
+  txChains: number;
+  txFrames: number;
+  /** Frame bytes (header excluded) handed to the backend, after segmentation. */
+  txBytes: number;
+  txGsoFrames: number;
+  /** Frames software segmentation produced (for a backend without GSO). */
+  txSwSegments: number;
+  txCsumCompleted: number;
+  txDrops: Partial<Record<NetTxDrop, number>>;
+  txDropped: number;
+  rxFrames: number;
+  rxBytes: number;
+  /** Rx chains used (more than rxFrames with mergeable buffers). */
+  rxBuffers: number;
+  rxCsumCompleted: number;
+  /** Times a frame waited because the driver had posted too few buffers. */
+  rxStarved: number;
+  /** Rx chains below the spec minimum without MRG_RXBUF, or below the header size with it. */
+  rxSmallBuffers: number;
+  /** Rx chains too small to hold any frame, returned with used length 0. */
+  rxBuffersReturnedEmpty: number;
+  rxDrops: Partial<Record<NetRxDrop, number>>;
+  rxDropped: number;
+  /** Ring violations (each breaks its queue). */
+  queueErrors: number;
+}
+
+export type RxResult = 'delivered' | 'no-buffers' | 'dropped';
+
+export interface NetDeviceOptions {
+  mem: GuestMemory;
+  /** Receive queue (device writes frames into it): virtio-net queue 0. */
+  rxq: DeviceQueue;
+  /** Transmit queue (driver's frames): virtio-net queue 1. */
+  txq: DeviceQueue;
+  /** The negotiated feature set (after FEATURES_OK). */
+  features: bigint;
+  backend: NetBackend;
+  config?: Partial<NetConfig>;
+  /** Largest non-GSO frame either way; default mtu + 14 + 4 (one VLAN tag). */
+  maxFrameBytes?: number;
+  /** Rx: copy each frame into device memory before the guest (the 2008 "two copies" path). */
+  rxStaging?: boolean;
+}
+
+const DEFAULT_MAC = new Uint8Array([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
+const ETH_HEADER_BYTES = 14;
+const SCRATCH_BYTES = MAX_GSO_FRAME_BYTES + 64;
+
+export class NetDevice {
+  readonly features: bigint;
+  readonly layout: NetHdrLayout;
+  readonly hdrBytes: number;
+  readonly mergeable: boolean;
+  readonly maxFrameBytes: number;
+  readonly config: NetConfig;
+  readonly stats: NetDeviceStats = {
+    txChains: 0,
+    txFrames: 0,
+    txBytes: 0,
+    txGsoFrames: 0,
+    txSwSegments: 0,
+    txCsumCompleted: 0,
+    txDrops: {},
+    txDropped: 0,
+    rxFrames: 0,
+    rxBytes: 0,
+    rxBuffers: 0,
+    rxCsumCompleted: 0,
+    rxStarved: 0,
+    rxSmallBuffers: 0,
+    rxBuffersReturnedEmpty: 0,
+    rxDrops: {},
+    rxDropped: 0,
+    queueErrors: 0,
+  };
+  /** The first ring violation seen on either queue (null while healthy). */
+  error: VirtqueueError | null = null;
+
+  private readonly mem: GuestMemory;
+  private readonly rxq: DeviceQueue;
+  private readonly txq: DeviceQueue;
+  private readonly backend: NetBackend;
+  private readonly rxStaging: boolean;
+  private readonly rxMinBufferBytes: number;
+  private readonly txChain = new DescriptorChain();
+  private readonly hdrScratch = new Uint8Array(32);
+  private readonly hdr: VirtioNetHdr = emptyNetHdr();
+  private readonly outHdr: VirtioNetHdr = emptyNetHdr();
+  private readonly frameScratch = new Uint8Array(SCRATCH_BYTES);
+  private readonly segScratch = new Uint8Array(SCRATCH_BYTES);
+  private readonly rxScratch = new Uint8Array(SCRATCH_BYTES);
+  // Rx chains popped but not yet filled: a mergeable frame may need more buffers than are there.
+  private readonly held: DescriptorChain[] = [];
+  private readonly spare: DescriptorChain[] = [];
+  private heldBytes = 0;
+  private readonly segmentSink: (buf: Uint8Array, len: number) => void;
+
+  constructor(opts: NetDeviceOptions) {
+    this.mem = opts.mem;
+    this.rxq = opts.rxq;
+    this.txq = opts.txq;
+    this.features = opts.features;
+    this.backend = opts.backend;
+    this.layout = headerLayout(opts.features);
+    this.hdrBytes = this.layout === 'legacy' ? 10 : this.layout === 'hash' ? 20 : 12;
+    this.mergeable = (opts.features & NetF.MRG_RXBUF) !== 0n;
+    const mtu = opts.config?.mtu ?? 1500;
+    this.config = {
+      mac: opts.config?.mac ?? DEFAULT_MAC,
+      linkUp: opts.config?.linkUp ?? true,
+      mtu,
+      ...(opts.config?.speedMbps !== undefined ? { speedMbps: opts.config.speedMbps } : {}),
+      ...(opts.config?.duplex !== undefined ? { duplex: opts.config.duplex } : {}),
+    };
+    this.maxFrameBytes = opts.maxFrameBytes ?? mtu + ETH_HEADER_BYTES + 4;
+    this.rxStaging = opts.rxStaging ?? false;
+    // virtio 1.2 §5.1.6.3.1: without MRG_RXBUF, buffers of at least 1526 bytes (65562 with
+    // GUEST_TSO4/TSO6/UFO); with it, each buffer at least the header.
+    const bigRx = (opts.features & (NetF.GUEST_TSO4 | NetF.GUEST_TSO6 | NetF.GUEST_UFO)) !== 0n;
+    this.rxMinBufferBytes = this.mergeable ? this.hdrBytes : bigRx ? 65562 : 1526;
+    this.segmentSink = (buf, len) => {
+      this.stats.txSwSegments++;
+      this.toBackend(buf, 0, len, this.outHdr);
+    };
+  }
+
+  /** struct virtio_net_config bytes (virtio 1.2 §5.1.4). */
+  configBytes(): Uint8Array {
+    return encodeNetConfig(this.config);
+  }
+
+  /** True once a ring violation broke a queue (the transport sets DEVICE_NEEDS_RESET). */
+  get needsReset(): boolean {
+    return this.error !== null;
+  }
+
+  // ---- tx: guest → backend ----
+
+  /**
+   * "Drain tx": pops up to `budget` tx chains, hands each frame to the backend (or drops it with a
+   * reason) and adds the used element (len 0: the device writes nothing into tx buffers). Used
+   * elements become visible at flushTx(). Returns the chains processed.
+   */
+  processTx(budget: number): number {
+    if (this.txq.broken) return 0;
+    let n = 0;
+    try {
+      while (n < budget) {
+        const c = this.txq.pop(this.txChain);
+        if (c === null) break;
+        n++;
+        this.stats.txChains++;
+        this.handleTxChain(c);
+        this.txq.addUsed(c.head, 0);
+      }
+    } catch (e) {
+      this.queueFailed(e);
+    }
+    return n;
+  }
+
+  /** "Publish tx": publishes used tx elements; true when the driver wants an interrupt. */
+  flushTx(): boolean {
+    if (this.txq.publishUsed() === 0) return false;
+    return this.txq.needsNotification();
+  }
+
+  private handleTxChain(c: DescriptorChain): void {
+    const hs = this.hdrBytes;
+    if (c.readableBytes < hs) return this.dropTx('header-truncated');
+    // The header may be split across descriptors (VERSION_1 implies any layout, §2.7.4.1):
+    // copy it out, then the guest can no longer change what was validated.
+    readFromChain(this.mem, c, this.hdrScratch.subarray(0, hs));
+    const hdr = decodeNetHdr(this.hdrScratch, 0, this.layout, this.hdr);
+    if (hdr instanceof NetError) return this.dropTx('header-truncated');
+    const frameLen = c.readableBytes - hs;
+    const reason = validateTxHeader(hdr, frameLen, this.features, this.maxFrameBytes);
+    if (reason !== null) return this.dropTx(reason);
+
+    const gsoBase = hdr.gsoType & ~GsoType.ECN;
+    const needsCsum = (hdr.flags & NetHdrFlags.NEEDS_CSUM) !== 0;
+    const isGso = gsoBase !== GsoType.NONE;
+    if (isGso) this.stats.txGsoFrames++;
+    if (isGso && !this.backend.acceptsGso) {
+      if (gsoBase !== GsoType.TCPV4 && gsoBase !== GsoType.TCPV6) return this.dropTx('gso-unsupported');
+      const frame = this.frameView(c, hs, frameLen);
+      const out = this.outHdr;
+      clearHdr(out);
+      const r = gsoSegmentTcp(frame.bytes, frame.offset, frameLen, hdr, this.segScratch, this.segmentSink);
+      if (r instanceof NetError) this.dropTx('gso-malformed');
+      return;
+    }
+    if (needsCsum && !this.backend.acceptsPartialCsum) {
+      // Completing the checksum writes into the frame: never into a device-readable buffer.
+      const buf = this.frameScratch;
+      readFromChain(this.mem, c, buf.subarray(0, frameLen), hs);
+      if (applyNeedsCsum(buf, hdr.csumStart, hdr.csumOffset, frameLen) !== null) return this.dropTx('csum-offset-past-frame');
+      this.stats.txCsumCompleted++;
+      const out = this.outHdr;
+      copyHdr(out, hdr);
+      out.flags &= ~NetHdrFlags.NEEDS_CSUM;
+      out.csumStart = 0;
+      out.csumOffset = 0;
+      this.toBackend(buf, 0, frameLen, out);
+      return;
+    }
+    const frame = this.frameView(c, hs, frameLen);
+    this.toBackend(frame.bytes, frame.offset, frameLen, hdr);
+  }
+
+  private toBackend(bytes: Uint8Array, offset: number, len: number, hdr: VirtioNetHdr): void {
+    this.stats.txFrames++;
+    this.stats.txBytes += len;
+    this.backend.send(bytes, offset, len, hdr);
+  }
+
+  private readonly view: { bytes: Uint8Array; offset: number } = { bytes: new Uint8Array(0), offset: 0 };
+
+  /**
+   * The frame after the header: a zero-copy view when it lies in one descriptor of one memory
+   * region (the common `[hdr][frame]` or `[hdr+frame]` layouts), else a copy into scratch.
+   */
+  private frameView(c: DescriptorChain, hs: number, frameLen: number): { bytes: Uint8Array; offset: number } {
+    const v = this.view;
+    let skip = hs;
+    for (let k = 0; k < c.readableCount; k++) {
+      const len = c.lens[k]!;
+      if (skip >= len) {
+        skip -= len;
+        continue;
+      }
+      if (len - skip >= frameLen) {
+        const addr = c.addrs[k]! + skip;
+        let r = null;
+        try {
+          r = this.mem.region(addr, frameLen);
+        } catch {
+          // The buffer straddles two adjacent regions: copy it below.
+        }
+        if (r !== null) {
+          v.bytes = r.u8;
+          v.offset = addr - r.guestAddr;
+          return v;
+        }
+      }
+      break;
+    }
+    readFromChain(this.mem, c, this.frameScratch.subarray(0, frameLen), hs);
+    v.bytes = this.frameScratch;
+    v.offset = 0;
+    return v;
+  }
+
+  private dropTx(reason: NetTxDrop): void {
+    this.stats.txDropped++;
+    this.stats.txDrops[reason] = (this.stats.txDrops[reason] ?? 0) + 1;
+  }
+
+  // ---- rx: backend → guest ----
+
+  /**
+   * "Fill rx": moves up to `budget` frames from the backend into rx buffers. Stops early when the
+   * backend has nothing or the driver has posted too few buffers (the frame then stays in the
+   * backend; `rxWaitingForBuffers` is true). Used elements become visible at flushRx().
+   */
+  fillRx(budget: number): number {
+    this.rxWaiting = false;
+    let n = 0;
+    while (n < budget && !this.rxq.broken) {
+      const f = this.backend.peekRx();
+      if (f === null) break;
+      const r = this.deliverRx(f.bytes, f.offset, f.lenBytes, f.hdr);
+      if (r === 'no-buffers') break;
+      this.backend.consumeRx();
+      if (r === 'delivered') n++;
+    }
+    return n;
+  }
+
+  private rxWaiting = false;
+  /** True when the last fillRx/deliverRx stopped because the driver had too few rx buffers. */
+  get rxWaitingForBuffers(): boolean {
+    return this.rxWaiting;
+  }
+
+  /** "Publish rx": publishes used rx elements; true when the driver wants an interrupt. */
+  flushRx(): boolean {
+    if (this.rxq.publishUsed() === 0) return false;
+    return this.rxq.needsNotification();
+  }
+
+  /**
+   * Writes one frame with its offload header into rx buffers. 'no-buffers' leaves the frame with
+   * the caller (retry after the driver posts more); 'dropped' means counted in rxDrops.
+   */
+  deliverRx(bytes: Uint8Array, offset: number, len: number, inHdr: Readonly<VirtioNetHdr>): RxResult {
+    if (this.rxq.broken) return 'no-buffers';
+    const hdr = this.outHdr;
+    copyHdr(hdr, inHdr);
+    if (len < ETH_HEADER_BYTES) return this.dropRx('rx-frame-too-short');
+    const gsoBase = hdr.gsoType & ~GsoType.ECN;
+    if (gsoBase !== GsoType.NONE) {
+      if (!this.guestTakesGso(hdr.gsoType)) return this.dropRx('rx-gso-not-negotiated');
+      if (len > MAX_GSO_FRAME_BYTES) return this.dropRx('rx-frame-too-long');
+    } else if (len > this.maxFrameBytes) {
+      return this.dropRx('rx-frame-too-long');
+    }
+    const guestCsum = (this.features & NetF.GUEST_CSUM) !== 0n;
+    let src = bytes;
+    let srcOff = offset;
+    if (hdr.flags & NetHdrFlags.NEEDS_CSUM) {
+      if (hdr.csumStart + hdr.csumOffset + 2 > len) return this.dropRx('rx-bad-csum-offsets');
+      if (!guestCsum) {
+        // The driver cannot take a partial checksum: finish it here (virtio 1.2 §5.1.6.4.1).
+        const buf = this.rxScratch;
+        buf.set(bytes.subarray(offset, offset + len));
+        applyNeedsCsum(buf, hdr.csumStart, hdr.csumOffset, len);
+        this.stats.rxCsumCompleted++;
+        hdr.flags &= ~NetHdrFlags.NEEDS_CSUM;
+        hdr.csumStart = 0;
+        hdr.csumOffset = 0;
+        src = buf;
+        srcOff = 0;
+      }
+    }
+    if (!guestCsum) hdr.flags &= ~NetHdrFlags.DATA_VALID; // DATA_VALID only with GUEST_CSUM
+    hdr.flags &= NetHdrFlags.NEEDS_CSUM | NetHdrFlags.DATA_VALID;
+    if (this.rxStaging && src === bytes) {
+      this.rxScratch.set(bytes.subarray(offset, offset + len));
+      src = this.rxScratch;
+      srcOff = 0;
+    }
+    try {
+      return this.mergeable ? this.writeMergeable(src, srcOff, len, hdr) : this.writeOne(src, srcOff, len, hdr);
+    } catch (e) {
+      this.queueFailed(e);
+      return 'no-buffers';
+    }
+  }
+
+  private guestTakesGso(gsoType: number): boolean {
+    const f = this.features;
+    if (gsoType & GsoType.ECN && !(f & NetF.GUEST_ECN)) return false;
+    switch (gsoType & ~GsoType.ECN) {
+      case GsoType.TCPV4:
+        return (f & NetF.GUEST_TSO4) !== 0n;
+      case GsoType.TCPV6:
+        return (f & NetF.GUEST_TSO6) !== 0n;
+      case GsoType.UDP:
+        return (f & NetF.GUEST_UFO) !== 0n;
+      case GsoType.UDP_L4:
+        return (f & (NetF.GUEST_USO4 | NetF.GUEST_USO6)) !== 0n;
+      default:
+        return false;
+    }
+  }
+
+  /** Pops one more rx chain into the held list; false when the ring is empty. */
+  private holdOne(): boolean {
+    const c = this.rxq.pop(this.spare.pop() ?? new DescriptorChain());
+    if (c === null) return false;
+    if (c.writableBytes < this.rxMinBufferBytes) this.stats.rxSmallBuffers++;
+    this.held.push(c);
+    this.heldBytes += c.writableBytes;
+    return true;
+  }
+
+  private release(count: number): void {
+    for (let k = 0; k < count; k++) {
+      const c = this.held[k]!;
+      this.heldBytes -= c.writableBytes;
+      this.spare.push(c);
+    }
+    this.held.splice(0, count);
+  }
+
+  /** Without MRG_RXBUF: the whole frame in the next buffer, num_buffers = 1 (§5.1.6.4). */
+  private writeOne(src: Uint8Array, off: number, len: number, hdr: VirtioNetHdr): RxResult {
+    if (this.held.length === 0 && !this.holdOne()) return this.starved();
+    // A buffer that cannot hold even a header and an Ethernet header would block the queue
+    // forever: return it empty (the driver sees a used length below the header) and go on.
+    while (this.held[0]!.writableBytes < this.hdrBytes + ETH_HEADER_BYTES) {
+      this.returnEmpty();
+      if (!this.holdOne()) return this.starved();
+    }
+    const c = this.held[0]!;
+    const total = this.hdrBytes + len;
+    // Keep the buffer for a later, smaller frame: the frame is what does not fit.
+    if (c.writableBytes < total) return this.dropRx('rx-buffer-too-small');
+    hdr.numBuffers = 1;
+    this.writeHeader(c, hdr);
+    writeToChain(this.mem, c, src.subarray(off, off + len), this.hdrBytes);
+    this.rxq.addUsed(c.head, total);
+    this.release(1);
+    this.countRx(len, 1);
+    return 'delivered';
+  }
+
+  /** With MRG_RXBUF: spread over as many buffers as needed, num_buffers in the first (§5.1.6.4). */
+  private writeMergeable(src: Uint8Array, off: number, len: number, hdr: VirtioNetHdr): RxResult {
+    const total = this.hdrBytes + len;
+    while (this.heldBytes < total) {
+      if (this.held.length >= this.rxq.size) return this.dropRx('rx-no-room');
+      if (!this.holdOne()) return this.starved();
+    }
+    // A first buffer smaller than the header breaks §5.1.6.3.1; return it empty and move on.
+    while (this.held[0]!.writableBytes < this.hdrBytes) {
+      this.returnEmpty();
+      if (this.heldBytes < total) return this.writeMergeable(src, off, len, hdr);
+    }
+    let count = 0;
+    let need = total;
+    while (need > 0) need -= this.held[count++]!.writableBytes;
+    hdr.numBuffers = count;
+    let frameDone = 0;
+    for (let k = 0; k < count; k++) {
+      const c = this.held[k]!;
+      let room = c.writableBytes;
+      let at = 0;
+      if (k === 0) {
+        this.writeHeader(c, hdr);
+        room -= this.hdrBytes;
+        at = this.hdrBytes;
+      }
+      const n = Math.min(room, len - frameDone);
+      writeToChain(this.mem, c, src.subarray(off + frameDone, off + frameDone + n), at);
+      frameDone += n;
+      this.rxq.addUsed(c.head, at + n);
+    }
+    this.release(count);
+    this.countRx(len, count);
+    return 'delivered';
+  }
+
+  private returnEmpty(): void {
+    this.rxq.addUsed(this.held[0]!.head, 0);
+    this.release(1);
+    this.stats.rxBuffersReturnedEmpty++;
+  }
+
+  private writeHeader(c: DescriptorChain, hdr: VirtioNetHdr): void {
+    encodeNetHdr(hdr, this.layout, this.hdrScratch, 0);
+    writeToChain(this.mem, c, this.hdrScratch.subarray(0, this.hdrBytes), 0);
+  }
+
+  private countRx(len: number, buffers: number): void {
+    this.stats.rxFrames++;
+    this.stats.rxBytes += len;
+    this.stats.rxBuffers += buffers;
+  }
+
+  private starved(): RxResult {
+    this.stats.rxStarved++;
+    this.rxWaiting = true;
+    return 'no-buffers';
+  }
+
+  private dropRx(reason: NetRxDrop): RxResult {
+    this.stats.rxDropped++;
+    this.stats.rxDrops[reason] = (this.stats.rxDrops[reason] ?? 0) + 1;
+    return 'dropped';
+  }
+
+  private queueFailed(e: unknown): void {
+    if (!(e instanceof VirtqueueError)) throw e;
+    this.stats.queueErrors++;
+    this.error ??= e;
+  }
+
+  /** A flat copy of the counters for SideStats.extra (`dev.` prefix, drops by reason). */
+  flatStats(prefix = 'dev.'): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [k, v] of Object.entries(this.stats)) {
+      if (typeof v === 'number') out[prefix + k] = v;
+      else for (const [r, n] of Object.entries(v as Record<string, number>)) out[`${prefix}${k}.${r}`] = n;
+    }
+    return out;
+  }
+}
+
+function clearHdr(h: VirtioNetHdr): void {
+  h.flags = 0;
+  h.gsoType = 0;
+  h.hdrLen = 0;
+  h.gsoSize = 0;
+  h.csumStart = 0;
+  h.csumOffset = 0;
+  h.numBuffers = 0;
+  h.hashValue = 0;
+  h.hashReport = 0;
+}
+
+function copyHdr(to: VirtioNetHdr, from: Readonly<VirtioNetHdr>): void {
+  to.flags = from.flags;
+  to.gsoType = from.gsoType;
+  to.hdrLen = from.hdrLen;
+  to.gsoSize = from.gsoSize;
+  to.csumStart = from.csumStart;
+  to.csumOffset = from.csumOffset;
+  to.numBuffers = 0;
+  to.hashValue = 0;
+  to.hashReport = 0;
+}

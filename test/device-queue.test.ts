@@ -245,3 +245,33 @@ test('state kept in a shared block lets a second DeviceQueue object continue the
   assert.equal(drv.usedIdx(), 2);
   assert.equal(b.inFlight, 0);
 });
+
+test('unpop gives popped chains back so the next pops return them again, and refuses more than are in flight', () => {
+  const { dev, drv, dataBase } = makeRig(8);
+  for (let i = 0; i < 3; i++) {
+    drv.writeDesc(i, dataBase + i * 64, 64, F_WRITE, 0);
+    drv.makeAvailable(i);
+  }
+  const heads = [dev.pop()!.head, dev.pop()!.head];
+  assert.deepEqual(heads, [0, 1]);
+  assert.equal(dev.inFlight, 2);
+  dev.unpop(2);
+  assert.equal(dev.inFlight, 0);
+  assert.deepEqual([dev.pop()!.head, dev.pop()!.head, dev.pop()!.head], [0, 1, 2]);
+  assert.equal(drv.usedIdx(), 0, 'nothing reached the used ring');
+  assert.throws(() => dev.unpop(4), /unpop\(4\) with 3 chains in flight/);
+});
+
+test('enableNotificationAfter asks for a kick only past the given avail index and reports buffers added since', () => {
+  const { dev, drv, dataBase } = makeRig(8, { eventIdx: true });
+  drv.writeDesc(0, dataBase, 64, F_WRITE, 0);
+  drv.makeAvailable(0);
+  dev.pop();
+  dev.unpop(1); // the one buffer is too small for the frame: wait for more
+  const starvedAt = dev.availIdx();
+  assert.equal(dev.enableNotificationAfter(starvedAt), false, 'no new buffers yet');
+  assert.equal(drv.availEvent(), starvedAt, 'avail_event set to the current avail.idx (kick on the next add)');
+  drv.writeDesc(1, dataBase + 64, 64, F_WRITE, 0);
+  drv.makeAvailable(1);
+  assert.equal(dev.enableNotificationAfter(starvedAt), true, 'a buffer was added after the starvation point');
+});

@@ -214,11 +214,8 @@ export class LoopbackNetBackend implements VirtioDeviceBackend {
         if (pending) more = true;
       } else {
         // The buffers that are there do not hold the next frame: ask to be notified only when
-        // the driver adds more (QEMU sets avail_event to the current avail.idx here). The
-        // store, then the re-load, both SeqCst, close the race with a driver adding right now
-        // (pairs with DriverQueue.kickNeeded's load of avail_event after its publish).
-        if (rx.eventIdx) rx.ring.storeAvailEvent(this.rxStarvedAt);
-        if (rx.ring.loadAvailIdx() !== this.rxStarvedAt) more = true;
+        // the driver adds more (QEMU sets avail_event to the current avail.idx here).
+        if (rx.enableNotificationAfter(this.rxStarvedAt)) more = true;
       }
     }
     return more;
@@ -261,15 +258,8 @@ export class LoopbackNetBackend implements VirtioDeviceBackend {
     const len = this.lens[slot]!;
     const frame = this.slots.subarray(slot * this.slotBytes, slot * this.slotBytes + len);
     const total = NET_HDR_BYTES + len;
-    // A snapshot lets a mergeable delivery that runs out of buffers half-way give the chains
-    // back untouched (QEMU's virtqueue_rewind): nothing was added to the used ring yet.
-    // DeviceQueue.restore takes the snapshot's used index as published, so publish first:
-    // elements added for earlier frames of this pass would otherwise never reach used.idx.
-    let before = null;
-    if (this.mrg) {
-      rx.publishUsed();
-      before = rx.snapshot();
-    }
+    // A mergeable delivery that runs out of buffers half-way gives its chains back untouched
+    // (DeviceQueue.unpop, QEMU's virtqueue_rewind): nothing was added to the used ring yet.
     const first = rx.pop(this.chain);
     if (first === null) return false;
     const hdr = this.hdr;
@@ -298,8 +288,8 @@ export class LoopbackNetBackend implements VirtioDeviceBackend {
       while (written < len) {
         const c = this.extraChain(chains);
         if (rx.pop(c) === null) {
-          rx.restore(before!); // out of rx buffers: put every chain back, retry on the next kick
-          this.rxStarvedAt = rx.ring.loadAvailIdx();
+          rx.unpop(chains + 1); // out of rx buffers: put every chain back, retry on the next kick
+          this.rxStarvedAt = rx.availIdx();
           return false;
         }
         written += writeToChain(mem, c, frame.subarray(written));

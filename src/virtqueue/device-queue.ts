@@ -153,6 +153,41 @@ export class DeviceQueue {
     return chain;
   }
 
+  /**
+   * Gives back the last `count` popped chains that were not added to the used ring, so the next
+   * pop returns them again (QEMU's virtqueue_unpop / virtqueue_rewind): a device that ran out of
+   * room half-way through a mergeable rx frame puts its chains back untouched. Nothing is
+   * written to shared memory; the driver cannot tell.
+   */
+  unpop(count = 1): void {
+    const st = this.st;
+    if (!Number.isInteger(count) || count < 0 || count > st[S_IN_FLIGHT]!) {
+      throw new VirtqueueError('bad-argument', { queue: this.index, detail: `unpop(${count}) with ${st[S_IN_FLIGHT]} chains in flight` });
+    }
+    st[S_NEXT_AVAIL] = (st[S_NEXT_AVAIL]! - count) & 0xffff;
+    st[S_IN_FLIGHT] = st[S_IN_FLIGHT]! - count;
+  }
+
+  /** The driver's avail.idx now (acquire load; pairs with DriverQueue.publish). */
+  availIdx(): number {
+    return this.ring.loadAvailIdx();
+  }
+
+  /**
+   * Asks for a kick only once the driver adds buffers beyond avail index `idx` — QEMU's
+   * virtio_queue_set_notification with avail_event = idx, used when the buffers already
+   * there are too few for the next frame (a plain enableNotification would ask for a kick that
+   * already happened). Returns true when avail.idx already moved past `idx` (process rather
+   * than sleep). The store and the re-load are SeqCst: pairs with DriverQueue.kickNeeded.
+   */
+  enableNotificationAfter(idx: number): boolean {
+    this.st[S_NOTIFY_ENABLED] = 1;
+    if (this.eventIdx) this.ring.storeAvailEvent(idx & 0xffff);
+    else this.ring.storeUsedFlags(0);
+    if (this.broken) return false;
+    return this.ring.loadAvailIdx() !== (idx & 0xffff);
+  }
+
   /** Like pop, but reuses one internal chain object (valid until the next popReused). */
   popReused(): DescriptorChain | null {
     return this.pop(this.scratch);

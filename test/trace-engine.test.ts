@@ -129,7 +129,7 @@ test('periodic draining by the main thread frees buffer space while the run goes
   const { c } = await traced(count, 'block', { sample: 1, capacityRecords: 4096, drainEveryMs: 2 });
   assert.ok(c.records.guest > 4096, `guest records ${c.records.guest} exceed one buffer`);
   assert.equal(c.outOfOrder, 0);
-  assert.equal(c.packets.length + c.incomplete >= Math.min(count, c.packets.length), true);
+  assert.ok(c.packets.length > 4096 / 5, `${c.packets.length} complete packets from a 4096-record buffer`);
 });
 
 test('an untraced run hands the workload the disabled tracer', async () => {

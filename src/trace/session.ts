@@ -31,6 +31,8 @@ export interface TraceCollected extends TimelineResult {
   dropped: Record<Side, number>;
   /** Records read per thread. */
   records: Record<Side, number>;
+  /** Complete packets left out because they were not slower than `slowerThanUs`. */
+  filteredFast: number;
 }
 
 export class TraceSession {
@@ -92,6 +94,7 @@ export class TraceSession {
       packets,
       dropped: { guest: this.readers.guest.dropped, host: this.readers.host.dropped },
       records: { guest: guest.length, host: host.length },
+      filteredFast: t.packets.length - packets.length,
     };
     this.chunks.guest = [];
     this.chunks.host = [];

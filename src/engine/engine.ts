@@ -153,7 +153,7 @@ export class Engine {
       guarded.forEach((g) => g.catch(() => undefined));
       await sides.close();
       // Both threads are gone: read what their tracers left (also after a failure).
-      o.trace?.finish();
+      o.trace?.stop();
     }
   }
 

@@ -78,12 +78,17 @@ export class TraceSession {
     }
   }
 
-  /** Stops draining, reads the rest and builds the timelines (once; later calls return the same). */
-  finish(): TraceCollected {
-    if (this.collected) return this.collected;
+  /** Stops periodic draining and copies out the rest (the engine calls this when both sides ended). */
+  stop(): void {
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
-    this.drain();
+    if (!this.collected) this.drain();
+  }
+
+  /** Stops, reads the rest and builds the timelines (once; later calls return the same). */
+  finish(): TraceCollected {
+    if (this.collected) return this.collected;
+    this.stop();
     const guest = decodeChunks('guest', this.chunks.guest);
     const host = decodeChunks('host', this.chunks.host);
     const t = buildTimelines(guest, host);

@@ -134,6 +134,7 @@ export function guest(ctx: SideContext): SideStats {
     if (q.outstanding === 0) break;
     const seen = irq.seq();
     if (!q.enableInterrupts()) {
+      if (tracing) tr.notifications(true);
       irq.wait(seen);
       if (tracing) tr.driverWake();
     }

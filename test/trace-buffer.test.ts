@@ -128,3 +128,16 @@ test('the clock of a worker-less thread counts from the run origin in ns', () =>
   assert.ok(a >= 0 && a < 60e9, `${a} ns since origin`);
   assert.ok(t.now() >= a);
 });
+
+test('property: the sampling test agrees with seq % N === 0 for any u32 seq and N', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 0x7fff_ffff }), fc.array(fc.nat({ max: 0xffff_ffff }), { maxLength: 50 }), fc.nat({ max: 1000 }), (n, seqs, k) => {
+      const t = new Tracer({ sab: allocateTraceBuffer(256), origin: clockOriginHere(), everyN: n, level: 10 });
+      // Multiples of n (within u32) must be sampled; arbitrary values must match the modulo.
+      const multiple = (n * k) % 0x1_0000_0000;
+      if (multiple === n * k) assert.equal(t.sampled(multiple), true, `${multiple} is a multiple of ${n}`);
+      for (const s of seqs) assert.equal(t.sampled(s), s % n === 0, `seq ${s}, N ${n}`);
+    }),
+    { numRuns: 500 },
+  );
+});

@@ -12,6 +12,7 @@ interface RecordOpts {
   traceSlowerThanUs?: string;
   traceLevel: string;
   ms: string;
+  count?: string;
   payload: string;
   queueSize: string;
   strategy: string;
@@ -28,6 +29,7 @@ export function registerTrace(program: Command): void {
     .option('--trace-slower-than-us <us>', 'keep only packets slower than this end to end (records every packet)')
     .option('--trace-level <level>', 'lowest level recorded: trace | debug | info | warn | error', 'trace')
     .option('--ms <n>', 'how long to run', '500')
+    .option('--count <n>', 'send exactly N packets instead of running for --ms (every packet completes)')
     .option('--payload <bytes>', 'payload bytes per packet (multiple of 4)', '1500')
     .option('--queue-size <n>', 'queue size (power of 2)', '256')
     .option('--strategy <s>', 'wait strategy: block | hybrid | spin', 'hybrid')
@@ -36,7 +38,13 @@ export function registerTrace(program: Command): void {
       const strategy = o.strategy as WaitStrategy;
       if (!['block', 'hybrid', 'spin'].includes(strategy)) throw new Error(`--strategy must be block, hybrid or spin (got ${o.strategy})`);
       const { result, trace: t } = await runTraced(
-        { workload: 'stream', queues: [{ size: Number(o.queueSize) }], wait: { strategy }, durationMs: Number(o.ms), params: { payloadBytes: Number(o.payload), verify: 'seq', warmupMs: 0 } },
+        {
+          workload: 'stream',
+          queues: [{ size: Number(o.queueSize) }],
+          wait: { strategy },
+          ...(o.count === undefined ? { durationMs: Number(o.ms) } : {}),
+          params: { payloadBytes: Number(o.payload), verify: 'seq', warmupMs: 0, count: o.count === undefined ? 0 : Number(o.count) },
+        },
         {
           file: o.out,
           sample: Number(o.traceSample),

@@ -146,3 +146,27 @@ test('timelines attribute batch events by order and keep optional points only wh
   assert.equal(t.events.length, 1);
   assert.equal(t.events[0]!.kind, TraceKind.Drop);
 });
+
+test('a gap (records dropped) ends the batches in progress instead of giving their packets a later batch time', () => {
+  const guest = [
+    rec('guest', TraceKind.Add, 0, 1),
+    { ...rec('guest', TraceKind.Gap, 50), arg: 3 }, // packet 1's publish was among the dropped records
+    rec('guest', TraceKind.Add, 60, 2),
+    rec('guest', TraceKind.Publish, 70),
+    rec('guest', TraceKind.Reap, 200, 1),
+    rec('guest', TraceKind.Reap, 210, 2),
+  ];
+  const host = [
+    rec('host', TraceKind.Pop, 40, 1),
+    rec('host', TraceKind.Done, 45, 1),
+    { ...rec('host', TraceKind.Gap, 100), arg: 1 }, // the used covering packet 1 was dropped
+    rec('host', TraceKind.Pop, 110, 2),
+    rec('host', TraceKind.Done, 120, 2),
+    rec('host', TraceKind.Used, 130),
+  ];
+  const t = buildTimelines(guest, host);
+  assert.deepEqual(t.packets.map((p) => p.seq), [2]);
+  assert.equal(t.incomplete, 1);
+  assert.equal(t.outOfOrder, 0, 'packet 1 did not get publish 70 (after its pop at 40)');
+  assert.equal(t.events.filter((e) => e.kind === TraceKind.Gap).length, 2);
+});

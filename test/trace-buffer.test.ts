@@ -48,22 +48,38 @@ test('bad capacities are typed errors', () => {
   assert.throws(() => new TraceWriter(new SharedArrayBuffer(1000)), (e: unknown) => e instanceof TraceBufferError && e.code === 'bad-buffer');
 });
 
-test('property: interleaved writes and reads across the wrap deliver every kept record once, in order, and count every drop', () => {
+test('property: interleaved writes and reads across the wrap deliver every kept record once, in order, with every hole marked by a gap record', () => {
   fc.assert(
     fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 700 }), fc.boolean()), { minLength: 1, maxLength: 40 }), (steps) => {
       const sab = allocateTraceBuffer(256);
       const w = new TraceWriter(sab);
       const r = new TraceReader(sab);
       let next = 0;
-      const got: number[] = [];
+      const got: { kind: number; id: number; arg: number }[] = [];
+      const take = (): void => {
+        const c = r.read();
+        for (let i = 0; i < c.id.length; i++) got.push({ kind: c.meta[i]! & 0xff, id: c.id[i]!, arg: c.arg[i]! });
+      };
       for (const [n, read] of steps) {
         for (let i = 0; i < n; i++) w.put(TraceKind.Add, 0, next++, next, 0);
         w.flush();
-        if (read) got.push(...r.read().id);
+        if (read) take();
       }
-      got.push(...r.read().id);
-      for (let i = 1; i < got.length; i++) assert.ok(got[i]! > got[i - 1]!, 'in order, no duplicates');
-      assert.equal(got.length + w.dropped, next, 'every record either delivered or counted as dropped');
+      take();
+      let expect = 0;
+      let marked = 0;
+      for (const g of got) {
+        if (g.kind === TraceKind.Gap) {
+          expect += g.arg; // the records the gap stands for
+          marked += g.arg;
+          continue;
+        }
+        assert.equal(g.id, expect, 'in order, and any hole before it was marked by a gap of its size');
+        expect++;
+      }
+      const delivered = got.filter((g) => g.kind === TraceKind.Add).length;
+      assert.equal(delivered + w.dropped, next, 'every record either delivered or counted as dropped');
+      assert.equal(w.dropped - marked, next - expect, 'only drops after the last delivered record are unmarked');
     }),
     { numRuns: 200 },
   );

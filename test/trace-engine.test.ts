@@ -123,13 +123,14 @@ test('a full trace buffer drops and counts records; the run still completes and 
 });
 
 test('periodic draining by the main thread frees buffer space while the run goes', async () => {
-  const count = 40_000;
-  // 4096 records cannot hold 40 000 packets' records; draining every 2 ms keeps up (or, on a
-  // very busy machine, drops some, which are counted).
+  const count = 100_000;
+  // 4096 records cannot hold 100 000 packets' records (about 2 per packet per thread); draining
+  // every 2 ms frees space as the run goes (on a very busy machine some records may still be
+  // dropped, and are counted).
   const { c } = await traced(count, 'block', { sample: 1, capacityRecords: 4096, drainEveryMs: 2 });
-  assert.ok(c.records.guest > 4096, `guest records ${c.records.guest} exceed one buffer`);
+  assert.ok(c.records.guest > 4096 && c.records.host > 4096, `records ${JSON.stringify(c.records)} exceed one buffer`);
   assert.equal(c.outOfOrder, 0);
-  assert.ok(c.packets.length > 4096 / 5, `${c.packets.length} complete packets from a 4096-record buffer`);
+  assert.ok(c.packets.length > 0);
 });
 
 test('an untraced run hands the workload the disabled tracer', async () => {

@@ -5,8 +5,10 @@
 //
 // The writer publishes its index every PUBLISH_EVERY records and on flush(), not per record: a
 // seq-cst store costs more than the record itself. The reader therefore sees records in batches.
+// After drops, the first record that fits is preceded by a Gap record (arg = records dropped),
+// so a reader never mistakes a hole for a continuous stream.
 
-import { FLAG_HAS_ID, HEADER_BYTES, H_DROPPED, H_FLUSHES, H_READ, H_WRITE, NO_ID, RECORD_BYTES, RECORD_F64, RECORD_U32 } from './schema.js';
+import { FLAG_HAS_ID, TraceKind, HEADER_BYTES, H_DROPPED, H_FLUSHES, H_READ, H_WRITE, NO_ID, RECORD_BYTES, RECORD_F64, RECORD_U32 } from './schema.js';
 
 const PUBLISH_EVERY_MASK = 255;
 
@@ -50,6 +52,7 @@ export class TraceWriter {
   private limit: number; // w may grow up to here before the reader's index must be re-read
   /** Records dropped because the buffer was full. */
   dropped = 0;
+  private gap = 0; // drops not yet marked by a Gap record
 
   constructor(sab: SharedArrayBuffer) {
     this.capacity = capacityOf(sab);
@@ -67,12 +70,8 @@ export class TraceWriter {
   put(kind: number, queue: number, id: number, tNs: number, arg: number): void {
     let w = this.w;
     if (w === this.limit) {
-      // Acquire: pairs with TraceReader's store of H_READ after it copied records out.
-      this.limit = (Atomics.load(this.header, H_READ) + this.capacity) | 0;
-      if (w === this.limit) {
-        this.dropped++;
-        return;
-      }
+      if (!this.makeRoom(tNs)) return;
+      w = this.w;
     }
     const i = w & this.mask;
     this.f64[i * RECORD_F64] = tNs;
@@ -86,6 +85,31 @@ export class TraceWriter {
       // reader's acquire load of H_WRITE).
       Atomics.store(this.header, H_WRITE, w);
     }
+  }
+
+  /** Slow path at the limit: re-reads the reader's index; drops (and counts) or writes a pending Gap. */
+  private makeRoom(tNs: number): boolean {
+    // Acquire: pairs with TraceReader's store of H_READ after it copied records out.
+    const limit = (Atomics.load(this.header, H_READ) + this.capacity) | 0;
+    const free = (limit - this.w) | 0;
+    if (free < (this.gap > 0 ? 2 : 1)) {
+      this.dropped++;
+      this.gap++;
+      return false;
+    }
+    this.limit = limit;
+    if (this.gap > 0) {
+      const i = this.w & this.mask;
+      this.f64[i * RECORD_F64] = tNs;
+      this.f64[i * RECORD_F64 + 1] = this.gap;
+      this.u32[i * RECORD_U32 + 4] = NO_ID;
+      this.u32[i * RECORD_U32 + 5] = TraceKind.Gap;
+      this.w = (this.w + 1) | 0;
+      this.gap = 0;
+      // Release: as in put (pairs with the reader's acquire load of H_WRITE).
+      Atomics.store(this.header, H_WRITE, this.w);
+    }
+    return true;
   }
 
   /** Publishes everything written so far and the drop count. Call at the end of a run. */

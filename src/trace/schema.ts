@@ -23,6 +23,8 @@ export const enum TraceKind {
   RingFull = 24,
   Drop = 25,
   Error = 26,
+  /** Written by the buffer itself before the first record after drops; arg = records dropped. */
+  Gap = 27,
 }
 
 /** pino's numeric levels; a tracer records an event when its level is >= the tracer's. */
@@ -48,6 +50,7 @@ export const KIND_INFO: Readonly<Record<number, { name: string; level: number; a
   [TraceKind.RingFull]: { name: 'ring-full', level: 30, about: 'no free descriptor or buffer; arg = entries in flight' },
   [TraceKind.Drop]: { name: 'drop', level: 40, about: 'a packet was dropped; arg = reason code (DROP_REASONS)' },
   [TraceKind.Error]: { name: 'error', level: 50, about: 'an error; arg = error code (ERROR_CODES)' },
+  [TraceKind.Gap]: { name: 'gap', level: 50, about: 'the buffer was full and records were dropped just before this point; arg = how many' },
 };
 
 /** Packet points in path order. A packet's timeline is a subsequence of this list. */

@@ -9,7 +9,9 @@
 // pop, an interrupt before the reap, a driver wake after the used (or interrupt) and before the
 // reap. Required points (add, publish, pop, done, used, reap) are always kept, so a cross-thread
 // pair out of order (pop before publish, reap before used) shows a clock or recording fault and
-// is counted, never hidden.
+// is counted, never hidden. A Gap record (the buffer dropped records there) ends every batch in
+// progress on its thread: packets waiting for a publish or a used are counted incomplete rather
+// than given a later batch's time.
 
 import type { TraceChunk } from './buffer.js';
 import { DROP_REASONS, ERROR_CODES, FLAG_HAS_ID, KIND_INFO, PACKET_POINTS, REQUIRED_POINTS, TraceKind, type PacketPoint } from './schema.js';
@@ -61,6 +63,7 @@ export function decodeChunks(side: Side, chunks: readonly TraceChunk[]): TraceRe
 }
 
 interface Partial_ {
+  tainted?: boolean;
   queue: number;
   lenBytes: number;
   points: Partial<Record<PacketPoint, number>>;
@@ -102,6 +105,13 @@ export function buildTimelines(guest: readonly TraceRecord[], host: readonly Tra
       case TraceKind.DriverWake:
         driverWakeNs = r.tNs;
         break;
+      case TraceKind.Gap:
+        for (const p of adds) p.tainted = true;
+        adds = [];
+        lastPublished = [];
+        driverWakeNs = -1;
+        events.push(r);
+        break;
       case TraceKind.Reap: {
         const p = get(r.id!, r.queue);
         p.points.reap = r.tNs;
@@ -121,6 +131,13 @@ export function buildTimelines(guest: readonly TraceRecord[], host: readonly Tra
     switch (r.kind) {
       case TraceKind.DeviceWake:
         deviceWakeNs = r.tNs;
+        break;
+      case TraceKind.Gap:
+        for (const p of done) p.tainted = true;
+        done = [];
+        lastUsed = [];
+        deviceWakeNs = -1;
+        events.push(r);
         break;
       case TraceKind.Pop: {
         const p = get(r.id!, r.queue);
@@ -153,7 +170,7 @@ export function buildTimelines(guest: readonly TraceRecord[], host: readonly Tra
   let outOfOrder = 0;
   for (const [seq, p] of pk) {
     const t = p.points;
-    if (REQUIRED_POINTS.some((k) => t[k] === undefined)) {
+    if (p.tainted || REQUIRED_POINTS.some((k) => t[k] === undefined)) {
       incomplete++;
       continue;
     }
@@ -202,5 +219,6 @@ export function eventFields(r: TraceRecord): Record<string, string | number> {
   else if (r.kind === TraceKind.TimerFired) o.latenessNs = r.arg;
   else if (r.kind === TraceKind.TimerArmed) o.intervalNs = r.arg;
   else if (r.kind === TraceKind.RingFull) o.inFlight = r.arg;
+  else if (r.kind === TraceKind.Gap) o.droppedRecords = r.arg;
   return o;
 }

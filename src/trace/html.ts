@@ -82,7 +82,7 @@ tr.e2e-row th,tr.e2e-row td{font-weight:600;border-top:2px solid #ccc}details.pa
 <h1>${esc(title)}</h1>
 <p class="note">${r.packets} packets · out of order ${r.outOfOrder} · stage sums not matching end to end ${r.sumMismatches}. A stage is the time between two consecutive points of a packet; optional points (kick, wakes, interrupt) appear only when they caused the packet's progress. Histograms: log2 bins from ${fmtNs(2 ** BIN_MIN_LOG2)}, log counts.</p>
 <h2>Stages</h2>
-<table id="stages"><thead><tr><th>stage</th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>max</th><th>histogram</th></tr></thead>
+<table id="stages"><thead><tr><th>stage</th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>max</th><th>histogram (log2 bins, ${fmtNs(2 ** BIN_MIN_LOG2)} … ${fmtNs(2 ** (BIN_MIN_LOG2 + BIN_COUNT))})</th></tr></thead>
 <tbody>${r.stages.map((s) => statsRow(s, 'stage-row')).join('')}${statsRow(r.e2e, 'e2e-row')}</tbody></table>
 <h2>Slowest ${r.slowest.length} packets</h2>
 <div id="slowest">${r.slowest.map((p, i) => packetBlock(p, scale).replace('<details', i === 0 ? '<details open' : '<details')).join('')}</div>

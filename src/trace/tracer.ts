@@ -93,7 +93,7 @@ export class Tracer {
   }
 
   /** Reads the clock and stamps the queued end points with it. */
-  private stamp(queue: number): number {
+  private stamp(): number {
     const t = performance.now() * 1e6 + this.offsetNs;
     const n = this.pendN;
     if (n > 0) {
@@ -110,10 +110,10 @@ export class Tracer {
   /** Records an end point: queued for the next clock read when every packet is traced. */
   private endPoint(kind: number, queue: number, id: number, arg: number): void {
     if (this.everyN !== 1) {
-      this.writer!.put(kind, queue, id, this.stamp(queue), arg);
+      this.writer!.put(kind, queue, id, this.stamp(), arg);
       return;
     }
-    if (this.pendN === PENDING_MAX) this.stamp(queue);
+    if (this.pendN === PENDING_MAX) this.stamp();
     const i = this.pendN++;
     this.pendMeta[i] = kind | (queue << 8);
     this.pendId[i] = id;
@@ -136,7 +136,7 @@ export class Tracer {
   /** Publishes every record written so far; call when the side ends. */
   flush(): void {
     if (this.writer === null) return;
-    this.stamp(0);
+    this.stamp();
     this.writer.flush();
   }
 
@@ -146,7 +146,7 @@ export class Tracer {
   add(seq: number, queue = 0): void {
     if (!this.sampled(seq)) return;
     this.batchSampled = true;
-    this.writer!.put(TraceKind.Add, queue, seq, this.stamp(queue), 0);
+    this.writer!.put(TraceKind.Add, queue, seq, this.stamp(), 0);
   }
 
   /** The driver is about to publish `entries` new avail entries (call before the store). */
@@ -154,19 +154,19 @@ export class Tracer {
     this.publishSampled = this.batchSampled;
     if (!this.batchSampled) return;
     this.batchSampled = false;
-    this.writer!.put(TraceKind.Publish, queue, NO_ID, this.stamp(queue), entries);
+    this.writer!.put(TraceKind.Publish, queue, NO_ID, this.stamp(), entries);
   }
 
   /** The driver is about to ring the device's doorbell for the batch just published. */
   kick(queue = 0): void {
     if (!this.publishSampled) return;
     this.publishSampled = false;
-    this.writer!.put(TraceKind.Kick, queue, NO_ID, this.stamp(queue), 0);
+    this.writer!.put(TraceKind.Kick, queue, NO_ID, this.stamp(), 0);
   }
 
   /** The driver returned from waiting on its doorbell. */
   driverWake(): void {
-    if (this.writer !== null) this.wakeNs = this.stamp(0);
+    if (this.writer !== null) this.wakeNs = this.stamp();
   }
 
   /** The driver reaped packet `seq` (stamped at the thread's next clock read). */
@@ -183,13 +183,13 @@ export class Tracer {
 
   /** The device returned from waiting on its doorbell. */
   deviceWake(): void {
-    if (this.writer !== null) this.wakeNs = this.stamp(0);
+    if (this.writer !== null) this.wakeNs = this.stamp();
   }
 
   /** The device popped packet `seq` (call right after the pop, before the backend works). */
   pop(seq: number, queue = 0): void {
     if (!this.sampled(seq)) return;
-    const t = this.stamp(queue);
+    const t = this.stamp();
     if (this.wakeNs >= 0) {
       this.writer!.put(TraceKind.DeviceWake, queue, NO_ID, this.wakeNs, 0);
       this.wakeNs = -1;
@@ -209,14 +209,14 @@ export class Tracer {
     this.irqSampled = this.usedSampled;
     if (!this.usedSampled) return;
     this.usedSampled = false;
-    this.writer!.put(TraceKind.Used, queue, NO_ID, this.stamp(queue), entries);
+    this.writer!.put(TraceKind.Used, queue, NO_ID, this.stamp(), entries);
   }
 
   /** The device is about to ring the driver's doorbell for the used entries just published. */
   interrupt(queue = 0): void {
     if (!this.irqSampled) return;
     this.irqSampled = false;
-    this.writer!.put(TraceKind.Interrupt, queue, NO_ID, this.stamp(queue), 0);
+    this.writer!.put(TraceKind.Interrupt, queue, NO_ID, this.stamp(), 0);
   }
 
   // ---- policy and health events (recorded whenever their level is enabled) ----
@@ -255,7 +255,7 @@ export class Tracer {
   event(kind: TraceKind, queue: number, id: number, arg: number): void {
     const w = this.writer;
     if (w === null || KIND_INFO[kind]!.level < this.level) return;
-    w.put(kind, queue, id >>> 0, this.stamp(queue), arg);
+    w.put(kind, queue, id >>> 0, this.stamp(), arg);
   }
 }
 

@@ -48,9 +48,13 @@ const spread = (xs: number[]): Spread => {
   return { min: s[0]!, median: s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2, max: s[s.length - 1]! };
 };
 
-/** Records per thread the buffer must hold: ~2.2 per packet at up to 4 Mpps, rounded up. */
-function capacityFor(o: Options): number {
-  const need = ((o.ms + o.warmupMs) / 1000) * 4e6 * 2.2;
+/**
+ * Records per thread the buffer must hold: ~2.2 per traced packet at up to 4 Mpps, plus policy
+ * events, rounded up to a power of two (sampled runs get a proportionally smaller buffer, so
+ * they do not pay for pre-faulting memory they never use).
+ */
+function capacityFor(o: Options, sample: number): number {
+  const need = (((o.ms + o.warmupMs + startupAllowanceMs) / 1000) * 4e6 * 2.2) / sample + 65536;
   let c = 1 << 16;
   while (c < need && c < 1 << 23) c *= 2;
   return c;
@@ -62,7 +66,7 @@ function capacityFor(o: Options): number {
 let startupAllowanceMs = 300;
 
 async function runOnce(mode: Mode, o: Options): Promise<RunResult> {
-  const trace = mode === 'every' || mode === 'sampled' ? new TraceSession({ sample: mode === 'every' ? 1 : o.sample, capacityRecords: capacityFor(o), drainEveryMs: o.drainMs }) : undefined;
+  const trace = mode === 'every' || mode === 'sampled' ? new TraceSession({ sample: mode === 'every' ? 1 : o.sample, capacityRecords: capacityFor(o, mode === 'every' ? 1 : o.sample), drainEveryMs: o.drainMs }) : undefined;
   const r = await Engine.run({
     workload: mode === 'baseline' ? UNTRACED : 'stream',
     queues: [{ size: o.queueSize }],

@@ -12,11 +12,15 @@ import type { ProcessorTask, SideStats } from '../src/engine/types.js';
 export default async function runProcessor(task: ProcessorTask): Promise<SideStats> {
   const workload = await loadWorkload(task.workload);
   const ctx = new SideContext(task);
+  ctx.log.debug({ workload: task.workload, wait: task.wait, params: task.params, traced: ctx.tracer.enabled }, 'side starting');
   try {
     const stats = task.role === 'guest' ? await workload.guest(ctx) : await workload.host(ctx);
     stats.extra.readyEpochMs = ctx.readyEpochMs;
+    ctx.log.debug({ packets: stats.packets, errors: stats.errors, firstError: stats.firstError }, 'side stopped');
     return stats;
   } catch (e) {
+    ctx.tracer.flush();
+    ctx.log.error({ err: e }, 'side failed');
     // Wake the peer: a side that fails must not leave the other blocked on a doorbell.
     ctx.block.stop();
     throw e;

@@ -8,6 +8,8 @@ import { Worker } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { planSharedSetup, openDoorbells, type QueueRequest } from './setup.js';
 import type { ProcessorTask, Role, SharedSetup, SideStats, WaitSettings } from './types.js';
+import type { TraceSession } from '../trace/session.js';
+import { sideLogger, type Logger, type LogLevel } from '../trace/log.js';
 
 export type Runner = 'piscina' | 'worker';
 
@@ -34,6 +36,10 @@ export interface EngineOptions {
   durationMs?: number;
   /** Fail (and stop) if the run has not ended this long after start (ms). Default 10 min. */
   timeoutMs?: number;
+  /** Trace this run into the session's buffers (see src/trace and docs/tracing.md). */
+  trace?: TraceSession;
+  /** Operational log level of the engine and both sides (default VIRTQ_LOG_LEVEL or warn). */
+  logLevel?: LogLevel;
 }
 
 export interface EngineResult {
@@ -71,9 +77,11 @@ export class Engine {
   private readonly startEpochMs: number;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly block;
+  private readonly log: Logger;
 
   private constructor(readonly options: EngineOptions) {
     this.startEpochMs = performance.timeOrigin + performance.now();
+    this.log = sideLogger('engine', options.logLevel);
     this.setup = planSharedSetup(options.queues, options.arenaBytes ?? 8 << 20);
     this.block = openDoorbells(this.setup);
     this.done = this.run();
@@ -98,7 +106,10 @@ export class Engine {
     const o = this.options;
     const params = { ...(o.params ?? {}), ...((role === 'guest' ? o.guestParams : o.hostParams) ?? {}) };
     const wait = (role === 'guest' ? o.guestWait : o.hostWait) ?? o.wait ?? { strategy: 'hybrid' };
-    return { role, workload: o.workload, setup: this.setup, wait, params };
+    const task: ProcessorTask = { role, workload: o.workload, setup: this.setup, wait, params };
+    if (o.trace) task.trace = o.trace.setupFor(role);
+    if (o.logLevel) task.logLevel = o.logLevel;
+    return task;
   }
 
   private async run(): Promise<EngineResult> {
@@ -121,6 +132,8 @@ export class Engine {
         this.timers.push(setTimeout(() => resolve('timeout'), STOP_GRACE_MS));
       }, timeoutMs);
     });
+    this.log.info({ workload: o.workload, runner, queues: o.queues, wait: o.wait, durationMs: o.durationMs, traced: o.trace !== undefined, trace: o.trace?.options }, 'run starting');
+    o.trace?.start();
     const sides = runner === 'piscina' ? this.startPiscina() : this.startWorkers();
     // When either side fails, stop the other so it cannot wait forever.
     const guarded = sides.promises.map((p, i) =>
@@ -133,9 +146,13 @@ export class Engine {
       const settled = await Promise.race([Promise.allSettled(guarded), timedOut]);
       if (settled === 'timeout') throw new EngineError('timeout', `run did not end within ${timeoutMs} ms (+${STOP_GRACE_MS} ms grace after stop)`);
       const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-      if (failed) throw failed.reason;
+      if (failed) {
+        this.log.error({ err: failed.reason }, 'run failed');
+        throw failed.reason;
+      }
       const [guest, host] = settled.map((s) => (s as PromiseFulfilledResult<SideStats>).value) as [SideStats, SideStats];
       const end = performance.timeOrigin + performance.now();
+      this.log.info({ guestPackets: guest.packets, hostPackets: host.packets, errors: guest.errors + host.errors, elapsedMs: end - this.startEpochMs }, 'run stopped');
       const ready = Math.max(guest.extra.readyEpochMs ?? 0, host.extra.readyEpochMs ?? 0);
       return { guest, host, runner, startupMs: ready > 0 ? ready - this.startEpochMs : NaN, elapsedMs: end - this.startEpochMs };
     } finally {
@@ -145,6 +162,8 @@ export class Engine {
       // A side that failed leaves its peer stopped; make sure both threads are gone.
       guarded.forEach((g) => g.catch(() => undefined));
       await sides.close();
+      // Both threads are gone: read what their tracers left (also after a failure).
+      o.trace?.stop();
     }
   }
 

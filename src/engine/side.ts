@@ -4,6 +4,8 @@
 
 import type { GuestMemory } from '../memory/index.js';
 import type { Doorbell, DoorbellBlock } from '../notify/index.js';
+import { Tracer } from '../trace/tracer.js';
+import { sideLogger, type Logger, type LogLevel } from '../trace/log.js';
 import { threadCpuNs } from './thread-cpu.js';
 import { openDoorbells, openMemory } from './setup.js';
 import { IRQ_DOORBELL, KICK_DOORBELL, emptySideStats, type ProcessorTask, type Role, type SharedSetup, type SideStats } from './types.js';
@@ -21,6 +23,10 @@ export class SideContext {
   readonly irq: Doorbell;
   readonly params: Record<string, unknown>;
   readonly stats: SideStats;
+  /** This side's tracer (Tracer.off when the run is not traced): guard calls with `tracer.enabled`. */
+  readonly tracer: Tracer;
+  /** Operational logger of this side (pino child, `side` = role). Never per packet. */
+  readonly log: Logger;
   private readonly control: Int32Array;
   private windowStartMs = 0;
   private windowStartCpuNs = 0;
@@ -41,6 +47,8 @@ export class SideContext {
     this.irq = this.block.doorbell(IRQ_DOORBELL, opts);
     this.control = new Int32Array(task.setup.controlSab);
     this.stats = emptySideStats(task.role);
+    this.tracer = task.trace ? new Tracer(task.trace) : Tracer.off;
+    this.log = sideLogger(task.role, task.logLevel as LogLevel | undefined);
   }
 
   get stopped(): boolean {
@@ -82,6 +90,10 @@ export class SideContext {
   /** Closes the window and folds doorbell counters into the stats; returns them. */
   finish(): SideStats {
     const s = this.stats;
+    if (this.tracer.enabled) {
+      this.tracer.flush();
+      s.extra.traceDroppedRecords = this.tracer.dropped;
+    }
     if (!this.windowOpen) this.openWindow();
     s.windowMs = performance.now() - this.windowStartMs;
     s.windowCpuNs = threadCpuNs() - this.windowStartCpuNs;

@@ -3,6 +3,7 @@
 
 import type { RegionSpec } from '../memory/index.js';
 import type { WaitStrategy } from '../notify/index.js';
+import type { TracerSetup } from '../trace/tracer.js';
 
 /** Where one virtqueue lives in guest memory and what was negotiated for it. */
 export interface QueuePlan {
@@ -52,6 +53,10 @@ export interface ProcessorTask {
   wait: WaitSettings;
   /** Workload parameters (plain data). */
   params: Record<string, unknown>;
+  /** Trace buffer of this side, when the run is traced. */
+  trace?: TracerSetup;
+  /** Operational log level of this side (pino level name). */
+  logLevel?: string;
 }
 
 /** What a side reports when it ends. Counters are per side. */

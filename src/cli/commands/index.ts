@@ -6,6 +6,7 @@ import { registerDemo } from './demo.js';
 import { registerBench } from './bench.js';
 import { registerPresets } from './presets.js';
 import { registerStudy } from './study.js';
+import { registerTrace } from './trace.js';
 
 export type CommandRegistrar = (program: Command) => void;
 
@@ -14,4 +15,5 @@ export const COMMANDS: CommandRegistrar[] = [
   registerBench,
   registerPresets,
   registerStudy,
+  registerTrace,
 ];

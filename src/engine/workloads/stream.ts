@@ -6,6 +6,10 @@
 // Params: payloadBytes (default 1500), count (packets; 0 = until stopped), publishEvery (adds
 // per avail.idx publish, default 32), verify ('full' = every word, 'seq' = sequence and length
 // only), warmupMs (excluded from the window, default 0).
+//
+// Tracing (ctx.tracer, see docs/tracing.md): the packet identity is the sequence number in
+// payload word 0; the driver reads it back from its buffer at reap, the device peeks it at pop.
+// Every trace call sits behind the cached `tracing` boolean.
 
 import { BufferPool, Arena } from '../../memory/index.js';
 import { DeviceQueue, DriverQueue, readFromChain, DescriptorChain } from '../../virtqueue/index.js';
@@ -73,13 +77,20 @@ export function guest(ctx: SideContext): SideStats {
   const stats = ctx.stats;
   const kick = ctx.kick;
   const irq = ctx.irq;
+  const tr = ctx.tracer;
+  const tracing = tr.enabled;
+  const base = region.guestAddr;
   while (!ctx.stopped && (p.count === 0 || seq < p.count)) {
     if (!ctx.windowIsOpen && performance.now() - t0 >= p.warmupMs) ctx.openWindow();
     let u;
-    while ((u = q.reap()) !== null) pool.put(u.token);
+    while ((u = q.reap()) !== null) {
+      if (tracing) tr.reap(u32[(u.token - base) / 4]!, p.payloadBytes);
+      pool.put(u.token);
+    }
     let added = 0;
     while (added < batch && pool.available > 0 && (p.count === 0 || seq < p.count)) {
       const addr = pool.get();
+      if (tracing) tr.add(seq >>> 0);
       const w = (addr - region.guestAddr) / 4;
       if (p.verify === 'full') {
         for (let i = HEADER_WORDS; i < words; i++) u32[w + i] = patternWord(seq, i);
@@ -95,22 +106,38 @@ export function guest(ctx: SideContext): SideStats {
       stats.bytes += p.payloadBytes;
     }
     if (added > 0) {
+      if (tracing) tr.publish(added);
       q.publish();
-      if (q.kickNeeded()) kick.ring();
+      if (q.kickNeeded()) {
+        if (tracing) tr.kick();
+        kick.ring();
+      }
       continue;
     }
     // Out of buffers: ask for an interrupt after 3/4 of them are used, then sleep.
+    if (tracing && pool.available === 0) tr.ringFull(q.outstanding);
     const seen = irq.seq();
-    if (!q.enableInterruptsDelayed()) irq.wait(seen);
+    if (!q.enableInterruptsDelayed()) {
+      if (tracing) tr.notifications(true);
+      irq.wait(seen);
+      if (tracing) tr.driverWake();
+    }
     q.disableInterrupts();
   }
   // Drain: wait until the device returned every buffer (or the engine stopped).
   while (!ctx.stopped && q.outstanding > 0) {
     let u;
-    while ((u = q.reap()) !== null) pool.put(u.token);
+    while ((u = q.reap()) !== null) {
+      if (tracing) tr.reap(u32[(u.token - base) / 4]!, p.payloadBytes);
+      pool.put(u.token);
+    }
     if (q.outstanding === 0) break;
     const seen = irq.seq();
-    if (!q.enableInterrupts()) irq.wait(seen);
+    if (!q.enableInterrupts()) {
+      if (tracing) tr.notifications(true);
+      irq.wait(seen);
+      if (tracing) tr.driverWake();
+    }
   }
   return ctx.finish();
 }
@@ -130,11 +157,17 @@ export function host(ctx: SideContext): SideStats {
   const stats = ctx.stats;
   const kick = ctx.kick;
   const irq = ctx.irq;
+  const tr = ctx.tracer;
+  const tracing = tr.enabled;
   if (!ctx.arriveAndWait()) return ctx.finish();
   const t0 = performance.now();
   let expect = 0;
-  const flush = (): void => {
-    if (q.publishUsed() > 0 && q.needsNotification()) irq.ring();
+  const flush = (entries: number): void => {
+    if (tracing && entries > 0) tr.used(entries);
+    if (q.publishUsed() > 0 && q.needsNotification()) {
+      if (tracing) tr.interrupt();
+      irq.ring();
+    }
   };
   for (;;) {
     if (!ctx.windowIsOpen && performance.now() - t0 >= p.warmupMs) ctx.openWindow();
@@ -143,6 +176,9 @@ export function host(ctx: SideContext): SideStats {
     let c;
     while ((c = q.pop(chain)) !== null) {
       const len = c.readableBytes;
+      // The packet's identity: peek its sequence word before the backend touches the payload.
+      const tseq = tracing && c.lens[0]! >= 4 ? mem.readU32(c.addrs[0]!) : 0;
+      if (tracing) tr.pop(tseq);
       if (len !== p.payloadBytes) {
         ctx.error(`packet ${expect}: length ${len}, expected ${p.payloadBytes}`);
       } else {
@@ -162,19 +198,22 @@ export function host(ctx: SideContext): SideStats {
       expect++;
       stats.packets++;
       stats.bytes += len;
+      if (tracing) tr.done(tseq, len);
       q.addUsed(c.head, 0);
       if (++n === batch) {
-        flush();
+        flush(n);
         n = 0;
       }
     }
-    flush();
+    flush(n);
     if (p.count !== 0 && expect >= p.count) break;
     if (ctx.stopped) break;
     // Re-enable kicks, re-check (full barrier inside), and sleep only if still empty.
     const seen = kick.seq();
     if (q.enableNotification()) continue;
+    if (tracing) tr.notifications(true);
     if (kick.wait(seen) === 'stopped') break;
+    if (tracing) tr.deviceWake();
   }
   return ctx.finish();
 }

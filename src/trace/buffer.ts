@@ -1,0 +1,171 @@
+// One thread's trace buffer: a single-producer single-consumer ring of fixed-size binary records
+// in a SharedArrayBuffer (layout in schema.ts). The writer (a processor thread) never allocates
+// and never blocks: when the ring is full the record is dropped and counted. The reader (the main
+// thread) copies records out, at the end of a run or in chunks while it runs.
+//
+// The writer publishes its index every PUBLISH_EVERY records and on flush(), not per record: a
+// seq-cst store costs more than the record itself. The reader therefore sees records in batches.
+// After drops, the first record that fits is preceded by a Gap record (arg = records dropped),
+// so a reader never mistakes a hole for a continuous stream.
+
+import { FLAG_HAS_ID, TraceKind, HEADER_BYTES, H_DROPPED, H_FLUSHES, H_READ, H_WRITE, NO_ID, RECORD_BYTES, RECORD_F64, RECORD_U32 } from './schema.js';
+
+const PUBLISH_EVERY_MASK = 255;
+
+export class TraceBufferError extends Error {
+  override readonly name = 'TraceBufferError';
+  constructor(
+    readonly code: 'bad-capacity' | 'bad-buffer',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Allocates a buffer for `capacityRecords` records (a power of two, ≥ 256). */
+export function allocateTraceBuffer(capacityRecords: number): SharedArrayBuffer {
+  if (!Number.isInteger(capacityRecords) || capacityRecords < 256 || (capacityRecords & (capacityRecords - 1)) !== 0 || capacityRecords > 1 << 26) {
+    throw new TraceBufferError('bad-capacity', `trace buffer capacity must be a power of two in 256..2^26 records (got ${capacityRecords})`);
+  }
+  const sab = new SharedArrayBuffer(HEADER_BYTES + capacityRecords * RECORD_BYTES);
+  // Touch every page now, in the allocating thread: a large buffer is mapped lazily, and first
+  // touches during the run would add a page fault every ~170 records to the traced thread.
+  const u8 = new Uint8Array(sab);
+  for (let i = 0; i < u8.length; i += 4096) u8[i] = 0;
+  return sab;
+}
+
+function capacityOf(sab: SharedArrayBuffer): number {
+  const n = (sab.byteLength - HEADER_BYTES) / RECORD_BYTES;
+  if (!Number.isInteger(n) || n < 256 || (n & (n - 1)) !== 0) throw new TraceBufferError('bad-buffer', `not a trace buffer (${sab.byteLength} bytes)`);
+  return n;
+}
+
+/** Writer side. One per thread; not thread-safe. */
+export class TraceWriter {
+  private readonly header: Int32Array;
+  private readonly f64: Float64Array;
+  private readonly u32: Uint32Array;
+  private readonly mask: number;
+  private readonly capacity: number;
+  private w = 0; // records written (wrapping u32 arithmetic through `| 0`)
+  private limit: number; // w may grow up to here before the reader's index must be re-read
+  /** Records dropped because the buffer was full. */
+  dropped = 0;
+  private gap = 0; // drops not yet marked by a Gap record
+
+  constructor(sab: SharedArrayBuffer) {
+    this.capacity = capacityOf(sab);
+    this.mask = this.capacity - 1;
+    this.header = new Int32Array(sab, 0, HEADER_BYTES / 4);
+    this.f64 = new Float64Array(sab, HEADER_BYTES);
+    this.u32 = new Uint32Array(sab, HEADER_BYTES);
+    // Acquire: pairs with the reader's store of H_READ (a reused buffer may start mid-count).
+    this.w = Atomics.load(this.header, H_WRITE);
+    this.limit = (Atomics.load(this.header, H_READ) + this.capacity) | 0;
+    this.dropped = Atomics.load(this.header, H_DROPPED);
+  }
+
+  /** Appends one record, or counts a drop when the ring is full. Allocation-free. */
+  put(kind: number, queue: number, id: number, tNs: number, arg: number): void {
+    let w = this.w;
+    if (w === this.limit) {
+      if (!this.makeRoom(tNs)) return;
+      w = this.w;
+    }
+    const i = w & this.mask;
+    this.f64[i * RECORD_F64] = tNs;
+    this.f64[i * RECORD_F64 + 1] = arg;
+    this.u32[i * RECORD_U32 + 4] = id;
+    this.u32[i * RECORD_U32 + 5] = kind | (queue << 8) | ((id === NO_ID ? 0 : FLAG_HAS_ID) << 16);
+    w = (w + 1) | 0;
+    this.w = w;
+    if ((w & PUBLISH_EVERY_MASK) === 0) {
+      // Release: the records written above become visible before the index (pairs with the
+      // reader's acquire load of H_WRITE).
+      Atomics.store(this.header, H_WRITE, w);
+    }
+  }
+
+  /** Slow path at the limit: re-reads the reader's index; drops (and counts) or writes a pending Gap. */
+  private makeRoom(tNs: number): boolean {
+    // Acquire: pairs with TraceReader's store of H_READ after it copied records out.
+    const limit = (Atomics.load(this.header, H_READ) + this.capacity) | 0;
+    const free = (limit - this.w) | 0;
+    if (free < (this.gap > 0 ? 2 : 1)) {
+      this.dropped++;
+      this.gap++;
+      return false;
+    }
+    this.limit = limit;
+    if (this.gap > 0) {
+      const i = this.w & this.mask;
+      this.f64[i * RECORD_F64] = tNs;
+      this.f64[i * RECORD_F64 + 1] = this.gap;
+      this.u32[i * RECORD_U32 + 4] = NO_ID;
+      this.u32[i * RECORD_U32 + 5] = TraceKind.Gap;
+      this.w = (this.w + 1) | 0;
+      this.gap = 0;
+      // Release: as in put (pairs with the reader's acquire load of H_WRITE).
+      Atomics.store(this.header, H_WRITE, this.w);
+    }
+    return true;
+  }
+
+  /** Publishes everything written so far and the drop count. Call at the end of a run. */
+  flush(): void {
+    // Release: pairs with the reader's acquire loads of H_WRITE and H_DROPPED.
+    Atomics.store(this.header, H_DROPPED, this.dropped);
+    Atomics.store(this.header, H_WRITE, this.w);
+    Atomics.add(this.header, H_FLUSHES, 1);
+  }
+}
+
+/** Records copied out of a buffer, column by column (the chunk owns its arrays). */
+export interface TraceChunk {
+  tNs: Float64Array;
+  arg: Float64Array;
+  id: Uint32Array;
+  meta: Uint32Array;
+}
+
+/** Reader side (main thread). */
+export class TraceReader {
+  private readonly header: Int32Array;
+  private readonly f64: Float64Array;
+  private readonly u32: Uint32Array;
+  private readonly mask: number;
+
+  constructor(readonly sab: SharedArrayBuffer) {
+    this.mask = capacityOf(sab) - 1;
+    this.header = new Int32Array(sab, 0, HEADER_BYTES / 4);
+    this.f64 = new Float64Array(sab, HEADER_BYTES);
+    this.u32 = new Uint32Array(sab, HEADER_BYTES);
+  }
+
+  /** Records the writer dropped so far (as of its last flush). */
+  get dropped(): number {
+    // Acquire: pairs with TraceWriter.flush's store.
+    return Atomics.load(this.header, H_DROPPED);
+  }
+
+  /** Copies out every published record not read yet and frees their space for the writer. */
+  read(): TraceChunk {
+    // Acquire: pairs with the writer's release store of H_WRITE; records below it are complete.
+    const w = Atomics.load(this.header, H_WRITE);
+    const r = Atomics.load(this.header, H_READ);
+    const n = (w - r) >>> 0;
+    const chunk: TraceChunk = { tNs: new Float64Array(n), arg: new Float64Array(n), id: new Uint32Array(n), meta: new Uint32Array(n) };
+    for (let k = 0; k < n; k++) {
+      const i = (r + k) & this.mask;
+      chunk.tNs[k] = this.f64[i * RECORD_F64]!;
+      chunk.arg[k] = this.f64[i * RECORD_F64 + 1]!;
+      chunk.id[k] = this.u32[i * RECORD_U32 + 4]!;
+      chunk.meta[k] = this.u32[i * RECORD_U32 + 5]!;
+    }
+    // Release: the copies above are done before the writer may overwrite the slots (pairs with
+    // the writer's acquire load of H_READ when it reaches its limit).
+    Atomics.store(this.header, H_READ, w);
+    return chunk;
+  }
+}

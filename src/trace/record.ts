@@ -1,0 +1,47 @@
+// Node-only glue for commands that run the engine: `--trace FILE --trace-sample N` options for
+// commander, and runTraced(), which runs one engine run with tracing and writes the file.
+//
+//   import { addTraceOptions, traceSessionFromCli, runTraced } from '../../trace/node.js';
+//   addTraceOptions(cmd);                      // adds --trace, --trace-sample, --trace-slower-than-us
+//   const { result, trace } = await runTraced(engineOptions, { file: o.trace, sample: 100 });
+
+import type { Command } from 'commander';
+import { Engine, type EngineOptions, type EngineResult } from '../engine/index.js';
+import { writeTraceFile, type TraceFileSummary } from './output.js';
+import { TraceSession, type TraceOptions } from './session.js';
+
+export interface TraceCliOptions {
+  trace?: string;
+  traceSample?: string;
+  traceSlowerThanUs?: string;
+  traceLevel?: string;
+}
+
+/** Adds the tracing options to a command. */
+export function addTraceOptions(cmd: Command): Command {
+  return cmd
+    .option('--trace <file>', 'record a latency trace of the run into FILE (pino NDJSON; read it with `virtq trace analyze`)')
+    .option('--trace-sample <n>', 'trace 1 packet in N (1 = every packet)', '1')
+    .option('--trace-slower-than-us <us>', 'keep only packets slower than this many µs end to end (records every packet)')
+    .option('--trace-level <level>', 'lowest trace level recorded: trace (packets) | debug | info | warn | error', 'trace');
+}
+
+/** The TraceOptions a command's parsed options ask for, or undefined without --trace. */
+export function traceOptionsFromCli(o: TraceCliOptions): (TraceOptions & { file: string }) | undefined {
+  if (o.trace === undefined) return undefined;
+  const t: TraceOptions & { file: string } = { file: o.trace, sample: Number(o.traceSample ?? '1') };
+  if (o.traceSlowerThanUs !== undefined) t.slowerThanUs = Number(o.traceSlowerThanUs);
+  if (o.traceLevel !== undefined) t.level = o.traceLevel as NonNullable<TraceOptions['level']>;
+  return t;
+}
+
+/** Runs the engine once with tracing and writes the trace to `trace.file`. */
+export async function runTraced(
+  options: EngineOptions,
+  trace: TraceOptions & { file: string; meta?: Record<string, unknown> },
+): Promise<{ result: EngineResult; trace: TraceFileSummary }> {
+  const session = new TraceSession(trace);
+  const result = await Engine.run({ ...options, trace: session });
+  const meta = { workload: options.workload, params: options.params, queues: options.queues, wait: options.wait, ...(trace.meta ?? {}) };
+  return { result, trace: writeTraceFile(session, trace.file, meta) };
+}

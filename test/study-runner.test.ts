@@ -74,7 +74,7 @@ test('isolated mode tells the workloads, and its rows carry only their own chang
 });
 
 test('a cell whose workload fails is recorded with its error and the study goes on', async () => {
-  const explode: StudyPreset = { ...findPreset('baseline'), name: 'explode', slug: 'explode', kind: 'modern', rfcIndex: null };
+  const explode: StudyPreset = { ...findPreset('baseline'), name: 'explode', policy: 'explode', slug: 'explode', kind: 'modern', rfcIndex: null };
   const events: ProgressEvent[] = [];
   const report = await runStudy({
     rows: [findPreset('baseline'), explode],

@@ -44,7 +44,8 @@ function echoParams(ctx: SideContext): void {
   e.mergeable = ctx.params.mergeable === true ? 1 : 0;
   e.ringSize = ctx.setup.queues[0]!.size;
   e.eventIdx = ctx.setup.queues[0]!.eventIdx ? 1 : 0;
-  e.isolated = ctx.params.presetMode === 'isolated' ? 1 : 0;
+  // Isolated mode runs '<preset>-alone' (that row's change alone on the baseline).
+  e.isolated = typeof ctx.params.preset === 'string' && ctx.params.preset.endsWith('-alone') ? 1 : 0;
   e.hasPreset = typeof ctx.params.preset === 'string' ? 1 : 0;
 }
 

@@ -4,10 +4,12 @@
 import type { Command } from 'commander';
 import { registerDemo } from './demo.js';
 import { registerBench } from './bench.js';
+import { registerTap } from './tap.js';
 
 export type CommandRegistrar = (program: Command) => void;
 
 export const COMMANDS: CommandRegistrar[] = [
   registerDemo,
   registerBench,
+  registerTap,
 ];

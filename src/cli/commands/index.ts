@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { registerDemo } from './demo.js';
 import { registerBench } from './bench.js';
 import { registerTap } from './tap.js';
+import { registerVhostUser } from './vhost-user.js';
 
 export type CommandRegistrar = (program: Command) => void;
 
@@ -12,4 +13,5 @@ export const COMMANDS: CommandRegistrar[] = [
   registerDemo,
   registerBench,
   registerTap,
+  registerVhostUser,
 ];

@@ -134,7 +134,8 @@ for (const { queueSize, mrg } of [
     assert.equal(disconnects[0], null, 'the frontend disconnected without a protocol error');
     assert.equal(pmd.rxDropped + pmd.txDropped, 0);
     assert.equal(r.frames.txDropMalformed + r.frames.rxDropTooBig, 0);
-    assert.ok(pmd.tx >= 100_000, `too few packets moved: ${pmd.tx}`);
+    // Millions on a quiet machine; the floor only has to prove sustained traffic on a loaded one.
+    assert.ok(pmd.tx >= 20_000, `too few packets moved: ${pmd.tx}`);
     assert.equal(r.frames.txFrames, pmd.tx, 'every frame testpmd sent reached virtq');
     assert.equal(r.frames.rxFrames, r.frames.txFrames, 'virtq reflected every frame');
     // The 32-frame --tx-first burst circulates: at most one ring's worth not yet received at the stop.

@@ -83,6 +83,8 @@ export class VhostUserBackend {
   private readonly txBuf = new Uint8Array(65536 + 64);
   private readonly outBuf = new Uint8Array(65536 + 64);
   private pendingLen = 0; // a reply that found no receive buffer yet
+  /** Transmitted chains the last service() call handled. */
+  lastWork = 0;
 
   constructor(
     private readonly os: VhostOs,
@@ -375,6 +377,7 @@ export class VhostUserBackend {
    */
   service(budget = 256): boolean {
     const dev = this.device;
+    this.lastWork = 0;
     if (dev === null || !this.vrings[0]!.enabled || !this.vrings[1]!.enabled) return false;
     const hdr = dev.opts.hdrBytes;
     let done = 0;
@@ -393,6 +396,7 @@ export class VhostUserBackend {
       if (r > 0) this.pendingLen = r;
     }
     if (done >= budget) more = true;
+    this.lastWork = done;
     const f = dev.flush();
     if (f.rx) this.call(0);
     if (f.tx) this.call(1);

@@ -21,6 +21,8 @@ export interface VhostUserOptions {
   backend?: 'reflect' | 'responder';
   address?: string;
   mac?: string;
+  /** Re-check the rings this long after work before sleeping in poll(2) (default 0). */
+  spinUs?: number;
   /** Called when a frontend disconnects (error null for a clean close). */
   onDisconnect?: (error: string | null, frames: FrameDeviceStats) => void;
 }
@@ -46,6 +48,7 @@ export async function startVhostUser(o: VhostUserOptions): Promise<VhostUserHand
     backend: o.backend ?? 'reflect',
     address: o.address ?? '10.78.0.2',
     mac: o.mac ?? '52:54:00:12:34:57',
+    spinUs: o.spinUs ?? 0,
   };
   const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: data });
   let result: VhostUserResult | null = null;

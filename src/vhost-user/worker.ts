@@ -14,6 +14,7 @@ export interface VhostWorkerData {
   backend: 'reflect' | 'responder';
   address: string;
   mac: string;
+  spinUs: number;
 }
 
 const d = workerData as VhostWorkerData;
@@ -35,6 +36,7 @@ try {
   const { backend, stats } = serveVhostUser({
     socketPath: d.socketPath,
     handler,
+    spinUs: d.spinUs,
     stopped: () => Atomics.load(stop, 0) !== 0, // pairs with the parent's Atomics.store
     onListening: () => parentPort!.postMessage({ type: 'listening' }),
     onDisconnect: (err, backend) => parentPort!.postMessage({ type: 'disconnect', error: err ? `${err.name} ${(err as { code?: string }).code ?? ''}: ${err.message}` : null, frames: backend.frameStats }),

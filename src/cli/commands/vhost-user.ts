@@ -12,13 +12,15 @@ export function registerVhostUser(program: Command): void {
     .requiredOption('--socket <path>', 'Unix socket path to listen on')
     .option('--backend <b>', 'reflect (frames back with MACs swapped) | responder (answer ARP/ping for --address)', 'reflect')
     .option('--address <ipv4>', "the responder's address", '10.78.0.2')
+    .option('--spin-us <n>', 're-check the rings this long after work before sleeping', '0')
     .option('--ms <n>', 'stop after this many milliseconds (default: until SIGINT/SIGTERM)')
-    .action(async (o: { socket: string; backend: string; address: string; ms?: string }) => {
+    .action(async (o: { socket: string; backend: string; address: string; spinUs: string; ms?: string }) => {
       if (o.backend !== 'reflect' && o.backend !== 'responder') throw new Error(`--backend must be reflect or responder (got ${o.backend})`);
       const h = await startVhostUser({
         socketPath: o.socket,
         backend: o.backend,
         address: o.address,
+        spinUs: Number(o.spinUs),
         onDisconnect: (err, f) =>
           process.stdout.write(`virtq vhost-user: frontend disconnected${err ? ` with error: ${err}` : ''}; frames tx ${f.txFrames} rx ${f.rxFrames}\n`),
       });

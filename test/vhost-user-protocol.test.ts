@@ -283,3 +283,21 @@ test('a hostile frontend gets a typed error and every fd it sent is closed', () 
     for (const fd of sent) assert.ok(os.closed.includes(fd), `${what}: fd ${fd} closed (closed: ${os.closed.slice(before)})`);
   }
 });
+
+test('a driver that corrupts its ring makes service() throw a VirtqueueError and the err fds get signalled', async () => {
+  const { VirtqueueError } = await import('../src/virtqueue/index.js');
+  const { os, b, mem, rxq, txq, bufBase } = bringUp();
+  const errFd = os.eventfd();
+  send(b, Req.SET_VRING_ERR, u64Payload(1n), [errFd]);
+  for (let i = 0; i < 4; i++) rxq.add([], [{ addr: bufBase + i * 2048, len: 2048 }], i);
+  rxq.publish();
+  txq.add([{ addr: bufBase + 10 * 2048, len: 80 }], [], 0);
+  // The descriptor now points far outside guest memory.
+  const desc = txq.layout.descAddr;
+  const d = mem.bytes(desc, 8);
+  new DataView(d.buffer, d.byteOffset, 8).setBigUint64(0, 0x7fff_0000_0000n, true);
+  txq.publish();
+  assert.throws(() => b.service(), (e: unknown) => e instanceof VirtqueueError);
+  b.signalErrors();
+  assert.ok(os.signals.includes(errFd));
+});

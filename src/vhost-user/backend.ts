@@ -415,6 +415,11 @@ export class VhostUserBackend {
     return rxMore || dev.rxReady();
   }
 
+  /** Signals every ring's err fd (a ring was found broken). */
+  signalErrors(): void {
+    for (const v of this.vrings) if (v.errFd >= 0) this.os.signal(v.errFd);
+  }
+
   private call(index: number): void {
     const fd = this.vrings[index]!.callFd;
     if (fd >= 0) {

@@ -156,7 +156,14 @@ function serveConnection(io: IoAddon, conn: number, backend: VhostUserBackend, o
         }
       }
     }
-    busy = backend.service();
+    try {
+      busy = backend.service();
+    } catch (e) {
+      // The driver broke a ring (VirtqueueError): tell the frontend through the vring err fds
+      // (vhost-user "SET_VRING_ERR") before the connection is closed.
+      backend.signalErrors();
+      throw e;
+    }
     if (!busy && backend.lastWork > 0 && spinMs > 0) {
       // A polling driver (DPDK) answers within microseconds: look again for a short while before
       // sleeping, so a busy machine's wake-up latency is not paid per burst.

@@ -31,6 +31,21 @@ export interface VhostOs {
  */
 export type FrameHandler = (frame: Uint8Array, lenBytes: number, out: Uint8Array, hdrBytes: number) => number;
 
+/**
+ * A frame endpoint behind the device (a TAP): frames the driver transmits go to send(); frames
+ * from receive() go to the driver. Both carry the virtio_net_hdr first.
+ */
+export interface FramePort {
+  /** The fd to poll for input (POLLIN means receive() has frames). */
+  readonly fd: number;
+  /** Returns false when the frame was dropped (counted by the backend). */
+  send(frame: Uint8Array, lenBytes: number): boolean;
+  /** One frame into buf: its length, or 0 when none is ready. */
+  receive(buf: Uint8Array): number;
+  /** The negotiated virtio_net_hdr size, when the rings start. */
+  setHeaderBytes(bytes: number): void;
+}
+
 export const NUM_QUEUES = 2; // one receive (0) + one transmit (1) queue
 const PAGE = 4096;
 
@@ -65,13 +80,13 @@ export interface BackendStats {
   memTables: number;
   ringStarts: number;
   calls: number;
-  /** Transmitted frames the handler answered but no receive buffer could take (the TAP case). */
-  rxDropNoBuffer: number;
+  /** Transmitted frames the port refused (a TAP write error). */
+  portTxDrop: number;
 }
 
 export class VhostUserBackend {
   readonly mem = new GuestMemory();
-  readonly stats: BackendStats = { messages: 0, memTables: 0, ringStarts: 0, calls: 0, rxDropNoBuffer: 0 };
+  readonly stats: BackendStats = { messages: 0, memTables: 0, ringStarts: 0, calls: 0, portTxDrop: 0 };
   private features = 0n;
   private featuresSet = false;
   private protocolFeatures = 0n;
@@ -89,7 +104,13 @@ export class VhostUserBackend {
   constructor(
     private readonly os: VhostOs,
     private readonly handler: FrameHandler,
+    private readonly port: FramePort | null = null,
   ) {}
+
+  /** Whether the port's fd should be polled (rings running and no frame waiting for buffers). */
+  wantsPortInput(): boolean {
+    return this.port !== null && this.device !== null && this.pendingLen === 0;
+  }
 
   get negotiatedFeatures(): bigint {
     return this.features;
@@ -338,6 +359,7 @@ export class VhostUserBackend {
         hdrBytes: headerSize(this.features),
         mergeable: (this.features & NetF.MRG_RXBUF) !== 0n,
       });
+      this.port?.setHeaderBytes(headerSize(this.features));
     }
   }
 
@@ -379,6 +401,7 @@ export class VhostUserBackend {
     const dev = this.device;
     this.lastWork = 0;
     if (dev === null || !this.vrings[0]!.enabled || !this.vrings[1]!.enabled) return false;
+    if (this.port !== null) return this.servicePort(dev, this.port, budget);
     const hdr = dev.opts.hdrBytes;
     let done = 0;
     let more = false;
@@ -413,6 +436,35 @@ export class VhostUserBackend {
     }
     const rxMore = rxq.enableNotification();
     return rxMore || dev.rxReady();
+  }
+
+  private servicePort(dev: FrameDevice, port: FramePort, budget: number): boolean {
+    let tx = 0;
+    for (; tx < budget; tx++) {
+      const n = dev.popTx(this.txBuf);
+      if (n < 0) break;
+      if (n > 0 && !port.send(this.txBuf, n)) this.stats.portTxDrop++;
+    }
+    let rx = 0;
+    for (; rx < budget; rx++) {
+      if (this.pendingLen === 0) {
+        const n = port.receive(this.outBuf);
+        if (n <= 0) break;
+        this.pendingLen = n;
+      }
+      if (dev.pushRx(this.outBuf, this.pendingLen) === 'no-buffer') break;
+      this.pendingLen = 0;
+    }
+    this.lastWork = tx + rx;
+    const f = dev.flush();
+    if (f.rx) this.call(0);
+    if (f.tx) this.call(1);
+    if (tx >= budget || rx >= budget) return true;
+    const rxq = this.vrings[0]!.queue!;
+    const txMore = this.vrings[1]!.queue!.enableNotification();
+    if (this.pendingLen > 0) return rxq.enableNotification() || txMore; // stalled: want rx kicks
+    rxq.disableNotification();
+    return txMore;
   }
 
   /** Signals every ring's err fd (a ring was found broken). */

@@ -2,7 +2,10 @@
 // data path in a worker and returns a handle; the main thread stays free for signals.
 
 import { Worker } from 'node:worker_threads';
+import { execFileSync } from 'node:child_process';
 import { loadIo, loadShm } from '../backend/native.js';
+import { TapDevice } from '../backend/tap.js';
+import { VirtioF } from '../net/features.js';
 import type { FrameDeviceStats } from '../peers/frame-device.js';
 import type { ResponderStats } from '../peers/responder.js';
 import type { BackendStats } from './backend.js';
@@ -17,8 +20,14 @@ export * from './messages.js';
 
 export interface VhostUserOptions {
   socketPath: string;
-  /** reflect: every frame back with MACs swapped; responder: answer ARP/ping for `address`. */
-  backend?: 'reflect' | 'responder';
+  /**
+   * reflect: every frame back with MACs swapped; responder: answer ARP/ping for `address`;
+   * tap: frames to and from a TAP interface (`tapName`, host side `tapAddress`; root).
+   */
+  backend?: 'reflect' | 'responder' | 'tap';
+  tapName?: string;
+  /** Host-side address of the TAP with prefix, e.g. 10.78.0.2/24. */
+  tapAddress?: string;
   address?: string;
   mac?: string;
   /** Re-check the rings this long after work before sleeping in poll(2) (default 0). */
@@ -41,6 +50,18 @@ export interface VhostUserHandle {
 export async function startVhostUser(o: VhostUserOptions): Promise<VhostUserHandle> {
   loadIo(); // fail here, with the build hint, rather than inside the worker
   loadShm();
+  let tap: TapDevice | null = null;
+  if (o.backend === 'tap') {
+    // VERSION_1 header (12 bytes) until the features are known; no offloads are offered.
+    tap = TapDevice.open(o.tapName ?? 'vq0', VirtioF.VERSION_1);
+    try {
+      if (o.tapAddress !== undefined) execFileSync('ip', ['addr', 'add', o.tapAddress, 'dev', tap.name]);
+      execFileSync('ip', ['link', 'set', tap.name, 'up']);
+    } catch (e) {
+      tap.close();
+      throw e;
+    }
+  }
   const stop = new Int32Array(new SharedArrayBuffer(4));
   const data: VhostWorkerData = {
     socketPath: o.socketPath,
@@ -49,6 +70,7 @@ export async function startVhostUser(o: VhostUserOptions): Promise<VhostUserHand
     address: o.address ?? '10.78.0.2',
     mac: o.mac ?? '52:54:00:12:34:57',
     spinUs: o.spinUs ?? 0,
+    tapFd: tap?.fd ?? -1,
   };
   const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: data });
   let result: VhostUserResult | null = null;
@@ -67,7 +89,11 @@ export async function startVhostUser(o: VhostUserOptions): Promise<VhostUserHand
   return {
     async stop(): Promise<VhostUserResult> {
       Atomics.store(stop, 0, 1); // pairs with the worker's Atomics.load between polls
-      await exited;
+      try {
+        await exited;
+      } finally {
+        tap?.close();
+      }
       if (result === null) throw new Error('vhost-user worker ended without reporting');
       return result;
     },

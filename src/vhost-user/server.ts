@@ -8,13 +8,15 @@
 import { fstatSync } from 'node:fs';
 import { check, loadIo, loadShm, type IoAddon } from '../backend/native.js';
 import { VirtqueueError } from '../virtqueue/index.js';
-import { VhostUserBackend, type FrameHandler, type VhostOs } from './backend.js';
+import { VhostUserBackend, type FrameHandler, type FramePort, type VhostOs } from './backend.js';
 import { VhostUserError } from './errors.js';
 import { Flags, HEADER_BYTES, MAX_PAYLOAD_BYTES, decodeHeader, decodeMessage, encodeMessage, u64Payload } from './messages.js';
 
 export interface ServerOptions {
   socketPath: string;
   handler: FrameHandler;
+  /** A frame endpoint behind the device instead of the handler (the TAP backend). */
+  port?: FramePort;
   /** Checked between polls; the loop ends when it returns true. */
   stopped: () => boolean;
   /** Called with each closed connection's reason (null for a clean close by the frontend). */
@@ -47,7 +49,7 @@ const IDLE_POLL_MS = 100;
 
 export function serveVhostUser(o: ServerOptions): { backend: VhostUserBackend; stats: ServerStats } {
   const io = loadIo();
-  const backend = new VhostUserBackend(nodeVhostOs(io), o.handler);
+  const backend = new VhostUserBackend(nodeVhostOs(io), o.handler, o.port ?? null);
   const stats: ServerStats = { connections: 0, protocolErrors: 0, lastError: null };
   const listenFd = check(io.unixListen(o.socketPath), `listen on ${o.socketPath}`);
   o.onListening?.();
@@ -133,9 +135,14 @@ function serveConnection(io: IoAddon, conn: number, backend: VhostUserBackend, o
       fds[n] = k;
       ev[n++] = POLLIN;
     }
+    const portAt = backend.wantsPortInput() ? n : -1;
+    if (portAt >= 0) {
+      fds[n] = o.port!.fd;
+      ev[n++] = POLLIN;
+    }
     const ready = io.poll(fds.subarray(0, n), ev.subarray(0, n), rev.subarray(0, n), busy ? 0 : IDLE_POLL_MS);
     if (ready > 0) {
-      for (let i = 1; i < n; i++) if (rev[i] !== 0) io.eventfdRead(fds[i]!); // kick fds are O_NONBLOCK (frontend's flag)
+      for (let i = 1; i < n; i++) if (rev[i] !== 0 && i !== portAt) io.eventfdRead(fds[i]!); // kick fds are O_NONBLOCK (frontend's flag)
       if (rev[0] !== 0) {
         const got: number[] = [];
         try {

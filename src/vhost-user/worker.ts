@@ -5,13 +5,16 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { writeSync } from 'node:fs';
 import { ipv4FromString, macFromString } from '../net/frames/index.js';
 import { Responder } from '../peers/responder.js';
-import { reflectHandler, type FrameHandler } from './backend.js';
+import { reflectHandler, type FrameHandler, type FramePort } from './backend.js';
+import { loadIo } from '../backend/native.js';
 import { serveVhostUser } from './server.js';
 
 export interface VhostWorkerData {
   socketPath: string;
   stop: SharedArrayBuffer;
-  backend: 'reflect' | 'responder';
+  backend: 'reflect' | 'responder' | 'tap';
+  /** With backend 'tap': the TAP fd (opened and configured by the parent). */
+  tapFd: number;
   address: string;
   mac: string;
   spinUs: number;
@@ -32,8 +35,24 @@ if (d.backend === 'responder') {
   };
 }
 
+let port: FramePort | undefined;
+if (d.backend === 'tap') {
+  const io = loadIo();
+  const fd = d.tapFd;
+  port = {
+    fd,
+    send: (frame, len) => io.write(fd, frame, len) === len,
+    receive: (buf) => Math.max(0, io.read(fd, buf)),
+    setHeaderBytes: (n) => {
+      const r = io.setVnetHdrSz(fd, n);
+      if (r < 0) throw new Error(`TUNSETVNETHDRSZ ${n} failed: errno ${-r}`);
+    },
+  };
+}
+
 try {
   const { backend, stats } = serveVhostUser({
+    ...(port ? { port } : {}),
     socketPath: d.socketPath,
     handler,
     spinUs: d.spinUs,

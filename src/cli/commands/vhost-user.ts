@@ -10,15 +10,21 @@ export function registerVhostUser(program: Command): void {
     .command('vhost-user')
     .description('serve a vhost-user-net backend on a Unix socket (QEMU, DPDK virtio_user); native addon')
     .requiredOption('--socket <path>', 'Unix socket path to listen on')
-    .option('--backend <b>', 'reflect (frames back with MACs swapped) | responder (answer ARP/ping for --address)', 'reflect')
+    .option('--backend <b>', 'reflect (frames back with MACs swapped) | responder (answer ARP/ping for --address) | tap:NAME (frames to/from a TAP; root)', 'reflect')
+    .option('--tap-address <cidr>', 'with tap:NAME, the host-side address of the TAP, e.g. 10.78.0.2/24')
     .option('--address <ipv4>', "the responder's address", '10.78.0.2')
     .option('--spin-us <n>', 're-check the rings this long after work before sleeping', '0')
     .option('--ms <n>', 'stop after this many milliseconds (default: until SIGINT/SIGTERM)')
-    .action(async (o: { socket: string; backend: string; address: string; spinUs: string; ms?: string }) => {
-      if (o.backend !== 'reflect' && o.backend !== 'responder') throw new Error(`--backend must be reflect or responder (got ${o.backend})`);
+    .action(async (o: { socket: string; backend: string; tapAddress?: string; address: string; spinUs: string; ms?: string }) => {
+      const tapName = o.backend.startsWith('tap:') ? o.backend.slice(4) : undefined;
+      const backend = tapName !== undefined ? 'tap' : o.backend;
+      if (backend !== 'reflect' && backend !== 'responder' && backend !== 'tap') throw new Error(`--backend must be reflect, responder or tap:NAME (got ${o.backend})`);
+      if (tapName === '') throw new Error('--backend tap:NAME needs an interface name');
       const h = await startVhostUser({
         socketPath: o.socket,
-        backend: o.backend,
+        backend,
+        ...(tapName !== undefined ? { tapName } : {}),
+        ...(o.tapAddress !== undefined ? { tapAddress: o.tapAddress } : {}),
         address: o.address,
         spinUs: Number(o.spinUs),
         onDisconnect: (err, f) =>

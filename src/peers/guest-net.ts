@@ -6,6 +6,7 @@
 import type { GuestMemory } from '../memory/index.js';
 import { DriverQueue, SplitLayout } from '../virtqueue/index.js';
 import type { Responder } from './responder.js';
+import { NetHdrFlags } from '../net/header.js';
 
 export interface GuestNetPlan {
   queueSize: number;
@@ -36,12 +37,14 @@ export interface GuestNetStats {
   txFrames: number;
   /** Replies not sent because every tx buffer was in flight. */
   txDropNoBuffer: number;
+  /** Received frames whose virtio_net_hdr had NEEDS_CSUM (the device left the checksum to us, §5.1.6.4). */
+  rxNeedsCsum: number;
 }
 
 export class GuestNet {
   readonly rxq: DriverQueue<number>;
   readonly txq: DriverQueue<number>;
-  readonly stats: GuestNetStats = { rxFrames: 0, txFrames: 0, txDropNoBuffer: 0 };
+  readonly stats: GuestNetStats = { rxFrames: 0, txFrames: 0, txDropNoBuffer: 0, rxNeedsCsum: 0 };
   private readonly freeTx: number[] = [];
   private readonly frame: Uint8Array;
   private readonly reply: Uint8Array;
@@ -89,6 +92,7 @@ export class GuestNet {
       if (len > hdr) {
         this.stats.rxFrames++;
         this.mem.copyOut(this.plan.rxBufs + i * this.plan.bufBytes, this.frame.subarray(0, len));
+        if ((this.frame[0]! & NetHdrFlags.NEEDS_CSUM) !== 0) this.stats.rxNeedsCsum++;
         const n = this.responder.respond(this.frame.subarray(hdr, len), len - hdr, this.reply.subarray(hdr));
         if (n > 0) {
           const slot = this.freeTx.pop();

@@ -39,7 +39,7 @@ export function registerTap(program: Command): void {
         `virtq tap: stopped\n` +
           `  device: ${s.device.rxFrames} frames TAP→guest, ${s.device.txFrames} guest→TAP, ${s.device.calls} interrupts, ` +
           `drops: tap write ${s.device.tapWriteErrors}, no rx buffer ${s.device.tapRxDropNoBuffer}, too big ${s.device.rxDropTooBig}, malformed tx ${s.device.txDropMalformed}\n` +
-          `  guest: ${s.guest.rxFrames} received, ${s.guest.txFrames} sent, ${s.guest.kicks} kicks, no tx buffer ${s.guest.txDropNoBuffer}\n` +
+          `  guest: ${s.guest.rxFrames} received (${s.guest.rxNeedsCsum} with NEEDS_CSUM), ${s.guest.txFrames} sent, ${s.guest.kicks} kicks, no tx buffer ${s.guest.txDropNoBuffer}\n` +
           `  responder: ${s.responder.arpReplies} ARP replies, ${s.responder.echoReplies} echo replies, ignored ${JSON.stringify(s.responder.ignored)}\n`,
       );
     });

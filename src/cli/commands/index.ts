@@ -7,6 +7,8 @@ import { registerBench } from './bench.js';
 import { registerPresets } from './presets.js';
 import { registerStudy } from './study.js';
 import { registerTrace } from './trace.js';
+import { registerTap } from './tap.js';
+import { registerVhostUser } from './vhost-user.js';
 
 export type CommandRegistrar = (program: Command) => void;
 
@@ -16,4 +18,6 @@ export const COMMANDS: CommandRegistrar[] = [
   registerPresets,
   registerStudy,
   registerTrace,
+  registerTap,
+  registerVhostUser,
 ];

@@ -1,0 +1,196 @@
+// The vhost-user socket side (Node only): listens on a Unix socket, accepts one frontend at a
+// time, reads messages with their SCM_RIGHTS fds (libuv drops ancillary data, hence the addon),
+// feeds them to a VhostUserBackend and writes replies. One thread runs both the control plane
+// and the data path, sleeping in poll(2) on [socket, kick fds]; it is meant to run in a worker
+// so the main thread keeps handling signals. A protocol error closes the connection and resets
+// the backend; the server keeps listening.
+
+import { fstatSync } from 'node:fs';
+import { check, loadIo, loadShm, type IoAddon } from '../backend/native.js';
+import { VirtqueueError } from '../virtqueue/index.js';
+import { VhostUserBackend, type FrameHandler, type FramePort, type VhostOs } from './backend.js';
+import { VhostUserError } from './errors.js';
+import { Flags, HEADER_BYTES, MAX_PAYLOAD_BYTES, decodeHeader, decodeMessage, encodeMessage, u64Payload } from './messages.js';
+
+export interface ServerOptions {
+  socketPath: string;
+  handler: FrameHandler;
+  /** A frame endpoint behind the device instead of the handler (the TAP backend). */
+  port?: FramePort;
+  /** Checked between polls; the loop ends when it returns true. */
+  stopped: () => boolean;
+  /** Called with each closed connection's reason (null for a clean close by the frontend). */
+  onDisconnect?: (err: Error | null, backend: VhostUserBackend) => void;
+  /** Called once the socket listens. */
+  onListening?: () => void;
+  /** After a service pass that did work, re-check the rings this long before sleeping (default 0: on a busy 2-vCPU machine spinning competed with testpmd). */
+  spinUs?: number;
+  /** How long a started message may take to arrive whole. */
+  messageTimeoutMs?: number;
+}
+
+export interface ServerStats {
+  connections: number;
+  protocolErrors: number;
+  lastError: string | null;
+}
+
+export function nodeVhostOs(io: IoAddon = loadIo()): VhostOs {
+  const shm = loadShm();
+  return {
+    fileSize: (fd) => fstatSync(fd).size,
+    mmapShared: (fd, len, off) => shm.mmapShared(fd, len, off),
+    close: (fd) => void io.close(fd),
+    signal: (fd) => void io.eventfdWrite(fd, 1),
+  };
+}
+
+const IDLE_POLL_MS = 100;
+
+export function serveVhostUser(o: ServerOptions): { backend: VhostUserBackend; stats: ServerStats } {
+  const io = loadIo();
+  const backend = new VhostUserBackend(nodeVhostOs(io), o.handler, o.port ?? null);
+  const stats: ServerStats = { connections: 0, protocolErrors: 0, lastError: null };
+  const listenFd = check(io.unixListen(o.socketPath), `listen on ${o.socketPath}`);
+  o.onListening?.();
+  const POLLIN = io.constants.POLLIN;
+  const one = { fds: new Int32Array(1), ev: new Int32Array([POLLIN]), rev: new Int32Array(1) };
+  try {
+    while (!o.stopped()) {
+      one.fds[0] = listenFd;
+      if (io.poll(one.fds, one.ev, one.rev, IDLE_POLL_MS) <= 0) continue;
+      const conn = io.accept(listenFd);
+      if (conn < 0) continue;
+      io.setNonblock(conn);
+      stats.connections++;
+      let err: Error | null = null;
+      try {
+        serveConnection(io, conn, backend, o);
+      } catch (e) {
+        if (!(e instanceof VhostUserError) && !(e instanceof VirtqueueError)) throw e;
+        if (!(e instanceof VhostUserError && e.code === 'closed')) {
+          err = e;
+          stats.protocolErrors++;
+          stats.lastError = e.message;
+        }
+      } finally {
+        io.close(conn);
+      }
+      o.onDisconnect?.(err, backend);
+      backend.reset();
+    }
+  } finally {
+    io.close(listenFd);
+  }
+  return { backend, stats };
+}
+
+function serveConnection(io: IoAddon, conn: number, backend: VhostUserBackend, o: ServerOptions): void {
+  const POLLIN = io.constants.POLLIN;
+  const EAGAIN = io.constants.EAGAIN;
+  const timeoutMs = o.messageTimeoutMs ?? 2000;
+  const spinMs = (o.spinUs ?? 0) / 1000;
+  const hdrBuf = new Uint8Array(HEADER_BYTES);
+  const payload = new Uint8Array(MAX_PAYLOAD_BYTES);
+  const out = new Uint8Array(HEADER_BYTES + MAX_PAYLOAD_BYTES);
+  const fdsIn = new Int32Array(16);
+  const fds = new Int32Array(4);
+  const ev = new Int32Array(4);
+  const rev = new Int32Array(4);
+  const waitOne = new Int32Array(1);
+  const waitEv = new Int32Array([POLLIN]);
+  const waitRev = new Int32Array(1);
+  let busy = false;
+
+  // Reads exactly buf.length bytes (collecting fds), waiting at most timeoutMs for the rest.
+  const readExact = (buf: Uint8Array, got: number[], first: boolean): void => {
+    let off = 0;
+    const deadline = Date.now() + timeoutMs;
+    while (off < buf.length) {
+      const r = io.recvMsg(conn, buf.subarray(off), fdsIn);
+      if (typeof r === 'number') {
+        if (r !== -EAGAIN) throw new VhostUserError('closed', `recvmsg failed: errno ${-r}`);
+        const left = deadline - Date.now();
+        if (left <= 0) throw new VhostUserError('timeout', `a message stalled after ${off} of ${buf.length} bytes for ${timeoutMs} ms`);
+        waitOne[0] = conn;
+        io.poll(waitOne, waitEv, waitRev, Math.min(left, 100));
+        continue;
+      }
+      for (let i = 0; i < r.fds; i++) got.push(fdsIn[i]!);
+      if (r.bytes === 0) {
+        for (const fd of got) io.close(fd);
+        if (first && off === 0) throw new VhostUserError('closed', 'the frontend closed the connection');
+        throw new VhostUserError('truncated', `the connection closed after ${off} of ${buf.length} bytes`);
+      }
+      off += r.bytes;
+    }
+  };
+
+  for (;;) {
+    if (o.stopped()) return;
+    let n = 0;
+    fds[n] = conn;
+    ev[n++] = POLLIN;
+    for (const k of backend.kickFds()) {
+      fds[n] = k;
+      ev[n++] = POLLIN;
+    }
+    const portAt = backend.wantsPortInput() ? n : -1;
+    if (portAt >= 0) {
+      fds[n] = o.port!.fd;
+      ev[n++] = POLLIN;
+    }
+    const ready = io.poll(fds.subarray(0, n), ev.subarray(0, n), rev.subarray(0, n), busy ? 0 : IDLE_POLL_MS);
+    if (ready > 0) {
+      for (let i = 1; i < n; i++) if (rev[i] !== 0 && i !== portAt) io.eventfdRead(fds[i]!); // kick fds are O_NONBLOCK (frontend's flag)
+      if (rev[0] !== 0) {
+        const got: number[] = [];
+        try {
+          readExact(hdrBuf, got, true);
+          const h = decodeHeader(hdrBuf, HEADER_BYTES);
+          const body = payload.subarray(0, h.size);
+          readExact(body, got, false);
+          const msg = decodeMessage(h, body);
+          const reply = backend.handle(msg, got.splice(0));
+          if (reply !== null) {
+            writeAll(io, conn, out, encodeMessage(out, h.request, Flags.VERSION | Flags.REPLY, reply));
+          } else if ((h.flags & Flags.NEED_REPLY) !== 0 && backend.replyAck) {
+            writeAll(io, conn, out, encodeMessage(out, h.request, Flags.VERSION | Flags.REPLY, u64Payload(0n)));
+          }
+        } catch (e) {
+          for (const fd of got) io.close(fd);
+          throw e;
+        }
+      }
+    }
+    try {
+      busy = backend.service();
+    } catch (e) {
+      // The driver broke a ring (VirtqueueError): tell the frontend through the vring err fds
+      // (vhost-user "SET_VRING_ERR") before the connection is closed.
+      backend.signalErrors();
+      throw e;
+    }
+    if (!busy && backend.lastWork > 0 && spinMs > 0) {
+      // A polling driver (DPDK) answers within microseconds: look again for a short while before
+      // sleeping, so a busy machine's wake-up latency is not paid per burst.
+      const until = performance.now() + spinMs;
+      while (!busy && performance.now() < until) busy = backend.service() || backend.lastWork > 0;
+    }
+  }
+}
+
+function writeAll(io: IoAddon, conn: number, buf: Uint8Array, len: number): void {
+  let off = 0;
+  const deadline = Date.now() + 2000;
+  while (off < len) {
+    const r = io.sendMsg(conn, buf.subarray(off), len - off, new Int32Array(0));
+    if (r >= 0) {
+      off += r;
+      continue;
+    }
+    if (r !== -io.constants.EAGAIN || Date.now() > deadline) throw new VhostUserError('closed', `sending a reply failed: errno ${-r}`);
+    const w = new Int32Array([conn]);
+    io.poll(w, new Int32Array([io.constants.POLLOUT]), new Int32Array(1), 100);
+  }
+}

@@ -274,6 +274,12 @@ export function hostStackFactory(guestMac: Uint8Array, mtu: number, o: HostStack
 export interface VirtioNetState {
   /** Frames the backend had ready for the guest, in order. */
   replay: SavedFrame[];
+  /**
+   * The rx queue's next avail index once held chains were given back. The transport may snapshot
+   * the queues before or after save() (BackendHost does it before): restore() gives back any
+   * chains between this index and the restored queue's, so either order resumes the same.
+   */
+  rxNextAvail: number;
   stats: NetDeviceStats;
   /** Host stack counters and sink state (when the backend is the host stack). */
   hostStack?: { stats: Record<string, number>; sink: SinkState | null };
@@ -388,7 +394,11 @@ export class VirtioNetBackend implements VirtioDeviceBackend {
     if (!backend.drainInner(this.replayCap)) {
       throw new VirtioNetError('save-refused', `the backend has more than ${this.replayCap} frames ready for the guest (a stream source?); save when it is idle`);
     }
-    const out: VirtioNetState = { replay: backend.fifo.map((f) => ({ hex: f.hex, hdr: { ...f.hdr } })), stats: JSON.parse(JSON.stringify(this.deviceValue!.stats)) as NetDeviceStats };
+    const out: VirtioNetState = {
+      replay: backend.fifo.map((f) => ({ hex: f.hex, hdr: { ...f.hdr } })),
+      rxNextAvail: this.rxq.nextAvail,
+      stats: JSON.parse(JSON.stringify(this.deviceValue!.stats)) as NetDeviceStats,
+    };
     const inner = backend.inner;
     if (inner instanceof HostStack) {
       out.hostStack = { stats: { ...inner.endpoint.stats }, sink: inner.endpoint.sink ? { ...inner.endpoint.sink } : null };
@@ -398,7 +408,12 @@ export class VirtioNetBackend implements VirtioDeviceBackend {
 
   restore(state: unknown): void {
     const s = state as VirtioNetState | null;
-    if (!s || this.deviceValue === null || this.backend === null) return;
+    if (!s || this.deviceValue === null || this.backend === null || this.rxq === null) return;
+    if (typeof s.rxNextAvail === 'number') {
+      // Chains the queue snapshot still counts as popped but save() gave back (see rxNextAvail).
+      const held = (this.rxq.nextAvail - s.rxNextAvail) & 0xffff;
+      if (held > 0 && held <= this.rxq.inFlight) this.rxq.unpop(held);
+    }
     if (Array.isArray(s.replay)) for (const f of s.replay) this.backend.fifo.push({ hex: String(f.hex), hdr: { ...f.hdr } });
     if (s.stats) copyStats(this.deviceValue.stats, s.stats);
     const inner = this.backend.inner;

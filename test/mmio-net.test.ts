@@ -370,3 +370,38 @@ test('the adapter offers what NetDevice implements, refuses dependent features w
     await rig.close();
   }
 });
+
+for (const worker of [false, true]) {
+  const where = worker ? 'on its own worker' : 'inline';
+  test(`a save ${where} that would have to drop frames the backend has ready is refused with save-refused, and after resume every reply still arrives once`, async () => {
+    const rig = await makeRig({ worker, device: { replayFrames: 2 } });
+    try {
+      const g = guest(rig);
+      g.init();
+      const ep = g.endpoint!;
+      ep.peerMac = macFromString(HOST_MAC);
+      const answered: number[] = [];
+      ep.onEchoReply = (_id, seq) => answered.push(seq);
+      // No rx buffers yet: the five replies wait in the host stack.
+      for (let s = 0; s < 5; s++) ep.sendEchoRequest(4, s, 64);
+      while (ep.hasOutput) {
+        const h = emptyNetHdr();
+        const buf = new Uint8Array(2048);
+        assert.ok(g.sendWithHeader(buf, 0, ep.nextFrame(buf, 0, buf.length, h), h, false));
+      }
+      g.flushTx();
+      let reaped = 0;
+      for (let i = 0; i < 100 && reaped < 5; i++) {
+        reaped += g.reapTx(); // the device took the requests; the stack queued the replies then
+        if (reaped < 5) waitDevice(rig, 10);
+      }
+      assert.equal(reaped, 5);
+      await assert.rejects(rig.t.save(), worker ? /save failed: virtio-net: the backend has more than 2 frames/ : { name: 'VirtioNetError', code: 'save-refused' });
+      rig.t.resume();
+      pumpUntil(rig, g, () => answered.length === 5, 'the replies after the refused save');
+      assert.deepEqual(answered, range(5));
+    } finally {
+      await rig.close();
+    }
+  });
+}

@@ -7,6 +7,8 @@
 
 import test from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { GuestMemory } from '../src/memory/index.js';
 import { NetF, VirtioF } from '../src/net/features.js';
 import { GsoType, NetHdrFlags, emptyNetHdr } from '../src/net/header.js';
@@ -405,3 +407,12 @@ for (const worker of [false, true]) {
     }
   });
 }
+
+test('the mmio-net-ping example pings the host stack through a device on a worker and prints ping\'s RTT summary', async () => {
+  const script = new URL('../examples/mmio-net-ping.js', import.meta.url);
+  const { stdout } = await promisify(execFile)(process.execPath, [script.pathname, '--count', '20'], { timeout: 30_000 });
+  assert.match(stdout, /arp: 10\.0\.2\.2 is at 52:54:00:ab:cd:ef/);
+  assert.match(stdout, /20 packets transmitted, 20 received, 0 with wrong data/);
+  assert.match(stdout, /rtt min\/avg\/max\/mdev = [\d.]+\/[\d.]+\/[\d.]+\/[\d.]+ ms/);
+  assert.match(stdout, /reset: status 0, ignored accesses 0/);
+});

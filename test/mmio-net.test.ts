@@ -416,3 +416,32 @@ test('the mmio-net-ping example pings the host stack through a device on a worke
   assert.match(stdout, /rtt min\/avg\/max\/mdev = [\d.]+\/[\d.]+\/[\d.]+\/[\d.]+ ms/);
   assert.match(stdout, /reset: status 0, ignored accesses 0/);
 });
+
+test('config.mtu limits frames only for a driver that negotiated VIRTIO_NET_F_MTU; without it standard 1500-byte frames pass', async () => {
+  for (const takeMtu of [true, false]) {
+    const rig = await makeRig({ worker: false, device: { mtu: 1000 } });
+    try {
+      const g = guest(rig, { wantFeatures: takeMtu ? VIRTIO_NET_FEATURES : VIRTIO_NET_FEATURES & ~NetF.MTU });
+      g.init();
+      g.refillRx();
+      const ep = g.endpoint!;
+      ep.peerMac = macFromString(HOST_MAC);
+      const answered: number[] = [];
+      ep.onEchoReply = (_id, seq) => answered.push(seq);
+      ep.sendEchoRequest(5, 0, 1400); // a 1442-byte frame: over 1000 + 18, under 1500 + 18
+      ep.sendEchoRequest(5, 1, 500);
+      pumpUntil(rig, g, () => answered.includes(1), 'the small reply');
+      const st = await deviceState(rig);
+      if (takeMtu) {
+        assert.equal(g.mtu, 1000);
+        assert.deepEqual(answered, [1]);
+        assert.deepEqual(st.stats.txDrops, { 'frame-too-long': 1 });
+      } else {
+        assert.deepEqual(answered, [0, 1]);
+        assert.equal(st.stats.txDropped, 0);
+      }
+    } finally {
+      await rig.close();
+    }
+  }
+});

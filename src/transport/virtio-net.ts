@@ -244,6 +244,15 @@ class ReplayBackend implements NetBackend {
 
 // ---------------------------------------------------------------- backend
 
+/**
+ * The MTU the data path enforces: config.mtu when the driver negotiated VIRTIO_NET_F_MTU (only
+ * then does §5.1.4.2 bind the driver to it, and §5.1.4.1 the device for rx); a driver that did not
+ * may send standard 1514-byte frames, so the limit is then never below 1500.
+ */
+export function effectiveMtu(configMtu: number, features: bigint): number {
+  return (features & NetF.MTU) !== 0n ? configMtu : Math.max(configMtu, 1500);
+}
+
 /** Builds the NetBackend for one activation (it may depend on the negotiated features). */
 export type NetBackendFactory = (features: bigint) => NetBackend;
 
@@ -258,7 +267,7 @@ export function hostStackFactory(guestMac: Uint8Array, mtu: number, o: HostStack
       ip: hostIp,
       peerMac: guestMac,
       peerIp: guestIp,
-      mtu,
+      mtu: effectiveMtu(mtu, features),
       // What the host stack emits must be what the driver accepted (§5.1.6.4).
       partialCsum: (features & NetF.GUEST_CSUM) !== 0n,
       gso: (features & NetF.GUEST_TSO4) !== 0n,
@@ -337,7 +346,7 @@ export class VirtioNetBackend implements VirtioDeviceBackend {
       txq: this.txq!,
       features: this.ctx!.features,
       backend: this.backend!,
-      config: { mac: this.mac, mtu: this.mtu, linkUp: true },
+      config: { mac: this.mac, mtu: effectiveMtu(this.mtu, this.ctx!.features), linkUp: true },
     });
   }
 

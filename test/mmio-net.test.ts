@@ -445,3 +445,84 @@ test('config.mtu limits frames only for a driver that negotiated VIRTIO_NET_F_MT
     }
   }
 });
+
+test('random virtio_net_hdr and frames from the guest are each forwarded or dropped with a counted reason, and the device keeps answering', async () => {
+  const fc = (await import('fast-check')).default;
+  const rig = await makeRig({ worker: false });
+  try {
+    const g = guest(rig);
+    g.init();
+    g.refillRx();
+    const u16 = fc.integer({ min: 0, max: 0xffff });
+    let sent = 0;
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            flags: fc.integer({ min: 0, max: 255 }),
+            gsoType: fc.constantFrom(0, 1, 3, 4, 5, 0x81, 0x7f, 255),
+            hdrLen: u16,
+            gsoSize: u16,
+            csumStart: u16,
+            csumOffset: u16,
+            frame: fc.uint8Array({ minLength: 0, maxLength: 3000 }),
+          }),
+          { minLength: 1, maxLength: 6 },
+        ),
+        (frames) => {
+          for (const f of frames) {
+            const hdr = { ...emptyNetHdr(), ...f };
+            assert.ok(g.sendWithHeader(f.frame, 0, f.frame.length, hdr));
+            sent++;
+          }
+          assert.equal(rig.t.status & Status.DEVICE_NEEDS_RESET, 0, 'bad headers are not ring violations');
+          return true;
+        },
+      ),
+      { numRuns: 100 },
+    );
+    const st = await deviceState(rig);
+    assert.equal(st.stats.txChains, sent);
+    assert.equal(st.stats.txFrames + st.stats.txDropped, sent, `every chain forwarded or dropped: ${JSON.stringify(st.stats.txDrops)}`);
+    assert.ok(st.stats.txDropped > 0);
+    assert.deepEqual(arpAndPing(rig, g, 5, () => 64), range(5));
+  } finally {
+    await rig.close();
+  }
+});
+
+test('garbage written over NetDevice\'s live rings never escapes the transport: the device breaks cleanly or carries on, and a reset recovers', async () => {
+  const fc = (await import('fast-check')).default;
+  const rig = await makeRig({ worker: false });
+  try {
+    const g = guest(rig, { queueSize: 64 });
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ queue: fc.constantFrom(0, 1), area: fc.constantFrom('desc', 'avail', 'used'), offset: fc.nat({ max: 1100 }), bytes: fc.uint8Array({ minLength: 1, maxLength: 32 }) }), { minLength: 1, maxLength: 8 }),
+        (scribbles) => {
+          g.init();
+          g.refillRx();
+          g.endpoint!.peerMac = macFromString(HOST_MAC);
+          g.endpoint!.sendEchoRequest(1, 0, 100);
+          g.pumpStack();
+          for (const s of scribbles) {
+            const q = s.queue === 0 ? g.rx! : g.tx!;
+            const base = s.area === 'desc' ? q.layout.descAddr : s.area === 'avail' ? q.layout.availAddr : q.layout.usedAddr;
+            rig.mem.copyIn(base + s.offset, s.bytes);
+            rig.t.write(Reg.QueueNotify, s.queue, 4);
+          }
+          const st = rig.t.status;
+          if (st & Status.DEVICE_NEEDS_RESET) assert.equal(rig.t.read(Reg.InterruptStatus, 4) & 2, 2);
+          else assert.equal(st & Status.DRIVER_OK, Status.DRIVER_OK);
+          return true;
+        },
+      ),
+      { numRuns: 100 },
+    );
+    g.init();
+    g.refillRx();
+    assert.deepEqual(arpAndPing(rig, g, 10, () => 64), range(10), 'a reset brings the device back');
+  } finally {
+    await rig.close();
+  }
+});

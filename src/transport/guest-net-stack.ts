@@ -68,7 +68,7 @@ export class GuestNetStackDriver extends GuestNetDriver {
 
   /**
    * Queues `frame[offset…offset+len)` behind `hdr` (num_buffers is written as 0, §5.1.6.2) as one
-   * two-descriptor chain; false when no buffer or ring slot is free or the frame is too big.
+   * two-descriptor chain (header, frame); false when no buffer or ring slot is free or the frame is too big.
    */
   sendWithHeader(frame: Uint8Array, offset: number, len: number, hdr: Readonly<VirtioNetHdr>, kick = true): boolean {
     const tx = this.tx!;
@@ -79,7 +79,9 @@ export class GuestNetStackDriver extends GuestNetDriver {
     encodeNetHdr({ ...hdr, numBuffers: 0 }, 'v1', this.hdrOut);
     this.mem.copyIn(addr, this.hdrOut);
     this.mem.copyIn(addr + NET_HDR_BYTES, frame.subarray(offset, offset + len));
-    tx.add([{ addr, len: NET_HDR_BYTES }, { addr: addr + NET_HDR_BYTES, len }], [], addr);
+    // A zero-length descriptor is a ring violation for the device's virtqueue layer: an empty
+    // frame goes as the header alone.
+    tx.add(len > 0 ? [{ addr, len: NET_HDR_BYTES }, { addr: addr + NET_HDR_BYTES, len }] : [{ addr, len: NET_HDR_BYTES }], [], addr);
     this.stats.txFrames++;
     if (kick) this.flushTx();
     return true;

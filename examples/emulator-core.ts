@@ -6,7 +6,7 @@
 // order. Runs in Node and in browser Web Workers.
 
 import { GuestMemory } from '../src/memory/index.js';
-import { GuestNetDriver, MMIO_WINDOW_BYTES, MmioTransport, LoopbackNetFrontend, checkSeqFrame, makeSeqFrame, type DeviceRunner, type MmioBus, type MmioSnapshot } from '../src/transport/index.js';
+import { GuestNetDriver, MMIO_WINDOW_BYTES, MmioTransport, LoopbackNetFrontend, checkSeqFrame, makeSeqFrame, type DeviceRunner, type MmioBus, type MmioSnapshot, type VirtioDeviceFrontend } from '../src/transport/index.js';
 
 export const RAM_BYTES = 8 << 20;
 /** Where the device's registers sit in guest-physical space (above RAM, like a board's MMIO hole). */
@@ -23,11 +23,14 @@ export class TinyEmulator {
     this.ram = GuestMemory.allocate(ramBytes);
   }
 
-  /** Plugs a device in (a fresh one, or one restored from a snapshot). */
-  attach(runner: DeviceRunner, snapshot?: MmioSnapshot): MmioTransport {
+  /**
+   * Plugs a device in (a fresh one, or one restored from a snapshot). `device` is its frontend
+   * (default: LoopbackNet's; mmio-net-ping.ts passes the full virtio-net device's).
+   */
+  attach(runner: DeviceRunner, snapshot?: MmioSnapshot, device: VirtioDeviceFrontend = new LoopbackNetFrontend()): MmioTransport {
     const opts = {
       mem: this.ram,
-      device: new LoopbackNetFrontend(),
+      device,
       runner,
       onInterrupt: (asserted: boolean) => {
         this.irqLine = asserted; // an interrupt controller would latch this line

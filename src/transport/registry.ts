@@ -1,11 +1,13 @@
 // Device kinds by name, so a worker can rebuild a device's backend (and the emulator thread its
-// frontend) from plain data. LoopbackNet is registered here; NetDevice registers itself from its
-// own module (pass that module's URL in the worker init's `modules`).
+// frontend) from plain data. LoopbackNet ('net-loopback') and NetDevice behind its adapter
+// ('virtio-net', virtio-net.ts) are registered here; more kinds can come from other modules
+// (pass their URLs in the worker init's `modules`).
 // Runs in browser Web Workers: no `node:` imports.
 
 import type { VirtioDeviceKind } from './device.js';
 import { TransportError } from './errors.js';
 import { loopbackNetKind } from './loopback-net.js';
+import { virtioNetKind } from './virtio-net.js';
 
 const kinds = new Map<string, VirtioDeviceKind<unknown>>();
 
@@ -20,3 +22,4 @@ export function deviceKind(name: string): VirtioDeviceKind<unknown> {
 }
 
 registerDeviceKind(loopbackNetKind);
+registerDeviceKind(virtioNetKind);

@@ -1,0 +1,445 @@
+// The full virtio-net device (NetDevice, src/net/device.ts) behind the virtio-mmio transport:
+// the frontend (identity, the features NetDevice can honour, struct virtio_net_config from
+// src/net/config.ts) and the backend adapter (queues from the transport, negotiated features
+// configuring NetDevice, a NetBackend behind it, the device loop, save/restore). Registered as
+// the device kind 'virtio-net' with the backend option 'host-stack' (the in-memory ARP/ICMP
+// responder and stream sink of src/backend/host-stack.ts), so it runs inline or on a worker.
+// Queues: 0 = receiveq, 1 = transmitq (virtio 1.2 §5.1.2).
+//
+// Save/restore: NetDevice may hold popped rx chains between passes (a mergeable frame waiting
+// for more buffers) and the backend may have frames ready for the guest. save() quiesces: the
+// held chains are given back to the ring untouched (DeviceQueue.unpop; NetDevice is rebuilt so
+// it re-pops them) and the frames the backend has ready are moved into a replay queue in front of
+// it, which is saved. A backend that keeps producing output past that queue's capacity (a stream
+// source) makes save() refuse with a typed error instead of losing a frame.
+// Runs in browser Web Workers: no `node:` imports.
+
+import { NetDevice, type NetDeviceStats } from '../net/device.js';
+import { NET_CONFIG_BYTES, NetConfigOffset, NetStatus, encodeNetConfig } from '../net/config.js';
+import { NetF, VirtioF, negotiate, type NetFeatureName } from '../net/features.js';
+import { emptyNetHdr, type VirtioNetHdr } from '../net/header.js';
+import { ipv4FromString, macFromString } from '../net/frames/addr.js';
+import type { BackendRxFrame, NetBackend } from '../backend/types.js';
+import { HostStack } from '../backend/host-stack.js';
+import type { SinkState } from '../net/endpoint.js';
+import type { DeviceQueue } from '../virtqueue/index.js';
+import type { DeviceContext, VirtioDeviceBackend, VirtioDeviceFrontend, VirtioDeviceKind } from './device.js';
+import { DeviceId } from './regs.js';
+
+export const VIRTIO_NET_RX_QUEUE = 0;
+export const VIRTIO_NET_TX_QUEUE = 1;
+
+/**
+ * Every feature the NetDevice adapter offers: what NetDevice implements (header validation,
+ * software GSO/checksum for a backend without them, mergeable rx, GSO rx) plus the ring features.
+ * Not offered: UFO/USO (NetDevice cannot segment them in software), the control queue, MQ, RSS,
+ * hash report, SPEED_DUPLEX.
+ */
+export const VIRTIO_NET_FEATURES =
+  VirtioF.VERSION_1 |
+  VirtioF.EVENT_IDX |
+  VirtioF.INDIRECT_DESC |
+  NetF.MAC |
+  NetF.STATUS |
+  NetF.MTU |
+  NetF.MRG_RXBUF |
+  NetF.CSUM |
+  NetF.GUEST_CSUM |
+  NetF.HOST_TSO4 |
+  NetF.HOST_TSO6 |
+  NetF.HOST_ECN |
+  NetF.GUEST_TSO4 |
+  NetF.GUEST_TSO6 |
+  NetF.GUEST_ECN;
+
+/** The in-memory host stack behind the device (plain data: crosses to a worker). */
+export interface HostStackBackendOptions {
+  type: 'host-stack';
+  /** The host's MAC (default 52:54:00:ab:cd:ef). */
+  hostMac?: string;
+  /** The host's IPv4 address (default 10.0.2.2). */
+  hostIp?: string;
+  /** The guest's IPv4 address: ARP requests for it and echo requests to it are answered (default 10.0.2.15). */
+  guestIp?: string;
+  /** Take GSO frames from the guest (default true); false makes NetDevice segment in software. */
+  acceptsGso?: boolean;
+  /** Take partial checksums (default true); false makes NetDevice complete them. */
+  acceptsPartialCsum?: boolean;
+  /** Start a stream sink on this TCP port (counts and checks the guest's stream). */
+  sinkPort?: number;
+  /** Compare every sink payload byte with the stream pattern (default false). */
+  sinkVerify?: boolean;
+}
+
+export interface VirtioNetOptions {
+  /** Guest MAC as "52:54:00:12:34:56" (default that). */
+  mac?: string;
+  /** MTU in config space and NetDevice's frame limit (default 1500). */
+  mtu?: number;
+  /** QueueNumMax of both queues (default 256). */
+  queueSize?: number;
+  /** Tx chains and rx frames per pass before process() yields (default 64). */
+  budget?: number;
+  /** Feature names (NetF keys) not to offer, e.g. ['MRG_RXBUF'] to model an older device. */
+  withhold?: NetFeatureName[];
+  /** What stands behind the device (default: the host stack with defaults). */
+  backend?: HostStackBackendOptions;
+  /** Frames the save-time replay queue may hold (default 256). */
+  replayFrames?: number;
+}
+
+export type VirtioNetErrorCode = 'save-refused' | 'bad-options';
+
+/** Errors of the adapter (the embedding program's, never the guest's: guest faults are counted). */
+export class VirtioNetError extends Error {
+  override readonly name = 'VirtioNetError';
+  constructor(
+    readonly code: VirtioNetErrorCode,
+    detail: string,
+  ) {
+    super(`virtio-net: ${detail}`);
+  }
+}
+
+const DEFAULT_MAC = '52:54:00:12:34:56';
+
+function offeredFeatures(o: VirtioNetOptions): bigint {
+  let f = VIRTIO_NET_FEATURES;
+  for (const name of o.withhold ?? []) {
+    const bit = NetF[name];
+    if (bit === undefined) throw new VirtioNetError('bad-options', `withhold: no feature '${String(name)}'`);
+    f &= ~bit;
+  }
+  return f;
+}
+
+// ---------------------------------------------------------------- frontend
+
+/** Emulator-thread half: device id 1, the offered features, struct virtio_net_config. */
+export class VirtioNetFrontend implements VirtioDeviceFrontend {
+  readonly deviceId = DeviceId.NET;
+  readonly offeredFeatures: bigint;
+  readonly queueMaxSizes: readonly number[];
+  readonly configBytes = NET_CONFIG_BYTES;
+  private readonly config: Uint8Array;
+  private readonly view: DataView;
+
+  constructor(opts: VirtioNetOptions = {}) {
+    this.offeredFeatures = offeredFeatures(opts);
+    this.config = encodeNetConfig({ mac: macFromString(opts.mac ?? DEFAULT_MAC), linkUp: true, mtu: opts.mtu ?? 1500 });
+    this.view = new DataView(this.config.buffer);
+    const size = opts.queueSize ?? 256;
+    this.queueMaxSizes = [size, size];
+  }
+
+  checkFeatures(accepted: bigint): string | null {
+    // Dependencies of §5.1.3.1 (e.g. HOST_TSO4 needs CSUM, GUEST_TSO4 needs GUEST_CSUM).
+    const r = negotiate(this.offeredFeatures, accepted);
+    return r.ok ? null : r.error.message;
+  }
+
+  readConfig(offset: number, size: 1 | 2 | 4): number {
+    if (size === 1) return this.config[offset]!;
+    if (size === 2) return this.view.getUint16(offset, true);
+    return this.view.getUint32(offset, true);
+  }
+
+  writeConfig(): boolean {
+    return false; // every virtio_net_config field is read-only for the driver (§5.1.4)
+  }
+
+  /** Link state in config.status; call transport.configChanged() afterwards. */
+  setLinkUp(up: boolean): void {
+    this.view.setUint16(NetConfigOffset.STATUS, up ? NetStatus.LINK_UP : 0, true);
+  }
+
+  saveConfig(): unknown {
+    return { status: this.view.getUint16(NetConfigOffset.STATUS, true) };
+  }
+  restoreConfig(state: unknown): void {
+    const s = state as { status?: unknown } | null;
+    if (s && typeof s.status === 'number') this.view.setUint16(NetConfigOffset.STATUS, s.status & 0xffff, true);
+  }
+}
+
+// ---------------------------------------------------------------- replay queue
+
+/** A frame moved out of the backend at save time, as plain data. */
+interface SavedFrame {
+  hex: string;
+  hdr: Omit<VirtioNetHdr, 'numBuffers' | 'hashValue' | 'hashReport'>;
+}
+
+function toHex(b: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < b.length; i++) s += (b[i]! < 16 ? '0' : '') + b[i]!.toString(16);
+  return s;
+}
+function fromHex(s: string): Uint8Array {
+  const out = new Uint8Array(s.length >> 1);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.substr(2 * i, 2), 16);
+  return out;
+}
+
+/**
+ * A NetBackend that serves saved frames first, then the wrapped backend's. Frames from the guest
+ * go straight to the wrapped backend.
+ */
+class ReplayBackend implements NetBackend {
+  readonly fifo: SavedFrame[] = [];
+  private readonly frame: BackendRxFrame = { bytes: new Uint8Array(0), offset: 0, lenBytes: 0, hdr: emptyNetHdr() };
+  private framePeeked: SavedFrame | null = null;
+
+  constructor(readonly inner: NetBackend) {}
+
+  get acceptsGso(): boolean {
+    return this.inner.acceptsGso;
+  }
+  get acceptsPartialCsum(): boolean {
+    return this.inner.acceptsPartialCsum;
+  }
+  send(frame: Uint8Array, offset: number, lenBytes: number, hdr: Readonly<VirtioNetHdr>): void {
+    this.inner.send(frame, offset, lenBytes, hdr);
+  }
+  peekRx(): BackendRxFrame | null {
+    const head = this.fifo[0];
+    if (head === undefined) return this.inner.peekRx();
+    if (this.framePeeked !== head) {
+      const bytes = fromHex(head.hex);
+      this.frame.bytes = bytes;
+      this.frame.offset = 0;
+      this.frame.lenBytes = bytes.length;
+      Object.assign(this.frame.hdr, head.hdr, { numBuffers: 0, hashValue: 0, hashReport: 0 });
+      this.framePeeked = head;
+    }
+    return this.frame;
+  }
+  consumeRx(): void {
+    if (this.fifo.length > 0) {
+      this.fifo.shift();
+      this.framePeeked = null;
+    } else {
+      this.inner.consumeRx();
+    }
+  }
+  get hasRx(): boolean {
+    return this.fifo.length > 0 || this.inner.peekRx() !== null;
+  }
+
+  /** Moves every frame the inner backend has ready into the fifo; false when it would exceed `cap`. */
+  drainInner(cap: number): boolean {
+    for (;;) {
+      const f = this.inner.peekRx();
+      if (f === null) return true;
+      if (this.fifo.length >= cap) return false;
+      const h = f.hdr;
+      this.fifo.push({
+        hex: toHex(f.bytes.subarray(f.offset, f.offset + f.lenBytes)),
+        hdr: { flags: h.flags, gsoType: h.gsoType, hdrLen: h.hdrLen, gsoSize: h.gsoSize, csumStart: h.csumStart, csumOffset: h.csumOffset },
+      });
+      this.inner.consumeRx();
+    }
+  }
+}
+
+// ---------------------------------------------------------------- backend
+
+/**
+ * The MTU the data path enforces: config.mtu when the driver negotiated VIRTIO_NET_F_MTU (only
+ * then does §5.1.4.2 bind the driver to it, and §5.1.4.1 the device for rx); a driver that did not
+ * may send standard 1514-byte frames, so the limit is then never below 1500.
+ */
+export function effectiveMtu(configMtu: number, features: bigint): number {
+  return (features & NetF.MTU) !== 0n ? configMtu : Math.max(configMtu, 1500);
+}
+
+/** Builds the NetBackend for one activation (it may depend on the negotiated features). */
+export type NetBackendFactory = (features: bigint) => NetBackend;
+
+/** The host stack a 'host-stack' option describes, configured for the negotiated features. */
+export function hostStackFactory(guestMac: Uint8Array, mtu: number, o: HostStackBackendOptions): NetBackendFactory {
+  const hostMac = macFromString(o.hostMac ?? '52:54:00:ab:cd:ef');
+  const hostIp = ipv4FromString(o.hostIp ?? '10.0.2.2');
+  const guestIp = ipv4FromString(o.guestIp ?? '10.0.2.15');
+  return (features) => {
+    const s = new HostStack({
+      mac: hostMac,
+      ip: hostIp,
+      peerMac: guestMac,
+      peerIp: guestIp,
+      mtu: effectiveMtu(mtu, features),
+      // What the host stack emits must be what the driver accepted (§5.1.6.4).
+      partialCsum: (features & NetF.GUEST_CSUM) !== 0n,
+      gso: (features & NetF.GUEST_TSO4) !== 0n,
+      acceptsGso: o.acceptsGso ?? true,
+      acceptsPartialCsum: o.acceptsPartialCsum ?? true,
+    });
+    if (o.sinkPort !== undefined) s.endpoint.startSink({ port: o.sinkPort, verify: o.sinkVerify ?? false });
+    return s;
+  };
+}
+
+/** Saved device state (plain, JSON-safe). */
+export interface VirtioNetState {
+  /** Frames the backend had ready for the guest, in order. */
+  replay: SavedFrame[];
+  /**
+   * The rx queue's next avail index once held chains were given back. The transport may snapshot
+   * the queues before or after save() (BackendHost does it before): restore() gives back any
+   * chains between this index and the restored queue's, so either order resumes the same.
+   */
+  rxNextAvail: number;
+  stats: NetDeviceStats;
+  /** Host stack counters and sink state (when the backend is the host stack). */
+  hostStack?: { stats: Record<string, number>; sink: SinkState | null };
+}
+
+export class VirtioNetBackend implements VirtioDeviceBackend {
+  private ctx: DeviceContext | null = null;
+  private rxq: DeviceQueue | null = null;
+  private txq: DeviceQueue | null = null;
+  private backend: ReplayBackend | null = null;
+  private deviceValue: NetDevice | null = null;
+  private reported = false;
+  private readonly budget: number;
+  private readonly mac: Uint8Array;
+  private readonly mtu: number;
+  private readonly replayCap: number;
+  private readonly factory: NetBackendFactory;
+
+  /** `factory` overrides options.backend (an inline device with a backend of your own). */
+  constructor(opts: VirtioNetOptions = {}, factory?: NetBackendFactory) {
+    this.budget = opts.budget ?? 64;
+    this.mac = macFromString(opts.mac ?? DEFAULT_MAC);
+    this.mtu = opts.mtu ?? 1500;
+    this.replayCap = opts.replayFrames ?? 256;
+    if (factory) this.factory = factory;
+    else {
+      const b = opts.backend ?? { type: 'host-stack' };
+      if (b.type !== 'host-stack') throw new VirtioNetError('bad-options', `unknown backend '${String((b as { type: unknown }).type)}'`);
+      this.factory = hostStackFactory(this.mac, this.mtu, b);
+    }
+  }
+
+  /** The live NetDevice (null before DRIVER_OK and after reset). */
+  get device(): NetDevice | null {
+    return this.deviceValue;
+  }
+  /** The backend behind the device for this activation (a HostStack with the default factory). */
+  get netBackend(): NetBackend | null {
+    return this.backend?.inner ?? null;
+  }
+
+  activate(ctx: DeviceContext): void {
+    this.ctx = ctx;
+    this.reported = false;
+    this.rxq = ctx.queues[VIRTIO_NET_RX_QUEUE] ?? null;
+    this.txq = ctx.queues[VIRTIO_NET_TX_QUEUE] ?? null;
+    this.backend = new ReplayBackend(this.factory(ctx.features));
+    this.deviceValue = this.rxq && this.txq ? this.newDevice() : null;
+  }
+
+  private newDevice(): NetDevice {
+    return new NetDevice({
+      mem: this.ctx!.mem,
+      rxq: this.rxq!,
+      txq: this.txq!,
+      features: this.ctx!.features,
+      backend: this.backend!,
+      config: { mac: this.mac, mtu: effectiveMtu(this.mtu, this.ctx!.features), linkUp: true },
+    });
+  }
+
+  deactivate(): void {
+    // A reset drops what was in flight (§2.4): held rx chains, frames the backend had ready.
+    this.ctx = null;
+    this.rxq = null;
+    this.txq = null;
+    this.backend = null;
+    this.deviceValue = null;
+  }
+
+  process(): boolean {
+    const { ctx, deviceValue: dev, rxq, txq, backend } = this;
+    if (ctx === null || dev === null || rxq === null || txq === null || backend === null || this.reported) return false;
+    // The device loop (DESIGN.md): notifications off, drain a bounded batch, publish, notify.
+    rxq.disableNotification();
+    txq.disableNotification();
+    const nTx = dev.processTx(this.budget);
+    const nRx = dev.fillRx(this.budget);
+    if (dev.flushTx()) ctx.notifyUsed(VIRTIO_NET_TX_QUEUE);
+    if (dev.flushRx()) ctx.notifyUsed(VIRTIO_NET_RX_QUEUE);
+    if (dev.error !== null) {
+      // A ring violation broke a queue: DEVICE_NEEDS_RESET (§2.1.2), then stay quiet until reset.
+      this.reported = true;
+      ctx.needsReset(dev.error);
+      return false;
+    }
+    let more = nTx === this.budget || nRx === this.budget;
+    // Re-enable and re-check. Tx: anything added since the drain means another pass. Rx is only
+    // interesting while a frame waits; when it waits for buffers NetDevice holds the chains it
+    // popped, so a plain enable asks for exactly the next kick.
+    if (txq.enableNotification()) more = true;
+    if (backend.hasRx) {
+      if (rxq.enableNotification() || !dev.rxWaitingForBuffers) more = true;
+    }
+    return more;
+  }
+
+  save(): VirtioNetState | null {
+    const dev = this.deviceValue;
+    const backend = this.backend;
+    if (dev === null || backend === null || this.rxq === null) return null;
+    // Quiesce rx: chains NetDevice holds for a frame that did not fit yet go back to the ring,
+    // untouched (nothing is written into a held chain before the frame is delivered); a fresh
+    // NetDevice re-pops them on the next pass, in this run or the restored one.
+    const held = this.rxq.inFlight;
+    if (held > 0) {
+      this.rxq.unpop(held);
+      const fresh = this.newDevice();
+      copyStats(fresh.stats, dev.stats);
+      this.deviceValue = fresh;
+    }
+    if (!backend.drainInner(this.replayCap)) {
+      throw new VirtioNetError('save-refused', `the backend has more than ${this.replayCap} frames ready for the guest (a stream source?); save when it is idle`);
+    }
+    const out: VirtioNetState = {
+      replay: backend.fifo.map((f) => ({ hex: f.hex, hdr: { ...f.hdr } })),
+      rxNextAvail: this.rxq.nextAvail,
+      stats: JSON.parse(JSON.stringify(this.deviceValue!.stats)) as NetDeviceStats,
+    };
+    const inner = backend.inner;
+    if (inner instanceof HostStack) {
+      out.hostStack = { stats: { ...inner.endpoint.stats }, sink: inner.endpoint.sink ? { ...inner.endpoint.sink } : null };
+    }
+    return out;
+  }
+
+  restore(state: unknown): void {
+    const s = state as VirtioNetState | null;
+    if (!s || this.deviceValue === null || this.backend === null || this.rxq === null) return;
+    if (typeof s.rxNextAvail === 'number') {
+      // Chains the queue snapshot still counts as popped but save() gave back (see rxNextAvail).
+      const held = (this.rxq.nextAvail - s.rxNextAvail) & 0xffff;
+      if (held > 0 && held <= this.rxq.inFlight) this.rxq.unpop(held);
+    }
+    if (Array.isArray(s.replay)) for (const f of s.replay) this.backend.fifo.push({ hex: String(f.hex), hdr: { ...f.hdr } });
+    if (s.stats) copyStats(this.deviceValue.stats, s.stats);
+    const inner = this.backend.inner;
+    if (s.hostStack && inner instanceof HostStack) {
+      Object.assign(inner.endpoint.stats, s.hostStack.stats);
+      if (s.hostStack.sink) inner.endpoint.sink = { ...s.hostStack.sink };
+    }
+  }
+}
+
+function copyStats(to: NetDeviceStats, from: NetDeviceStats): void {
+  Object.assign(to, from, { txDrops: { ...from.txDrops }, rxDrops: { ...from.rxDrops } });
+}
+
+/** The registry entry: 'virtio-net' (NetDevice + host stack; options are plain data). */
+export const virtioNetKind: VirtioDeviceKind<VirtioNetOptions | undefined> = {
+  kind: 'virtio-net',
+  frontend: (o) => new VirtioNetFrontend(o ?? {}),
+  backend: (o) => new VirtioNetBackend(o ?? {}),
+};

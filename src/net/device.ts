@@ -19,6 +19,7 @@ import { NetF } from './features.js';
 import { applyNeedsCsum, gsoSegmentTcp } from './gso.js';
 import {
   GsoType,
+  clearNetHdr,
   MAX_GSO_FRAME_BYTES,
   NetHdrFlags,
   decodeNetHdr,
@@ -236,7 +237,7 @@ export class NetDevice {
       if (gsoBase !== GsoType.TCPV4 && gsoBase !== GsoType.TCPV6) return this.dropTx('gso-unsupported');
       const frame = this.frameView(c, hs, frameLen);
       const out = this.outHdr;
-      clearHdr(out);
+      clearNetHdr(out);
       const r = gsoSegmentTcp(frame.bytes, frame.offset, frameLen, hdr, this.segScratch, this.segmentSink);
       if (r instanceof NetError) this.dropTx('gso-malformed');
       return;
@@ -529,17 +530,6 @@ export class NetDevice {
   }
 }
 
-function clearHdr(h: VirtioNetHdr): void {
-  h.flags = 0;
-  h.gsoType = 0;
-  h.hdrLen = 0;
-  h.gsoSize = 0;
-  h.csumStart = 0;
-  h.csumOffset = 0;
-  h.numBuffers = 0;
-  h.hashValue = 0;
-  h.hashReport = 0;
-}
 
 function copyHdr(to: VirtioNetHdr, from: Readonly<VirtioNetHdr>): void {
   to.flags = from.flags;

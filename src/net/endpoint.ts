@@ -8,7 +8,7 @@
 // path is lossless or the loss is an error to report. Runs in Web Workers (no `node:` imports).
 
 import { NetError } from './errors.js';
-import { NetHdrFlags, GsoType, type VirtioNetHdr } from './header.js';
+import { NetHdrFlags, GsoType, clearNetHdr, type VirtioNetHdr } from './header.js';
 import {
   ArpOp,
   IcmpType,
@@ -429,7 +429,7 @@ export class NetEndpoint {
    * then a pending ACK, then stream data while the window is open.
    */
   nextFrame(buf: Uint8Array, offset: number, capacityBytes: number, hdr: VirtioNetHdr): number {
-    clearHdr(hdr);
+    clearNetHdr(hdr);
     if (this.ctlCount > 0) {
       const slot = this.control[this.ctlHead]!;
       if (slot.len > capacityBytes) return 0;
@@ -533,14 +533,3 @@ function fillEchoData(data: Uint8Array, seq: number): void {
   for (let i = 0; i < data.length; i++) data[i] = (seq + i * 7) & 0xff;
 }
 
-function clearHdr(h: VirtioNetHdr): void {
-  h.flags = 0;
-  h.gsoType = 0;
-  h.hdrLen = 0;
-  h.gsoSize = 0;
-  h.csumStart = 0;
-  h.csumOffset = 0;
-  h.numBuffers = 0;
-  h.hashValue = 0;
-  h.hashReport = 0;
-}

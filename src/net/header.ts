@@ -86,6 +86,19 @@ export function emptyNetHdr(): VirtioNetHdr {
   };
 }
 
+/** Zeroes every field of `h` in place (reusing one header object on a hot path allocates nothing). */
+export function clearNetHdr(h: VirtioNetHdr): void {
+  h.flags = 0;
+  h.gsoType = 0;
+  h.hdrLen = 0;
+  h.gsoSize = 0;
+  h.csumStart = 0;
+  h.csumOffset = 0;
+  h.numBuffers = 0;
+  h.hashValue = 0;
+  h.hashReport = 0;
+}
+
 /** Which layout the negotiated features select (virtio 1.2 §5.1.6, §5.1.6.1). */
 export function headerLayout(negotiated: bigint): NetHdrLayout {
   if (negotiated & NetF.HASH_REPORT) return 'hash';

@@ -109,6 +109,13 @@ interface QState {
   flushes: FlushSizes;
   /** The queue's kick count at the last pass (when the queue reports its own kicks). */
   lastKicks: number;
+  /**
+   * Pending chains when the loop last acted on chains found without their kick (-1: none). The
+   * kick that lands later for those same chains is not replayed a second time (queues with their
+   * own kick counts only; QEMU's kicks were synchronous exits, so the device never saw a chain
+   * before its kick).
+   */
+  owedPending: number;
 }
 
 /** Device-side counters; `toExtra()` gives plain numbers for SideStats.extra. */
@@ -161,6 +168,7 @@ export class DeviceLoop {
         passBudget: Math.min(burst, o.passBudget ?? 4 * cap),
         flushes: new FlushSizes(),
         lastKicks: cb.kicks?.() ?? 0,
+        owedPending: -1,
       };
     });
     if (this.adaptive !== null) this.adaptive.apply(this.clock.nowUs(), this.qs.map((q) => q.tx), this.qs.map((q) => q.irq));
@@ -246,6 +254,10 @@ export class DeviceLoop {
         const total = q.cb.kicks();
         k = (total - q.lastKicks) | 0;
         q.lastKicks = total;
+        if (k > 0 && q.owedPending >= 0) {
+          if (q.cb.pending() <= q.owedPending) k--;
+          q.owedPending = -1;
+        }
       }
       if (q.tx !== null) worked = this.passTx(q, now, k) || worked;
       else worked = this.passRx(q) || worked;
@@ -391,6 +403,7 @@ export class DeviceLoop {
     const n = kicks > 0 ? Math.min(kicks, MAX_KICKS_PER_PASS) : tx.kicksSuppressed ? 0 : 1;
     if (n > 0) {
       const pending = cb.pending();
+      if (kicks === 0 && pending > 0 && cb.kicks !== undefined) q.owedPending = pending;
       for (let i = 0; i < n && action === 'defer' && pending > 0; i++) action = tx.onKick(now, pending);
     }
     if (action === 'defer' && tx.deadlineUs() <= now) action = tx.onTimer(now);

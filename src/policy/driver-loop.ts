@@ -89,11 +89,16 @@ export class DriverLoop {
   private readonly kickOnRingFull: boolean;
 
   private readonly qs: DriverQueueCallbacks[];
+  /** Shared mode: kicks rung and kick decisions declined, per queue (reported as rx…/tx… counters). */
+  private readonly qKicks: number[];
+  private readonly qKicksSuppressed: number[];
 
   constructor(private readonly o: DriverLoopOptions) {
     const p = o.policy;
     this.qs = o.queues ?? (o.queue !== undefined ? [o.queue] : []);
     if (this.qs.length === 0) throw new RangeError('DriverLoop: give queue or queues');
+    this.qKicks = this.qs.map(() => 0);
+    this.qKicksSuppressed = this.qs.map(() => 0);
     this.lock = p.dataPath.lock === 'none' ? null : (o.lock ?? null);
     this.kickBatch = Math.max(1, o.kickBatch ?? 32);
     this.napiBudget = Math.max(1, o.napiBudget ?? 64);
@@ -128,6 +133,21 @@ export class DriverLoop {
       drvReaped: c.reaped,
       drvAdded: c.added,
     });
+    if (this.o.queues !== undefined) {
+      // Per role (several queues of one role add up): rxKicks, rxKicksSuppressed, txKicks, txKicksSuppressed.
+      for (const role of ['rx', 'tx'] as const) {
+        let k = 0;
+        let s = 0;
+        this.qs.forEach((q, i) => {
+          if (q.role === role) {
+            k += this.qKicks[i]!;
+            s += this.qKicksSuppressed[i]!;
+          }
+        });
+        out[`${role}Kicks`] = k;
+        out[`${role}KicksSuppressed`] = s;
+      }
+    }
     if (this.lock !== null) {
       out.drvLockAcquisitions = this.lock.acquisitions;
       out.drvLockContended = this.lock.contended;
@@ -138,6 +158,8 @@ export class DriverLoop {
 
   private kick(forced: boolean, q: DriverQueueCallbacks = this.qs[0]!): void {
     this.counters.kicks++;
+    const qi = this.qs.indexOf(q);
+    if (qi >= 0) this.qKicks[qi]!++;
     if (forced) this.counters.ringFullKicks++;
     // QEMU-2008: the kick is a PIO exit handled under the global lock.
     if (this.lock !== null) this.lock.lock();
@@ -335,6 +357,9 @@ export class DriverLoop {
     if (q.publish() === 0 && !force) return;
     const wanted = q.kickNeeded();
     if (wanted || force) this.kick(force && !wanted, q);
-    else this.counters.kicksSuppressed++;
+    else {
+      this.counters.kicksSuppressed++;
+      this.qKicksSuppressed[this.qs.indexOf(q)]!++;
+    }
   }
 }

@@ -4,7 +4,7 @@
 // frames back, so both queues carry traffic. Queue 0 = rx, queue 1 = tx.
 //
 // Params: direction 'g2h' (guest sends to the host stack) | 'h2g'; msgBytes (payload per send,
-// default 65536 with gso, 16384 without); gso (default true); mergeable (default true); mtu
+// default 65536 with gso, 16384 without); gso and mergeable (default: the policy's); mtu
 // (1500); warmupMs (0); verify (false); totalBytes (0 = until stopped; else the receiver stops
 // the run once it has every byte); windowBytes (4 MiB in flight); ackEveryBytes (2 × MSS);
 // plus the net-common knobs: preset / policy (the notification policy, default 'vhost'; see

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { Engine, type EngineResult } from '../src/engine/index.js';
 import { PRESETS, RFC_ROWS, resolvePolicy, type PolicyConfig } from '../src/policy/index.js';
 import { txLayoutOf } from '../src/engine/workloads/net-common.js';
+import { notAppliedOf } from '../src/study/measure.js';
 
 type Dir = 'g2h' | 'h2g';
 
@@ -151,4 +152,12 @@ test('the policy data path picks the tx layout: header apart, 4 KiB pages or inl
   assert.equal(txLayoutOf(PRESETS['rfc-baseline']!), 'pages');
   assert.equal(txLayoutOf(resolvePolicy({ base: 'rfc-baseline', dataPath: { segmentBytes: 0 } })), 'header-apart');
   assert.equal(txLayoutOf(PRESETS.vhost!), 'inline');
+});
+
+test('the study lists the policy settings a row did not apply, from either side of any cell', () => {
+  assert.deepEqual(notAppliedOf([{ 'guest.policyNotApplied.dataPath.txRingSize': 1, 'host.kicks': 3 }, undefined, { 'host.policyNotApplied.dataPath.segmentBytes': 1, 'host.policyNotApplied.dataPath.txRingSize': 1 }]), [
+    'dataPath.segmentBytes',
+    'dataPath.txRingSize',
+  ]);
+  assert.deepEqual(notAppliedOf([{ 'host.timerFires': 2 }]), []);
 });

@@ -198,3 +198,19 @@ export function pingResultOf(direction: Direction, guest: SideStats, host: SideS
   if (firstError !== undefined) out.firstError = firstError;
   return out;
 }
+
+/**
+ * Policy settings a row's workloads reported as not applied (`policyNotApplied.<field>` in either
+ * side's extra, docs/net.md), over every stream run and ping cell of the row; sorted, unique.
+ */
+export function notAppliedOf(extras: readonly (Record<string, number> | undefined)[]): string[] {
+  const out = new Set<string>();
+  for (const e of extras) {
+    if (e === undefined) continue;
+    for (const k of Object.keys(e)) {
+      const i = k.indexOf('policyNotApplied.');
+      if (i >= 0 && e[k] === 1) out.add(k.slice(i + 'policyNotApplied.'.length));
+    }
+  }
+  return [...out].sort();
+}

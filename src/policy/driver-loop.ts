@@ -4,7 +4,9 @@
 // receives: NAPI-style reap up to a budget, refill and kick per the device's suppression, and
 // the disable → poll → enable → re-check → sleep cycle of virtio 1.2 §2.7.14). Kicks under the
 // QEMU-2008 model are synchronous exits that take the global lock, as is each interrupt
-// acknowledgement. Queue work is passed in as callbacks. Browser-safe (Atomics.wait: workers only).
+// acknowledgement. With `queues` it runs several queues (a virtio-net driver's rx and tx) in one
+// thread on one kick and one irq doorbell, telling the device which queue each kick is for.
+// Queue work is passed in as callbacks. Browser-safe (Atomics.wait: workers only).
 
 import type { PolicyConfig } from './config.js';
 import type { LoopDoorbell } from './device-loop.js';

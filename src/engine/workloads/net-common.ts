@@ -278,7 +278,8 @@ export class GuestNet {
         {
           role: 'rx',
           reap: (budget) => this.pollRx(budget),
-          fill: () => d.fillRx(),
+          // Refill only past the driver's threshold (pollRx does the same), as Linux's virtnet_poll.
+          fill: () => (d.rxq.numFree >= d.refillThreshold ? d.fillRx() : 0),
           publish: () => d.rxq.publish(),
           kickNeeded: () => d.rxq.kickNeeded(),
           enableInterrupts: () => d.enableRxInterrupts(),

@@ -110,12 +110,12 @@ interface QState {
   /** The queue's kick count at the last pass (when the queue reports its own kicks). */
   lastKicks: number;
   /**
-   * Pending chains when the loop last acted on chains found without their kick (-1: none). The
-   * kick that lands later for those same chains is not replayed a second time (queues with their
-   * own kick counts only; QEMU's kicks were synchronous exits, so the device never saw a chain
-   * before its kick).
+   * The loop acted on chains found before their kick landed (queues with their own kick counts
+   * only). The next kick seen is taken as that same kick and not replayed a second time: QEMU's
+   * kicks were synchronous exits, so the device never saw a chain before its kick. Cleared when
+   * the loop re-enables the queue's kicks (any kick after that is a new one).
    */
-  owedPending: number;
+  owedKick: boolean;
 }
 
 /** Device-side counters; `toExtra()` gives plain numbers for SideStats.extra. */
@@ -168,7 +168,7 @@ export class DeviceLoop {
         passBudget: Math.min(burst, o.passBudget ?? 4 * cap),
         flushes: new FlushSizes(),
         lastKicks: cb.kicks?.() ?? 0,
-        owedPending: -1,
+        owedKick: false,
       };
     });
     if (this.adaptive !== null) this.adaptive.apply(this.clock.nowUs(), this.qs.map((q) => q.tx), this.qs.map((q) => q.irq));
@@ -254,9 +254,9 @@ export class DeviceLoop {
         const total = q.cb.kicks();
         k = (total - q.lastKicks) | 0;
         q.lastKicks = total;
-        if (k > 0 && q.owedPending >= 0) {
-          if (q.cb.pending() <= q.owedPending) k--;
-          q.owedPending = -1;
+        if (k > 0 && q.owedKick) {
+          k--;
+          q.owedKick = false;
         }
       }
       if (q.tx !== null) worked = this.passTx(q, now, k) || worked;
@@ -274,7 +274,10 @@ export class DeviceLoop {
     let found = false;
     for (const q of this.qs) {
       if (q.tx !== null) {
-        if (!q.tx.kicksSuppressed && q.cb.enableKicks()) found = true;
+        if (!q.tx.kicksSuppressed) {
+          q.owedKick = false;
+          if (q.cb.enableKicks()) found = true;
+        }
       } else if (q.rx !== null) {
         const pending = q.cb.pending();
         if (q.rx.wantKicks(pending)) {
@@ -403,7 +406,7 @@ export class DeviceLoop {
     const n = kicks > 0 ? Math.min(kicks, MAX_KICKS_PER_PASS) : tx.kicksSuppressed ? 0 : 1;
     if (n > 0) {
       const pending = cb.pending();
-      if (kicks === 0 && pending > 0 && cb.kicks !== undefined) q.owedPending = pending;
+      if (kicks === 0 && pending > 0 && cb.kicks !== undefined) q.owedKick = true;
       for (let i = 0; i < n && action === 'defer' && pending > 0; i++) action = tx.onKick(now, pending);
     }
     if (action === 'defer' && tx.deadlineUs() <= now) action = tx.onTimer(now);

@@ -64,6 +64,8 @@ export interface NetDeviceStats {
   /** Rx chains used (more than rxFrames with mergeable buffers). */
   rxBuffers: number;
   rxCsumCompleted: number;
+  /** Frames copied through the device's staging buffer first (rxStaging: the 2008 second copy). */
+  rxStagedFrames: number;
   /** Times a frame waited because the driver had posted too few buffers. */
   rxStarved: number;
   /** Rx chains below the spec minimum without MRG_RXBUF, or below the header size with it. */
@@ -118,6 +120,7 @@ export class NetDevice {
     rxBytes: 0,
     rxBuffers: 0,
     rxCsumCompleted: 0,
+    rxStagedFrames: 0,
     rxStarved: 0,
     rxSmallBuffers: 0,
     rxBuffersReturnedEmpty: 0,
@@ -378,6 +381,7 @@ export class NetDevice {
     if (!guestCsum) hdr.flags &= ~NetHdrFlags.DATA_VALID; // DATA_VALID only with GUEST_CSUM
     hdr.flags &= NetHdrFlags.NEEDS_CSUM | NetHdrFlags.DATA_VALID;
     if (this.rxStaging && src === bytes) {
+      this.stats.rxStagedFrames++;
       this.rxScratch.set(bytes.subarray(offset, offset + len));
       src = this.rxScratch;
       srcOff = 0;

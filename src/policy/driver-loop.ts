@@ -4,7 +4,9 @@
 // receives: NAPI-style reap up to a budget, refill and kick per the device's suppression, and
 // the disable → poll → enable → re-check → sleep cycle of virtio 1.2 §2.7.14). Kicks under the
 // QEMU-2008 model are synchronous exits that take the global lock, as is each interrupt
-// acknowledgement. Queue work is passed in as callbacks. Browser-safe (Atomics.wait: workers only).
+// acknowledgement. With `queues` it runs several queues (a virtio-net driver's rx and tx) in one
+// thread on one kick and one irq doorbell, telling the device which queue each kick is for.
+// Queue work is passed in as callbacks. Browser-safe (Atomics.wait: workers only).
 
 import type { PolicyConfig } from './config.js';
 import type { LoopDoorbell } from './device-loop.js';
@@ -31,11 +33,24 @@ export interface DriverQueueCallbacks {
   ringFull(): boolean;
   /** True once the queue's work is finished (tx: all sent and reaped; rx: all received). */
   done(): boolean;
+  /**
+   * Called just before a kick for this queue rings the shared doorbell: tells the device which
+   * queue it is for (the QueueNotify register, virtio 1.2 §4.2.2.2). Optional.
+   */
+  beforeKick?(): void;
 }
 
 export interface DriverLoopOptions {
   policy: PolicyConfig;
-  queue: DriverQueueCallbacks;
+  /** One queue (the loop's original form): run() is the tx or the rx loop below. */
+  queue?: DriverQueueCallbacks;
+  /**
+   * Several queues sharing one kick and one irq doorbell (a virtio-net driver: rx and tx): run()
+   * interleaves them in one thread (see runShared). Give `queue` or `queues`.
+   */
+  queues?: DriverQueueCallbacks[];
+  /** A workload's own wake-up time (performance.now() ms, Infinity = none), e.g. a ping timeout. */
+  deadlineMs?(): number;
   /** Guest → host doorbell (this loop rings it). */
   kick: LoopDoorbell;
   /** Host → guest doorbell (this loop waits on it). */
@@ -75,8 +90,17 @@ export class DriverLoop {
   private readonly delayed: boolean;
   private readonly kickOnRingFull: boolean;
 
+  private readonly qs: DriverQueueCallbacks[];
+  /** Shared mode: kicks rung and kick decisions declined, per queue (reported as rx…/tx… counters). */
+  private readonly qKicks: number[];
+  private readonly qKicksSuppressed: number[];
+
   constructor(private readonly o: DriverLoopOptions) {
     const p = o.policy;
+    this.qs = o.queues ?? (o.queue !== undefined ? [o.queue] : []);
+    if (this.qs.length === 0) throw new RangeError('DriverLoop: give queue or queues');
+    this.qKicks = this.qs.map(() => 0);
+    this.qKicksSuppressed = this.qs.map(() => 0);
     this.lock = p.dataPath.lock === 'none' ? null : (o.lock ?? null);
     this.kickBatch = Math.max(1, o.kickBatch ?? 32);
     this.napiBudget = Math.max(1, o.napiBudget ?? 64);
@@ -85,16 +109,16 @@ export class DriverLoop {
   }
 
   run(): void {
-    if (this.o.queue.role === 'tx') this.runTx();
+    if (this.o.queues !== undefined || this.o.deadlineMs !== undefined) this.runShared();
+    else if (this.qs[0]!.role === 'tx') this.runTx();
     else this.runRx();
   }
 
   /** Publishes what was added and kicks if the device wants it (or `force`). */
-  publishAndKick(force: boolean): void {
-    const q = this.o.queue;
+  publishAndKick(force: boolean, q: DriverQueueCallbacks = this.qs[0]!): void {
     q.publish();
     const wanted = q.kickNeeded();
-    if (wanted || force) this.kick(force && !wanted);
+    if (wanted || force) this.kick(force && !wanted, q);
     else this.counters.kicksSuppressed++;
   }
 
@@ -111,6 +135,21 @@ export class DriverLoop {
       drvReaped: c.reaped,
       drvAdded: c.added,
     });
+    if (this.o.queues !== undefined) {
+      // Per role (several queues of one role add up): rxKicks, rxKicksSuppressed, txKicks, txKicksSuppressed.
+      for (const role of ['rx', 'tx'] as const) {
+        let k = 0;
+        let s = 0;
+        this.qs.forEach((q, i) => {
+          if (q.role === role) {
+            k += this.qKicks[i]!;
+            s += this.qKicksSuppressed[i]!;
+          }
+        });
+        out[`${role}Kicks`] = k;
+        out[`${role}KicksSuppressed`] = s;
+      }
+    }
     if (this.lock !== null) {
       out.drvLockAcquisitions = this.lock.acquisitions;
       out.drvLockContended = this.lock.contended;
@@ -119,18 +158,21 @@ export class DriverLoop {
     return out;
   }
 
-  private kick(forced: boolean): void {
+  private kick(forced: boolean, q: DriverQueueCallbacks = this.qs[0]!): void {
     this.counters.kicks++;
+    const qi = this.qs.indexOf(q);
+    if (qi >= 0) this.qKicks[qi]!++;
     if (forced) this.counters.ringFullKicks++;
     // QEMU-2008: the kick is a PIO exit handled under the global lock.
     if (this.lock !== null) this.lock.lock();
+    q.beforeKick?.();
     this.o.kick.ring();
     if (this.lock !== null) this.lock.unlock();
   }
 
   /** Sleeps for an interrupt unless enable + re-check finds work; returns false when stopped. */
   private waitForUsed(delayed: boolean): boolean {
-    const q = this.o.queue;
+    const q = this.qs[0]!;
     const c = this.counters;
     const seen = this.o.irq.seq();
     const again = delayed ? q.enableInterruptsDelayed() : q.enableInterrupts();
@@ -153,7 +195,7 @@ export class DriverLoop {
 
   private runTx(): void {
     const o = this.o;
-    const q = o.queue;
+    const q = this.qs[0]!;
     const c = this.counters;
     q.disableInterrupts();
     let fullEpisode = false;
@@ -189,7 +231,7 @@ export class DriverLoop {
 
   private runRx(): void {
     const o = this.o;
-    const q = o.queue;
+    const q = this.qs[0]!;
     const c = this.counters;
     q.disableInterrupts();
     // Post every buffer we have, then tell the device.
@@ -218,6 +260,108 @@ export class DriverLoop {
       const before = c.interruptsTaken;
       if (!this.waitForUsed(false)) break;
       wokeByIrq = c.interruptsTaken > before;
+    }
+  }
+
+  /**
+   * Several queues in one thread, one pass each per iteration: tx = reap on xmit, fill ≤
+   * kickBatch, publish + kick decision, one forced kick per ring-full episode; rx = NAPI reap ≤
+   * napiBudget, refill, publish + kick decision. When a pass did nothing: re-enable interrupts
+   * (rx always; tx only while it waits for completions — a full ring with `outstanding` — at once
+   * or after 3/4 as the policy says), full fence + re-check inside the callbacks, then sleep on
+   * the irq doorbell until it rings, `deadlineMs` passes or the run stops (virtio 1.2 §2.7.14).
+   */
+  private runShared(): void {
+    const o = this.o;
+    const c = this.counters;
+    for (const q of this.qs) q.disableInterrupts();
+    // Post every rx buffer there is, then tell the device.
+    for (const q of this.qs) {
+      if (q.role !== 'rx') continue;
+      let n;
+      let added = 0;
+      while ((n = q.fill(this.kickBatch)) > 0) added += n;
+      c.added += added;
+      if (added > 0) this.publishAndKickShared(q, false);
+    }
+    const fullEpisode = this.qs.map(() => false);
+    let wokeByIrq = false;
+    while (!o.stopped()) {
+      o.onIteration?.();
+      if (o.stopped()) break;
+      let work = 0;
+      let reapedAny = 0;
+      for (let i = 0; i < this.qs.length; i++) {
+        const q = this.qs[i]!;
+        if (q.role === 'tx') {
+          const r = q.reap(Infinity);
+          c.reaped += r;
+          reapedAny += r;
+          if (r > 0) fullEpisode[i] = false;
+          const added = q.fill(this.kickBatch);
+          if (added > 0) {
+            c.added += added;
+            this.publishAndKickShared(q, false);
+          } else if (q.ringFull() && !fullEpisode[i]) {
+            fullEpisode[i] = true;
+            c.ringFullEvents++;
+            // Linux kicks when an add fails for lack of room, suppressed or not (reference §0).
+            if (this.kickOnRingFull) this.kick(true, q);
+          }
+          work += r + added;
+        } else {
+          const got = q.reap(this.napiBudget);
+          c.reaped += got;
+          reapedAny += got;
+          const refilled = q.fill(this.napiBudget);
+          c.added += refilled;
+          // Publish what the reap's own refill or ours added (publishAndKickShared skips when nothing is new).
+          this.publishAndKickShared(q, false);
+          work += got;
+          // A full budget: more may wait, poll again before re-enabling.
+          if (got === this.napiBudget) work++;
+        }
+      }
+      if (wokeByIrq && reapedAny === 0) c.emptyInterrupts++;
+      wokeByIrq = false;
+      if (this.qs.every((q) => q.done())) break;
+      if (work > 0) continue;
+      // Nothing to do: enable where we want an interrupt, re-check, sleep.
+      const seen = o.irq.seq();
+      let again = false;
+      for (let i = 0; i < this.qs.length; i++) {
+        const q = this.qs[i]!;
+        if (q.role === 'rx') again = q.enableInterrupts() || again;
+        else if (q.outstanding() > 0 && q.ringFull()) again = (this.delayed ? q.enableInterruptsDelayed() : q.enableInterrupts()) || again;
+      }
+      if (again) {
+        c.recheckHits++;
+        for (const q of this.qs) q.disableInterrupts();
+        continue;
+      }
+      const deadline = o.deadlineMs?.() ?? Infinity;
+      const r = deadline === Infinity ? o.irq.wait(seen) : o.irq.waitUntil(seen, deadline);
+      for (const q of this.qs) q.disableInterrupts();
+      if (r === 'stopped') break;
+      if (r !== 'rung') continue;
+      c.interruptsTaken++;
+      wokeByIrq = true;
+      // The interrupt's ISR read: another exit under the global lock.
+      if (this.lock !== null) {
+        this.lock.lock();
+        this.lock.unlock();
+      }
+    }
+  }
+
+  /** publishAndKick for one of several queues; nothing new published = no kick decision. */
+  private publishAndKickShared(q: DriverQueueCallbacks, force: boolean): void {
+    if (q.publish() === 0 && !force) return;
+    const wanted = q.kickNeeded();
+    if (wanted || force) this.kick(force && !wanted, q);
+    else {
+      this.counters.kicksSuppressed++;
+      this.qKicksSuppressed[this.qs.indexOf(q)]!++;
     }
   }
 }

@@ -3,7 +3,7 @@
 // `virtq bench stream` / `virtq bench ping`. Pure string building.
 
 import { msFromUs } from './iputils.js';
-import type { Direction, Mechanism } from './measure.js';
+import { notAppliedOf, type Direction, type Mechanism } from './measure.js';
 import type { RfcFigure } from './rfc-figures.js';
 import type { PingCell, RowResult, StreamCell, StudyReport } from './report.js';
 
@@ -160,6 +160,8 @@ export function formatStudy(report: StudyReport): string {
     ...DIRS.flatMap((d) => (r.ping[d]?.error !== undefined ? [`${r.name} ping ${d}: ${r.ping[d]!.error}`] : [])),
   ]);
   if (problems.length > 0) out.push('', 'problems (marked ! or error above):', ...problems.map((x) => `  ${x}`));
+  const na = notAppliedLines(report);
+  if (na.length > 0) out.push('', 'policy settings not applied as the preset says (docs/net.md):', ...na.map((x) => `  ${x}`));
   return out.join('\n') + '\n';
 }
 
@@ -174,6 +176,8 @@ export function formatStreamCell(c: StreamCell, seconds: number): string {
     `per packet: ${n(m?.kicksPerPacket, 3)} kicks, ${n(m?.interruptsPerPacket, 3)} interrupts, ${n(m?.sleepsPerPacket, 3)} sleeps; batch ${n(m?.avgBatch, 1)}; timer fires ${n(m?.timerFiresPerPacket, 3)}/pkt, lateness ${n(m?.timerLatenessUsMean, 1)} µs mean`,
   );
   out.push(`CPU per GB: guest ${n(c.guestCpuSPerGB.avg, 3)} s, host ${n(c.hostCpuSPerGB.avg, 3)} s`);
+  const na = notAppliedOf(c.runs.map((x) => x.extra));
+  if (na.length > 0) out.push(`policy settings not applied as the preset says (docs/net.md): ${na.join(', ')}`);
   if (c.error !== undefined) out.push(`error: ${c.error}`);
   return out.join('\n') + '\n';
 }
@@ -192,6 +196,19 @@ export function formatPingCell(c: PingCell): string {
   out.push(`p50 ${n(r.p50Us, 0)} µs, p99 ${n(r.p99Us, 0)} µs (HDR histogram)`);
   const m = r.mechanism;
   out.push(`per echo: ${n(m.kicksPerPacket, 2)} kicks, ${n(m.interruptsPerPacket, 2)} interrupts, ${n(m.sleepsPerPacket, 2)} sleeps, ${n(m.timerFiresPerPacket, 2)} timer fires`);
+  const na = notAppliedOf([r.extra]);
+  if (na.length > 0) out.push(`policy settings not applied as the preset says (docs/net.md): ${na.join(', ')}`);
   if (r.errors > 0) out.push(`errors: ${r.errors} (${r.firstError})`);
   return out.join('\n') + '\n';
+}
+
+/** One line per row whose workloads reported policy settings they did not apply as the preset says. */
+export function notAppliedLines(report: StudyReport): string[] {
+  const out: string[] = [];
+  for (const r of report.rows) {
+    const extras = DIRS.flatMap((d) => [...(r.stream[d]?.runs ?? []).map((x) => x.extra), r.ping[d]?.result?.extra]);
+    const fields = notAppliedOf(extras);
+    if (fields.length > 0) out.push(`${r.name}: ${fields.join(', ')}`);
+  }
+  return out;
 }

@@ -6,7 +6,7 @@ import { msFromUs } from './iputils.js';
 import type { Direction } from './measure.js';
 import { RFC_CONCLUSIONS, rfcFiguresFor, type RfcFigure } from './rfc-figures.js';
 import type { RowResult, StudyReport } from './report.js';
-import { MECHANISM_HEADER, MECHANISM_LEGEND, mechanismRows } from './format-text.js';
+import { MECHANISM_HEADER, MECHANISM_LEGEND, mechanismRows, notAppliedLines } from './format-text.js';
 
 const DIRS: Direction[] = ['g2h', 'h2g'];
 const ARROW: Record<Direction, string> = { g2h: 'guest→host', h2g: 'host→guest' };
@@ -125,6 +125,8 @@ export function renderMarkdown(report: StudyReport, opts: { svgHref?: string } =
     ]),
   );
   if (problems.length > 0) out.push('## Problems', '', ...problems.map((x) => `- ${x}`), '');
+  const na = notAppliedLines(report);
+  if (na.length > 0) out.push('## Policy settings not applied', '', 'As the workloads reported them (`policyNotApplied.<field>`; docs/net.md).', '', ...na.map((x) => `- ${x}`), '');
 
   out.push('## Rows', '');
   for (const r of report.rows) {

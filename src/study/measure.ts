@@ -3,8 +3,9 @@
 // seconds per GB on each side, and for ping the iputils summary plus HDR percentiles. Pure: no
 // engine import, so it runs (and is tested) anywhere.
 //
-// Policy counters are read from SideStats.extra under the names in EXTRA below; a counter that
-// no side reports shows as NaN ("—" in tables), never as 0.
+// Policy counters are read from SideStats.extra under the names in EXTRA below — the names
+// src/policy's DeviceLoop.toExtra emits (docs/policy.md "Counters"); a counter that no side
+// reports shows as NaN ("—" in tables), never as 0.
 
 import hdr from 'hdr-histogram-js';
 import type { SideStats } from '../engine/types.js';
@@ -17,13 +18,13 @@ export type Direction = 'g2h' | 'h2g';
 export const EXTRA = {
   /** Mitigation-timer expiries. */
   timerFires: 'timerFires',
-  /** Sum of (achieved − requested) over those expiries, ns. */
-  timerLatenessNsSum: 'timerLatenessNsSum',
-  /** Largest single lateness, ns (max over sides). */
-  timerLatenessNsMax: 'timerLatenessNsMax',
+  /** Mean (achieved − requested) over those expiries, µs (weighted by timerFires across sides). */
+  timerLatenessMeanUs: 'timerLatenessMeanUs',
+  /** Largest single lateness, µs (max over sides). */
+  timerLatenessMaxUs: 'timerLatenessMaxUs',
   /** Device flushes (drain passes that moved ≥ 1 packet) and the packets they moved. */
-  flushes: 'flushes',
-  flushedPackets: 'flushedPackets',
+  flushes: 'devFlushes',
+  flushedPackets: 'devFlushPackets',
   /** Ping: requests sent and distinct replies received (pinging side). */
   sent: 'sent',
   received: 'received',
@@ -84,9 +85,21 @@ function prefixed(g: SideStats, h: SideStats): Record<string, number> {
   return out;
 }
 
+/** Σ over sides of mean lateness × fires (µs): the total lateness, for a fire-weighted mean. */
+function latenessSumUs(g: SideStats, h: SideStats): number {
+  let sum = NaN;
+  for (const s of [g, h]) {
+    const mean = s.extra[EXTRA.timerLatenessMeanUs];
+    const fires = s.extra[EXTRA.timerFires];
+    if (mean === undefined || fires === undefined) continue;
+    sum = (Number.isNaN(sum) ? 0 : sum) + mean * fires;
+  }
+  return sum;
+}
+
 export function mechanismOf(guest: SideStats, host: SideStats, packets: number): Mechanism {
   const fires = extraSum(guest, host, EXTRA.timerFires);
-  const latSum = extraSum(guest, host, EXTRA.timerLatenessNsSum);
+  const latSum = latenessSumUs(guest, host);
   return {
     packets,
     kicks: guest.rings,
@@ -96,8 +109,8 @@ export function mechanismOf(guest: SideStats, host: SideStats, packets: number):
     avgBatch: ratio(extraSum(guest, host, EXTRA.flushedPackets), extraSum(guest, host, EXTRA.flushes)),
     timerFires: fires,
     timerFiresPerPacket: ratio(fires, packets),
-    timerLatenessUsMean: ratio(latSum, fires) / 1000,
-    timerLatenessUsMax: extraMax(guest, host, EXTRA.timerLatenessNsMax) / 1000,
+    timerLatenessUsMean: ratio(latSum, fires),
+    timerLatenessUsMax: extraMax(guest, host, EXTRA.timerLatenessMaxUs),
     sleepsPerPacket: ratio(guest.sleeps + host.sleeps, packets),
     spuriousWakeups: guest.spuriousWakeups + host.spuriousWakeups,
   };
@@ -184,4 +197,20 @@ export function pingResultOf(direction: Direction, guest: SideStats, host: SideS
   const firstError = guest.firstError ?? host.firstError;
   if (firstError !== undefined) out.firstError = firstError;
   return out;
+}
+
+/**
+ * Policy settings a row's workloads reported as not applied (`policyNotApplied.<field>` in either
+ * side's extra, docs/net.md), over every stream run and ping cell of the row; sorted, unique.
+ */
+export function notAppliedOf(extras: readonly (Record<string, number> | undefined)[]): string[] {
+  const out = new Set<string>();
+  for (const e of extras) {
+    if (e === undefined) continue;
+    for (const k of Object.keys(e)) {
+      const i = k.indexOf('policyNotApplied.');
+      if (i >= 0 && e[k] === 1) out.add(k.slice(i + 'policyNotApplied.'.length));
+    }
+  }
+  return [...out].sort();
 }

@@ -109,8 +109,8 @@ function streamRecvHost(ctx: SideContext): SideStats {
   const q = device(ctx, TX);
   const chain = new DescriptorChain();
   const e = ctx.stats.extra;
-  e.flushes = 0;
-  e.flushedPackets = 0;
+  e.devFlushes = 0;
+  e.devFlushPackets = 0;
   if (!ctx.arriveAndWait()) return ctx.finish();
   const t0 = performance.now();
   let expect = 0;
@@ -131,8 +131,8 @@ function streamRecvHost(ctx: SideContext): SideStats {
       n++;
     }
     if (n > 0) {
-      e.flushes!++;
-      e.flushedPackets! += n;
+      e.devFlushes!++;
+      e.devFlushPackets! += n;
       if (q.publishUsed() > 0 && q.needsNotification()) ctx.irq.ring();
     }
     if (ctx.stopped) break;
@@ -191,8 +191,8 @@ function streamSendHost(ctx: SideContext): SideStats {
   const q = device(ctx, RX);
   const chain = new DescriptorChain();
   const e = ctx.stats.extra;
-  e.flushes = 0;
-  e.flushedPackets = 0;
+  e.devFlushes = 0;
+  e.devFlushPackets = 0;
   if (!ctx.arriveAndWait()) return ctx.finish();
   const t0 = performance.now();
   let seq = 0;
@@ -212,8 +212,8 @@ function streamSendHost(ctx: SideContext): SideStats {
       n++;
     }
     if (n > 0) {
-      e.flushes!++;
-      e.flushedPackets! += n;
+      e.devFlushes!++;
+      e.devFlushPackets! += n;
       if (q.publishUsed() > 0 && q.needsNotification()) ctx.irq.ring();
       if (ctx.stopped) break;
       continue;

@@ -1,10 +1,13 @@
-// What the net workloads share: their parameters, the negotiated feature set both sides derive
-// from them, the addresses of guest and host, and the two side loops built from small named
-// steps (guest: poll rx, reap tx, emit tx, publish & maybe kick, sleep until interrupt; host:
-// drain tx, fill rx, publish & maybe interrupt, sleep until kick). Queue 0 is rx, queue 1 tx
-// (virtio 1.2 §5.1.2). The loops follow the spec's disable → process → enable → re-check → sleep
-// pattern (§2.7.14) with event idx on by default; a notification policy can later replace the
-// step order and the sleep decisions without touching NetDevice or NetDriver.
+// What the net workloads share: their parameters, the notification policy they run under (a
+// src/policy preset or config: `preset` / `policy` params, default 'vhost'), the negotiated
+// feature set both sides derive from both, the addresses of guest and host, and the two side
+// loops. Each side's work is small named steps — guest: pollRx, reapTx, emitTx (fill),
+// publish/kick; host: drainTx, fillRx, publish/interrupt — driven by the policy layer's
+// DriverLoop (guest, both queues in one thread) and DeviceLoop (host), which own disable →
+// drain → enable → fence → re-check → sleep (virtio 1.2 §2.7.14), the tx mitigation timers,
+// interrupt rules, rx kick suppression, busy polling, the QEMU-2008 global lock and counters.
+// Queue 0 is rx, queue 1 tx (§5.1.2). Kicks carry their queue index through two shared counters
+// (the QueueNotify register, §4.2.2.2), so an rx refill kick never arms the tx timer.
 
 import { Arena } from '../../memory/index.js';
 import { DeviceQueue, DriverQueue } from '../../virtqueue/index.js';
@@ -17,7 +20,8 @@ import { macFromString, ipv4FromString, ipv6FromString } from '../../net/frames/
 import { HostStack } from '../../backend/host-stack.js';
 import { PcapTeeBackend } from '../../backend/pcap-tee.js';
 import { openPcapFile, type PcapFile } from '../../backend/pcap-file.js';
-import type { NetBackend } from '../../backend/types.js';
+import type { BackendRxFrame, NetBackend } from '../../backend/types.js';
+import { BIG_LOCK_WORDS, BigLock, DeviceLoop, DriverLoop, performanceClock, resolvePolicy, type PolicyConfig } from '../../policy/index.js';
 import { layoutOf } from '../setup.js';
 import type { SideContext } from '../side.js';
 
@@ -29,6 +33,19 @@ export const GUEST_IP6 = ipv6FromString('fd00::15');
 export const HOST_IP6 = ipv6FromString('fd00::2');
 export const RX_QUEUE = 0;
 export const TX_QUEUE = 1;
+
+/**
+ * Bytes at the arena's base shared by both sides for control words (one cache line): the global
+ * lock (BIG_LOCK_WORDS Int32) and one kick counter per queue (the QueueNotify register's
+ * payload). The guest's buffers start after it.
+ */
+const CTRL_BYTES = 64;
+const KICK_WORD0 = BIG_LOCK_WORDS;
+const GUEST_THREAD_ID = 1;
+const HOST_THREAD_ID = 2;
+const PAGE = 4096;
+/** Largest GSO frame (virtio 1.2 §5.1.6.2: 65535 + headers) for descriptor counts. */
+const MAX_GSO_FRAME_BYTES = 65589;
 
 export interface NetParams {
   direction: 'g2h' | 'h2g';
@@ -52,6 +69,14 @@ export interface NetParams {
   pcapSegmentGso: boolean;
   /** Guest side, for hostile-input tests: also send one malformed frame every N frames (0 = never). */
   injectBadTxEvery: number;
+  /** The notification policy both loops run under, after the overrides below. */
+  policy: PolicyConfig;
+  /**
+   * Policy settings that this run does not apply as the policy says, each with why (explicit
+   * params or the engine's queue plan win; a setting the net path cannot express). Reported in
+   * SideStats.extra as `policyNotApplied.<field>` = 1 and in docs/net.md.
+   */
+  notApplied: Record<string, string>;
 }
 
 function boolParam(ctx: SideContext, name: string, fallback: boolean): boolean {
@@ -59,27 +84,65 @@ function boolParam(ctx: SideContext, name: string, fallback: boolean): boolean {
   return typeof v === 'boolean' ? v : fallback;
 }
 
-export function netParams(ctx: SideContext, defaults: { gso: boolean }): NetParams {
+/** Resolves the `policy` (object or JSON) or `preset` (name, default 'vhost') param. */
+export function netPolicy(ctx: SideContext): PolicyConfig {
+  const raw = ctx.params.policy;
+  if (raw !== undefined) {
+    if (typeof raw !== 'string' && (typeof raw !== 'object' || raw === null)) throw new RangeError('net: policy must be a JSON string or an object');
+    return resolvePolicy(raw as string | Record<string, unknown>);
+  }
+  return resolvePolicy(ctx.strParam('preset', 'vhost'));
+}
+
+/** The tx layout a policy's data path describes (header in its own descriptor, 4 KiB frags). */
+export function txLayoutOf(p: PolicyConfig): TxLayout {
+  const d = p.dataPath;
+  if (d.segmentBytes > 0) return 'pages';
+  return d.headerSeparate ? 'header-apart' : 'inline';
+}
+
+export function netParams(ctx: SideContext, defaults: { gso?: boolean } = {}): NetParams {
   const direction = ctx.strParam('direction', 'g2h');
   if (direction !== 'g2h' && direction !== 'h2g') throw new RangeError(`net: direction must be 'g2h' or 'h2g' (got ${direction})`);
   const mtu = ctx.numParam('mtu', 1500);
   if (!Number.isInteger(mtu) || mtu < 576 || mtu > 9000) throw new RangeError(`net: mtu must be an integer in 576..9000 (got ${mtu})`);
-  const txLayout = ctx.strParam('txLayout', 'inline');
+  let policy = netPolicy(ctx);
+  const notApplied: Record<string, string> = {};
+  const d = policy.dataPath;
+  const txLayout = ctx.strParam('txLayout', txLayoutOf(policy));
   if (txLayout !== 'inline' && txLayout !== 'header-apart' && txLayout !== 'pages') throw new RangeError(`net: txLayout must be inline, header-apart or pages`);
+  if (ctx.params.txLayout !== undefined && txLayout !== txLayoutOf(policy)) notApplied['dataPath.headerSeparate'] = `txLayout param '${txLayout}' overrides the policy's layout`;
+  if (d.segmentBytes !== 0 && d.segmentBytes !== PAGE) notApplied['dataPath.segmentBytes'] = `NetDriver splits frames into ${PAGE}-byte pages, not ${d.segmentBytes}`;
+  if (d.segmentBytes !== 0 && !d.headerSeparate) notApplied['dataPath.headerSeparate'] = 'the pages layout always puts the header in its own descriptor';
   const rxMode = ctx.params.rxMode;
   if (rxMode !== undefined && rxMode !== 'mergeable' && rxMode !== 'big' && rxMode !== 'small') throw new RangeError('net: rxMode must be mergeable, big or small');
-  const gso = boolParam(ctx, 'gso', defaults.gso);
+  const gso = boolParam(ctx, 'gso', defaults.gso ?? d.gso);
+  if (gso !== d.gso) notApplied['dataPath.gso'] = `gso param ${gso} overrides the policy's ${d.gso}`;
+  const mergeable = boolParam(ctx, 'mergeable', d.mergeableRxBuffers);
+  if (mergeable !== d.mergeableRxBuffers) notApplied['dataPath.mergeableRxBuffers'] = `mergeable param ${mergeable} overrides the policy's ${d.mergeableRxBuffers}`;
   const plan = ctx.setup.queues;
   if (plan.length < 2) throw new RangeError('net: needs two queues (queues: [{size}, {size}]: 0 = rx, 1 = tx)');
+  if (plan[TX_QUEUE]!.size !== d.txRingSize) notApplied['dataPath.txRingSize'] = `the engine planned a ${plan[TX_QUEUE]!.size}-entry tx ring, the policy says ${d.txRingSize}`;
+  if (plan[RX_QUEUE]!.size !== d.rxRingSize) notApplied['dataPath.rxRingSize'] = `the engine planned a ${plan[RX_QUEUE]!.size}-entry rx ring, the policy says ${d.rxRingSize}`;
+  // Event idx follows the interrupt mode; an explicit eventIdx param wins (false turns the
+  // eventIdx mode into the flags rule, as a driver that did not accept the feature gets).
+  const policyEventIdx = policy.interrupts.mode === 'eventIdx';
+  const eventIdx = boolParam(ctx, 'eventIdx', policyEventIdx);
+  if (eventIdx !== policyEventIdx) {
+    notApplied['interrupts.mode'] = eventIdx
+      ? `eventIdx param true: VIRTIO_F_EVENT_IDX is negotiated under the policy's ${policy.interrupts.mode} rule, so used_event/avail_event suppression also applies`
+      : `eventIdx param false: VIRTIO_F_EVENT_IDX not negotiated, the flags rule replaces eventIdx`;
+    if (!eventIdx) policy = resolvePolicy({ ...policy, interrupts: { ...policy.interrupts, mode: 'flags', driverEnable: 'immediate' } } as unknown as Record<string, unknown>);
+  }
   return {
     direction,
     gso,
-    mergeable: boolParam(ctx, 'mergeable', true),
+    mergeable,
     csum: boolParam(ctx, 'csum', true) || gso,
     mtu,
     warmupMs: ctx.numParam('warmupMs', 0),
     verify: boolParam(ctx, 'verify', false),
-    eventIdx: boolParam(ctx, 'eventIdx', true) || plan[0]!.eventIdx,
+    eventIdx,
     budget: Math.max(1, ctx.numParam('budget', 64)),
     txLayout,
     rxMode: rxMode as RxBufferMode | undefined,
@@ -87,7 +150,27 @@ export function netParams(ctx: SideContext, defaults: { gso: boolean }): NetPara
     pcapPath: ctx.strParam('pcapPath', ''),
     pcapSegmentGso: boolParam(ctx, 'pcapSegmentGso', false),
     injectBadTxEvery: Math.max(0, ctx.numParam('injectBadTxEvery', 0)),
+    policy,
+    notApplied,
   };
+}
+
+/** `policyNotApplied.<field>` = 1 for each setting the run did not apply (see NetParams.notApplied). */
+export function notAppliedExtra(p: NetParams): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const k of Object.keys(p.notApplied)) out[`policyNotApplied.${k}`] = 1;
+  return out;
+}
+
+/** The control words at the arena base: the global lock and the per-queue kick counters. */
+function ctrlWords(ctx: SideContext): Int32Array<SharedArrayBuffer> {
+  const r = ctx.mem.region(ctx.setup.arenaBase, CTRL_BYTES);
+  if (!(r.buffer instanceof SharedArrayBuffer)) throw new RangeError('net: guest RAM must be shared');
+  return new Int32Array(r.buffer, r.byteOffset + (ctx.setup.arenaBase - r.guestAddr), CTRL_BYTES / 4);
+}
+
+function bigLock(ctx: SideContext, p: NetParams, threadId: number, words: Int32Array<SharedArrayBuffer>): BigLock | null {
+  return p.policy.dataPath.lock === 'none' ? null : new BigLock(words.subarray(0, BIG_LOCK_WORDS) as Int32Array<SharedArrayBuffer>, threadId, performanceClock);
 }
 
 /** The feature set both sides agree on: what the device offers ∩ what the driver accepts. */
@@ -121,9 +204,13 @@ const BAD_TX: { hdr: Partial<VirtioNetHdr>; len: number }[] = [
 export class GuestNet {
   readonly driver: NetDriver;
   readonly endpoint: NetEndpoint;
+  readonly loop: DriverLoop;
+  readonly lock: BigLock | null;
   private readonly hdr = emptyNetHdr();
-  private readonly publishEvery: number;
+  private readonly words: Int32Array<SharedArrayBuffer>;
   private framesSinceBad = 0;
+  /** The last emitTx stopped for lack of tx buffers or descriptors while the endpoint had output. */
+  private txBlocked = false;
   /** Malformed frames sent (injectBadTxEvery). */
   injectedBadTx = 0;
 
@@ -131,6 +218,7 @@ export class GuestNet {
     readonly ctx: SideContext,
     readonly p: NetParams,
     readonly features: bigint,
+    hooks: LoopHooks = {},
   ) {
     const plans = ctx.setup.queues;
     const eventIdx = (features & VirtioF.EVENT_IDX) !== 0n;
@@ -139,7 +227,8 @@ export class GuestNet {
       const plan = plans[i]!;
       return new DriverQueue<number>(ctx.mem, layoutOf(plan), { index: i, eventIdx, indirect, indirectArea: plan.indirectArea, indirectMaxSegments: plan.indirectMaxSegments });
     };
-    const arena = new Arena(ctx.mem, ctx.setup.arenaBase, ctx.setup.arenaBytes);
+    this.words = ctrlWords(ctx);
+    const arena = new Arena(ctx.mem, ctx.setup.arenaBase + CTRL_BYTES, ctx.setup.arenaBytes - CTRL_BYTES);
     const budgetBytes = Math.floor(ctx.setup.arenaBytes * 0.45);
     this.endpoint = new NetEndpoint({
       mac: GUEST_MAC,
@@ -161,24 +250,68 @@ export class GuestNet {
       txq: q(TX_QUEUE),
       mtu: p.mtu,
       txLayout: p.txLayout,
+      napiBudget: p.budget,
       ...(p.rxMode !== undefined ? { rxMode: p.rxMode } : {}),
       rxMemoryBytes: budgetBytes,
       txMemoryBytes: budgetBytes,
       onReceive: (bytes, off, len, hdr) => ep.input(bytes, off, len, hdr),
     });
-    this.publishEvery = Math.min(32, plans[TX_QUEUE]!.size);
-    this.driver.disableTxInterrupts();
-  }
-
-  /** Posts the initial rx buffers and kicks if the device asks. */
-  start(): void {
-    this.driver.fillRx();
-    if (this.driver.flushRx()) this.ctx.kick.ring();
+    this.lock = bigLock(ctx, p, GUEST_THREAD_ID, this.words);
+    const d = this.driver;
+    const words = this.words;
+    const t0 = performance.now();
+    this.loop = new DriverLoop({
+      policy: p.policy,
+      kick: ctx.kick,
+      irq: ctx.irq,
+      lock: this.lock,
+      stopped: () => ctx.stopped,
+      kickBatch: Math.min(32, plans[TX_QUEUE]!.size),
+      napiBudget: p.budget,
+      onIteration: () => {
+        maybeOpenWindow(ctx, t0, p.warmupMs);
+        hooks.tick?.();
+        if (hooks.done?.() === true) ctx.block.stop();
+      },
+      ...(hooks.deadlineMs !== undefined ? { deadlineMs: hooks.deadlineMs } : {}),
+      queues: [
+        {
+          role: 'rx',
+          reap: (budget) => this.pollRx(budget),
+          // Refill only past the driver's threshold (pollRx does the same), as Linux's virtnet_poll.
+          fill: () => (d.rxq.numFree >= d.refillThreshold ? d.fillRx() : 0),
+          publish: () => d.rxq.publish(),
+          kickNeeded: () => d.rxq.kickNeeded(),
+          enableInterrupts: () => d.enableRxInterrupts(),
+          enableInterruptsDelayed: () => d.enableRxInterrupts(),
+          disableInterrupts: () => d.disableRxInterrupts(),
+          outstanding: () => d.rxq.outstanding,
+          ringFull: () => false,
+          done: () => false,
+          // Pairs with the device's Atomics.load of the same word before it looks at the rings.
+          beforeKick: () => void Atomics.add(words, KICK_WORD0 + RX_QUEUE, 1),
+        },
+        {
+          role: 'tx',
+          reap: () => this.reapTx(),
+          fill: (max) => this.emitTx(max),
+          publish: () => d.txq.publish(),
+          kickNeeded: () => d.txq.kickNeeded(),
+          enableInterrupts: () => d.enableTxInterrupts(false),
+          enableInterruptsDelayed: () => d.enableTxInterrupts(true),
+          disableInterrupts: () => d.disableTxInterrupts(),
+          outstanding: () => d.txOutstanding,
+          ringFull: () => this.txBlocked,
+          done: () => false,
+          beforeKick: () => void Atomics.add(words, KICK_WORD0 + TX_QUEUE, 1),
+        },
+      ],
+    });
   }
 
   /** "Poll rx": NAPI poll (frames go to the endpoint), refilling as the driver's threshold says. */
-  pollRx(): number {
-    return this.driver.pollRx();
+  pollRx(budget = this.p.budget): number {
+    return this.driver.pollRx(budget);
   }
 
   /** "Reap tx": take back completed tx buffers (on transmit, Linux's classic way). */
@@ -186,20 +319,24 @@ export class GuestNet {
     return this.driver.reapTx();
   }
 
-  /** "Emit tx": build what the endpoint wants to send straight into tx buffers, publishing in batches. */
-  emitTx(): number {
+  /** "Emit tx": build up to `max` frames the endpoint wants to send straight into tx buffers (not published). */
+  emitTx(max = this.p.budget): number {
     const d = this.driver;
     let n = 0;
-    while (n < this.p.budget) {
+    this.txBlocked = false;
+    while (n < max) {
       const slot = d.beginTx();
-      if (slot === null) break;
+      if (slot === null) {
+        this.txBlocked = this.endpoint.hasOutput;
+        break;
+      }
       const len = this.endpoint.nextFrame(slot.bytes, slot.offset, slot.capacityBytes, this.hdr);
       if (len === 0) {
         d.cancelTx();
         break;
       }
       d.commitTx(len, this.hdr);
-      if (++n % this.publishEvery === 0) this.publishAndKick();
+      n++;
       if (this.p.injectBadTxEvery > 0 && ++this.framesSinceBad >= this.p.injectBadTxEvery) {
         this.framesSinceBad = 0;
         this.injectBadTx();
@@ -223,63 +360,78 @@ export class GuestNet {
     this.injectedBadTx++;
   }
 
-  /** "Publish & maybe kick": make tx chains and rx buffers visible; kick when a queue asks. */
-  publishAndKick(): void {
-    const tx = this.driver.flushTx();
-    const rx = this.driver.flushRx();
-    if (tx || rx) this.ctx.kick.ring();
-  }
-
-  /** One pass of every step; returns the work done (0 = idle). */
-  step(tick?: () => void): number {
-    let work = this.pollRx();
-    work += this.reapTx();
-    tick?.();
-    work += this.emitTx();
-    this.publishAndKick();
-    return work;
-  }
-
-  /**
-   * "Sleep until interrupt": re-enable rx interrupts (and tx interrupts, delayed, when tx is
-   * blocked on completions), re-check, and wait on the irq doorbell until it rings, the deadline
-   * passes or the run stops. Returns false when the run stopped.
-   */
-  sleep(deadlineMs = Infinity): boolean {
-    const d = this.driver;
-    const irq = this.ctx.irq;
-    const seen = irq.seq();
-    const txBlocked = d.txOutstanding > 0 && this.endpoint.hasOutput;
-    let ready = d.enableRxInterrupts();
-    if (txBlocked) ready = d.enableTxInterrupts(true) || ready;
-    if (!ready) {
-      const r = irq.wait(seen, deadlineMs);
-      if (r === 'stopped') return false;
-    }
-    d.disableRxInterrupts();
-    d.disableTxInterrupts();
-    return !this.ctx.stopped;
+  /** Runs the policy's driver loop over both queues until the run stops. */
+  run(): void {
+    this.loop.run();
   }
 
   extra(): Record<string, number> {
-    return { ...this.driver.flatStats('drv.'), ...endpointStats(this.endpoint, 'guest.'), injectedBadTx: this.injectedBadTx };
+    const out: Record<string, number> = {
+      ...this.driver.flatStats('drv.'),
+      ...endpointStats(this.endpoint, 'guest.'),
+      ...notAppliedExtra(this.p),
+      injectedBadTx: this.injectedBadTx,
+    };
+    this.loop.toExtra(out);
+    return out;
   }
 }
 
 // ---------------------------------------------------------------- host side
+
+/**
+ * A backend wrapper that brackets each backend read (peekRx: the host stack builds the next
+ * frame — tap's read) with the loop's lock drop, for the 'dropped' global-lock model.
+ */
+class BackendReads implements NetBackend {
+  constructor(
+    private readonly inner: NetBackend,
+    private readonly begin: () => void,
+    private readonly end: () => void,
+  ) {}
+  get acceptsGso(): boolean {
+    return this.inner.acceptsGso;
+  }
+  get acceptsPartialCsum(): boolean {
+    return this.inner.acceptsPartialCsum;
+  }
+  send(frame: Uint8Array, offset: number, lenBytes: number, hdr: Readonly<VirtioNetHdr>): void {
+    this.inner.send(frame, offset, lenBytes, hdr);
+  }
+  peekRx(): BackendRxFrame | null {
+    this.begin();
+    try {
+      return this.inner.peekRx();
+    } finally {
+      this.end();
+    }
+  }
+  consumeRx(): void {
+    this.inner.consumeRx();
+  }
+}
+
+/** Descriptors one tx frame of up to `maxFrameBytes` takes in `layout` (1 with indirect tables). */
+function txDescsPerFrame(layout: TxLayout, maxFrameBytes: number, indirect: boolean): number {
+  const n = layout === 'inline' ? 1 : layout === 'header-apart' ? 2 : 1 + Math.ceil(maxFrameBytes / PAGE);
+  return n > 1 && indirect ? 1 : n;
+}
 
 export class HostNet {
   readonly device: NetDevice;
   readonly stack: HostStack;
   readonly backend: NetBackend;
   readonly rxq: DeviceQueue;
-  private readonly pcap: PcapFile | null;
   readonly txq: DeviceQueue;
+  readonly loop: DeviceLoop;
+  readonly lock: BigLock | null;
+  private readonly pcap: PcapFile | null;
 
   constructor(
     readonly ctx: SideContext,
     readonly p: NetParams,
     readonly features: bigint,
+    hooks: LoopHooks = {},
   ) {
     const plans = ctx.setup.queues;
     const eventIdx = (features & VirtioF.EVENT_IDX) !== 0n;
@@ -299,52 +451,98 @@ export class HostNet {
       acceptsGso: p.backendGso,
     });
     this.pcap = p.pcapPath !== '' ? openPcapFile(p.pcapPath) : null;
-    this.backend = this.pcap ? new PcapTeeBackend(this.stack, this.pcap.writer, { segmentGso: p.pcapSegmentGso }) : this.stack;
-    this.device = new NetDevice({ mem: ctx.mem, rxq: this.rxq, txq: this.txq, features, backend: this.backend, config: { mac: GUEST_MAC, mtu: p.mtu, linkUp: true } });
+    const inner: NetBackend = this.pcap ? new PcapTeeBackend(this.stack, this.pcap.writer, { segmentGso: p.pcapSegmentGso }) : this.stack;
+    const policy = p.policy;
+    const words = ctrlWords(ctx);
+    this.lock = bigLock(ctx, p, HOST_THREAD_ID, words);
+    let loop: DeviceLoop | null = null;
+    this.backend = policy.dataPath.lock === 'dropped' ? new BackendReads(inner, () => loop!.beginBackendRead(), () => loop!.endBackendRead()) : inner;
+    this.device = new NetDevice({
+      mem: ctx.mem,
+      rxq: this.rxq,
+      txq: this.txq,
+      features,
+      backend: this.backend,
+      config: { mac: GUEST_MAC, mtu: p.mtu, linkUp: true },
+      // Two copies host → guest (2008: tap read into a staging buffer, then into the guest).
+      rxStaging: policy.dataPath.copies === 2,
+    });
+    const dev = this.device;
+    const stats = dev.stats;
+    const rxq = this.rxq;
+    const txq = this.txq;
+    const maxTxFrame = (features & NetF.HOST_TSO4) !== 0n ? MAX_GSO_FRAME_BYTES : p.mtu + 18;
+    const txCap = Math.max(1, Math.floor(txq.size / txDescsPerFrame(p.txLayout, maxTxFrame, indirect)));
+    const t0 = performance.now();
+    loop = new DeviceLoop({
+      policy,
+      kick: ctx.kick,
+      irq: ctx.irq,
+      lock: this.lock,
+      stopped: () => ctx.stopped,
+      packets: () => stats.txFrames + stats.rxFrames,
+      bytes: () => stats.txBytes + stats.rxBytes,
+      onIteration: () => {
+        maybeOpenWindow(ctx, t0, p.warmupMs);
+        const failure = this.failure;
+        if (failure !== null) {
+          ctx.error(failure);
+          ctx.block.stop();
+          return;
+        }
+        hooks.tick?.();
+        if (hooks.done?.() === true) ctx.block.stop();
+      },
+      ...(hooks.deadlineMs !== undefined ? { deadlineUs: () => hooks.deadlineMs!() * 1000 } : {}),
+      queues: [
+        {
+          role: 'tx',
+          capacityPackets: txCap,
+          drain: (budget) => this.drainTx(budget),
+          publish: () => txq.publishUsed(),
+          needsNotification: () => txq.needsNotification(),
+          pending: () => txq.pending(),
+          inFlight: () => txq.inFlight,
+          disableKicks: () => txq.disableNotification(),
+          enableKicks: () => txq.enableNotification(),
+          // Pairs with the guest's Atomics.add before it rings the kick doorbell.
+          kicks: () => Atomics.load(words, KICK_WORD0 + TX_QUEUE),
+        },
+        {
+          role: 'rx',
+          capacityPackets: rxq.size,
+          drain: (budget) => this.fillRx(budget),
+          publish: () => rxq.publishUsed(),
+          needsNotification: () => rxq.needsNotification(),
+          pending: () => rxq.pending(),
+          inFlight: () => rxq.inFlight,
+          disableKicks: () => rxq.disableNotification(),
+          enableKicks: () => rxq.enableNotification(),
+          backendReadable: () => this.stack.hasRx,
+          kicks: () => Atomics.load(words, KICK_WORD0 + RX_QUEUE),
+        },
+      ],
+    });
+    this.loop = loop;
   }
 
   get endpoint(): NetEndpoint {
     return this.stack.endpoint;
   }
 
-  /** "Drain tx": frames from the guest to the host stack. */
-  drainTx(): number {
-    return this.device.processTx(this.p.budget);
+  /** "Drain tx": frames from the guest to the host stack (used entries added, not published). */
+  drainTx(budget = this.p.budget): number {
+    return this.device.processTx(budget);
   }
 
-  /** "Fill rx": frames from the host stack into the guest's rx buffers. */
-  fillRx(): number {
-    return this.device.fillRx(this.p.budget);
+  /** "Fill rx": frames from the host stack into the guest's rx buffers (not published). */
+  fillRx(budget = this.p.budget): number {
+    return this.device.fillRx(budget);
   }
 
-  /** "Publish & maybe interrupt": make used elements visible; interrupt when a queue asks. */
-  publishAndInterrupt(): void {
-    const tx = this.device.flushTx();
-    const rx = this.device.flushRx();
-    if (tx || rx) this.ctx.irq.ring();
-  }
-
-  step(tick?: () => void): number {
-    this.rxq.disableNotification();
-    this.txq.disableNotification();
-    let work = this.drainTx();
-    tick?.();
-    work += this.fillRx();
-    this.publishAndInterrupt();
-    return work;
-  }
-
-  /**
-   * "Sleep until kick": re-enable tx kicks (and rx kicks when a frame waits for buffers),
-   * re-check, and wait on the kick doorbell. Returns false when the run stopped.
-   */
-  sleep(deadlineMs = Infinity): boolean {
-    const kick = this.ctx.kick;
-    const seen = kick.seq();
-    let ready = this.txq.enableNotification();
-    if (this.stack.hasRx) ready = this.rxq.enableNotification() || ready;
-    if (!ready && kick.wait(seen, deadlineMs) === 'stopped') return false;
-    return !this.ctx.stopped;
+  /** Runs the policy's device loop over both queues until the run stops. */
+  run(): void {
+    this.loop.run();
   }
 
   /** The ring violation that broke a queue, as a sentence, or null. */
@@ -358,9 +556,16 @@ export class HostNet {
   }
 
   extra(): Record<string, number> {
-    const pcap: Record<string, number> = this.backend instanceof PcapTeeBackend ? { pcapRecorded: this.backend.recorded, pcapErrors: this.backend.recordErrors } : {};
-    return { ...this.device.flatStats('dev.'), ...endpointStats(this.endpoint, 'host.'), ...pcap };
+    const pcap: Record<string, number> = this.pcap !== null && this.backend !== this.stack ? pcapStats(this.backend) : {};
+    const out: Record<string, number> = { ...this.device.flatStats('dev.'), ...endpointStats(this.endpoint, 'host.'), ...notAppliedExtra(this.p), ...pcap };
+    this.loop.toExtra(out);
+    return out;
   }
+}
+
+function pcapStats(b: NetBackend): Record<string, number> {
+  const tee = b instanceof PcapTeeBackend ? b : null;
+  return tee ? { pcapRecorded: tee.recorded, pcapErrors: tee.recordErrors } : {};
 }
 
 function endpointStats(ep: NetEndpoint, prefix: string): Record<string, number> {
@@ -374,43 +579,24 @@ export function maybeOpenWindow(ctx: SideContext, t0: number, warmupMs: number):
   if (!ctx.windowIsOpen && performance.now() - t0 >= warmupMs) ctx.openWindow();
 }
 
-/** Either side's loop, as the workloads drive it. */
+/** Either side, as the workloads drive it. */
 export interface NetSide {
   readonly endpoint: NetEndpoint;
-  step(tick?: () => void): number;
-  sleep(deadlineMs?: number): boolean;
+  run(): void;
   extra(): Record<string, number>;
-  readonly failure?: string | null;
   close?(): void;
 }
 
 export interface LoopHooks {
-  /** Runs inside each step, after input was processed and before output is built. */
+  /** Runs at the top of each loop iteration (after the previous pass's input, before output). */
   tick?: () => void;
-  /** Called after each step; return true to end this side's loop. */
+  /** Checked each iteration; true stops the run for both sides. */
   done?: () => boolean;
-  /** Sleep deadline (performance.now() ms), e.g. a ping timeout. */
+  /** The side's own wake-up time (performance.now() ms), e.g. a ping timeout. */
   deadlineMs?: () => number;
 }
 
-/**
- * The side loop: step until idle, then sleep until the peer notifies (or a deadline), until the
- * run stops, `done` says so, or the device needs a reset (reported as a side error).
- */
-export function runLoop(ctx: SideContext, side: NetSide, warmupMs: number, hooks: LoopHooks = {}): void {
-  const t0 = performance.now();
-  for (;;) {
-    maybeOpenWindow(ctx, t0, warmupMs);
-    const work = side.step(hooks.tick);
-    const failure = side.failure ?? null;
-    if (failure !== null) {
-      ctx.error(failure);
-      ctx.block.stop();
-      return;
-    }
-    if (hooks.done?.() === true) return;
-    if (ctx.stopped) return;
-    if (work > 0) continue;
-    if (!side.sleep(hooks.deadlineMs?.() ?? Infinity)) return;
-  }
+/** Builds the side for `role` with the loop hooks. */
+export function netSide(ctx: SideContext, role: 'guest' | 'host', p: NetParams, features: bigint, hooks: LoopHooks): GuestNet | HostNet {
+  return role === 'guest' ? new GuestNet(ctx, p, features, hooks) : new HostNet(ctx, p, features, hooks);
 }

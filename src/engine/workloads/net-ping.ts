@@ -6,20 +6,20 @@
 // Params: direction 'g2h' (the guest pings the host stack) | 'h2g'; count (requests, default
 // 1000; 0 = until stopped); payloadBytes (56); timeoutMs (10); v6 (false: ICMPv6 echo when
 // true); warmupMs (0: RTTs before it are not kept); plus the net-common knobs (gso, mergeable,
-// mtu, eventIdx, budget, txLayout, rxMode). The pinging side stops the run when done.
+// mtu, eventIdx, budget, txLayout, rxMode, preset / policy: the notification policy, default
+// 'vhost'; gso defaults to the policy's). The pinging side stops the run when done.
 // Pinging side SideStats: series.rttUs (one per reply, µs), packets = replies, bytes = reply
 // payload bytes, extra.sent/received/lost/late/badData; a reply with wrong data is an error.
 
 import type { SideContext } from '../side.js';
 import type { SideStats } from '../types.js';
-import { GuestNet, HostNet, netFeatures, netParams, runLoop, type NetSide } from './net-common.js';
+import { netFeatures, netParams, netSide, type NetSide } from './net-common.js';
 
 const PING_ID = 0x7171;
 
 function runPing(ctx: SideContext, role: 'guest' | 'host'): SideStats {
-  const p = netParams(ctx, { gso: false });
+  const p = netParams(ctx);
   const features = netFeatures(p, ctx.setup.queues[0]!.indirect);
-  const side: NetSide = role === 'guest' ? new GuestNet(ctx, p, features) : new HostNet(ctx, p, features);
   const pinger = (p.direction === 'g2h') === (role === 'guest');
   const count = ctx.numParam('count', 1000);
   const payloadBytes = ctx.numParam('payloadBytes', 56);
@@ -28,7 +28,6 @@ function runPing(ctx: SideContext, role: 'guest' | 'host'): SideStats {
   if (!Number.isInteger(payloadBytes) || payloadBytes < 0 || payloadBytes > p.mtu - 48) {
     throw new RangeError(`net-ping: payloadBytes must be 0..${p.mtu - 48} (got ${payloadBytes})`);
   }
-  if (side instanceof GuestNet) side.start();
   const stats = ctx.stats;
   const rtts: number[] = [];
   let seq = 0;
@@ -39,6 +38,28 @@ function runPing(ctx: SideContext, role: 'guest' | 'host'): SideStats {
   let lost = 0;
   let late = 0;
   let badData = 0;
+  const tick = (): void => {
+    if (!pinger) return;
+    const now = performance.now();
+    if (outstanding && now - sentAt >= timeoutMs) {
+      outstanding = false;
+      lost++;
+    }
+    if (!outstanding && (count === 0 || sent < count)) {
+      seq = sent;
+      if (ep.sendEchoRequest(PING_ID, seq & 0xffff, payloadBytes, v6)) {
+        sentAt = performance.now();
+        outstanding = true;
+        sent++;
+      }
+    }
+  };
+  const side: NetSide = netSide(ctx, role, p, features, {
+    tick,
+    // Every request answered or timed out: end the run for both sides.
+    done: () => pinger && count !== 0 && sent >= count && !outstanding,
+    deadlineMs: () => (pinger && outstanding ? sentAt + timeoutMs : Infinity),
+  });
   const ep = side.endpoint;
   ep.onEchoReply = (id, replySeq, ok) => {
     const now = performance.now();
@@ -59,32 +80,8 @@ function runPing(ctx: SideContext, role: 'guest' | 'host'): SideStats {
   };
   if (!ctx.arriveAndWait()) return ctx.finish();
   if (pinger) ep.sendArpRequest();
-  const tick = (): void => {
-    if (!pinger) return;
-    const now = performance.now();
-    if (outstanding && now - sentAt >= timeoutMs) {
-      outstanding = false;
-      lost++;
-    }
-    if (!outstanding && (count === 0 || sent < count)) {
-      seq = sent;
-      if (ep.sendEchoRequest(PING_ID, seq & 0xffff, payloadBytes, v6)) {
-        sentAt = performance.now();
-        outstanding = true;
-        sent++;
-      }
-    }
-  };
-  runLoop(ctx, side, p.warmupMs, {
-    tick,
-    done: () => {
-      if (!pinger || count === 0 || sent < count || outstanding) return false;
-      ctx.block.stop(); // every request answered or timed out: end the run for both sides
-      return true;
-    },
-    deadlineMs: () => (pinger && outstanding ? sentAt + timeoutMs : Infinity),
-  });
-  (side as NetSide).close?.();
+  side.run();
+  side.close?.();
   const result = ctx.finish();
   if (pinger) {
     result.series = { rttUs: rtts };

@@ -82,11 +82,19 @@ export interface BackendStats {
   calls: number;
   /** Transmitted frames the port refused (a TAP write error). */
   portTxDrop: number;
+  /**
+   * Chains the driver had made available but the device had not popped when the ring was
+   * stopped (GET_VRING_BASE), on transmit (odd) and receive (even) queues (virtio 1.2 §5.1.2).
+   * They are not lost — the returned base resumes there, as vhost does — but a frontend that
+   * exits right after stopping counts them as sent.
+   */
+  txLeftInRingAtStop: number;
+  rxLeftInRingAtStop: number;
 }
 
 export class VhostUserBackend {
   readonly mem = new GuestMemory();
-  readonly stats: BackendStats = { messages: 0, memTables: 0, ringStarts: 0, calls: 0, portTxDrop: 0 };
+  readonly stats: BackendStats = { messages: 0, memTables: 0, ringStarts: 0, calls: 0, portTxDrop: 0, txLeftInRingAtStop: 0, rxLeftInRingAtStop: 0 };
   private features = 0n;
   private featuresSet = false;
   private protocolFeatures = 0n;
@@ -95,6 +103,7 @@ export class VhostUserBackend {
   private readonly vrings: Vring[] = [newVring(), newVring()];
   private device: FrameDevice | null = null;
   private deviceStatsTotal: FrameDeviceStats | null = null;
+
   private readonly txBuf = new Uint8Array(65536 + 64);
   private readonly outBuf = new Uint8Array(65536 + 64);
   private pendingLen = 0; // a reply that found no receive buffer yet
@@ -225,6 +234,17 @@ export class VhostUserBackend {
         const { index } = msg as { index: number };
         const v = this.vring(index, name);
         const base = v.queue !== null ? v.queue.nextAvail : v.base;
+        // virtio-net: even queues receive, odd queues transmit (virtio 1.2 §5.1.2).
+        if (v.queue !== null && !v.queue.broken) {
+          let left = 0;
+          try {
+            left = v.queue.pending();
+          } catch {
+            // A ring the driver broke just now: nothing trustworthy to count.
+          }
+          if (index % 2 === 1) this.stats.txLeftInRingAtStop += left;
+          else this.stats.rxLeftInRingAtStop += left;
+        }
         this.stopRing(index);
         if (v.kickFd >= 0) this.os.close(v.kickFd);
         v.kickFd = -1;

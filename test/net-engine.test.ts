@@ -32,7 +32,9 @@ for (const s of STREAMS) {
   test(`net-stream ${s.name}: every payload byte arrives once, in order, intact`, async () => {
     const direction = s.params.direction as string;
     const total = s.params.totalBytes as number;
-    const r = await Engine.run({ workload: 'net-stream', queues: s.queues ?? QUEUES, params: { ...s.params, verify: true, msgBytes: 50_000 }, timeoutMs: 30_000 });
+    // A send window smaller than the transfer: the sender can only finish by processing ACKs
+    // (with the default 4 MiB window a 3 MB run may end before the sender reads any).
+    const r = await Engine.run({ workload: 'net-stream', queues: s.queues ?? QUEUES, params: { ...s.params, verify: true, msgBytes: 50_000, windowBytes: 1 << 20 }, timeoutMs: 30_000 });
     const rx = receiverOf(r, direction);
     const tx = senderOf(r, direction);
     assert.equal(rx.errors, 0, rx.firstError);

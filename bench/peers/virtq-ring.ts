@@ -6,6 +6,12 @@
 //                   same two copies per packet as the bare ring; sequence and length checked;
 //                   event idx on (VIRTIO_F_EVENT_IDX, as Linux negotiates with modern devices).
 //   virtq-pingpong  the `pingpong` workload: one 64 B request in flight, RTT timed by the guest.
+//                   Spinning happens on the ring itself: with `spin` both sides poll the ring
+//                   indices with notifications suppressed (a DPDK poll-mode driver), with
+//                   `spin<N>+wait` they poll N times, then re-enable notifications, re-check and
+//                   sleep on the doorbell (vhost's busy polling); `wait` uses the doorbells only.
+//                   A side that polls gains nothing from a doorbell its peer must ring, and the
+//                   raw ping-pong it is compared with polls its one shared word the same way.
 // The kick strategy maps onto the engine's wait strategies: wait → block, spin<N>+wait → hybrid
 // with N spin iterations, spin → spin.
 
@@ -75,7 +81,7 @@ export async function runVirtqPingPong(ctx: LatencyRunContext): Promise<PingPong
     wait: waitSettingsOf(ctx.strategy),
     durationMs: ctx.warmupMs + ctx.durationMs,
     timeoutMs: ctx.warmupMs + ctx.durationMs + 30_000,
-    params: { payloadBytes: 64, warmupMs: ctx.warmupMs, ...(ctx.maxRtts !== undefined ? { count: ctx.maxRtts } : {}) },
+    params: { payloadBytes: 64, warmupMs: ctx.warmupMs, pollSpins: ctx.strategy.canSleep ? ctx.strategy.spinIters : Infinity, ...(ctx.maxRtts !== undefined ? { count: ctx.maxRtts } : {}) },
   });
   const e = r.guest.extra;
   const result: PingPongResult = {

@@ -6,7 +6,10 @@
 // raw Atomics ping-pong in `virtq bench peers`: the same wake-ups, plus the ring's work.
 //
 // Params: payloadBytes (default 64, a multiple of 4, at least 8), count (round trips; 0 = until
-// stopped), warmupMs (default 0). Results (guest): extra.rtts, extra.p50Ns, extra.p99Ns,
+// stopped), warmupMs (default 0), pollSpins (default 0): before waiting on its doorbell, each
+// side polls the ring index itself this many times with notifications suppressed (vhost's busy
+// polling; Infinity = a DPDK-style poll-mode loop that never rings or waits on a doorbell). Only
+// when the budget runs out does it re-enable notifications, re-check and sleep. Results (guest): extra.rtts, extra.p50Ns, extra.p99Ns,
 // extra.maxNs, extra.meanNs.
 
 import * as hdr from 'hdr-histogram-js';
@@ -15,6 +18,14 @@ import { DescriptorChain, DeviceQueue, DriverQueue, readFromChain } from '../../
 import { layoutOf } from '../setup.js';
 import type { SideContext } from '../side.js';
 import type { SideStats } from '../types.js';
+
+/** pollSpins may be Infinity (poll mode), which numParam (finite numbers only) would refuse. */
+function pollSpinsOf(ctx: SideContext): number {
+  const v = ctx.params.pollSpins;
+  if (v === undefined) return 0;
+  if (typeof v !== 'number' || !(v >= 0)) throw new RangeError(`pingpong: pollSpins must be a number ≥ 0 or Infinity (got ${String(v)})`);
+  return v;
+}
 
 function payloadBytesOf(ctx: SideContext): number {
   const n = ctx.numParam('payloadBytes', 64);
@@ -38,6 +49,8 @@ export function guest(ctx: SideContext): SideStats {
   const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: 3 });
   const stats = ctx.stats;
   const irq = ctx.irq;
+  const pollSpins = pollSpinsOf(ctx);
+  if (pollSpins > 0) q.disableInterrupts();
   if (!ctx.arriveAndWait()) return ctx.finish();
   const t0 = performance.now();
   let seq = 0;
@@ -48,18 +61,25 @@ export function guest(ctx: SideContext): SideStats {
     q.add1(addr, payloadBytes, false, seq);
     q.publish();
     if (q.kickNeeded()) ctx.kick.ring();
-    for (;;) {
+    for (let spins = 0; ; spins++) {
       const u = q.reap();
       if (u !== null) {
         if (u.token !== seq) ctx.error(`round trip ${seq}: got token ${u.token} back`);
         break;
       }
-      // Interrupts stay enabled: re-arm (event idx: used_event = next used) and re-check before
-      // sleeping, so a used entry published in between is not slept through.
+      if (spins < pollSpins) {
+        // Polling with interrupts off: reap's acquire load of used.idx looks again; check the
+        // stop word now and then.
+        if ((spins & 1023) === 1023 && ctx.stopped) break outer;
+        continue;
+      }
+      // Re-arm (event idx: used_event = next used) and re-check before sleeping, so a used entry
+      // published in between is not slept through.
       const seen = irq.seq();
       if (q.enableInterrupts()) continue;
       if (irq.wait(seen) === 'stopped') break outer;
     }
+    if (pollSpins > 0) q.disableInterrupts(); // the next round trip polls first again
     if (ctx.windowIsOpen) histogram.recordValue(Math.max(1, Math.round((performance.now() - start) * 1e6)));
     seq++;
     stats.packets++;
@@ -86,9 +106,11 @@ export function host(ctx: SideContext): SideStats {
   const dst32 = new Uint32Array(dst.buffer);
   const stats = ctx.stats;
   const kick = ctx.kick;
+  const pollSpins = pollSpinsOf(ctx);
+  if (pollSpins > 0) q.disableNotification();
   if (!ctx.arriveAndWait()) return ctx.finish();
   let expect = 0;
-  for (;;) {
+  for (let idle = 0; ; idle++) {
     let c;
     while ((c = q.pop(chain)) !== null) {
       if (c.readableBytes !== payloadBytes) ctx.error(`request ${expect}: length ${c.readableBytes}, expected ${payloadBytes}`);
@@ -101,11 +123,23 @@ export function host(ctx: SideContext): SideStats {
       stats.bytes += c.readableBytes;
       q.addUsed(c.head, 0);
       if (q.publishUsed() > 0 && q.needsNotification()) ctx.irq.ring();
+      idle = 0;
+    }
+    if (idle < pollSpins) {
+      // Polling with kicks off: pop's acquire load of avail.idx looks again.
+      if ((idle & 1023) === 1023 && ctx.stopped) break;
+      continue;
     }
     if (ctx.stopped) break;
     const seen = kick.seq();
-    if (q.enableNotification()) continue;
+    if (q.enableNotification()) {
+      if (pollSpins > 0) q.disableNotification();
+      idle = 0;
+      continue;
+    }
     if (kick.wait(seen) === 'stopped') break;
+    if (pollSpins > 0) q.disableNotification();
+    idle = 0;
   }
   return ctx.finish();
 }

@@ -3,13 +3,35 @@
 // to its end-to-end time; both sides agree on every frame's identity (no identity loss, no
 // length mismatch); sampling 1 in N traces exactly the frames with seq % N === 0; the device's
 // drops carry their reason and the frame's identity; policy events (notifications, tx timer)
-// are recorded; an untraced run reports nothing about tracing.
+// are recorded; an untraced run reports nothing about tracing. In one thread: a side whose count
+// no longer matches its ring position stops tracing and records an identity error (its frames
+// end incomplete, never paired with another frame); a packet whose two sides disagree on the
+// length is counted mismatched and left out.
 
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine, type EngineOptions, type EngineResult } from '../src/engine/index.js';
-import { DROP_REASONS, PACKET_POINTS, REQUIRED_POINTS, TraceKind, TraceSession, stagesOf, type TraceCollected, type TraceOptions } from '../src/trace/index.js';
+import {
+  DROP_REASONS,
+  ERROR_CODES,
+  PACKET_POINTS,
+  REQUIRED_POINTS,
+  TraceKind,
+  TraceReader,
+  TraceSession,
+  Tracer,
+  allocateTraceBuffer,
+  buildTimelines,
+  clockOriginHere,
+  decodeChunks,
+  stagesOf,
+  type TraceCollected,
+  type TraceOptions,
+  type TraceRecord,
+} from '../src/trace/index.js';
 import type { WaitStrategy } from '../src/notify/index.js';
+import { makeNetRig, netDriver } from './support/net-pair.js';
+import { emptyNetHdr } from '../src/net/header.js';
 
 const QUEUES = [{ size: 256 }, { size: 256 }];
 const TX_QUEUE = 1;
@@ -159,4 +181,93 @@ test('an untraced net-stream run reports nothing about tracing', async () => {
     assert.equal(side.extra.traceIdentityLost, undefined);
     assert.equal(side.extra.traceDroppedRecords, undefined);
   }
+});
+
+// ---- identity checks, in one thread (NetDriver and NetDevice over plain memory) ----
+
+function tracerPair(): { guest: Tracer; host: Tracer; read: () => { guest: TraceRecord[]; host: TraceRecord[] } } {
+  const origin = clockOriginHere();
+  const gs = allocateTraceBuffer(1024);
+  const hs = allocateTraceBuffer(1024);
+  const guest = new Tracer({ sab: gs, origin, everyN: 1, level: 10 });
+  const host = new Tracer({ sab: hs, origin, everyN: 1, level: 10 });
+  return {
+    guest,
+    host,
+    read: () => {
+      guest.flush();
+      host.flush();
+      return { guest: decodeChunks('guest', [new TraceReader(gs).read()]), host: decodeChunks('host', [new TraceReader(hs).read()]) };
+    },
+  };
+}
+
+const frame = (n: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i < 12 ? 0x52 : i & 0xff));
+
+test('a driver whose frame count no longer matches its tx avail position stops tracing and records an identity error', () => {
+  const t = tracerPair();
+  const r = makeNetRig({ device: { tracer: t.host } });
+  const d = netDriver(r, { tracer: t.guest });
+  /** One loop round as the loops do it: publish point, publish, device drain, used point, publish used, reap. */
+  const round = (): void => {
+    t.guest.publish(1, TX_QUEUE);
+    d.flushTx();
+    const n = r.device.processTx(64);
+    t.host.used(n, TX_QUEUE);
+    r.txq.publishUsed();
+    d.reapTx();
+  };
+  for (let k = 0; k < 3; k++) assert.ok(d.transmit(frame(100 + k), 0, 100 + k, emptyNetHdr()));
+  round();
+  assert.equal(d.traceIdentityLost, false);
+  // A chain added to the tx queue around the driver: the driver's count falls behind.
+  d.txq.add1(r.dataBase + r.dataBytes - 4096, 12 + 60, false, r.dataBase + r.dataBytes - 4096);
+  assert.ok(d.transmit(frame(200), 0, 200, emptyNetHdr()));
+  round();
+  assert.equal(d.traceIdentityLost, true);
+  assert.equal(r.device.traceIdentityLost, false, "the device's own count still matches its ring");
+  const { guest, host } = t.read();
+  const errors = guest.filter((e) => e.kind === TraceKind.Error);
+  assert.equal(errors.length, 1);
+  assert.equal(ERROR_CODES[errors[0]!.arg], 'identity');
+  const c = buildTimelines(guest, host);
+  assert.deepEqual(c.packets.map((p) => p.seq), [0, 1, 2], 'the frames before the fault are complete');
+  assert.deepEqual(c.packets.map((p) => p.lenBytes), [100, 101, 102]);
+  assert.equal(c.incomplete, 2, 'the stray chain and the frame after it: device points only');
+  assert.equal(c.mismatched, 0);
+});
+
+test('a device whose pop count no longer matches its avail position stops tracing; the frames end incomplete', () => {
+  const t = tracerPair();
+  const r = makeNetRig({ device: { tracer: t.host } });
+  const d = netDriver(r, { tracer: t.guest });
+  for (let k = 0; k < 2; k++) assert.ok(d.transmit(frame(100), 0, 100, emptyNetHdr()));
+  t.guest.publish(2, TX_QUEUE);
+  d.flushTx();
+  // A chain popped around the device: its count falls behind the ring.
+  const c0 = r.txq.pop();
+  assert.ok(c0);
+  r.txq.addUsed(c0.head, 0);
+  const n = r.device.processTx(64);
+  assert.equal(n, 1);
+  t.host.used(2, TX_QUEUE);
+  r.txq.publishUsed();
+  assert.equal(d.reapTx(), 2);
+  assert.equal(r.device.traceIdentityLost, true);
+  const { guest, host } = t.read();
+  assert.ok(host.some((e) => e.kind === TraceKind.Error && ERROR_CODES[e.arg] === 'identity'));
+  assert.equal(host.filter((e) => e.kind === TraceKind.Pop).length, 0, 'no pop recorded after the fault');
+  const c = buildTimelines(guest, host);
+  assert.equal(c.packets.length, 0);
+  assert.equal(c.incomplete, 2);
+});
+
+test('a packet whose driver and device lengths differ is counted mismatched and left out', () => {
+  const rec = (side: 'guest' | 'host', kind: TraceKind, tNs: number, id: number | undefined, arg = 0): TraceRecord => ({ side, kind, queue: 1, id, tNs, arg });
+  const guest = [rec('guest', TraceKind.Add, 0, 1), rec('guest', TraceKind.Add, 1, 2), rec('guest', TraceKind.Publish, 2, undefined, 2), rec('guest', TraceKind.Reap, 50, 1, 100), rec('guest', TraceKind.Reap, 51, 2, 100)];
+  const host = [rec('host', TraceKind.Pop, 10, 1), rec('host', TraceKind.Done, 11, 1, 100), rec('host', TraceKind.Pop, 12, 2), rec('host', TraceKind.Done, 13, 2, 60), rec('host', TraceKind.Used, 14, undefined, 2)];
+  const c = buildTimelines(guest, host);
+  assert.deepEqual(c.packets.map((p) => p.seq), [1]);
+  assert.equal(c.mismatched, 1);
+  assert.equal(c.incomplete, 0);
 });

@@ -91,32 +91,32 @@ export function registerBenchNet(bench: Command): void {
     .option('--wait <strategy>', 'both sides wait by block, hybrid (spin then block) or spin (default: the engine\'s, hybrid)')
     .option('--json', 'print the cell as JSON');
   addTraceOptions(stream).action(async (o: StreamOpts) => {
-      const direction = parseDirection(o.direction);
-      const mode = parseMode(o.mode);
-      const preset = findPreset(o.preset, mode);
-      const runs = parsePositive('--runs', o.runs);
-      const seconds = parsePositive('--seconds', o.seconds, false);
-      const progress = new ProgressLine(process.stderr);
-      const trace = runTraceFromCli(o, runs === 1, progress);
-      const t0 = performance.now();
-      const cell = await runStreamCell(
-        preset,
-        direction,
-        { runs, seconds, warmupMs: Number(o.warmupMs) },
-        {
-          mode,
-          ...parseWait(o.wait),
-          msgBytes: parsePositive('--msg-size', o.msgSize),
-          ...(o.queueSize !== undefined ? { queueSize: parsePositive('--queue-size', o.queueSize) } : {}),
-          ...(o.workload !== undefined ? { streamWorkload: o.workload } : {}),
-          ...(trace !== undefined ? { trace } : {}),
-        },
-        (run) => progress.update(`stream ${direction} "${preset.name}" run ${run}/${runs} · ${duration(performance.now() - t0)} elapsed`),
-      );
-      progress.clear();
-      process.stdout.write(o.json ? JSON.stringify({ schema: 'virtq-bench-stream/1', command: ['virtq', ...process.argv.slice(2)].join(' '), seconds, ...cell }, null, 2) + '\n' : formatStreamCell(cell, seconds));
-      if (cell.error !== undefined || cell.errors > 0) process.exitCode = 1;
-    });
+    const direction = parseDirection(o.direction);
+    const mode = parseMode(o.mode);
+    const preset = findPreset(o.preset, mode);
+    const runs = parsePositive('--runs', o.runs);
+    const seconds = parsePositive('--seconds', o.seconds, false);
+    const progress = new ProgressLine(process.stderr);
+    const trace = runTraceFromCli(o, runs === 1, progress);
+    const t0 = performance.now();
+    const cell = await runStreamCell(
+      preset,
+      direction,
+      { runs, seconds, warmupMs: Number(o.warmupMs) },
+      {
+        mode,
+        ...parseWait(o.wait),
+        msgBytes: parsePositive('--msg-size', o.msgSize),
+        ...(o.queueSize !== undefined ? { queueSize: parsePositive('--queue-size', o.queueSize) } : {}),
+        ...(o.workload !== undefined ? { streamWorkload: o.workload } : {}),
+        ...(trace !== undefined ? { trace } : {}),
+      },
+      (run) => progress.update(`stream ${direction} "${preset.name}" run ${run}/${runs} · ${duration(performance.now() - t0)} elapsed`),
+    );
+    progress.clear();
+    process.stdout.write(o.json ? JSON.stringify({ schema: 'virtq-bench-stream/1', command: ['virtq', ...process.argv.slice(2)].join(' '), seconds, ...cell }, null, 2) + '\n' : formatStreamCell(cell, seconds));
+    if (cell.error !== undefined || cell.errors > 0) process.exitCode = 1;
+  });
 
   const ping = bench
     .command('ping')
@@ -130,22 +130,22 @@ export function registerBenchNet(bench: Command): void {
     .option('--wait <strategy>', 'both sides wait by block, hybrid (spin then block) or spin (default: the engine\'s, hybrid)')
     .option('--json', 'print the cell as JSON');
   addTraceOptions(ping).action(async (o: PingOpts) => {
-      const direction = parseDirection(o.direction);
-      const mode = parseMode(o.mode);
-      const preset = findPreset(o.preset, mode);
-      const count = parsePositive('--count', o.count);
-      const progress = new ProgressLine(process.stderr);
-      const trace = runTraceFromCli(o, true, progress);
-      progress.update(`ping ${direction} "${preset.name}": ${count} requests…`);
-      const cell = await runPingCell(preset, direction, { count, pingCapMs: null }, {
-        mode,
-        ...parseWait(o.wait),
-        ...(o.queueSize !== undefined ? { queueSize: parsePositive('--queue-size', o.queueSize) } : {}),
-        ...(o.workload !== undefined ? { pingWorkload: o.workload } : {}),
-        ...(trace !== undefined ? { trace } : {}),
-      });
-      progress.clear();
-      process.stdout.write(o.json ? JSON.stringify({ schema: 'virtq-bench-ping/1', command: ['virtq', ...process.argv.slice(2)].join(' '), ...cell }, null, 2) + '\n' : formatPingCell(cell));
-      if (cell.result === null || cell.result.errors > 0) process.exitCode = 1;
+    const direction = parseDirection(o.direction);
+    const mode = parseMode(o.mode);
+    const preset = findPreset(o.preset, mode);
+    const count = parsePositive('--count', o.count);
+    const progress = new ProgressLine(process.stderr);
+    const trace = runTraceFromCli(o, true, progress);
+    progress.update(`ping ${direction} "${preset.name}": ${count} requests…`);
+    const cell = await runPingCell(preset, direction, { count, pingCapMs: null }, {
+      mode,
+      ...parseWait(o.wait),
+      ...(o.queueSize !== undefined ? { queueSize: parsePositive('--queue-size', o.queueSize) } : {}),
+      ...(o.workload !== undefined ? { pingWorkload: o.workload } : {}),
+      ...(trace !== undefined ? { trace } : {}),
     });
+    progress.clear();
+    process.stdout.write(o.json ? JSON.stringify({ schema: 'virtq-bench-ping/1', command: ['virtq', ...process.argv.slice(2)].join(' '), ...cell }, null, 2) + '\n' : formatPingCell(cell));
+    if (cell.result === null || cell.result.errors > 0) process.exitCode = 1;
+  });
 }

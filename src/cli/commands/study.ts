@@ -70,42 +70,42 @@ export function registerStudy(program: Command): void {
     .option('--ping-workload <name>', 'ping workload name or module path', 'net-ping')
     .option('--wait <strategy>', 'both sides wait by block, hybrid (spin then block) or spin (default: the engine\'s, hybrid)');
   addTraceOptions(study).action(async (o: StudyOpts) => {
-      const mode = parseMode(o.mode);
-      let rows = o.rows !== undefined ? o.rows.split(',').map((s) => findPreset(s.trim(), mode)) : studyPresets(mode);
-      if (o.rows === undefined && !o.modern) rows = rows.filter((r) => r.kind === 'rfc');
-      const base: StudyPlan = o.quick ? quickPlan(rows.length) : FAITHFUL_PLAN;
-      const plan: StudyPlan = {
-        ...base,
-        ...(o.runs !== undefined ? { runs: parsePositive('--runs', o.runs) } : {}),
-        ...(o.seconds !== undefined ? { seconds: parsePositive('--seconds', o.seconds, false) } : {}),
-        ...(o.count !== undefined ? { count: parsePositive('--count', o.count) } : {}),
-        ...(o.warmupMs !== undefined ? { warmupMs: parsePositive('--warmup-ms', o.warmupMs) } : {}),
-      };
-      const progress = new ProgressLine(process.stderr);
-      const trace = runTraceFromCli(o, false, progress);
-      const report = await runStudy({
-        rows,
-        plan,
-        mode,
-        ...parseWait(o.wait),
-        msgBytes: parsePositive('--msg-size', o.msgSize),
-        streamWorkload: o.streamWorkload,
-        pingWorkload: o.pingWorkload,
-        ...(trace !== undefined ? { trace } : {}),
-        command: ['virtq', ...process.argv.slice(2)].join(' '),
-        machine: { node: process.version, platform: `${process.platform} ${process.arch}`, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown' },
-        onProgress: (e) => progress.update(formatProgress(e)),
-      });
-      progress.clear();
-      const jsonPath = o.json ?? `${o.out}/study.json`;
-      const mdPath = o.md ?? `${o.out}/study.md`;
-      const svgPath = o.svg ?? `${o.out}/study.svg`;
-      writeOut(jsonPath, JSON.stringify(report, null, 2) + '\n');
-      writeOut(svgPath, renderSvg(report));
-      const href = relative(dirname(mdPath), svgPath) || basename(svgPath);
-      writeOut(mdPath, renderMarkdown(report, { svgHref: href }));
-      process.stdout.write(formatStudy(report));
-      process.stdout.write(`\nwrote ${jsonPath}, ${mdPath}, ${svgPath}\n`);
-      if (reportHasProblems(report)) process.exitCode = 1;
+    const mode = parseMode(o.mode);
+    let rows = o.rows !== undefined ? o.rows.split(',').map((s) => findPreset(s.trim(), mode)) : studyPresets(mode);
+    if (o.rows === undefined && !o.modern) rows = rows.filter((r) => r.kind === 'rfc');
+    const base: StudyPlan = o.quick ? quickPlan(rows.length) : FAITHFUL_PLAN;
+    const plan: StudyPlan = {
+      ...base,
+      ...(o.runs !== undefined ? { runs: parsePositive('--runs', o.runs) } : {}),
+      ...(o.seconds !== undefined ? { seconds: parsePositive('--seconds', o.seconds, false) } : {}),
+      ...(o.count !== undefined ? { count: parsePositive('--count', o.count) } : {}),
+      ...(o.warmupMs !== undefined ? { warmupMs: parsePositive('--warmup-ms', o.warmupMs) } : {}),
+    };
+    const progress = new ProgressLine(process.stderr);
+    const trace = runTraceFromCli(o, false, progress);
+    const report = await runStudy({
+      rows,
+      plan,
+      mode,
+      ...parseWait(o.wait),
+      msgBytes: parsePositive('--msg-size', o.msgSize),
+      streamWorkload: o.streamWorkload,
+      pingWorkload: o.pingWorkload,
+      ...(trace !== undefined ? { trace } : {}),
+      command: ['virtq', ...process.argv.slice(2)].join(' '),
+      machine: { node: process.version, platform: `${process.platform} ${process.arch}`, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown' },
+      onProgress: (e) => progress.update(formatProgress(e)),
     });
+    progress.clear();
+    const jsonPath = o.json ?? `${o.out}/study.json`;
+    const mdPath = o.md ?? `${o.out}/study.md`;
+    const svgPath = o.svg ?? `${o.out}/study.svg`;
+    writeOut(jsonPath, JSON.stringify(report, null, 2) + '\n');
+    writeOut(svgPath, renderSvg(report));
+    const href = relative(dirname(mdPath), svgPath) || basename(svgPath);
+    writeOut(mdPath, renderMarkdown(report, { svgHref: href }));
+    process.stdout.write(formatStudy(report));
+    process.stdout.write(`\nwrote ${jsonPath}, ${mdPath}, ${svgPath}\n`);
+    if (reportHasProblems(report)) process.exitCode = 1;
+  });
 }

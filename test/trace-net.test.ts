@@ -209,21 +209,22 @@ test('a driver whose frame count no longer matches its tx avail position stops t
   const r = makeNetRig({ device: { tracer: t.host } });
   const d = netDriver(r, { tracer: t.guest });
   /** One loop round as the loops do it: publish point, publish, device drain, used point, publish used, reap. */
-  const round = (): void => {
+  const round = (reap: boolean): void => {
     t.guest.publish(1, TX_QUEUE);
     d.flushTx();
     const n = r.device.processTx(64);
     t.host.used(n, TX_QUEUE);
     r.txq.publishUsed();
-    d.reapTx();
+    // (The stray chain's buffer is not the driver's: it is not reaped into its pool.)
+    if (reap) d.reapTx();
   };
   for (let k = 0; k < 3; k++) assert.ok(d.transmit(frame(100 + k), 0, 100 + k, emptyNetHdr()));
-  round();
+  round(true);
   assert.equal(d.traceIdentityLost, false);
   // A chain added to the tx queue around the driver: the driver's count falls behind.
   d.txq.add1(r.dataBase + r.dataBytes - 4096, 12 + 60, false, r.dataBase + r.dataBytes - 4096);
   assert.ok(d.transmit(frame(200), 0, 200, emptyNetHdr()));
-  round();
+  round(false);
   assert.equal(d.traceIdentityLost, true);
   assert.equal(r.device.traceIdentityLost, false, "the device's own count still matches its ring");
   const { guest, host } = t.read();

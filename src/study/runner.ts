@@ -93,7 +93,8 @@ async function runOne(options: EngineOptions, stopAfterReadyMs: number | undefin
   const r = await runEngine({ ...options, trace: session }, stopAfterReadyMs);
   const file = t.single === true ? t.file : traceFileFor(t.file, preset.slug, cell, run);
   const meta = { workload: options.workload, params: options.params, queues: options.queues, wait: options.wait, preset: preset.name, cell, run };
-  t.onWritten?.(writeTraceFile(session, file, meta));
+  const written = writeTraceFile(session, file, meta);
+  t.onWritten?.(written);
   return r;
 }
 

@@ -7,12 +7,20 @@
 // loop (a workload, later a notification policy) decides when to run them and how to notify.
 // Guest input is hostile: a bad header or frame is a counted drop; a ring violation breaks only
 // that queue (`needsReset`, DEVICE_NEEDS_RESET) and never throws out of a step method.
+//
+// Tracing (optional `tracer`, docs/tracing.md "virtio-net"): a tx frame's identity is the
+// number of tx chains popped before it, i.e. its avail ring position counted from 0, which is
+// how the driver numbers the frames it adds (the device pops in avail order, §2.7.13). The
+// device records `pop` right after each tx pop and `done` once the backend took the frame (or
+// it was dropped), and every drop with its reason; used and interrupt are the caller's loop's.
 
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { DescriptorChain, readFromChain, writeToChain } from '../virtqueue/chain.js';
 import type { DeviceQueue } from '../virtqueue/device-queue.js';
 import { VirtqueueError } from '../virtqueue/errors.js';
 import type { NetBackend } from '../backend/types.js';
+import { Tracer } from '../trace/tracer.js';
+import { NO_ID, type DropReason } from '../trace/schema.js';
 import { encodeNetConfig, type NetConfig } from './config.js';
 import { NetError } from './errors.js';
 import { NetF } from './features.js';
@@ -94,6 +102,8 @@ export interface NetDeviceOptions {
   maxFrameBytes?: number;
   /** Rx: copy each frame into device memory before the guest (the 2008 "two copies" path). */
   rxStaging?: boolean;
+  /** Records tx frames' pop and done points and every drop (default Tracer.off: nothing). */
+  tracer?: Tracer;
 }
 
 const DEFAULT_MAC = new Uint8Array([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
@@ -149,6 +159,12 @@ export class NetDevice {
   private readonly spare: DescriptorChain[] = [];
   private heldBytes = 0;
   private readonly segmentSink: (buf: Uint8Array, len: number) => void;
+  private readonly tracer: Tracer;
+  private readonly tracing: boolean;
+  /** Tracing: identity of the tx frame being handled (NO_ID when identities are lost). */
+  private txSeq = NO_ID;
+  /** Tracing: the pop count disagreed with the tx avail position; tx packet tracing stopped. */
+  traceIdentityLost = false;
 
   constructor(opts: NetDeviceOptions) {
     this.mem = opts.mem;
@@ -173,6 +189,8 @@ export class NetDevice {
     // GUEST_TSO4/TSO6/UFO); with it, each buffer at least the header.
     const bigRx = (opts.features & (NetF.GUEST_TSO4 | NetF.GUEST_TSO6 | NetF.GUEST_UFO)) !== 0n;
     this.rxMinBufferBytes = this.mergeable ? this.hdrBytes : bigRx ? 65562 : 1526;
+    this.tracer = opts.tracer ?? Tracer.off;
+    this.tracing = this.tracer.enabled;
     this.segmentSink = (buf, len) => {
       this.stats.txSwSegments++;
       this.toBackend(buf, 0, len, this.outHdr);
@@ -204,14 +222,33 @@ export class NetDevice {
         const c = this.txq.pop(this.txChain);
         if (c === null) break;
         n++;
+        if (this.tracing) this.tracePop();
         this.stats.txChains++;
         this.handleTxChain(c);
+        if (this.tracing && this.txSeq !== NO_ID) this.tracer.done(this.txSeq, Math.max(0, c.readableBytes - this.hdrBytes), this.txq.index);
         this.txq.addUsed(c.head, 0);
       }
     } catch (e) {
       this.queueFailed(e);
     }
     return n;
+  }
+
+  /** Tracing: the identity of the chain just popped (tx chains popped before it) and its pop point. */
+  private tracePop(): void {
+    const seq = this.stats.txChains >>> 0;
+    // nextAvail has moved past the chain: its avail position is one less. A mismatch (a ring
+    // restored mid-stream, a pop around this device) would pair the wrong frames: stop instead.
+    if (!this.traceIdentityLost && ((this.txq.nextAvail - 1) & 0xffff) !== (seq & 0xffff)) {
+      this.traceIdentityLost = true;
+      this.tracer.error('identity', seq, this.txq.index);
+    }
+    if (this.traceIdentityLost) {
+      this.txSeq = NO_ID;
+      return;
+    }
+    this.txSeq = seq;
+    this.tracer.pop(seq, this.txq.index);
   }
 
   /** "Publish tx": publishes used tx elements; true when the driver wants an interrupt. */
@@ -309,6 +346,7 @@ export class NetDevice {
   private dropTx(reason: NetTxDrop): void {
     this.stats.txDropped++;
     this.stats.txDrops[reason] = (this.stats.txDrops[reason] ?? 0) + 1;
+    if (this.tracing) this.tracer.drop(TX_DROP_TRACE[reason], this.txSeq, this.txq.index);
   }
 
   // ---- rx: backend → guest ----
@@ -514,6 +552,8 @@ export class NetDevice {
   private dropRx(reason: NetRxDrop): RxResult {
     this.stats.rxDropped++;
     this.stats.rxDrops[reason] = (this.stats.rxDrops[reason] ?? 0) + 1;
+    // Host → guest frames have no identity in the trace (docs/tracing.md): the drop only.
+    if (this.tracing) this.tracer.drop(RX_DROP_TRACE[reason], NO_ID, this.rxq.index);
     return 'dropped';
   }
 
@@ -534,6 +574,34 @@ export class NetDevice {
   }
 }
 
+/** Each tx drop reason as the trace's coarser vocabulary (the exact reason is in txDrops). */
+const TX_DROP_TRACE: Readonly<Record<NetTxDrop, DropReason>> = {
+  'frame-too-short': 'too-short',
+  'frame-too-long': 'too-long',
+  'rx-only-flags': 'bad-header',
+  'needs-csum-not-negotiated': 'checksum',
+  'csum-start-past-frame': 'checksum',
+  'csum-offset-past-frame': 'checksum',
+  'gso-type-unknown': 'bad-header',
+  'gso-type-not-negotiated': 'bad-header',
+  'gso-ecn-not-negotiated': 'bad-header',
+  'gso-without-needs-csum': 'bad-header',
+  'gso-size-zero': 'bad-header',
+  'hdr-len-past-frame': 'bad-header',
+  'header-truncated': 'bad-header',
+  'gso-unsupported': 'bad-header',
+  'gso-malformed': 'bad-header',
+};
+
+/** Each rx drop reason as the trace's coarser vocabulary (the exact reason is in rxDrops). */
+const RX_DROP_TRACE: Readonly<Record<NetRxDrop, DropReason>> = {
+  'rx-frame-too-short': 'too-short',
+  'rx-frame-too-long': 'too-long',
+  'rx-gso-not-negotiated': 'bad-header',
+  'rx-bad-csum-offsets': 'checksum',
+  'rx-buffer-too-small': 'no-buffer',
+  'rx-no-room': 'no-buffer',
+};
 
 function copyHdr(to: VirtioNetHdr, from: Readonly<VirtioNetHdr>): void {
   to.flags = from.flags;

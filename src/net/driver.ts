@@ -5,11 +5,18 @@
 // threshold. Does not wait or ring doorbells: flushTx/flushRx return whether to kick and the
 // caller's loop decides (so notification policies can drive it). The device is untrusted too:
 // a bad header or num_buffers is a counted error and the buffers are recycled.
+//
+// Tracing (optional `tracer`, docs/tracing.md "virtio-net"): each tx frame's identity is its
+// position in the tx queue's avail ring counted from 0 (the frames committed so far), which the
+// device counts the same way as it pops chains in avail order. The driver records `add` when
+// beginTx hands out the buffer the frame is built in and `reap` when the used entry comes back;
+// publish and kick are the caller's loop's. With tracing off each point costs one boolean test.
 
 import type { Arena } from '../memory/arena.js';
 import { BufferPool } from '../memory/arena.js';
 import type { GuestMemory, MemoryRegion } from '../memory/guest-memory.js';
 import type { DriverQueue, Segment } from '../virtqueue/driver-queue.js';
+import { Tracer } from '../trace/tracer.js';
 import { NetError } from './errors.js';
 import { NetF } from './features.js';
 import { MAX_GSO_FRAME_BYTES, decodeNetHdr, emptyNetHdr, encodeNetHdr, headerLayout, NET_HDR_BYTES, type NetHdrLayout, type VirtioNetHdr } from './header.js';
@@ -69,6 +76,8 @@ export interface NetDriverOptions {
   /** Refill the rx ring once this many descriptors are free (default min(budget, size) / 2). */
   refillThreshold?: number;
   onReceive?: ReceiveCallback;
+  /** Records tx frames' add and reap points (default Tracer.off: nothing). */
+  tracer?: Tracer;
 }
 
 const PAGE = 4096;
@@ -122,6 +131,15 @@ export class NetDriver {
   private readonly segs: Segment[][] = [];
   private readonly noSegs: Segment[] = [];
   private readonly reasm: Uint8Array;
+  // Tracing: the tracer, its cached switch, the add time taken at beginTx, and per head the
+  // traced frame's identity and length (read back at reap).
+  private readonly tracer: Tracer;
+  private readonly tracing: boolean;
+  private addNs = -1;
+  private readonly txSeqOfHead: Uint32Array;
+  private readonly txLenOfHead: Uint32Array;
+  /** Tracing: the frame count disagreed with the tx avail position; tx tracing stopped. */
+  traceIdentityLost = false;
 
   constructor(opts: NetDriverOptions) {
     this.mem = opts.mem;
@@ -162,6 +180,10 @@ export class NetDriver {
     this.refillThreshold = opts.refillThreshold ?? Math.max(1, Math.floor(Math.min(this.napiBudget, this.rxq.size) / 2));
     this.onReceive = opts.onReceive ?? null;
     this.reasm = new Uint8Array(this.rxMode === 'mergeable' ? this.hdrBytes + MAX_GSO_FRAME_BYTES : 0);
+    this.tracer = opts.tracer ?? Tracer.off;
+    this.tracing = this.tracer.enabled;
+    this.txSeqOfHead = new Uint32Array(this.tracing ? this.txq.size : 0);
+    this.txLenOfHead = new Uint32Array(this.tracing ? this.txq.size : 0);
     for (let n = 0; n <= 1 + Math.ceil(Math.max(this.rxBufBytes, this.txBufBytes) / PAGE); n++) {
       this.segs.push(Array.from({ length: n }, () => ({ addr: 0, len: 0 })));
     }
@@ -192,6 +214,8 @@ export class NetDriver {
     s.bytes = this.region.u8;
     s.offset = addr - this.region.guestAddr + this.hdrBytes;
     s.capacityBytes = this.maxTxFrameBytes;
+    // The frame that may be built here is the next one committed (a cancel takes no identity).
+    if (this.tracing) this.addNs = this.traceIdentityLost ? -1 : this.tracer.addTime(this.stats.txFrames >>> 0);
     return s;
   }
 
@@ -244,8 +268,25 @@ export class NetDriver {
       this.stats.txBusy++;
       return;
     }
+    if (this.tracing) this.traceAdd(head, frameBytes);
     this.stats.txFrames++;
     this.stats.txBytes += frameBytes;
+  }
+
+  /** Tracing: records the add of the frame just added at `head` (its identity: frames committed before it). */
+  private traceAdd(head: number, frameBytes: number): void {
+    const seq = this.stats.txFrames >>> 0;
+    // The identity must be the chain's avail position (what the device counts); a chain added to
+    // the tx queue around this driver would break that: stop tracing tx rather than mix frames.
+    if (!this.traceIdentityLost && ((this.txq.stats.added - 1) & 0xffff) !== (seq & 0xffff)) {
+      this.traceIdentityLost = true;
+      this.tracer.error('identity', seq, this.txq.index);
+    }
+    if (this.traceIdentityLost) return;
+    this.txSeqOfHead[head] = seq;
+    this.txLenOfHead[head] = frameBytes;
+    this.tracer.addAt(seq, this.addNs, this.txq.index);
+    this.addNs = -1;
   }
 
   /** Copies `frame[offset…offset+lenBytes)` into a tx buffer and queues it; false when busy. */
@@ -271,7 +312,9 @@ export class NetDriver {
   reapTx(): number {
     let n = 0;
     let u;
+    const tracing = this.tracing && !this.traceIdentityLost;
     while ((u = this.txq.reap()) !== null) {
+      if (tracing) this.tracer.reap(this.txSeqOfHead[u.head]!, this.txLenOfHead[u.head]!, this.txq.index);
       this.txPool.put(u.token);
       n++;
     }

@@ -95,12 +95,23 @@ export interface DeviceLoopOptions {
    * timeout; the loop sleeps no later than this (precisely) and calls onIteration after.
    */
   deadlineUs?(): number;
+  // Observation hooks (tracing); absent, the loop behaves exactly the same.
+  /** Called just before the loop rings the irq doorbell for queue `queue` (its index in `queues`). */
+  beforeInterrupt?(queue: number): void;
+  /** Called each time a sleep on the kick doorbell returns. */
+  afterWake?(result: WaitResult): void;
+  /** Queue `queue`'s tx mitigation armed (or moved) its timer, due `inUs` from now. */
+  onTimerArmed?(queue: number, inUs: number): void;
+  /** Queue `queue`'s tx timer deadline was handled `latenessUs` after it passed. */
+  onTimerFired?(queue: number, latenessUs: number): void;
 }
 
 /** Kicks replayed into the tx mitigation per pass (more only repeat the same decision). */
 const MAX_KICKS_PER_PASS = 4;
 
 interface QState {
+  /** Position in DeviceLoopOptions.queues. */
+  index: number;
   cb: DeviceQueueCallbacks;
   tx: TxMitigationHooks | null;
   irq: InterruptHooks;
@@ -161,6 +172,7 @@ export class DeviceLoop {
       const tx = cb.role === 'tx' ? (o.modules?.tx?.(i, cap) ?? createTxMitigation(p.tx, cap)) : null;
       const burst = tx?.burst ?? Infinity;
       return {
+        index: i,
         cb,
         tx,
         irq: o.modules?.interrupts?.(i) ?? new InterruptPolicy(p.interrupts),
@@ -228,6 +240,7 @@ export class DeviceLoop {
         }
         if (o.stopped() || this.allDone) break;
         const r = this.sleep(seen);
+        o.afterWake?.(r);
         if (r === 'stopped') break;
         if (r === 'rung') wokeByRing = true;
         else c.timerWakeups++;
@@ -395,6 +408,16 @@ export class DeviceLoop {
   }
 
   private passTx(q: QState, now: number, kicks: number): boolean {
+    const armed = this.o.onTimerArmed;
+    if (armed === undefined) return this.passTxInner(q, now, kicks);
+    const before = q.tx!.deadlineUs();
+    const worked = this.passTxInner(q, now, kicks);
+    const after = q.tx!.deadlineUs();
+    if (after !== before && after !== Infinity) armed(q.index, after - this.clock.nowUs());
+    return worked;
+  }
+
+  private passTxInner(q: QState, now: number, kicks: number): boolean {
     const tx = q.tx!;
     const cb = q.cb;
     let action: 'flush' | 'defer' = 'defer';
@@ -409,7 +432,10 @@ export class DeviceLoop {
       if (kicks === 0 && pending > 0 && cb.kicks !== undefined) q.owedKick = true;
       for (let i = 0; i < n && action === 'defer' && pending > 0; i++) action = tx.onKick(now, pending);
     }
-    if (action === 'defer' && tx.deadlineUs() <= now) action = tx.onTimer(now);
+    if (action === 'defer' && tx.deadlineUs() <= now) {
+      this.o.onTimerFired?.(q.index, now - tx.deadlineUs());
+      action = tx.onTimer(now);
+    }
     if (action === 'defer') {
       if (tx.kicksSuppressed) cb.disableKicks();
       return false;
@@ -480,6 +506,7 @@ export class DeviceLoop {
     if (d === 'force' || wanted) {
       if (d === 'force' && !wanted) c.irqForced++;
       c.interrupts++;
+      this.o.beforeInterrupt?.(q.index);
       this.o.irq.ring();
       if (this.adaptive !== null) {
         this.events++;

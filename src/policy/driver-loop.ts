@@ -11,6 +11,7 @@
 import type { PolicyConfig } from './config.js';
 import type { LoopDoorbell } from './device-loop.js';
 import type { BigLock } from './lock.js';
+import type { WaitResult } from '../notify/doorbell.js';
 
 /** One driver queue as the loop sees it; the workload implements these with a DriverQueue. */
 export interface DriverQueueCallbacks {
@@ -64,6 +65,10 @@ export interface DriverLoopOptions {
   /** Kick unconditionally when a tx add fails for lack of room (Linux virtqueue_add). Default true. */
   kickOnRingFull?: boolean;
   onIteration?(): void;
+  /** Called each time a wait on the irq doorbell returns (tracing: the driver's wake point). Optional. */
+  afterWake?(result: WaitResult): void;
+  /** Called where a tx queue is counted full (once per episode, with ringFullEvents). Optional. */
+  onRingFull?(queue: DriverQueueCallbacks): void;
 }
 
 export class DriverLoopCounters {
@@ -182,6 +187,7 @@ export class DriverLoop {
       return true;
     }
     const r = this.o.irq.wait(seen);
+    this.o.afterWake?.(r);
     q.disableInterrupts();
     if (r === 'stopped') return false;
     c.interruptsTaken++;
@@ -218,6 +224,7 @@ export class DriverLoop {
       if (q.ringFull() && !fullEpisode) {
         fullEpisode = true;
         c.ringFullEvents++;
+        o.onRingFull?.(q);
         // The driver kicks when an add fails for lack of descriptors, suppressed or not: what
         // the device's ring-full heuristic keys on (reference §0).
         if (this.kickOnRingFull) this.kick(true);
@@ -305,6 +312,7 @@ export class DriverLoop {
           } else if (q.ringFull() && !fullEpisode[i]) {
             fullEpisode[i] = true;
             c.ringFullEvents++;
+            o.onRingFull?.(q);
             // Linux kicks when an add fails for lack of room, suppressed or not (reference §0).
             if (this.kickOnRingFull) this.kick(true, q);
           }
@@ -341,6 +349,7 @@ export class DriverLoop {
       }
       const deadline = o.deadlineMs?.() ?? Infinity;
       const r = deadline === Infinity ? o.irq.wait(seen) : o.irq.waitUntil(seen, deadline);
+      o.afterWake?.(r);
       for (const q of this.qs) q.disableInterrupts();
       if (r === 'stopped') break;
       if (r !== 'rung') continue;

@@ -2,9 +2,13 @@
 // for one preset and direction, and the whole matrix (rows × stream g→h, stream h→g, ping g→h,
 // ping h→g) with progress events. Node-only through the engine (worker threads); everything
 // else in src/study is pure and not re-exported with this from index.ts. A cell that fails (the
-// workload throws, the run times out) is recorded with its error and the study goes on.
+// workload throws, the run times out) is recorded with its error and the study goes on. With
+// `trace`, every engine run is traced into its own file (docs/tracing.md): FILE for a command's
+// only run, else FILE with a `-<row>-<cell>-<run>` suffix before its extension.
 
 import { Engine, type EngineOptions, type EngineResult, type WaitSettings } from '../engine/index.js';
+import { TraceSession, type TraceOptions } from '../trace/session.js';
+import { writeTraceFile, type TraceFileSummary } from '../trace/output.js';
 import { type Direction, type Mechanism, type StreamRun, pingResultOf, streamRunOf } from './measure.js';
 import { DEFAULT_PING_WORKLOAD, DEFAULT_STREAM_WORKLOAD, REPORT_SCHEMA, type PingCell, type ProgressEvent, type RowResult, type StreamCell, type StudyReport } from './report.js';
 import { FAITHFUL_PLAN, estimatePingMs, estimateStreamRunMs, etaMs, type StudyPlan } from './plan.js';
@@ -58,6 +62,40 @@ export interface CellOptions {
   wait?: WaitSettings;
   /** Injected for tests; default Engine.run. */
   runEngine?: RunEngine;
+  /** Trace every engine run into its own file (see RunTrace). */
+  trace?: RunTrace;
+}
+
+/** Tracing for the runs of a cell or a study: one TraceSession and one file per engine run. */
+export interface RunTrace extends TraceOptions {
+  /** The file for a single run; with several, the stem that gets `-<row>-<cell>-<run>` before its extension. */
+  file: string;
+  /** True when the command makes exactly one run: it writes `file` itself. Default false. */
+  single?: boolean;
+  /** Called after each trace file is written. */
+  onWritten?(summary: TraceFileSummary): void;
+}
+
+/** `runs.ndjson` → `runs-<row>-<cell>-<run>.ndjson` (the suffix goes before the last extension, if any). */
+export function traceFileFor(file: string, row: string, cell: string, run: number): string {
+  const suffix = `-${row}-${cell}-${run}`;
+  const slash = Math.max(file.lastIndexOf('/'), file.lastIndexOf('\\'));
+  const dot = file.lastIndexOf('.');
+  return dot > slash + 1 ? file.slice(0, dot) + suffix + file.slice(dot) : file + suffix;
+}
+
+/** Runs one engine run, traced into its own file when `o.trace` asks. */
+async function runOne(options: EngineOptions, stopAfterReadyMs: number | undefined, o: CellOptions, preset: StudyPreset, cell: string, run: number): Promise<EngineResult> {
+  const runEngine = o.runEngine ?? runEngineTimed;
+  const t = o.trace;
+  if (t === undefined) return runEngine(options, stopAfterReadyMs);
+  const session = new TraceSession(t);
+  const r = await runEngine({ ...options, trace: session }, stopAfterReadyMs);
+  const file = t.single === true ? t.file : traceFileFor(t.file, preset.slug, cell, run);
+  const meta = { workload: options.workload, params: options.params, queues: options.queues, wait: options.wait, preset: preset.name, cell, run };
+  const written = writeTraceFile(session, file, meta);
+  t.onWritten?.(written);
+  return r;
 }
 
 function meanMechanism(runs: StreamRun[]): Mechanism | null {
@@ -95,10 +133,9 @@ function commonParams(preset: StudyPreset, o: CellOptions): Record<string, unkno
 }
 
 /** One netperf-like run: sender on one side, receiver counts payload in the measured window. */
-export async function runStreamOnce(preset: StudyPreset, direction: Direction, plan: Pick<StudyPlan, 'seconds' | 'warmupMs'>, o: CellOptions = {}): Promise<StreamRun> {
-  const run = o.runEngine ?? runEngineTimed;
+export async function runStreamOnce(preset: StudyPreset, direction: Direction, plan: Pick<StudyPlan, 'seconds' | 'warmupMs'>, o: CellOptions = {}, runNo = 1): Promise<StreamRun> {
   const stopAfterMs = plan.warmupMs + plan.seconds * 1000;
-  const r = await run({
+  const r = await runOne({
     workload: o.streamWorkload ?? DEFAULT_STREAM_WORKLOAD,
     queues: queuesFor(preset, o),
     arenaBytes: arenaBytesFor(preset, o),
@@ -113,7 +150,7 @@ export async function runStreamOnce(preset: StudyPreset, direction: Direction, p
     },
     ...(o.wait ? { wait: o.wait } : {}),
     timeoutMs: stopAfterMs + 60_000,
-  }, stopAfterMs);
+  }, stopAfterMs, o, preset, `stream-${direction}`, runNo);
   return streamRunOf(direction, r.guest, r.host);
 }
 
@@ -130,7 +167,7 @@ export async function runStreamCell(
   for (let i = 0; i < plan.runs; i++) {
     onRun?.(i + 1);
     try {
-      runs.push(await runStreamOnce(preset, direction, plan, o));
+      runs.push(await runStreamOnce(preset, direction, plan, o, i + 1));
     } catch (e) {
       error = `run ${i + 1}: ${errText(e)}`;
       break;
@@ -156,10 +193,9 @@ export async function runStreamCell(
 
 /** A ping -f cell: `count` echo requests, 56-byte payload, next on reply or after 10 ms. */
 export async function runPingCell(preset: StudyPreset, direction: Direction, plan: Pick<StudyPlan, 'count' | 'pingCapMs'>, o: CellOptions = {}): Promise<PingCell> {
-  const run = o.runEngine ?? runEngineTimed;
   const cell: PingCell = { kind: 'ping', direction, preset: preset.name, queueSize: o.queueSize ?? preset.ringSize, count: plan.count, result: null };
   try {
-    const r = await run({
+    const r = await runOne({
       workload: o.pingWorkload ?? DEFAULT_PING_WORKLOAD,
       queues: queuesFor(preset, o),
       arenaBytes: arenaBytesFor(preset, o),
@@ -167,7 +203,7 @@ export async function runPingCell(preset: StudyPreset, direction: Direction, pla
       ...(o.wait ? { wait: o.wait } : {}),
       // Worst case every request waits the full 10 ms.
       timeoutMs: (plan.pingCapMs ?? plan.count * 11) + 60_000,
-    }, plan.pingCapMs ?? undefined);
+    }, plan.pingCapMs ?? undefined, o, preset, `ping-${direction}`, 1);
     cell.result = pingResultOf(direction, r.guest, r.host);
   } catch (e) {
     cell.error = errText(e);

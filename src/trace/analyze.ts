@@ -222,7 +222,8 @@ export function formatReport(r: TraceReport): string {
   const col = (s: string): string => s.padStart(10);
   const lines = [
     `trace: ${r.packets} packets (sample 1 in ${String(r.run.sample)}, workload ${String(r.run.workload ?? '?')}), ` +
-      `incomplete ${String(r.run.incomplete ?? 0)}, out of order ${r.outOfOrder}, dropped records ${JSON.stringify(r.run.droppedRecords ?? {})}`,
+      `incomplete ${String(r.run.incomplete ?? 0)}, out of order ${r.outOfOrder}, ` +
+      `${Number(r.run.mismatched ?? 0) > 0 ? `mismatched ${String(r.run.mismatched)}, ` : ''}dropped records ${JSON.stringify(r.run.droppedRecords ?? {})}`,
     `${'stage'.padEnd(w)} ${col('count')}${col('p50')}${col('p90')}${col('p99')}${col('max')}`,
   ];
   for (const s of rows) lines.push(`${s.name.padEnd(w)} ${col(String(s.count))}${col(fmtNs(s.p50Ns))}${col(fmtNs(s.p90Ns))}${col(fmtNs(s.p99Ns))}${col(fmtNs(s.maxNs))}`);

@@ -76,6 +76,7 @@ export function writeTraceFile(session: TraceSession, path: string, meta: Record
         events: c.events.length,
         incomplete: c.incomplete,
         outOfOrder: c.outOfOrder,
+        mismatched: c.mismatched,
         filteredFast: c.filteredFast,
         droppedRecords: c.dropped,
         records: c.records,

@@ -8,7 +8,8 @@
 import type { Command } from 'commander';
 import { Engine, type EngineOptions, type EngineResult } from '../engine/index.js';
 import { writeTraceFile, type TraceFileSummary } from './output.js';
-import { TraceSession, type TraceOptions } from './session.js';
+import { TraceSession, TraceOptionsError, type TraceOptions } from './session.js';
+import { TRACE_LEVELS } from './schema.js';
 
 export interface TraceCliOptions {
   trace?: string;
@@ -26,12 +27,22 @@ export function addTraceOptions(cmd: Command): Command {
     .option('--trace-level <level>', 'lowest trace level recorded: trace (packets) | debug | info | warn | error', 'trace');
 }
 
-/** The TraceOptions a command's parsed options ask for, or undefined without --trace. */
+/**
+ * The TraceOptions a command's parsed options ask for, or undefined without --trace. Checked
+ * here, so a bad value fails the command before any run (TraceOptionsError).
+ */
 export function traceOptionsFromCli(o: TraceCliOptions): (TraceOptions & { file: string }) | undefined {
   if (o.trace === undefined) return undefined;
   const t: TraceOptions & { file: string } = { file: o.trace, sample: Number(o.traceSample ?? '1') };
-  if (o.traceSlowerThanUs !== undefined) t.slowerThanUs = Number(o.traceSlowerThanUs);
-  if (o.traceLevel !== undefined) t.level = o.traceLevel as NonNullable<TraceOptions['level']>;
+  if (!Number.isInteger(t.sample) || t.sample! < 1) throw new TraceOptionsError(`--trace-sample must be an integer ≥ 1 (got ${o.traceSample})`);
+  if (o.traceSlowerThanUs !== undefined) {
+    t.slowerThanUs = Number(o.traceSlowerThanUs);
+    if (!(t.slowerThanUs >= 0)) throw new TraceOptionsError(`--trace-slower-than-us must be a number ≥ 0 (got ${o.traceSlowerThanUs})`);
+  }
+  if (o.traceLevel !== undefined) {
+    if (!(o.traceLevel in TRACE_LEVELS)) throw new TraceOptionsError(`--trace-level must be one of ${Object.keys(TRACE_LEVELS).join(', ')} (got ${o.traceLevel})`);
+    t.level = o.traceLevel as NonNullable<TraceOptions['level']>;
+  }
   return t;
 }
 

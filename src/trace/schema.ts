@@ -63,7 +63,8 @@ export const REQUIRED_POINTS: readonly PacketPoint[] = ['add', 'publish', 'pop',
 export const DROP_REASONS = ['other', 'ring-full', 'no-buffer', 'bad-header', 'too-long', 'too-short', 'checksum', 'backend', 'queue-broken', 'stopped'] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 /** Error codes, by code (the arg of an Error record). Append only. */
-export const ERROR_CODES = ['other', 'verify', 'virtqueue', 'memory', 'net', 'backend', 'timeout'] as const;
+/** `identity`: a side's packet count disagreed with the ring position it counts (tracing of that queue stops). */
+export const ERROR_CODES = ['other', 'verify', 'virtqueue', 'memory', 'net', 'backend', 'timeout', 'identity'] as const;
 export type TraceErrorCode = (typeof ERROR_CODES)[number];
 
 // ---- binary record layout (little-endian, native typed arrays) ----

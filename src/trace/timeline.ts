@@ -11,7 +11,9 @@
 // pair out of order (pop before publish, reap before used) shows a clock or recording fault and
 // is counted, never hidden. A Gap record (the buffer dropped records there) ends every batch in
 // progress on its thread: packets waiting for a publish or a used are counted incomplete rather
-// than given a later batch's time.
+// than given a later batch's time. Both sides state the packet's length (reap and done); when
+// they disagree the two identities named different packets: the packet is counted `mismatched`
+// and left out, never shown as one timeline made of two packets.
 
 import type { TraceChunk } from './buffer.js';
 import { DROP_REASONS, ERROR_CODES, FLAG_HAS_ID, KIND_INFO, PACKET_POINTS, REQUIRED_POINTS, TraceKind, type PacketPoint } from './schema.js';
@@ -44,6 +46,8 @@ export interface TimelineResult {
   incomplete: number;
   /** Complete packets whose points are not in time order (cross-thread clock fault). */
   outOfOrder: number;
+  /** Packets whose driver (reap) and device (done) lengths differ: an identity fault, left out. */
+  mismatched: number;
   /** Non-packet events (policy, drops, errors), time-ordered. */
   events: TraceRecord[];
 }
@@ -64,6 +68,8 @@ export function decodeChunks(side: Side, chunks: readonly TraceChunk[]): TraceRe
 
 interface Partial_ {
   tainted?: boolean;
+  /** The device's length differs from the driver's. */
+  lenDiffers?: boolean;
   queue: number;
   lenBytes: number;
   points: Partial<Record<PacketPoint, number>>;
@@ -149,6 +155,7 @@ export function buildTimelines(guest: readonly TraceRecord[], host: readonly Tra
         const p = get(r.id!, r.queue);
         p.points.done = r.tNs;
         if (p.lenBytes === 0) p.lenBytes = r.arg;
+        else if (p.points.reap !== undefined && r.arg !== p.lenBytes) p.lenDiffers = true;
         done.push(p);
         break;
       }
@@ -168,10 +175,15 @@ export function buildTimelines(guest: readonly TraceRecord[], host: readonly Tra
   const packets: PacketTimeline[] = [];
   let incomplete = 0;
   let outOfOrder = 0;
+  let mismatched = 0;
   for (const [seq, p] of pk) {
     const t = p.points;
     if (p.tainted || REQUIRED_POINTS.some((k) => t[k] === undefined)) {
       incomplete++;
+      continue;
+    }
+    if (p.lenDiffers) {
+      mismatched++;
       continue;
     }
     // Keep optional points only where they can have caused the packet's progress.
@@ -194,7 +206,7 @@ export function buildTimelines(guest: readonly TraceRecord[], host: readonly Tra
   }
   packets.sort((a, b) => a.points.add! - b.points.add!);
   events.sort((a, b) => a.tNs - b.tNs);
-  return { packets, incomplete, outOfOrder, events };
+  return { packets, incomplete, outOfOrder, mismatched, events };
 }
 
 /** The stages of a timeline: consecutive present points, as [from, to, durationNs]. */

@@ -149,6 +149,22 @@ export class Tracer {
     this.writer!.put(TraceKind.Add, queue, seq, this.stamp(), 0);
   }
 
+  /**
+   * Reads the clock for packet `seq`'s add when the packet is only certain later (a frame whose
+   * building may still be cancelled): returns the time to pass to addAt, or −1 when `seq` is not
+   * sampled. Stamps queued end points like every clock read.
+   */
+  addTime(seq: number): number {
+    return this.sampled(seq) ? this.stamp() : -1;
+  }
+
+  /** Records packet `seq`'s add at `tNs` from addTime (nothing when it is negative). */
+  addAt(seq: number, tNs: number, queue = 0): void {
+    if (tNs < 0 || this.writer === null) return;
+    this.batchSampled = true;
+    this.writer.put(TraceKind.Add, queue, seq, tNs, 0);
+  }
+
   /** The driver is about to publish `entries` new avail entries (call before the store). */
   publish(entries: number, queue = 0): void {
     this.publishSampled = this.batchSampled;

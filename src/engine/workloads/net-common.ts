@@ -8,6 +8,13 @@
 // interrupt rules, rx kick suppression, busy polling, the QEMU-2008 global lock and counters.
 // Queue 0 is rx, queue 1 tx (§5.1.2). Kicks carry their queue index through two shared counters
 // (the QueueNotify register, §4.2.2.2), so an rx refill kick never arms the tx timer.
+//
+// Tracing (ctx.tracer, docs/tracing.md "virtio-net"): every guest → host frame on the tx queue
+// is a traced packet, its identity its avail position counted from 0 (NetDriver numbers the
+// frames it adds, NetDevice the chains it pops: the same order). NetDriver records add and
+// reap, NetDevice pop, done and drops; this file adds the loop-level points for the tx queue
+// (publish, kick, used, interrupt, both wakes) and the policy events (notifications on/off per
+// queue, tx timer armed/fired, ring full). Untraced, the callbacks are the plain ones.
 
 import { Arena } from '../../memory/index.js';
 import { DeviceQueue, DriverQueue } from '../../virtqueue/index.js';
@@ -24,6 +31,7 @@ import type { BackendRxFrame, NetBackend } from '../../backend/types.js';
 import { BIG_LOCK_WORDS, BigLock, DeviceLoop, DriverLoop, performanceClock, resolvePolicy, type PolicyConfig } from '../../policy/index.js';
 import { layoutOf } from '../setup.js';
 import type { SideContext } from '../side.js';
+import type { Tracer } from '../../trace/tracer.js';
 
 export const GUEST_MAC = macFromString('52:54:00:12:34:56');
 export const HOST_MAC = macFromString('52:54:00:ab:cd:ef');
@@ -255,11 +263,29 @@ export class GuestNet {
       rxMemoryBytes: budgetBytes,
       txMemoryBytes: budgetBytes,
       onReceive: (bytes, off, len, hdr) => ep.input(bytes, off, len, hdr),
+      tracer: ctx.tracer,
     });
     this.lock = bigLock(ctx, p, GUEST_THREAD_ID, this.words);
     const d = this.driver;
     const words = this.words;
     const t0 = performance.now();
+    const tr = ctx.tracer;
+    const tracing = tr.enabled;
+    // tx publish: the batch's publish point (before the avail.idx store) when traced.
+    let txAddsPublished = 0;
+    const txPublish = tracing
+      ? (): number => {
+          const added = d.txq.stats.added;
+          if (added !== txAddsPublished) tr.publish(added - txAddsPublished, TX_QUEUE);
+          txAddsPublished = added;
+          return d.txq.publish();
+        }
+      : (): number => d.txq.publish();
+    const txKick = (): void => {
+      if (tracing) tr.kick(TX_QUEUE);
+      // Pairs with the device's Atomics.load of the same word before it looks at the rings.
+      Atomics.add(words, KICK_WORD0 + TX_QUEUE, 1);
+    };
     this.loop = new DriverLoop({
       policy: p.policy,
       kick: ctx.kick,
@@ -274,6 +300,14 @@ export class GuestNet {
         if (hooks.done?.() === true) ctx.block.stop();
       },
       ...(hooks.deadlineMs !== undefined ? { deadlineMs: hooks.deadlineMs } : {}),
+      ...(tracing
+        ? {
+            afterWake: () => tr.driverWake(),
+            onRingFull: (q: { role: 'tx' | 'rx' }) => {
+              if (q.role === 'tx') tr.ringFull(d.txOutstanding, TX_QUEUE);
+            },
+          }
+        : {}),
       queues: [
         {
           role: 'rx',
@@ -282,9 +316,9 @@ export class GuestNet {
           fill: () => (d.rxq.numFree >= d.refillThreshold ? d.fillRx() : 0),
           publish: () => d.rxq.publish(),
           kickNeeded: () => d.rxq.kickNeeded(),
-          enableInterrupts: () => d.enableRxInterrupts(),
-          enableInterruptsDelayed: () => d.enableRxInterrupts(),
-          disableInterrupts: () => d.disableRxInterrupts(),
+          enableInterrupts: tracing ? () => (irqOn(tr, d.rxq, RX_QUEUE, true), d.enableRxInterrupts()) : () => d.enableRxInterrupts(),
+          enableInterruptsDelayed: tracing ? () => (irqOn(tr, d.rxq, RX_QUEUE, true), d.enableRxInterrupts()) : () => d.enableRxInterrupts(),
+          disableInterrupts: tracing ? () => (irqOn(tr, d.rxq, RX_QUEUE, false), d.disableRxInterrupts()) : () => d.disableRxInterrupts(),
           outstanding: () => d.rxq.outstanding,
           ringFull: () => false,
           done: () => false,
@@ -295,15 +329,15 @@ export class GuestNet {
           role: 'tx',
           reap: () => this.reapTx(),
           fill: (max) => this.emitTx(max),
-          publish: () => d.txq.publish(),
+          publish: txPublish,
           kickNeeded: () => d.txq.kickNeeded(),
-          enableInterrupts: () => d.enableTxInterrupts(false),
-          enableInterruptsDelayed: () => d.enableTxInterrupts(true),
-          disableInterrupts: () => d.disableTxInterrupts(),
+          enableInterrupts: tracing ? () => (irqOn(tr, d.txq, TX_QUEUE, true), d.enableTxInterrupts(false)) : () => d.enableTxInterrupts(false),
+          enableInterruptsDelayed: tracing ? () => (irqOn(tr, d.txq, TX_QUEUE, true), d.enableTxInterrupts(true)) : () => d.enableTxInterrupts(true),
+          disableInterrupts: tracing ? () => (irqOn(tr, d.txq, TX_QUEUE, false), d.disableTxInterrupts()) : () => d.disableTxInterrupts(),
           outstanding: () => d.txOutstanding,
           ringFull: () => this.txBlocked,
           done: () => false,
-          beforeKick: () => void Atomics.add(words, KICK_WORD0 + TX_QUEUE, 1),
+          beforeKick: txKick,
         },
       ],
     });
@@ -372,6 +406,7 @@ export class GuestNet {
       ...notAppliedExtra(this.p),
       injectedBadTx: this.injectedBadTx,
     };
+    if (this.ctx.tracer.enabled) out.traceIdentityLost = this.driver.traceIdentityLost ? 1 : 0;
     this.loop.toExtra(out);
     return out;
   }
@@ -466,6 +501,7 @@ export class HostNet {
       config: { mac: GUEST_MAC, mtu: p.mtu, linkUp: true },
       // Two copies host → guest (2008: tap read into a staging buffer, then into the guest).
       rxStaging: policy.dataPath.copies === 2,
+      tracer: ctx.tracer,
     });
     const dev = this.device;
     const stats = dev.stats;
@@ -474,6 +510,18 @@ export class HostNet {
     const maxTxFrame = (features & NetF.HOST_TSO4) !== 0n ? MAX_GSO_FRAME_BYTES : p.mtu + 18;
     const txCap = Math.max(1, Math.floor(txq.size / txDescsPerFrame(p.txLayout, maxTxFrame, indirect)));
     const t0 = performance.now();
+    const tr = ctx.tracer;
+    const tracing = tr.enabled;
+    // tx publish: the batch's used point (before the used.idx store) when traced.
+    let txUsedPublished = txq.nextUsed;
+    const txPublish = tracing
+      ? (): number => {
+          const entries = (txq.nextUsed - txUsedPublished) & 0xffff;
+          if (entries > 0) tr.used(entries, TX_QUEUE);
+          txUsedPublished = txq.nextUsed;
+          return txq.publishUsed();
+        }
+      : (): number => txq.publishUsed();
     loop = new DeviceLoop({
       policy,
       kick: ctx.kick,
@@ -494,17 +542,28 @@ export class HostNet {
         if (hooks.done?.() === true) ctx.block.stop();
       },
       ...(hooks.deadlineMs !== undefined ? { deadlineUs: () => hooks.deadlineMs!() * 1000 } : {}),
+      ...(tracing
+        ? {
+            // Loop positions: 0 = the tx queue, 1 = the rx queue (the order of `queues` below).
+            beforeInterrupt: (pos: number) => {
+              if (pos === 0) tr.interrupt(TX_QUEUE);
+            },
+            afterWake: () => tr.deviceWake(),
+            onTimerArmed: (pos: number, inUs: number) => tr.timerArmed(inUs * 1000, LOOP_QUEUES[pos] ?? TX_QUEUE),
+            onTimerFired: (pos: number, latenessUs: number) => tr.timerFired(latenessUs * 1000, LOOP_QUEUES[pos] ?? TX_QUEUE),
+          }
+        : {}),
       queues: [
         {
           role: 'tx',
           capacityPackets: txCap,
           drain: (budget) => this.drainTx(budget),
-          publish: () => txq.publishUsed(),
+          publish: txPublish,
           needsNotification: () => txq.needsNotification(),
           pending: () => txq.pending(),
           inFlight: () => txq.inFlight,
-          disableKicks: () => txq.disableNotification(),
-          enableKicks: () => txq.enableNotification(),
+          disableKicks: tracing ? () => (kicksOn(tr, txq, TX_QUEUE, false), txq.disableNotification()) : () => txq.disableNotification(),
+          enableKicks: tracing ? () => (kicksOn(tr, txq, TX_QUEUE, true), txq.enableNotification()) : () => txq.enableNotification(),
           // Pairs with the guest's Atomics.add before it rings the kick doorbell.
           kicks: () => Atomics.load(words, KICK_WORD0 + TX_QUEUE),
         },
@@ -516,8 +575,8 @@ export class HostNet {
           needsNotification: () => rxq.needsNotification(),
           pending: () => rxq.pending(),
           inFlight: () => rxq.inFlight,
-          disableKicks: () => rxq.disableNotification(),
-          enableKicks: () => rxq.enableNotification(),
+          disableKicks: tracing ? () => (kicksOn(tr, rxq, RX_QUEUE, false), rxq.disableNotification()) : () => rxq.disableNotification(),
+          enableKicks: tracing ? () => (kicksOn(tr, rxq, RX_QUEUE, true), rxq.enableNotification()) : () => rxq.enableNotification(),
           backendReadable: () => this.stack.hasRx,
           kicks: () => Atomics.load(words, KICK_WORD0 + RX_QUEUE),
         },
@@ -558,9 +617,26 @@ export class HostNet {
   extra(): Record<string, number> {
     const pcap: Record<string, number> = this.pcap !== null && this.backend !== this.stack ? pcapStats(this.backend) : {};
     const out: Record<string, number> = { ...this.device.flatStats('dev.'), ...endpointStats(this.endpoint, 'host.'), ...notAppliedExtra(this.p), ...pcap };
+    if (this.ctx.tracer.enabled) out.traceIdentityLost = this.device.traceIdentityLost ? 1 : 0;
     this.loop.toExtra(out);
     return out;
   }
+}
+
+/** The virtio queue index of each DeviceLoop position (HostNet's `queues` order). */
+const LOOP_QUEUES = [TX_QUEUE, RX_QUEUE] as const;
+
+/**
+ * Tracing: records a driver queue's interrupts switching on or off (transitions only; the
+ * record before the driver sleeps also stamps its queued reap points).
+ */
+function irqOn(tr: Tracer, q: DriverQueue<number>, queue: number, on: boolean): void {
+  if (q.interruptsEnabled !== on) tr.notifications(on, queue);
+}
+
+/** Tracing: records a device queue's kicks switching on or off (transitions only). */
+function kicksOn(tr: Tracer, q: DeviceQueue, queue: number, on: boolean): void {
+  if (q.notificationsEnabled !== on) tr.notifications(on, queue);
 }
 
 function pcapStats(b: NetBackend): Record<string, number> {

@@ -14,16 +14,14 @@
 
 import type { GuestMemory } from '../memory/index.js';
 import { DescriptorChain, readFromChain, writeToChain, type DeviceQueue } from '../virtqueue/index.js';
-import { NetF, VirtioF, negotiate } from '../net/features.js';
+import { NetF, VirtioF } from '../net/features.js';
 import { NetHdrFlags, decodeNetHdr, emptyNetHdr, encodeNetHdr, validateTxHeader, type TxDropReason } from '../net/header.js';
 import { applyNeedsCsum } from '../net/gso.js';
-import type { DeviceContext, VirtioDeviceBackend, VirtioDeviceFrontend, VirtioDeviceKind } from './device.js';
-import { DeviceId } from './regs.js';
+import type { DeviceContext, VirtioDeviceBackend, VirtioDeviceKind } from './device.js';
+import { NetConfigFrontend } from './net-frontend.js';
 
 export const RX_QUEUE = 0;
 export const TX_QUEUE = 1;
-/** virtio_net_config.status bit (§5.1.4). */
-export const VIRTIO_NET_S_LINK_UP = 1;
 const NET_HDR_BYTES = 12; // VERSION_1 is required, so always the 12-byte header (§5.1.6)
 const CONFIG_BYTES = 12; // mac[6], status, max_virtqueue_pairs, mtu
 
@@ -44,52 +42,13 @@ export interface LoopbackNetOptions {
 export const LOOPBACK_NET_FEATURES =
   VirtioF.VERSION_1 | VirtioF.EVENT_IDX | VirtioF.INDIRECT_DESC | NetF.MAC | NetF.STATUS | NetF.MTU | NetF.MRG_RXBUF | NetF.CSUM | NetF.GUEST_CSUM;
 
-/** Emulator-thread half: identity, offered features, config space. */
-export class LoopbackNetFrontend implements VirtioDeviceFrontend {
-  readonly deviceId = DeviceId.NET;
-  readonly offeredFeatures = LOOPBACK_NET_FEATURES;
-  readonly queueMaxSizes: readonly number[];
-  readonly configBytes = CONFIG_BYTES;
-  private readonly config = new Uint8Array(CONFIG_BYTES);
-  private readonly view = new DataView(this.config.buffer);
-
+/** Emulator-thread half: identity, offered features, config space (mac, status, pairs, mtu). */
+export class LoopbackNetFrontend extends NetConfigFrontend {
   constructor(opts: LoopbackNetOptions = {}) {
     const mac = opts.mac ?? [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
     if (mac.length !== 6) throw new RangeError('LoopbackNet: mac must have 6 bytes');
-    this.config.set(mac, 0);
-    this.view.setUint16(6, VIRTIO_NET_S_LINK_UP, true);
-    this.view.setUint16(8, 1, true); // max_virtqueue_pairs (meaningful with MQ only; 1 is honest)
-    this.view.setUint16(10, opts.mtu ?? 1500, true);
-    const size = opts.queueSize ?? 256;
-    this.queueMaxSizes = [size, size];
-  }
-
-  checkFeatures(accepted: bigint): string | null {
-    const r = negotiate(this.offeredFeatures, accepted);
-    return r.ok ? null : r.error.message;
-  }
-
-  readConfig(offset: number, size: 1 | 2 | 4): number {
-    if (size === 1) return this.config[offset]!;
-    if (size === 2) return this.view.getUint16(offset, true);
-    return this.view.getUint32(offset, true);
-  }
-
-  writeConfig(): boolean {
-    return false; // every virtio-net config field is read-only for a 1.x driver (§5.1.4)
-  }
-
-  /** Link state as the driver sees it in config.status; the caller then calls transport.configChanged(). */
-  setLinkUp(up: boolean): void {
-    this.view.setUint16(6, up ? VIRTIO_NET_S_LINK_UP : 0, true);
-  }
-
-  saveConfig(): unknown {
-    return { link: this.view.getUint16(6, true) };
-  }
-  restoreConfig(state: unknown): void {
-    const s = state as { link?: number } | null;
-    if (s && typeof s.link === 'number') this.view.setUint16(6, s.link & 0xffff, true);
+    // max_virtqueue_pairs is meaningful with MQ only; 1 is honest.
+    super(LOOPBACK_NET_FEATURES, { mac: Uint8Array.from(mac), linkUp: true, mtu: opts.mtu ?? 1500, maxVirtqueuePairs: 1 }, opts.queueSize ?? 256, CONFIG_BYTES);
   }
 }
 

@@ -15,16 +15,16 @@
 // Runs in browser Web Workers: no `node:` imports.
 
 import { NetDevice, type NetDeviceStats } from '../net/device.js';
-import { NET_CONFIG_BYTES, NetConfigOffset, NetStatus, encodeNetConfig } from '../net/config.js';
-import { NetF, VirtioF, negotiate, type NetFeatureName } from '../net/features.js';
+import { NET_CONFIG_BYTES } from '../net/config.js';
+import { NetF, VirtioF, type NetFeatureName } from '../net/features.js';
 import { emptyNetHdr, type VirtioNetHdr } from '../net/header.js';
 import { ipv4FromString, macFromString } from '../net/frames/addr.js';
 import type { BackendRxFrame, NetBackend } from '../backend/types.js';
 import { HostStack } from '../backend/host-stack.js';
 import type { SinkState } from '../net/endpoint.js';
 import type { DeviceQueue } from '../virtqueue/index.js';
-import type { DeviceContext, VirtioDeviceBackend, VirtioDeviceFrontend, VirtioDeviceKind } from './device.js';
-import { DeviceId } from './regs.js';
+import type { DeviceContext, VirtioDeviceBackend, VirtioDeviceKind } from './device.js';
+import { NetConfigFrontend } from './net-frontend.js';
 
 export const VIRTIO_NET_RX_QUEUE = 0;
 export const VIRTIO_NET_TX_QUEUE = 1;
@@ -116,49 +116,9 @@ function offeredFeatures(o: VirtioNetOptions): bigint {
 // ---------------------------------------------------------------- frontend
 
 /** Emulator-thread half: device id 1, the offered features, struct virtio_net_config. */
-export class VirtioNetFrontend implements VirtioDeviceFrontend {
-  readonly deviceId = DeviceId.NET;
-  readonly offeredFeatures: bigint;
-  readonly queueMaxSizes: readonly number[];
-  readonly configBytes = NET_CONFIG_BYTES;
-  private readonly config: Uint8Array;
-  private readonly view: DataView;
-
+export class VirtioNetFrontend extends NetConfigFrontend {
   constructor(opts: VirtioNetOptions = {}) {
-    this.offeredFeatures = offeredFeatures(opts);
-    this.config = encodeNetConfig({ mac: macFromString(opts.mac ?? DEFAULT_MAC), linkUp: true, mtu: opts.mtu ?? 1500 });
-    this.view = new DataView(this.config.buffer);
-    const size = opts.queueSize ?? 256;
-    this.queueMaxSizes = [size, size];
-  }
-
-  checkFeatures(accepted: bigint): string | null {
-    // Dependencies of §5.1.3.1 (e.g. HOST_TSO4 needs CSUM, GUEST_TSO4 needs GUEST_CSUM).
-    const r = negotiate(this.offeredFeatures, accepted);
-    return r.ok ? null : r.error.message;
-  }
-
-  readConfig(offset: number, size: 1 | 2 | 4): number {
-    if (size === 1) return this.config[offset]!;
-    if (size === 2) return this.view.getUint16(offset, true);
-    return this.view.getUint32(offset, true);
-  }
-
-  writeConfig(): boolean {
-    return false; // every virtio_net_config field is read-only for the driver (§5.1.4)
-  }
-
-  /** Link state in config.status; call transport.configChanged() afterwards. */
-  setLinkUp(up: boolean): void {
-    this.view.setUint16(NetConfigOffset.STATUS, up ? NetStatus.LINK_UP : 0, true);
-  }
-
-  saveConfig(): unknown {
-    return { status: this.view.getUint16(NetConfigOffset.STATUS, true) };
-  }
-  restoreConfig(state: unknown): void {
-    const s = state as { status?: unknown } | null;
-    if (s && typeof s.status === 'number') this.view.setUint16(NetConfigOffset.STATUS, s.status & 0xffff, true);
+    super(offeredFeatures(opts), { mac: macFromString(opts.mac ?? DEFAULT_MAC), linkUp: true, mtu: opts.mtu ?? 1500 }, opts.queueSize ?? 256, NET_CONFIG_BYTES);
   }
 }
 

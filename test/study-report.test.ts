@@ -200,6 +200,8 @@ test('every RFC row name matches the RFC figures, slugs are unique, and lookups 
   assert.equal(new Set(rows.map((r) => r.slug)).size, rows.length);
   assert.equal(findPreset('ring-size-256').name, 'ring size == 256');
   assert.equal(findPreset('GSO').name, 'GSO');
+  assert.equal(findPreset('rfc-gso').name, 'GSO', 'the policy preset name `virtq presets` lists works too');
+  assert.equal(findPreset('vhost').policy, 'vhost');
   assert.equal(findPreset('50us tx timer + rearm').slug, '50us-tx-timer-rearm');
   assert.throws(() => findPreset('nope'), /unknown preset "nope" \(choose from: baseline, /);
 });

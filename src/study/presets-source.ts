@@ -164,10 +164,11 @@ export function studyPresets(mode: StudyMode = 'cumulative', source: PresetSourc
   return rows;
 }
 
-/** Finds a row by exact name or slug ("GSO", "gso", "ring-size-256"); throws naming the choices. */
+/** Finds a row by name, policy preset or slug ("GSO", "rfc-gso", "gso"); throws naming the choices. */
 export function findPreset(nameOrSlug: string, mode: StudyMode = 'cumulative', source: PresetSource = SOURCE): StudyPreset {
   const all = studyPresets(mode, source);
-  const hit = all.find((p) => p.name === nameOrSlug) ?? all.find((p) => p.slug === slugOf(nameOrSlug));
+  // The row's label, its policy preset name (what `virtq presets` lists), or the label's slug.
+  const hit = all.find((p) => p.name === nameOrSlug) ?? all.find((p) => p.policy === nameOrSlug) ?? all.find((p) => p.slug === slugOf(nameOrSlug));
   if (hit === undefined) throw new RangeError(`unknown preset "${nameOrSlug}" (choose from: ${all.map((p) => p.slug).join(', ')})`);
   return hit;
 }

@@ -18,6 +18,7 @@ export function registerDemo(program: Command): void {
       const strategy = o.strategy as WaitStrategy;
       if (!['block', 'hybrid', 'spin'].includes(strategy)) throw new Error(`--strategy must be block, hybrid or spin (got ${o.strategy})`);
       const payloadBytes = Number(o.payload);
+      if (!Number.isInteger(payloadBytes) || payloadBytes < 8 || payloadBytes % 4 !== 0) throw new Error(`--payload must be a multiple of 4 and at least 8 (got ${o.payload})`);
       const result = await Engine.run({
         workload: 'stream',
         queues: [{ size: Number(o.queueSize) }],

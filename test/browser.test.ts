@@ -3,7 +3,8 @@
 // playwright-core). The page's emulator worker loads memory, virtqueue, notify, sync and net
 // unchanged, drives a virtio-mmio LoopbackNet device whose data path runs on a second Web
 // Worker, passes verified traffic, snapshots mid-stream, restores onto a new device worker and
-// resets. Skips with a message when chromium or playwright-core is absent.
+// resets; then the full virtio-net device (NetDevice + host stack) on a device Web Worker answers
+// ARP and 200 pings. Skips with a message when chromium or playwright-core is absent.
 
 import test from 'node:test';
 import assert from 'node:assert/strict';
@@ -44,12 +45,14 @@ test('a guest and a device in browser Web Workers pass verified traffic through 
       frames: number;
       gbps: number;
       kfps: number;
+      pingReplies: number;
       error?: string;
     };
     const log = await page.evaluate(() => (globalThis as unknown as { document: { getElementById(id: string): { textContent: string } } }).document.getElementById('log').textContent);
     assert.deepEqual(errors, []);
     assert.equal(result.ok, true, `page reported failure: ${result.error ?? ''}\n${log}`);
     assert.equal(result.frames, 40000);
+    assert.equal(result.pingReplies, 200, 'the full virtio-net device on a Web Worker answered every ping');
     t.diagnostic(`browser throughput (1514 B frames, device on a Web Worker, noisy shared VM): ${result.gbps.toFixed(2)} Gb/s, ${result.kfps.toFixed(0)} kfps`);
     for (const line of log.split("\n")) t.diagnostic(line);
   } finally {

@@ -4,6 +4,7 @@
 //   node dist/bench/runner-compare.js [--runs 7] [--ms 500] [--payload 1500] [--strategy hybrid] [--json]
 
 import { Command } from 'commander';
+import { spread } from './peers/index.js';
 import { Engine, type Runner } from '../src/engine/index.js';
 import type { WaitStrategy } from '../src/notify/index.js';
 
@@ -14,11 +15,6 @@ interface Sample {
   cpuSecondsPerGB: number;
 }
 
-function spread(xs: number[]): { min: number; median: number; max: number } {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return { min: s[0]!, median: s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2, max: s[s.length - 1]! };
-}
 
 async function once(runner: Runner, ms: number, payloadBytes: number, strategy: WaitStrategy): Promise<Sample> {
   const r = await Engine.run({

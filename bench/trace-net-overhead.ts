@@ -11,6 +11,7 @@
 //        [--preset P] [--gso] [--queue-size N] [--strategy block|hybrid|spin] [--sample N]
 
 import { Command } from 'commander';
+import { spread, type Spread } from './peers/index.js';
 import { Engine } from '../src/engine/index.js';
 import type { WaitStrategy } from '../src/notify/index.js';
 import { TraceSession } from '../src/trace/index.js';
@@ -36,25 +37,12 @@ interface RunResult {
   errors: number;
 }
 
-interface Spread {
-  min: number;
-  median: number;
-  max: number;
-}
 
-const spread = (xs: number[]): Spread => {
-  const s = [...xs].sort((a, b) => a - b);
-  return { min: s[0]!, median: s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2, max: s[s.length - 1]! };
-};
-
-// The engine's deadline counts from Engine.start, before the workers exist: each run's deadline
-// adds the slowest start-up seen so far (at least 300 ms); rates use the receiver's own window.
-let startupAllowanceMs = 300;
 
 async function runOnce(mode: Mode, o: Options): Promise<RunResult> {
   // Records per thread: ~2.5 per traced frame plus events, at up to 1 M frames/s, power of two.
   const sample = mode === 'every' ? 1 : o.sample;
-  const need = (((o.ms + o.warmupMs + startupAllowanceMs) / 1000) * 1e6 * 2.5) / sample + 65536;
+  const need = (((o.ms + o.warmupMs) / 1000) * 1e6 * 2.5) / sample + 65536;
   let capacityRecords = 1 << 16;
   while (capacityRecords < need && capacityRecords < 1 << 23) capacityRecords *= 2;
   const trace = mode === 'off' ? undefined : new TraceSession({ sample, capacityRecords });
@@ -63,11 +51,10 @@ async function runOnce(mode: Mode, o: Options): Promise<RunResult> {
     queues: [{ size: o.queueSize }, { size: o.queueSize }],
     wait: { strategy: o.strategy },
     params: { preset: o.preset, direction: 'g2h', gso: o.gso, msgBytes: o.gso ? 65536 : 16384, warmupMs: o.warmupMs },
-    durationMs: startupAllowanceMs + o.warmupMs + o.ms,
+    durationMs: o.warmupMs + o.ms, // counted from when both sides are ready
     timeoutMs: 60_000 + o.ms * 4,
     ...(trace ? { trace } : {}),
   });
-  if (Number.isFinite(r.startupMs)) startupAllowanceMs = Math.max(startupAllowanceMs, Math.ceil(r.startupMs * 1.5));
   const h = r.host; // the receiver
   const g = r.guest;
   if (h.windowBytes === 0 || h.windowMs < o.ms / 4) throw new Error(`${mode}: the measurement window was ${h.windowMs.toFixed(0)} ms (${h.windowBytes} bytes); raise --ms`);

@@ -11,6 +11,7 @@
 //        [--payload B] [--queue-size N] [--strategy block|hybrid|spin] [--sample N] [--drain-ms N]
 
 import { Command } from 'commander';
+import { spread, type Spread } from './peers/index.js';
 import { Engine } from '../src/engine/index.js';
 import type { WaitStrategy } from '../src/notify/index.js';
 import { TraceSession } from '../src/trace/index.js';
@@ -37,16 +38,6 @@ interface RunResult {
   errors: number;
 }
 
-interface Spread {
-  min: number;
-  median: number;
-  max: number;
-}
-
-const spread = (xs: number[]): Spread => {
-  const s = [...xs].sort((a, b) => a - b);
-  return { min: s[0]!, median: s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2, max: s[s.length - 1]! };
-};
 
 /**
  * Records per thread the buffer must hold: ~2.2 per traced packet at up to 4 Mpps, plus policy
@@ -54,16 +45,12 @@ const spread = (xs: number[]): Spread => {
  * they do not pay for pre-faulting memory they never use).
  */
 function capacityFor(o: Options, sample: number): number {
-  const need = (((o.ms + o.warmupMs + startupAllowanceMs) / 1000) * 4e6 * 2.2) / sample + 65536;
+  const need = (((o.ms + o.warmupMs) / 1000) * 4e6 * 2.2) / sample + 65536;
   let c = 1 << 16;
   while (c < need && c < 1 << 23) c *= 2;
   return c;
 }
 
-// The engine's deadline counts from Engine.start, before the workers exist; the window opens
-// warm-up ms after both sides passed the start barrier. So each run's deadline adds the slowest
-// start-up seen so far (at least 300 ms), and rates use the window each side actually measured.
-let startupAllowanceMs = 300;
 
 async function runOnce(mode: Mode, o: Options): Promise<RunResult> {
   const trace = mode === 'every' || mode === 'sampled' ? new TraceSession({ sample: mode === 'every' ? 1 : o.sample, capacityRecords: capacityFor(o, mode === 'every' ? 1 : o.sample), drainEveryMs: o.drainMs }) : undefined;
@@ -72,11 +59,10 @@ async function runOnce(mode: Mode, o: Options): Promise<RunResult> {
     queues: [{ size: o.queueSize }],
     wait: { strategy: o.strategy },
     params: { payloadBytes: o.payload, verify: 'seq', warmupMs: o.warmupMs },
-    durationMs: startupAllowanceMs + o.warmupMs + o.ms,
+    durationMs: o.warmupMs + o.ms, // counted from when both sides are ready
     timeoutMs: 60_000 + o.ms * 4,
     ...(trace ? { trace } : {}),
   });
-  if (Number.isFinite(r.startupMs)) startupAllowanceMs = Math.max(startupAllowanceMs, Math.ceil(r.startupMs * 1.5));
   const h = r.host;
   const g = r.guest;
   if (h.windowPackets === 0 || h.windowMs < o.ms / 4) throw new Error(`${mode}: the measurement window was ${h.windowMs.toFixed(0)} ms (${h.windowPackets} packets); raise --ms`);

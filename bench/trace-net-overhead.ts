@@ -12,6 +12,7 @@
 
 import { Command } from 'commander';
 import { spread, type Spread } from './peers/index.js';
+import { windowFigures } from './support/engine-window.js';
 import { Engine } from '../src/engine/index.js';
 import type { WaitStrategy } from '../src/notify/index.js';
 import { TraceSession } from '../src/trace/index.js';
@@ -55,16 +56,13 @@ async function runOnce(mode: Mode, o: Options): Promise<RunResult> {
     timeoutMs: 60_000 + o.ms * 4,
     ...(trace ? { trace } : {}),
   });
-  const h = r.host; // the receiver
-  const g = r.guest;
-  if (h.windowBytes === 0 || h.windowMs < o.ms / 4) throw new Error(`${mode}: the measurement window was ${h.windowMs.toFixed(0)} ms (${h.windowBytes} bytes); raise --ms`);
-  const gb = h.windowBytes / 1e9;
+  const w = windowFigures(r, mode, o.ms / 4); // the host receives (g2h)
   return {
-    gbps: (h.windowBytes * 8) / (h.windowMs * 1e6),
-    framesPerS: h.windowPackets / (h.windowMs / 1000),
-    cpuSecondsPerGB: gb > 0 ? (h.windowCpuNs + g.windowCpuNs) / 1e9 / gb : NaN,
-    droppedRecords: (h.extra.traceDroppedRecords ?? 0) + (g.extra.traceDroppedRecords ?? 0),
-    errors: h.errors + g.errors,
+    gbps: (w.windowBytes * 8) / (w.windowMs * 1e6),
+    framesPerS: w.windowPackets / (w.windowMs / 1000),
+    cpuSecondsPerGB: w.cpuSecondsPerGB,
+    droppedRecords: w.droppedRecords,
+    errors: w.errors,
   };
 }
 

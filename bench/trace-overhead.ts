@@ -12,6 +12,7 @@
 
 import { Command } from 'commander';
 import { spread, type Spread } from './peers/index.js';
+import { windowFigures } from './support/engine-window.js';
 import { Engine } from '../src/engine/index.js';
 import type { WaitStrategy } from '../src/notify/index.js';
 import { TraceSession } from '../src/trace/index.js';
@@ -63,17 +64,8 @@ async function runOnce(mode: Mode, o: Options): Promise<RunResult> {
     timeoutMs: 60_000 + o.ms * 4,
     ...(trace ? { trace } : {}),
   });
-  const h = r.host;
-  const g = r.guest;
-  if (h.windowPackets === 0 || h.windowMs < o.ms / 4) throw new Error(`${mode}: the measurement window was ${h.windowMs.toFixed(0)} ms (${h.windowPackets} packets); raise --ms`);
-  const pps = h.windowPackets / (h.windowMs / 1000);
-  const gb = h.windowBytes / 1e9;
-  return {
-    pps,
-    cpuSecondsPerGB: gb > 0 ? (h.windowCpuNs + g.windowCpuNs) / 1e9 / gb : NaN,
-    droppedRecords: (h.extra.traceDroppedRecords ?? 0) + (g.extra.traceDroppedRecords ?? 0),
-    errors: h.errors + g.errors,
-  };
+  const w = windowFigures(r, mode, o.ms / 4);
+  return { pps: w.windowPackets / (w.windowMs / 1000), cpuSecondsPerGB: w.cpuSecondsPerGB, droppedRecords: w.droppedRecords, errors: w.errors };
 }
 
 async function main(): Promise<void> {

@@ -1,6 +1,6 @@
 // Cost of tracing on the 1500 B stream, measured side by side in one run: the stream workload
 // without any tracer (its pre-tracing copy, bench/workloads/stream-untraced.ts), with tracing
-// compiled in but off, tracing every packet, and sampling 1 in N (default 100). Modes are
+// compiled in but off, tracing every packet (interpolated stamps, and exact stamps), and sampling 1 in N (default 100). Modes are
 // interleaved round by round (the order rotates each round) so drift on a shared host hits all
 // of them alike. Reports per mode Mpps min / median / max, CPU seconds per GB moved, and the
 // throughput ratio to the baseline and to "off" (median, min and max of the per-round ratios).
@@ -19,7 +19,7 @@ import { TraceSession } from '../src/trace/index.js';
 
 const UNTRACED = new URL('./workloads/stream-untraced.js', import.meta.url).href;
 
-type Mode = 'baseline' | 'off' | 'every' | 'sampled';
+type Mode = 'baseline' | 'off' | 'every' | 'every-exact' | 'sampled';
 
 interface Options {
   runs: number;
@@ -46,7 +46,8 @@ interface RunResult {
  * they do not pay for pre-faulting memory they never use).
  */
 function capacityFor(o: Options, sample: number): number {
-  const need = (((o.ms + o.warmupMs) / 1000) * 4e6 * 2.2) / sample + 65536;
+  const packets = ((o.ms + o.warmupMs) / 1000) * 4e6;
+  const need = (packets * 2.2) / sample + packets * 0.05 + 65536; // + policy events (a sleep each ~20 packets)
   let c = 1 << 16;
   while (c < need && c < 1 << 23) c *= 2;
   return c;
@@ -54,7 +55,11 @@ function capacityFor(o: Options, sample: number): number {
 
 
 async function runOnce(mode: Mode, o: Options): Promise<RunResult> {
-  const trace = mode === 'every' || mode === 'sampled' ? new TraceSession({ sample: mode === 'every' ? 1 : o.sample, capacityRecords: capacityFor(o, mode === 'every' ? 1 : o.sample), drainEveryMs: o.drainMs }) : undefined;
+  const sample = mode === 'sampled' ? o.sample : 1;
+  const trace =
+    mode === 'baseline' || mode === 'off'
+      ? undefined
+      : new TraceSession({ sample, capacityRecords: capacityFor(o, sample), drainEveryMs: o.drainMs, stamping: mode === 'every-exact' ? 'exact' : 'interpolated' });
   const r = await Engine.run({
     workload: mode === 'baseline' ? UNTRACED : 'stream',
     queues: [{ size: o.queueSize }],
@@ -80,6 +85,7 @@ async function main(): Promise<void> {
     .option('--queue-size <n>', 'queue size', '256')
     .option('--strategy <s>', 'wait strategy: block | hybrid | spin', 'hybrid')
     .option('--sample <n>', 'the sampled mode traces 1 packet in N', '100')
+    .option('--modes <list>', 'modes to run, comma-separated (baseline,off,every,every-exact,sampled)', 'baseline,off,every,every-exact,sampled')
     .option('--drain-ms <n>', 'main thread drains trace buffers every N ms during the run (0 = at the end)', '0')
     .parse(process.argv);
   const a = cmd.opts<Record<string, string | boolean | undefined>>();
@@ -93,8 +99,11 @@ async function main(): Promise<void> {
     sample: Number(a.sample),
     drainMs: Number(a.drainMs),
   };
-  const modes: Mode[] = ['baseline', 'off', 'every', 'sampled'];
-  const results: Record<Mode, RunResult[]> = { baseline: [], off: [], every: [], sampled: [] };
+  const ALL_MODES: Mode[] = ['baseline', 'off', 'every', 'every-exact', 'sampled'];
+  const modes = String(a.modes).split(',') as Mode[];
+  for (const m of modes) if (!ALL_MODES.includes(m)) throw new Error(`--modes: unknown mode '${m}' (one of ${ALL_MODES.join(', ')})`);
+  if (!modes.includes('baseline') || !modes.includes('off')) throw new Error('--modes must include baseline and off (the ratios are against them)');
+  const results: Record<Mode, RunResult[]> = { baseline: [], off: [], every: [], 'every-exact': [], sampled: [] };
   const t0 = performance.now();
   for (let round = 0; round < o.runs; round++) {
     for (let i = 0; i < modes.length; i++) {
@@ -114,7 +123,13 @@ async function main(): Promise<void> {
     totalSeconds: (performance.now() - t0) / 1000,
     modes: modes.map((m) => ({
       mode: m,
-      label: { baseline: 'no tracer (pre-tracing stream)', off: 'tracing compiled in, off', every: 'tracing every packet', sampled: `sampling 1 in ${o.sample}` }[m],
+      label: {
+        baseline: 'no tracer (pre-tracing stream)',
+        off: 'tracing compiled in, off',
+        every: 'every packet, interpolated',
+        'every-exact': 'every packet, exact stamps',
+        sampled: `sampling 1 in ${o.sample}`,
+      }[m],
       mpps: spread(results[m].map((r) => r.pps / 1e6)),
       cpuSecondsPerGB: spread(results[m].map((r) => r.cpuSecondsPerGB)),
       ratioVsBaseline: ratio(m, 'baseline'),
@@ -132,7 +147,7 @@ async function main(): Promise<void> {
   const lines = [
     `virtq trace overhead — ${report.generatedAt}, node ${report.node}`,
     `command: ${report.command}`,
-    `${o.runs} rounds × 4 modes, ${o.ms} ms measured after ${o.warmupMs} ms warm-up, ${o.payload} B, queue ${o.queueSize}, ${o.strategy} waits; total ${report.totalSeconds.toFixed(1)} s`,
+    `${o.runs} rounds × ${modes.length} modes, ${o.ms} ms measured after ${o.warmupMs} ms warm-up, ${o.payload} B, queue ${o.queueSize}, ${o.strategy} waits; total ${report.totalSeconds.toFixed(1)} s`,
     '',
     ['mode'.padEnd(32), 'Mpps min / med / max'.padStart(24), 'cpu s/GB med'.padStart(13), 'vs baseline med [min..max]'.padStart(28), 'vs off med [min..max]'.padStart(24), 'dropped recs'.padStart(13)].join(' '),
   ];

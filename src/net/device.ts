@@ -248,7 +248,7 @@ export class NetDevice {
       return;
     }
     this.txSeq = seq;
-    this.tracer.pop(seq, this.txq.index);
+    this.tracer.pop(seq, this.txq.index, this.txq.availFetches);
   }
 
   /** "Publish tx": publishes used tx elements; true when the driver wants an interrupt. */

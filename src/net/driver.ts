@@ -314,7 +314,7 @@ export class NetDriver {
     let u;
     const tracing = this.tracing && !this.traceIdentityLost;
     while ((u = this.txq.reap()) !== null) {
-      if (tracing) this.tracer.reap(this.txSeqOfHead[u.head]!, this.txLenOfHead[u.head]!, this.txq.index);
+      if (tracing) this.tracer.reap(this.txSeqOfHead[u.head]!, this.txLenOfHead[u.head]!, this.txq.index, this.txq.usedFetches);
       this.txPool.put(u.token);
       n++;
     }

@@ -7,6 +7,10 @@
 // seq-cst store costs more than the record itself. The reader therefore sees records in batches.
 // After drops, the first record that fits is preceded by a Gap record (arg = records dropped),
 // so a reader never mistakes a hole for a continuous stream.
+//
+// Untimed records (putUntimed) are written without a time and given one later by
+// stampUntimed, which interpolates between two clock reads (see tracer.ts). The index is never
+// published while untimed records are pending, so a reader only ever sees timed records.
 
 import { FLAG_HAS_ID, TraceKind, HEADER_BYTES, H_DROPPED, H_FLUSHES, H_READ, H_WRITE, NO_ID, RECORD_BYTES, RECORD_F64, RECORD_U32 } from './schema.js';
 
@@ -53,6 +57,9 @@ export class TraceWriter {
   /** Records dropped because the buffer was full. */
   dropped = 0;
   private gap = 0; // drops not yet marked by a Gap record
+  /** Records written since the last stampUntimed that still have no time (a Gap among them counts). */
+  untimed = 0;
+  private published = 0; // the last value stored to H_WRITE
 
   constructor(sab: SharedArrayBuffer) {
     this.capacity = capacityOf(sab);
@@ -62,12 +69,16 @@ export class TraceWriter {
     this.u32 = new Uint32Array(sab, HEADER_BYTES);
     // Acquire: pairs with the reader's store of H_READ (a reused buffer may start mid-count).
     this.w = Atomics.load(this.header, H_WRITE);
+    this.published = this.w;
     this.limit = (Atomics.load(this.header, H_READ) + this.capacity) | 0;
     this.dropped = Atomics.load(this.header, H_DROPPED);
   }
 
   /** Appends one record, or counts a drop when the ring is full. Allocation-free. */
   put(kind: number, queue: number, id: number, tNs: number, arg: number): void {
+    // A timed record after untimed ones: callers stamp those first (Tracer does); if not, they
+    // take this time, which is never earlier than when they happened.
+    if (this.untimed !== 0) this.stampUntimed(tNs, tNs);
     let w = this.w;
     if (w === this.limit) {
       if (!this.makeRoom(tNs)) return;
@@ -80,11 +91,51 @@ export class TraceWriter {
     this.u32[i * RECORD_U32 + 5] = kind | (queue << 8) | ((id === NO_ID ? 0 : FLAG_HAS_ID) << 16);
     w = (w + 1) | 0;
     this.w = w;
-    if ((w & PUBLISH_EVERY_MASK) === 0) {
-      // Release: the records written above become visible before the index (pairs with the
-      // reader's acquire load of H_WRITE).
-      Atomics.store(this.header, H_WRITE, w);
+    if ((w & PUBLISH_EVERY_MASK) === 0 && this.untimed === 0) this.publish();
+  }
+
+  /**
+   * Appends one packet point (it has an id, even 0xffffffff) whose time is not known yet
+   * (allocation-free; counts a drop when full).
+   * It stays unpublished until stampUntimed gives it a time.
+   */
+  putUntimed(kind: number, queue: number, id: number, arg: number): void {
+    let w = this.w;
+    if (w === this.limit) {
+      if (!this.makeRoom(NaN)) return;
+      w = this.w;
     }
+    const i = w & this.mask;
+    this.f64[i * RECORD_F64 + 1] = arg;
+    this.u32[i * RECORD_U32 + 4] = id;
+    this.u32[i * RECORD_U32 + 5] = kind | (queue << 8) | (FLAG_HAS_ID << 16); // packet points always have an id
+    this.w = (w + 1) | 0;
+    this.untimed++;
+  }
+
+  /**
+   * Gives the untimed records times spread evenly, in write order, strictly between `fromNs`
+   * (the clock read before the first of them) and `toNs` (the read after the last), then
+   * publishes if a publication is due.
+   */
+  stampUntimed(fromNs: number, toNs: number): void {
+    const n = this.untimed;
+    if (n === 0) return;
+    const step = (toNs - fromNs) / (n + 1);
+    let w = (this.w - n) | 0;
+    for (let k = 1; k <= n; k++) {
+      this.f64[(w & this.mask) * RECORD_F64] = fromNs + step * k;
+      w = (w + 1) | 0;
+    }
+    this.untimed = 0;
+    if (((this.w - this.published) | 0) > PUBLISH_EVERY_MASK) this.publish();
+  }
+
+  private publish(): void {
+    // Release: the records written before become visible before the index (pairs with the
+    // reader's acquire load of H_WRITE).
+    Atomics.store(this.header, H_WRITE, this.w);
+    this.published = this.w;
   }
 
   /** Slow path at the limit: re-reads the reader's index; drops (and counts) or writes a pending Gap. */
@@ -106,17 +157,18 @@ export class TraceWriter {
       this.u32[i * RECORD_U32 + 5] = TraceKind.Gap;
       this.w = (this.w + 1) | 0;
       this.gap = 0;
-      // Release: as in put (pairs with the reader's acquire load of H_WRITE).
-      Atomics.store(this.header, H_WRITE, this.w);
+      // An untimed put's Gap is untimed too (stampUntimed times it with the records around it).
+      if (Number.isNaN(tNs)) this.untimed++;
+      if (this.untimed === 0) this.publish();
     }
     return true;
   }
 
-  /** Publishes everything written so far and the drop count. Call at the end of a run. */
+  /** Publishes everything written and timed so far, and the drop count. Call at the end of a run. */
   flush(): void {
     // Release: pairs with the reader's acquire loads of H_WRITE and H_DROPPED.
     Atomics.store(this.header, H_DROPPED, this.dropped);
-    Atomics.store(this.header, H_WRITE, this.w);
+    if (this.untimed === 0) this.publish();
     Atomics.add(this.header, H_FLUSHES, 1);
   }
 }

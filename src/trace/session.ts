@@ -6,7 +6,7 @@ import { allocateTraceBuffer, TraceReader, type TraceChunk } from './buffer.js';
 import { clockOriginHere, type TraceClockOrigin } from './clock.js';
 import { TRACE_LEVELS, type TraceLevelName } from './schema.js';
 import { buildTimelines, decodeChunks, type Side, type TimelineResult } from './timeline.js';
-import type { TracerSetup } from './tracer.js';
+import { TRACE_STAMPINGS, type TraceStamping, type TracerSetup } from './tracer.js';
 
 export interface TraceOptions {
   /** Per-packet sampling: 1 = every packet (default), N = packets with seq % N === 0. */
@@ -19,6 +19,12 @@ export interface TraceOptions {
   capacityRecords?: number;
   /** Copy records out of the buffers every this many ms while the run goes (default 0: at the end only). */
   drainEveryMs?: number;
+  /**
+   * How per-packet points are timed when every packet is traced (src/trace/tracer.ts):
+   * 'interpolated' (default) between clock reads at batch points, or 'exact' (a read each).
+   * Sampled runs (sample > 1) always read the clock at each point.
+   */
+  stamping?: TraceStamping;
 }
 
 export class TraceOptionsError extends Error {
@@ -51,7 +57,9 @@ export class TraceSession {
     if (!(slowerThanUs >= 0)) throw new TraceOptionsError(`slowerThanUs must be ≥ 0 (got ${slowerThanUs})`);
     const level = options.level ?? 'trace';
     if (!(level in TRACE_LEVELS)) throw new TraceOptionsError(`trace level must be one of ${Object.keys(TRACE_LEVELS).join(', ')} (got ${level})`);
-    this.options = { sample, slowerThanUs, level, capacityRecords: options.capacityRecords ?? 1 << 20, drainEveryMs: options.drainEveryMs ?? 0 };
+    const stamping = options.stamping ?? 'interpolated';
+    if (!TRACE_STAMPINGS.includes(stamping)) throw new TraceOptionsError(`trace stamping must be one of ${TRACE_STAMPINGS.join(', ')} (got ${String(stamping)})`);
+    this.options = { sample, slowerThanUs, level, capacityRecords: options.capacityRecords ?? 1 << 20, drainEveryMs: options.drainEveryMs ?? 0, stamping };
     this.origin = clockOriginHere();
     this.sabs = { guest: allocateTraceBuffer(this.options.capacityRecords), host: allocateTraceBuffer(this.options.capacityRecords) };
     this.readers = { guest: new TraceReader(this.sabs.guest), host: new TraceReader(this.sabs.host) };
@@ -60,7 +68,7 @@ export class TraceSession {
   /** The setup a processor of `side` attaches its Tracer to. */
   setupFor(side: Side): TracerSetup {
     const level = TRACE_LEVELS[this.options.level];
-    return { sab: this.sabs[side], origin: this.origin, everyN: level <= TRACE_LEVELS.trace ? this.options.sample : 0, level };
+    return { sab: this.sabs[side], origin: this.origin, everyN: level <= TRACE_LEVELS.trace ? this.options.sample : 0, level, stamping: this.options.stamping };
   }
 
   /** Starts periodic draining (when drainEveryMs > 0). The engine calls this at start. */

@@ -8,14 +8,21 @@
 // batch holds a sampled packet; wakes are remembered and written at the next sampled packet, so
 // a run sampled 1 in 100 pays for about 1 packet in 100. Runs in a browser Web Worker.
 //
-// Reading the clock costs ~60 ns here (limits-measured.md: a packet costs well under 1 µs), so
-// when every packet is traced each thread reads it once per packet, not twice: the end points
-// `done` and `reap` are queued unstamped and take the time of the thread's next clock read (the
-// next pop, add, publish, used, event or flush). They are late by the work in between (an
-// addUsed and a pop; the rest of a run of reaps) and never early, which keeps every cross-thread
-// pair causal. A workload must therefore make a clock-reading call before it blocks (stream
-// records `notifications(true)` before every wait). Sampled 1 in N > 1, end points are stamped
-// at once: the next clock read may be N packets away.
+// Stamping. Reading the clock costs ~50 ns here (performance.now(); even Date.now() costs 40),
+// a fifth of a 1500 B packet's whole cost per thread at full rate, so a clock read per packet
+// cannot stay within the overhead budget. Two ways to stamp:
+// - 'exact': every record reads the clock when it is written. Right for sampled runs (reads
+//   are rare) and for anyone who wants each point's own read at ~50 ns a point.
+// - 'interpolated' (the default when every packet is traced): per-packet points (add, pop,
+//   done, reap) are written untimed and take times spread evenly, in order, between the
+//   thread's clock reads just before and just after them. The clock is read at every batch
+//   point (publish, kick, used, interrupt), every wake and event, whenever a pop or reap is the
+//   first after a fresh read of the other side's index (the `fetch` counter), and after
+//   UNTIMED_MAX untimed records. So a point's time is off by less than the gap between two
+//   reads on its thread (a batch, a few µs at full rate), and cross-thread pairs stay causal:
+//   the producer reads the clock before its release store (publish, used) and the consumer
+//   after the acquire load that saw it (the fresh-fetch pop or reap), and interpolated points
+//   lie strictly between their thread's reads.
 
 import { TraceWriter } from './buffer.js';
 import { clockOffsetNs, type TraceClockOrigin } from './clock.js';
@@ -29,10 +36,15 @@ export interface TracerSetup {
   everyN: number;
   /** Lowest level recorded (pino numbers: trace 10 … error 50). */
   level: number;
+  /** How per-packet points get their time (see the file comment); default 'interpolated'. */
+  stamping?: TraceStamping;
 }
 
-/** End points that may wait for a clock read; more are stamped at once. */
-const PENDING_MAX = 1024;
+export type TraceStamping = 'exact' | 'interpolated';
+export const TRACE_STAMPINGS: readonly TraceStamping[] = ['exact', 'interpolated'];
+
+/** Untimed records after which the clock is read anyway (bounds the interpolation span). */
+const UNTIMED_MAX = 128;
 
 export class Tracer {
   /** Master switch: false for the no-op tracer. Cache it in a local on hot paths. */
@@ -52,11 +64,12 @@ export class Tracer {
   private usedSampled = false;
   private irqSampled = false;
   private wakeNs = -1;
-  // End points waiting for the next clock read (see the file comment).
-  private readonly pendMeta = new Uint16Array(PENDING_MAX); // kind | queue << 8
-  private readonly pendId = new Uint32Array(PENDING_MAX);
-  private readonly pendArg = new Float64Array(PENDING_MAX);
-  private pendN = 0;
+  private wakeKind = 0;
+  /** Per-packet points are interpolated (every packet traced, stamping 'interpolated'). */
+  readonly interpolated: boolean;
+  private lastNs: number; // this thread's latest clock read
+  // Per queue: the fetch counter at the last pop/reap that read the clock (see the file comment).
+  private readonly lastFetch = new Float64Array(256).fill(-1);
 
   constructor(setup: TracerSetup | null) {
     this.enabled = setup !== null;
@@ -64,6 +77,8 @@ export class Tracer {
     this.offsetNs = setup === null ? 0 : clockOffsetNs(setup.origin);
     this.everyN = setup === null ? 0 : setup.everyN;
     this.level = setup === null ? 100 : setup.level;
+    this.interpolated = setup !== null && setup.everyN === 1 && (setup.stamping ?? 'interpolated') === 'interpolated';
+    this.lastNs = setup === null ? 0 : this.now();
     const n = this.everyN;
     if (!(Number.isInteger(n) && n >= 1 && n <= 0x7fff_ffff)) {
       this.lowMask = 0;
@@ -92,32 +107,40 @@ export class Tracer {
     return performance.now() * 1e6 + this.offsetNs;
   }
 
-  /** Reads the clock and stamps the queued end points with it. */
+  /** Reads the clock; untimed records written since the previous read get times between the two. */
   private stamp(): number {
     const t = performance.now() * 1e6 + this.offsetNs;
-    const n = this.pendN;
-    if (n > 0) {
-      const w = this.writer!;
-      for (let i = 0; i < n; i++) {
-        const m = this.pendMeta[i]!;
-        w.put(m & 0xff, m >>> 8, this.pendId[i]!, t, this.pendArg[i]!);
-      }
-      this.pendN = 0;
-    }
+    const w = this.writer!;
+    if (w.untimed !== 0) w.stampUntimed(this.lastNs, t);
+    this.lastNs = t;
     return t;
   }
 
-  /** Records an end point: queued for the next clock read when every packet is traced. */
-  private endPoint(kind: number, queue: number, id: number, arg: number): void {
-    if (this.everyN !== 1) {
-      this.writer!.put(kind, queue, id, this.stamp(), arg);
+  /** Records a per-packet point: untimed when interpolating, else stamped now. */
+  private point(kind: number, queue: number, id: number, arg: number): void {
+    const w = this.writer!;
+    if (!this.interpolated) {
+      w.put(kind, queue, id, this.stamp(), arg);
       return;
     }
-    if (this.pendN === PENDING_MAX) this.stamp();
-    const i = this.pendN++;
-    this.pendMeta[i] = kind | (queue << 8);
-    this.pendId[i] = id;
-    this.pendArg[i] = arg;
+    w.putUntimed(kind, queue, id, arg);
+    if (w.untimed >= UNTIMED_MAX) this.stamp();
+  }
+
+  /**
+   * Records a pop or reap: like point(), but it reads the clock when it is the first since the
+   * queue's other-side index was fetched anew (`fetch` changed; −1 = unknown, always read), so
+   * it is never stamped before the release it observed.
+   */
+  private fetchedPoint(kind: number, queue: number, id: number, arg: number, fetch: number): void {
+    if (this.interpolated && fetch >= 0) {
+      if (this.lastFetch[queue] === fetch) {
+        this.point(kind, queue, id, arg);
+        return;
+      }
+      this.lastFetch[queue] = fetch;
+    }
+    this.writer!.put(kind, queue, id, this.stamp(), arg);
   }
 
   /** Whether packet `seq` (a u32) is traced: seq % everyN === 0, the same in every thread. */
@@ -126,6 +149,25 @@ export class Tracer {
     // of two must be zero, and (seq >> k) times the inverse of the odd part must stay below
     // 2^32 / odd (Granlund–Montgomery divisibility test). limit −1 means "never".
     return (seq & this.lowMask) === 0 && (Math.imul(seq >>> this.shift, this.oddInverse) >>> 0) <= this.limit;
+  }
+
+  /**
+   * The first packet identity ≥ `seq` (a u32) that is traced, wrapping past 2^32 − 1 to 0;
+   * −1 when tracing is off or per-packet points are not recorded. A hot loop whose identities
+   * count up keeps this in a local and compares, so a packet that is not traced costs one
+   * comparison and no call (see the stream workload).
+   */
+  nextSampled(seq: number): number {
+    // Small enough to be inlined at the call site: every packet traced is the hot case.
+    return this.everyN === 1 ? seq >>> 0 : this.nextSampledSlow(seq);
+  }
+
+  private nextSampledSlow(seq: number): number {
+    const n = this.everyN;
+    if (this.writer === null || !(n >= 1)) return -1;
+    const s = seq >>> 0;
+    const next = s + ((n - (s % n)) % n);
+    return next > 0xffff_ffff ? 0 : next;
   }
 
   /** Records dropped because this thread's buffer was full. */
@@ -142,11 +184,15 @@ export class Tracer {
 
   // ---- driver (guest) points ----
 
-  /** The driver starts building packet `seq`. */
-  add(seq: number, queue = 0): void {
-    if (!this.sampled(seq)) return;
+  /**
+   * The driver starts building packet `seq`. Returns whether `seq` is traced, so a workload can
+   * remember it (per descriptor head) and skip the reap call for packets that are not.
+   */
+  add(seq: number, queue = 0): boolean {
+    if (!this.sampled(seq)) return false;
     this.batchSampled = true;
-    this.writer!.put(TraceKind.Add, queue, seq, this.stamp(), 0);
+    this.point(TraceKind.Add, queue, seq, 0);
+    return true;
   }
 
   /**
@@ -181,43 +227,65 @@ export class Tracer {
   }
 
   /** The driver returned from waiting on its doorbell. */
-  driverWake(): void {
-    if (this.writer !== null) this.wakeNs = this.stamp();
+  driverWake(queue = 0): void {
+    this.wake(TraceKind.DriverWake, queue);
   }
 
-  /** The driver reaped packet `seq` (stamped at the thread's next clock read). */
-  reap(seq: number, lenBytes: number, queue = 0): void {
+  /**
+   * The driver reaped packet `seq`. `fetch` is the queue's count of used.idx reads that found
+   * new entries (DriverQueue.usedFetches), which lets an interpolated reap read the clock when
+   * it is the first after such a read; −1 (unknown) reads the clock.
+   */
+  reap(seq: number, lenBytes: number, queue = 0, fetch = -1): void {
     if (!this.sampled(seq)) return;
-    if (this.wakeNs >= 0) {
-      this.writer!.put(TraceKind.DriverWake, queue, NO_ID, this.wakeNs, 0);
-      this.wakeNs = -1;
-    }
-    this.endPoint(TraceKind.Reap, queue, seq, lenBytes);
+    if (this.wakeNs >= 0) this.writeWake(queue);
+    this.fetchedPoint(TraceKind.Reap, queue, seq, lenBytes, fetch);
   }
 
   // ---- device (host) points ----
 
   /** The device returned from waiting on its doorbell. */
-  deviceWake(): void {
-    if (this.writer !== null) this.wakeNs = this.stamp();
+  deviceWake(queue = 0): void {
+    this.wake(TraceKind.DeviceWake, queue);
   }
 
-  /** The device popped packet `seq` (call right after the pop, before the backend works). */
-  pop(seq: number, queue = 0): void {
-    if (!this.sampled(seq)) return;
-    const t = this.stamp();
-    if (this.wakeNs >= 0) {
-      this.writer!.put(TraceKind.DeviceWake, queue, NO_ID, this.wakeNs, 0);
-      this.wakeNs = -1;
-    }
-    this.writer!.put(TraceKind.Pop, queue, seq, t, 0);
+  /**
+   * The device popped packet `seq` (call right after the pop, before the backend works).
+   * `fetch` is the queue's count of avail.idx reads that found new entries
+   * (DeviceQueue.availFetches); see reap. Returns whether `seq` is traced (done may be skipped
+   * when it is not).
+   */
+  pop(seq: number, queue = 0, fetch = -1): boolean {
+    if (!this.sampled(seq)) return false;
+    if (this.wakeNs >= 0) this.writeWake(queue);
+    this.fetchedPoint(TraceKind.Pop, queue, seq, 0, fetch);
+    return true;
   }
 
-  /** The backend is done with packet `seq` (stamped at the thread's next clock read). */
+  /** The backend is done with packet `seq`. */
   done(seq: number, lenBytes: number, queue = 0): void {
     if (!this.sampled(seq)) return;
     this.usedSampled = true;
-    this.endPoint(TraceKind.Done, queue, seq, lenBytes);
+    this.point(TraceKind.Done, queue, seq, lenBytes);
+  }
+
+  /**
+   * A wake: written at once when every packet is traced, else remembered and written before
+   * the next sampled packet (so a sampled run pays for the wakes of its sampled packets only).
+   */
+  private wake(kind: number, queue: number): void {
+    if (this.writer === null) return;
+    const t = this.stamp();
+    if (this.everyN === 1) this.writer.put(kind, queue, NO_ID, t, 0);
+    else {
+      this.wakeKind = kind;
+      this.wakeNs = t;
+    }
+  }
+
+  private writeWake(queue: number): void {
+    this.writer!.put(this.wakeKind, queue, NO_ID, this.wakeNs, 0);
+    this.wakeNs = -1;
   }
 
   /** The device is about to publish `entries` used entries (call before the store). */

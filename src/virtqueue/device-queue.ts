@@ -107,6 +107,12 @@ export class DeviceQueue {
   get nextUsed(): number {
     return this.st[S_NEXT_USED]!;
   }
+  /**
+   * Reads of avail.idx that found it moved (this instance's count). A tracer compares it
+   * across pops to tell the first pop after a fresh acquire (src/trace/tracer.ts).
+   */
+  availFetches = 0;
+
   /** Chains popped and not yet returned with addUsed. */
   get inFlight(): number {
     return this.st[S_IN_FLIGHT]!;
@@ -122,6 +128,7 @@ export class DeviceQueue {
     const availIdx = this.ring.loadAvailIdx(); // acquire: pairs with DriverQueue.publish's release
     const n = u16Distance(availIdx, this.st[S_NEXT_AVAIL]!);
     if (n > this.size) this.fail(new VirtqueueError('avail-idx-jump', { queue: this.index, index: availIdx, seen: n, size: this.size }));
+    if (availIdx !== this.st[S_SHADOW_AVAIL]) this.availFetches++;
     this.st[S_SHADOW_AVAIL] = availIdx;
     return n;
   }

@@ -244,8 +244,19 @@ export class DriverQueue<T = unknown> {
   /** Whether used elements are waiting to be reaped (acquire load of used.idx). */
   hasUsed(): boolean {
     if (this.lastUsed !== this.cachedUsedIdx) return true;
-    this.cachedUsedIdx = this.ring.loadUsedIdx(); // acquire: pairs with DeviceQueue.publishUsed
+    this.cacheUsedIdx(this.ring.loadUsedIdx()); // acquire: pairs with DeviceQueue.publishUsed
     return this.lastUsed !== this.cachedUsedIdx;
+  }
+
+  /**
+   * Reads of used.idx that found new entries (this instance's count). A tracer compares it
+   * across reaps to tell the first reap after a fresh acquire (src/trace/tracer.ts).
+   */
+  usedFetches = 0;
+
+  private cacheUsedIdx(idx: number): void {
+    if (idx !== this.cachedUsedIdx) this.usedFetches++;
+    this.cachedUsedIdx = idx;
   }
 
   /**
@@ -260,7 +271,7 @@ export class DriverQueue<T = unknown> {
       const n = u16Distance(usedIdx, this.lastUsed);
       if (n === 0) return null;
       if (n > this.size) this.fail(new VirtqueueError('used-idx-jump', { queue: this.index, index: usedIdx, seen: n, size: this.size }));
-      this.cachedUsedIdx = usedIdx;
+      this.cacheUsedIdx(usedIdx);
     }
     const slot = this.lastUsed;
     const head = this.ring.usedElemId(slot); // plain: after the acquire above
@@ -309,7 +320,7 @@ export class DriverQueue<T = unknown> {
     this.interruptsOn = true;
     if (this.eventIdx) this.ring.storeUsedEvent(this.lastUsed);
     else this.ring.storeAvailFlags(0);
-    this.cachedUsedIdx = this.ring.loadUsedIdx();
+    this.cacheUsedIdx(this.ring.loadUsedIdx());
     return this.cachedUsedIdx !== this.lastUsed;
   }
 
@@ -323,7 +334,7 @@ export class DriverQueue<T = unknown> {
     this.interruptsOn = true;
     const bufs = Math.floor((u16Distance(this.availShadow, this.lastUsed) * 3) / 4);
     this.ring.storeUsedEvent(this.lastUsed + bufs);
-    this.cachedUsedIdx = this.ring.loadUsedIdx(); // full barrier pair with the store above
+    this.cacheUsedIdx(this.ring.loadUsedIdx()); // full barrier pair with the store above
     return u16Distance(this.cachedUsedIdx, this.lastUsed) > bufs;
   }
 

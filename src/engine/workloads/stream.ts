@@ -7,9 +7,14 @@
 // per avail.idx publish, default 32), verify ('full' = every word, 'seq' = sequence and length
 // only), warmupMs (excluded from the window, default 0).
 //
-// Tracing (ctx.tracer, see docs/tracing.md): the packet identity is the sequence number in
-// payload word 0; the driver reads it back from its buffer at reap, the device peeks it at pop.
-// Every trace call sits behind the cached `tracing` boolean.
+// Tracing (ctx.tracer, see docs/tracing.md): the packet identity is the sequence number. Both
+// sides count packets (the driver's seq, the device's `expect`), keep the next traced identity
+// in a local (Tracer.nextSampled) and call the tracer only for traced packets, so a packet that
+// is not traced costs a comparison, not a call; the driver remembers traced chains by head for
+// the reap. The device's count is checked against payload word 0 after the copy (a mismatch is
+// a stream error, and is also recorded as a trace identity error). Pops and reaps pass the
+// queue's fetch counter so interpolated stamping reads the clock after each fresh index read
+// (src/trace/tracer.ts). With tracing off every trace site is one cached boolean test.
 
 import { BufferPool, Arena } from '../../memory/index.js';
 import { DeviceQueue, DriverQueue, readFromChain, DescriptorChain } from '../../virtqueue/index.js';
@@ -79,18 +84,29 @@ export function guest(ctx: SideContext): SideStats {
   const irq = ctx.irq;
   const tr = ctx.tracer;
   const tracing = tr.enabled;
-  const base = region.guestAddr;
+  // Traced chains in flight, by head (the driver's own record: a reap never reads the payload
+  // back, which costs a cache miss per packet).
+  const seqOfHead = new Uint32Array(plan.size);
+  const tracedHead = new Uint8Array(plan.size); // 1 while that chain's packet is traced
+  let nextTrace = tr.nextSampled(0);
   while (!ctx.stopped && (p.count === 0 || seq < p.count)) {
     if (!ctx.windowIsOpen && performance.now() - t0 >= p.warmupMs) ctx.openWindow();
     let u;
     while ((u = q.reap()) !== null) {
-      if (tracing) tr.reap(u32[(u.token - base) / 4]!, p.payloadBytes);
+      if (tracing && tracedHead[u.head] !== 0) {
+        tracedHead[u.head] = 0;
+        tr.reap(seqOfHead[u.head]!, p.payloadBytes, 0, q.usedFetches);
+      }
       pool.put(u.token);
     }
     let added = 0;
     while (added < batch && pool.available > 0 && (p.count === 0 || seq < p.count)) {
       const addr = pool.get();
-      if (tracing) tr.add(seq >>> 0);
+      const traced = tracing && seq >>> 0 === nextTrace; // a comparison per packet, a call per traced one
+      if (traced) {
+        tr.add(nextTrace);
+        nextTrace = tr.nextSampled(nextTrace + 1);
+      }
       const w = (addr - region.guestAddr) / 4;
       if (p.verify === 'full') {
         for (let i = HEADER_WORDS; i < words; i++) u32[w + i] = patternWord(seq, i);
@@ -99,7 +115,11 @@ export function guest(ctx: SideContext): SideStats {
       }
       u32[w] = seq >>> 0;
       u32[w + 1] = p.payloadBytes;
-      q.add1(addr, p.payloadBytes, false, addr);
+      const head = q.add1(addr, p.payloadBytes, false, addr);
+      if (traced) {
+        seqOfHead[head] = seq;
+        tracedHead[head] = 1;
+      }
       seq++;
       added++;
       stats.packets++;
@@ -128,7 +148,10 @@ export function guest(ctx: SideContext): SideStats {
   while (!ctx.stopped && q.outstanding > 0) {
     let u;
     while ((u = q.reap()) !== null) {
-      if (tracing) tr.reap(u32[(u.token - base) / 4]!, p.payloadBytes);
+      if (tracing && tracedHead[u.head] !== 0) {
+        tracedHead[u.head] = 0;
+        tr.reap(seqOfHead[u.head]!, p.payloadBytes, 0, q.usedFetches);
+      }
       pool.put(u.token);
     }
     if (q.outstanding === 0) break;
@@ -162,6 +185,7 @@ export function host(ctx: SideContext): SideStats {
   if (!ctx.arriveAndWait()) return ctx.finish();
   const t0 = performance.now();
   let expect = 0;
+  let nextTrace = tr.nextSampled(0);
   const flush = (entries: number): void => {
     if (tracing && entries > 0) tr.used(entries);
     if (q.publishUsed() > 0 && q.needsNotification()) {
@@ -176,16 +200,22 @@ export function host(ctx: SideContext): SideStats {
     let c;
     while ((c = q.pop(chain)) !== null) {
       const len = c.readableBytes;
-      // The packet's identity: peek its sequence word before the backend touches the payload.
-      const tseq = tracing && c.lens[0]! >= 4 ? mem.readU32(c.addrs[0]!) : 0;
-      if (tracing) tr.pop(tseq);
+      // The packet's identity is the device's count (checked against the payload below).
+      const id = expect >>> 0;
+      const traced = tracing && id === nextTrace;
+      if (traced) {
+        tr.pop(nextTrace, 0, q.availFetches);
+        nextTrace = tr.nextSampled(nextTrace + 1);
+      }
       if (len !== p.payloadBytes) {
         ctx.error(`packet ${expect}: length ${len}, expected ${p.payloadBytes}`);
       } else {
         readFromChain(mem, c, dst);
         const seq = dst32[0]!;
-        if (seq !== expect >>> 0) ctx.error(`packet ${expect}: sequence ${seq} (lost, duplicated or reordered)`);
-        else if (dst32[1] !== p.payloadBytes) ctx.error(`packet ${expect}: length word ${dst32[1]}`);
+        if (seq !== id) {
+          ctx.error(`packet ${expect}: sequence ${seq} (lost, duplicated or reordered)`);
+          if (traced) tr.error('identity', id);
+        } else if (dst32[1] !== p.payloadBytes) ctx.error(`packet ${expect}: length word ${dst32[1]}`);
         else if (p.verify === 'full') {
           for (let i = HEADER_WORDS; i < words; i++) {
             if (dst32[i] !== patternWord(expect, i)) {
@@ -198,7 +228,7 @@ export function host(ctx: SideContext): SideStats {
       expect++;
       stats.packets++;
       stats.bytes += len;
-      if (tracing) tr.done(tseq, len);
+      if (traced) tr.done(id, len);
       q.addUsed(c.head, 0);
       if (++n === batch) {
         flush(n);

@@ -36,6 +36,7 @@ interface RunResult {
   pps: number;
   cpuSecondsPerGB: number;
   droppedRecords: number;
+  clockReadsPerPacket: { guest: number; host: number };
   errors: number;
 }
 
@@ -70,7 +71,33 @@ async function runOnce(mode: Mode, o: Options): Promise<RunResult> {
     ...(trace ? { trace } : {}),
   });
   const w = windowFigures(r, mode, o.ms / 4);
-  return { pps: w.windowPackets / (w.windowMs / 1000), cpuSecondsPerGB: w.cpuSecondsPerGB, droppedRecords: w.droppedRecords, errors: w.errors };
+  return { pps: w.windowPackets / (w.windowMs / 1000), cpuSecondsPerGB: w.cpuSecondsPerGB, droppedRecords: w.droppedRecords, clockReadsPerPacket: w.clockReadsPerPacket, errors: w.errors };
+}
+
+/**
+ * One run with tracing toggled off/on every `toggleMs` inside the run (stream param
+ * traceToggleMs): the on-slices' packet rate over the off-slices'. Same threads, same code,
+ * interleaved every few ms.
+ */
+async function runToggled(mode: Mode, o: Options, toggleMs: number): Promise<number> {
+  const sample = mode === 'sampled' ? o.sample : 1;
+  const trace = new TraceSession({ sample, capacityRecords: capacityFor(o, sample), drainEveryMs: o.drainMs, stamping: mode === 'every-exact' ? 'exact' : 'interpolated' });
+  const r = await Engine.run({
+    workload: 'stream',
+    queues: [{ size: o.queueSize }],
+    wait: { strategy: o.strategy },
+    params: { payloadBytes: o.payload, verify: 'seq', warmupMs: o.warmupMs, traceToggleMs: toggleMs },
+    durationMs: o.warmupMs + o.ms,
+    timeoutMs: 60_000 + o.ms * 4,
+    trace,
+  });
+  const w = windowFigures(r, mode, o.ms / 4);
+  if (w.errors > 0) throw new Error(`${mode} (toggled): ${w.errors} verification errors`);
+  const x = r.host.extra;
+  const onMs = x.traceOnMs ?? 0;
+  const offMs = x.traceOffMs ?? 0;
+  if (onMs < o.ms / 4 || offMs < o.ms / 4) throw new Error(`${mode} (toggled): on ${onMs.toFixed(0)} ms, off ${offMs.toFixed(0)} ms in the window; raise --ms`);
+  return (x.traceOnPackets! / onMs) / (x.traceOffPackets! / offMs);
 }
 
 async function main(): Promise<void> {
@@ -86,6 +113,7 @@ async function main(): Promise<void> {
     .option('--strategy <s>', 'wait strategy: block | hybrid | spin', 'hybrid')
     .option('--sample <n>', 'the sampled mode traces 1 packet in N', '100')
     .option('--modes <list>', 'modes to run, comma-separated (baseline,off,every,every-exact,sampled)', 'baseline,off,every,every-exact,sampled')
+    .option('--toggle-ms <n>', 'also measure each traced mode toggled off/on every N ms inside one run (0 = skip)', '0')
     .option('--drain-ms <n>', 'main thread drains trace buffers every N ms during the run (0 = at the end)', '0')
     .parse(process.argv);
   const a = cmd.opts<Record<string, string | boolean | undefined>>();
@@ -112,6 +140,19 @@ async function main(): Promise<void> {
     }
     if (!a.json) process.stderr.write(`round ${round + 1}/${o.runs} done\n`);
   }
+  // In-run toggling: each traced mode's on/off rate ratio, one run per round.
+  const toggleMs = Number(a.toggleMs);
+  const tracedModes = modes.filter((m) => m !== 'baseline' && m !== 'off');
+  const toggled: Partial<Record<Mode, number[]>> = {};
+  if (toggleMs > 0) {
+    for (let round = 0; round < o.runs; round++) {
+      for (let i = 0; i < tracedModes.length; i++) {
+        const mode = tracedModes[(i + round) % tracedModes.length]!;
+        (toggled[mode] ??= []).push(await runToggled(mode, o, toggleMs));
+      }
+      if (!a.json) process.stderr.write(`toggled round ${round + 1}/${o.runs} done\n`);
+    }
+  }
   // Ratios per round (same round = closest in time), then their spread.
   const ratio = (m: Mode, ref: Mode): Spread => spread(results[m].map((r, i) => r.pps / results[ref][i]!.pps));
   const report = {
@@ -135,8 +176,11 @@ async function main(): Promise<void> {
       ratioVsBaseline: ratio(m, 'baseline'),
       ratioVsOff: ratio(m, 'off'),
       droppedRecords: results[m].reduce((s, r) => s + r.droppedRecords, 0),
+      clockReadsPerPacket: { guest: spread(results[m].map((r) => r.clockReadsPerPacket.guest)).median, host: spread(results[m].map((r) => r.clockReadsPerPacket.host)).median },
       errors: results[m].reduce((s, r) => s + r.errors, 0),
+      ...(toggled[m] ? { toggledOnOffRatio: spread(toggled[m]) } : {}),
     })),
+    toggleMs,
   };
   if (a.json) {
     process.stdout.write(JSON.stringify(report, null, 2) + '\n');
@@ -149,7 +193,7 @@ async function main(): Promise<void> {
     `command: ${report.command}`,
     `${o.runs} rounds × ${modes.length} modes, ${o.ms} ms measured after ${o.warmupMs} ms warm-up, ${o.payload} B, queue ${o.queueSize}, ${o.strategy} waits; total ${report.totalSeconds.toFixed(1)} s`,
     '',
-    ['mode'.padEnd(32), 'Mpps min / med / max'.padStart(24), 'cpu s/GB med'.padStart(13), 'vs baseline med [min..max]'.padStart(28), 'vs off med [min..max]'.padStart(24), 'dropped recs'.padStart(13)].join(' '),
+    ['mode'.padEnd(32), 'Mpps min / med / max'.padStart(24), 'cpu s/GB med'.padStart(13), 'vs baseline med [min..max]'.padStart(28), 'vs off med [min..max]'.padStart(24), 'dropped recs'.padStart(13), 'reads/pkt g/h'.padStart(14)].join(' '),
   ];
   for (const m of report.modes) {
     lines.push(
@@ -160,8 +204,15 @@ async function main(): Promise<void> {
         `${f(m.ratioVsBaseline.median)} [${f(m.ratioVsBaseline.min)}..${f(m.ratioVsBaseline.max)}]`.padStart(28),
         `${f(m.ratioVsOff.median)} [${f(m.ratioVsOff.min)}..${f(m.ratioVsOff.max)}]`.padStart(24),
         String(m.droppedRecords).padStart(13),
+        `${f(m.clockReadsPerPacket.guest, 2)} / ${f(m.clockReadsPerPacket.host, 2)}`.padStart(14),
       ].join(' ') + (m.errors > 0 ? `  ${m.errors} VERIFY ERRORS` : ''),
     );
+  }
+  if (toggleMs > 0) {
+    lines.push('', `tracing toggled off/on every ${toggleMs} ms inside one run (${o.runs} runs per mode): on-slice rate ÷ off-slice rate`);
+    for (const m of report.modes) {
+      if (m.toggledOnOffRatio) lines.push(`  ${m.label.padEnd(32)} ${f(m.toggledOnOffRatio.median)} [${f(m.toggledOnOffRatio.min)}..${f(m.toggledOnOffRatio.max)}]`);
+    }
   }
   lines.push('', 'ratio = this mode\'s packets/s ÷ the reference\'s in the same round. Targets (issue 7): off within noise of baseline; every ≥ 0.85; 1 in 100 ≥ 0.97.');
   if (report.modes.some((m) => m.droppedRecords > 0)) lines.push('WARNING: trace buffers filled up and dropped records; the traced figures are optimistic. Use --drain-ms or shorter --ms.');

@@ -11,6 +11,8 @@ export interface WindowFigures {
   /** Guest + host thread CPU seconds per 10^9 payload bytes the receiver took in the window. */
   cpuSecondsPerGB: number;
   droppedRecords: number;
+  /** Trace clock reads per packet (whole run, not only the window), per side. */
+  clockReadsPerPacket: { guest: number; host: number };
   errors: number;
 }
 
@@ -27,6 +29,10 @@ export function windowFigures(r: EngineResult, label: string, minWindowMs: numbe
     windowBytes: rx.windowBytes,
     cpuSecondsPerGB: gb > 0 ? (r.host.windowCpuNs + r.guest.windowCpuNs) / 1e9 / gb : NaN,
     droppedRecords: (r.host.extra.traceDroppedRecords ?? 0) + (r.guest.extra.traceDroppedRecords ?? 0),
+    clockReadsPerPacket: {
+      guest: r.guest.packets > 0 ? (r.guest.extra.traceClockReads ?? 0) / r.guest.packets : 0,
+      host: r.host.packets > 0 ? (r.host.extra.traceClockReads ?? 0) / r.host.packets : 0,
+    },
     errors: r.host.errors + r.guest.errors,
   };
 }

@@ -93,6 +93,7 @@ export class SideContext {
     if (this.tracer.enabled) {
       this.tracer.flush();
       s.extra.traceDroppedRecords = this.tracer.dropped;
+      s.extra.traceClockReads = this.tracer.clockReads;
     }
     if (!this.windowOpen) this.openWindow();
     s.windowMs = performance.now() - this.windowStartMs;

@@ -26,7 +26,7 @@
 
 import { TraceWriter } from './buffer.js';
 import { clockOffsetNs, type TraceClockOrigin } from './clock.js';
-import { DROP_REASONS, ERROR_CODES, KIND_INFO, NO_ID, TraceKind, type DropReason, type TraceErrorCode } from './schema.js';
+import { DROP_REASONS, ERROR_CODES, KIND_INFO, NO_ID, TRACE_LEVELS, TraceKind, type DropReason, type TraceErrorCode } from './schema.js';
 
 /** What a processor receives to attach its tracer (plain data, survives structured clone). */
 export interface TracerSetup {
@@ -70,6 +70,8 @@ export class Tracer {
   private lastNs: number; // this thread's latest clock read
   // Per queue: the fetch counter at the last pop/reap that read the clock (see the file comment).
   private readonly lastFetch = new Float64Array(256).fill(-1);
+  // Per event kind: events to skip before the next recorded one (sampled runs, see event()).
+  private readonly eventCountdown = new Int32Array(256).fill(1);
 
   constructor(setup: TracerSetup | null) {
     this.enabled = setup !== null;
@@ -109,6 +111,7 @@ export class Tracer {
 
   /** Reads the clock; untimed records written since the previous read get times between the two. */
   private stamp(): number {
+    this.clockReads++;
     const t = performance.now() * 1e6 + this.offsetNs;
     const w = this.writer!;
     if (w.untimed !== 0) w.stampUntimed(this.lastNs, t);
@@ -169,6 +172,9 @@ export class Tracer {
     const next = s + ((n - (s % n)) % n);
     return next > 0xffff_ffff ? 0 : next;
   }
+
+  /** Clock reads this tracer made (what tracing costs beyond writing records). */
+  clockReads = 0;
 
   /** Records dropped because this thread's buffer was full. */
   get dropped(): number {
@@ -335,10 +341,22 @@ export class Tracer {
     this.event(TraceKind.Error, queue, seq, errorCode(code));
   }
 
-  /** Any event, by kind, if its level is enabled. */
+  /**
+   * Any event, by kind, if its level is enabled. When packets are sampled 1 in N > 1, events
+   * at debug level and below (notification switches, timer armed/fired: one per sleep or
+   * timer, often every few packets) are sampled too, 1 in N of each kind: each recorded one
+   * costs a clock read, and the run's counters have all of them.
+   */
   event(kind: TraceKind, queue: number, id: number, arg: number): void {
     const w = this.writer;
-    if (w === null || KIND_INFO[kind]!.level < this.level) return;
+    if (w === null) return;
+    const level = KIND_INFO[kind]!.level;
+    if (level < this.level) return;
+    if (level <= TRACE_LEVELS.debug && this.everyN > 1) {
+      // Countdown per kind (1 in N without a division).
+      if (--this.eventCountdown[kind]! > 0) return;
+      this.eventCountdown[kind] = this.everyN;
+    }
     w.put(kind, queue, id >>> 0, this.stamp(), arg);
   }
 }

@@ -5,7 +5,8 @@
 //
 // Params: payloadBytes (default 1500), count (packets; 0 = until stopped), publishEvery (adds
 // per avail.idx publish, default 32), verify ('full' = every word, 'seq' = sequence and length
-// only), warmupMs (excluded from the window, default 0).
+// only), warmupMs (excluded from the window, default 0), traceToggleMs (benchmark aid, see
+// TraceSlices; default 0 = off).
 //
 // Tracing (ctx.tracer, see docs/tracing.md): the packet identity is the sequence number. Both
 // sides count packets (the driver's seq, the device's `expect`), keep the next traced identity
@@ -35,6 +36,46 @@ interface StreamParams {
   publishEvery: number;
   verify: 'full' | 'seq';
   warmupMs: number;
+  traceToggleMs: number;
+}
+
+/**
+ * Benchmark aid (param traceToggleMs > 0, traced runs only): tracing is off and on in
+ * alternate slices of that many ms of the shared clock, in both threads, and the host counts
+ * the packets and time of each kind of slice inside the window. Comparing the two rates
+ * measures what tracing costs within one run, interleaved every few ms, so a shared host's
+ * slow spells (seconds long) hit both alike. Packets that cross a slice edge have partial
+ * timelines; a toggled run's trace is for this measurement only.
+ */
+class TraceSlices {
+  onMs = 0;
+  offMs = 0;
+  onPackets = 0;
+  offPackets = 0;
+  private lastMs = -1;
+  private lastPackets = 0;
+  private on = false;
+
+  constructor(private readonly sliceMs: number) {}
+
+  /** Whether tracing is on now; charges the time and packets since the last call to the slice they ran in. */
+  update(nowMs: number, packets: number, counting: boolean): boolean {
+    if (counting && this.lastMs >= 0) {
+      const dt = nowMs - this.lastMs;
+      const dp = packets - this.lastPackets;
+      if (this.on) {
+        this.onMs += dt;
+        this.onPackets += dp;
+      } else {
+        this.offMs += dt;
+        this.offPackets += dp;
+      }
+    }
+    this.lastMs = nowMs;
+    this.lastPackets = packets;
+    this.on = Math.floor(nowMs / this.sliceMs) % 2 === 1;
+    return this.on;
+  }
 }
 
 function params(ctx: SideContext): StreamParams {
@@ -50,6 +91,7 @@ function params(ctx: SideContext): StreamParams {
     publishEvery: Math.max(1, ctx.numParam('publishEvery', 32)),
     verify,
     warmupMs: ctx.numParam('warmupMs', 0),
+    traceToggleMs: ctx.numParam('traceToggleMs', 0),
   };
 }
 
@@ -83,14 +125,20 @@ export function guest(ctx: SideContext): SideStats {
   const kick = ctx.kick;
   const irq = ctx.irq;
   const tr = ctx.tracer;
-  const tracing = tr.enabled;
+  let tracing = tr.enabled;
   // Traced chains in flight, by head (the driver's own record: a reap never reads the payload
   // back, which costs a cache miss per packet).
   const seqOfHead = new Uint32Array(plan.size);
   const tracedHead = new Uint8Array(plan.size); // 1 while that chain's packet is traced
   let nextTrace = tr.nextSampled(0);
+  const slices = tr.enabled && p.traceToggleMs > 0 ? new TraceSlices(p.traceToggleMs) : null;
   while (!ctx.stopped && (p.count === 0 || seq < p.count)) {
     if (!ctx.windowIsOpen && performance.now() - t0 >= p.warmupMs) ctx.openWindow();
+    if (slices !== null) {
+      const on = slices.update(performance.now(), 0, false);
+      if (on && !tracing) nextTrace = tr.nextSampled(seq);
+      tracing = on;
+    }
     let u;
     while ((u = q.reap()) !== null) {
       if (tracing && tracedHead[u.head] !== 0) {
@@ -181,11 +229,12 @@ export function host(ctx: SideContext): SideStats {
   const kick = ctx.kick;
   const irq = ctx.irq;
   const tr = ctx.tracer;
-  const tracing = tr.enabled;
+  let tracing = tr.enabled;
   if (!ctx.arriveAndWait()) return ctx.finish();
   const t0 = performance.now();
   let expect = 0;
   let nextTrace = tr.nextSampled(0);
+  const slices = tr.enabled && p.traceToggleMs > 0 ? new TraceSlices(p.traceToggleMs) : null;
   const flush = (entries: number): void => {
     if (tracing && entries > 0) tr.used(entries);
     if (q.publishUsed() > 0 && q.needsNotification()) {
@@ -195,6 +244,11 @@ export function host(ctx: SideContext): SideStats {
   };
   for (;;) {
     if (!ctx.windowIsOpen && performance.now() - t0 >= p.warmupMs) ctx.openWindow();
+    if (slices !== null) {
+      const on = slices.update(performance.now(), expect, ctx.windowIsOpen);
+      if (on && !tracing) nextTrace = tr.nextSampled(expect);
+      tracing = on;
+    }
     q.disableNotification();
     let n = 0;
     let c;
@@ -244,6 +298,12 @@ export function host(ctx: SideContext): SideStats {
     if (tracing) tr.notifications(true);
     if (kick.wait(seen) === 'stopped') break;
     if (tracing) tr.deviceWake();
+  }
+  if (slices !== null) {
+    ctx.stats.extra.traceOnMs = slices.onMs;
+    ctx.stats.extra.traceOffMs = slices.offMs;
+    ctx.stats.extra.traceOnPackets = slices.onPackets;
+    ctx.stats.extra.traceOffPackets = slices.offPackets;
   }
   return ctx.finish();
 }

@@ -71,6 +71,7 @@ export function writeTraceFile(session: TraceSession, path: string, meta: Record
         sample: session.options.sample,
         slowerThanUs: session.options.slowerThanUs,
         traceLevel: session.options.level,
+        stamping: session.options.sample === 1 ? session.options.stamping : 'exact',
         originEpochMs: session.origin.timeOriginMs + session.origin.nowMs,
         packets: c.packets.length,
         events: c.events.length,

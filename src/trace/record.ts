@@ -2,7 +2,7 @@
 // commander, and runTraced(), which runs one engine run with tracing and writes the file.
 //
 //   import { addTraceOptions, traceSessionFromCli, runTraced } from '../../trace/node.js';
-//   addTraceOptions(cmd);                      // adds --trace, --trace-sample, --trace-slower-than-us
+//   addTraceOptions(cmd);                      // adds --trace, --trace-sample, --trace-slower-than-us, --trace-level, --trace-stamping
 //   const { result, trace } = await runTraced(engineOptions, { file: o.trace, sample: 100 });
 
 import type { Command } from 'commander';
@@ -10,12 +10,14 @@ import { Engine, type EngineOptions, type EngineResult } from '../engine/index.j
 import { writeTraceFile, type TraceFileSummary } from './output.js';
 import { TraceSession, TraceOptionsError, type TraceOptions } from './session.js';
 import { TRACE_LEVELS } from './schema.js';
+import { TRACE_STAMPINGS, type TraceStamping } from './tracer.js';
 
 export interface TraceCliOptions {
   trace?: string;
   traceSample?: string;
   traceSlowerThanUs?: string;
   traceLevel?: string;
+  traceStamping?: string;
 }
 
 /** Adds the tracing options to a command. */
@@ -24,7 +26,8 @@ export function addTraceOptions(cmd: Command): Command {
     .option('--trace <file>', 'record a latency trace of the run into FILE (pino NDJSON; read it with `virtq trace analyze`)')
     .option('--trace-sample <n>', 'trace 1 packet in N (1 = every packet)', '1')
     .option('--trace-slower-than-us <us>', 'keep only packets slower than this many µs end to end (records every packet)')
-    .option('--trace-level <level>', 'lowest trace level recorded: trace (packets) | debug | info | warn | error', 'trace');
+    .option('--trace-level <level>', 'lowest trace level recorded: trace (packets) | debug | info | warn | error', 'trace')
+    .option('--trace-stamping <how>', 'every packet traced: interpolated (clock read per batch) | exact (a read per point)', 'interpolated');
 }
 
 /**
@@ -42,6 +45,10 @@ export function traceOptionsFromCli(o: TraceCliOptions): (TraceOptions & { file:
   if (o.traceLevel !== undefined) {
     if (!(o.traceLevel in TRACE_LEVELS)) throw new TraceOptionsError(`--trace-level must be one of ${Object.keys(TRACE_LEVELS).join(', ')} (got ${o.traceLevel})`);
     t.level = o.traceLevel as NonNullable<TraceOptions['level']>;
+  }
+  if (o.traceStamping !== undefined) {
+    if (!(TRACE_STAMPINGS as readonly string[]).includes(o.traceStamping)) throw new TraceOptionsError(`--trace-stamping must be one of ${TRACE_STAMPINGS.join(', ')} (got ${o.traceStamping})`);
+    t.stamping = o.traceStamping as TraceStamping;
   }
   return t;
 }

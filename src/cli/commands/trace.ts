@@ -5,12 +5,14 @@
 import type { Command } from 'commander';
 import type { WaitStrategy } from '../../notify/index.js';
 import { analyzeTraceFile, formatReport, runTraced, writeTraceHtml, type TraceLevelName } from '../../trace/node.js';
+import type { TraceStamping } from '../../trace/index.js';
 
 interface RecordOpts {
   out: string;
   traceSample: string;
   traceSlowerThanUs?: string;
   traceLevel: string;
+  traceStamping: string;
   ms: string;
   count?: string;
   payload: string;
@@ -28,6 +30,7 @@ export function registerTrace(program: Command): void {
     .option('--trace-sample <n>', 'trace 1 packet in N (1 = every packet)', '100')
     .option('--trace-slower-than-us <us>', 'keep only packets slower than this end to end (records every packet)')
     .option('--trace-level <level>', 'lowest level recorded: trace | debug | info | warn | error', 'trace')
+    .option('--trace-stamping <how>', 'every packet traced: interpolated (clock read per batch) | exact (a read per point)', 'interpolated')
     .option('--ms <n>', 'how long to run', '500')
     .option('--count <n>', 'send exactly N packets instead of running for --ms (every packet completes)')
     .option('--payload <bytes>', 'payload bytes per packet (multiple of 4)', '1500')
@@ -49,6 +52,7 @@ export function registerTrace(program: Command): void {
           file: o.out,
           sample: Number(o.traceSample),
           level: o.traceLevel as TraceLevelName,
+          stamping: o.traceStamping as TraceStamping,
           capacityRecords: Number(o.capacity),
           ...(o.traceSlowerThanUs !== undefined ? { slowerThanUs: Number(o.traceSlowerThanUs) } : {}),
         },

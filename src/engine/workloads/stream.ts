@@ -48,33 +48,45 @@ interface StreamParams {
  * timelines; a toggled run's trace is for this measurement only.
  */
 class TraceSlices {
-  onMs = 0;
-  offMs = 0;
   onPackets = 0;
   offPackets = 0;
+  private firstMs = -1; // first update inside the window
   private lastMs = -1;
   private lastPackets = 0;
   private on = false;
 
   constructor(private readonly sliceMs: number) {}
 
-  /** Whether tracing is on now; charges the time and packets since the last call to the slice they ran in. */
+  /**
+   * Whether tracing is on now. Packets done since the last call ran in the slice of that call
+   * (they were processed right after it; a sleep, if any, came after them).
+   */
   update(nowMs: number, packets: number, counting: boolean): boolean {
-    if (counting && this.lastMs >= 0) {
-      const dt = nowMs - this.lastMs;
-      const dp = packets - this.lastPackets;
-      if (this.on) {
-        this.onMs += dt;
-        this.onPackets += dp;
-      } else {
-        this.offMs += dt;
-        this.offPackets += dp;
-      }
+    if (counting) {
+      if (this.firstMs < 0) this.firstMs = nowMs;
+      else if (this.on) this.onPackets += packets - this.lastPackets;
+      else this.offPackets += packets - this.lastPackets;
     }
     this.lastMs = nowMs;
     this.lastPackets = packets;
     this.on = Math.floor(nowMs / this.sliceMs) % 2 === 1;
     return this.on;
+  }
+
+  /** Time of on-slices between the first counted update and the last update (from the slice grid, not from the loop). */
+  get onMs(): number {
+    return this.firstMs < 0 ? 0 : this.onTimeUntil(this.lastMs) - this.onTimeUntil(this.firstMs);
+  }
+
+  get offMs(): number {
+    return this.firstMs < 0 ? 0 : this.lastMs - this.firstMs - this.onMs;
+  }
+
+  /** On-slice time in [0, t): odd slices are on. */
+  private onTimeUntil(t: number): number {
+    const pairs = Math.floor(t / (2 * this.sliceMs));
+    const rest = t - pairs * 2 * this.sliceMs;
+    return pairs * this.sliceMs + Math.max(0, rest - this.sliceMs);
   }
 }
 
@@ -287,6 +299,12 @@ export function host(ctx: SideContext): SideStats {
       if (++n === batch) {
         flush(n);
         n = 0;
+        if (slices !== null) {
+          // A busy device may stay in this loop for many slices.
+          const on = slices.update(performance.now(), expect, ctx.windowIsOpen);
+          if (on && !tracing) nextTrace = tr.nextSampled(expect);
+          tracing = on;
+        }
       }
     }
     flush(n);

@@ -232,9 +232,12 @@ export class Tracer {
     this.writer!.put(TraceKind.Kick, queue, NO_ID, this.stamp(), 0);
   }
 
-  /** The driver returned from waiting on its doorbell. */
-  driverWake(queue = 0): void {
-    this.wake(TraceKind.DriverWake, queue);
+  /**
+   * The driver returned from waiting on its doorbell. `slept`: the wait blocked in the kernel
+   * (Doorbell stats.sleeps moved); a sampled run records only such wakes (see wake()).
+   */
+  driverWake(queue = 0, slept = true): void {
+    this.wake(TraceKind.DriverWake, queue, slept);
   }
 
   /**
@@ -250,9 +253,9 @@ export class Tracer {
 
   // ---- device (host) points ----
 
-  /** The device returned from waiting on its doorbell. */
-  deviceWake(queue = 0): void {
-    this.wake(TraceKind.DeviceWake, queue);
+  /** The device returned from waiting on its doorbell; `slept` as in driverWake. */
+  deviceWake(queue = 0, slept = true): void {
+    this.wake(TraceKind.DeviceWake, queue, slept);
   }
 
   /**
@@ -277,10 +280,13 @@ export class Tracer {
 
   /**
    * A wake: written at once when every packet is traced, else remembered and written before
-   * the next sampled packet (so a sampled run pays for the wakes of its sampled packets only).
+   * the next sampled packet (so a sampled run writes the wakes of its sampled packets only).
+   * A sampled run does not even read the clock for a wait that never blocked (resolved while
+   * spinning, most waits at full rate): that read per sleep/wake turn, on the path that hands
+   * the ring back and forth, cost ~5 % of the 1500 B stream's throughput (BENCHMARKS.md).
    */
-  private wake(kind: number, queue: number): void {
-    if (this.writer === null) return;
+  private wake(kind: number, queue: number, slept: boolean): void {
+    if (this.writer === null || (!slept && this.everyN !== 1)) return;
     const t = this.stamp();
     if (this.everyN === 1) this.writer.put(kind, queue, NO_ID, t, 0);
     else {
@@ -323,7 +329,10 @@ export class Tracer {
 
   /** Notifications (kicks on the device side, interrupts on the driver side) switched on or off. */
   notifications(enabled: boolean, queue = 0): void {
-    this.event(enabled ? TraceKind.NotifyEnabled : TraceKind.NotifyDisabled, queue, NO_ID, 0);
+    const kind = enabled ? TraceKind.NotifyEnabled : TraceKind.NotifyDisabled;
+    // Sampled runs: the 1-in-N countdown first, before any other work (one per sleep turn).
+    if (this.everyN > 1 && --this.eventCountdown[kind]! > 0) return;
+    this.record(kind, queue, NO_ID, 0);
   }
 
   /** No descriptor or buffer was free; `inFlight` entries were outstanding. */
@@ -348,15 +357,18 @@ export class Tracer {
    * costs a clock read, and the run's counters have all of them.
    */
   event(kind: TraceKind, queue: number, id: number, arg: number): void {
+    if (this.writer === null) return;
+    // Countdown per kind (1 in N without a division).
+    if (this.everyN > 1 && KIND_INFO[kind]!.level <= TRACE_LEVELS.debug && --this.eventCountdown[kind]! > 0) return;
+    this.record(kind, queue, id, arg);
+  }
+
+  /** Writes an event if its level is enabled (sampling already decided); restarts its countdown. */
+  private record(kind: TraceKind, queue: number, id: number, arg: number): void {
     const w = this.writer;
     if (w === null) return;
-    const level = KIND_INFO[kind]!.level;
-    if (level < this.level) return;
-    if (level <= TRACE_LEVELS.debug && this.everyN > 1) {
-      // Countdown per kind (1 in N without a division).
-      if (--this.eventCountdown[kind]! > 0) return;
-      this.eventCountdown[kind] = this.everyN;
-    }
+    this.eventCountdown[kind] = this.everyN;
+    if (KIND_INFO[kind]!.level < this.level) return;
     w.put(kind, queue, id >>> 0, this.stamp(), arg);
   }
 }

@@ -199,8 +199,9 @@ export function guest(ctx: SideContext): SideStats {
     const seen = irq.seq();
     if (!q.enableInterruptsDelayed()) {
       if (tracing) tr.notifications(true);
+      const sleeps = irq.stats.sleeps;
       irq.wait(seen);
-      if (tracing) tr.driverWake();
+      if (tracing) tr.driverWake(0, irq.stats.sleeps !== sleeps);
     }
     q.disableInterrupts();
   }
@@ -218,8 +219,9 @@ export function guest(ctx: SideContext): SideStats {
     const seen = irq.seq();
     if (!q.enableInterrupts()) {
       if (tracing) tr.notifications(true);
+      const sleeps = irq.stats.sleeps;
       irq.wait(seen);
-      if (tracing) tr.driverWake();
+      if (tracing) tr.driverWake(0, irq.stats.sleeps !== sleeps);
     }
   }
   return ctx.finish();
@@ -314,8 +316,9 @@ export function host(ctx: SideContext): SideStats {
     const seen = kick.seq();
     if (q.enableNotification()) continue;
     if (tracing) tr.notifications(true);
+    const sleeps = kick.stats.sleeps;
     if (kick.wait(seen) === 'stopped') break;
-    if (tracing) tr.deviceWake();
+    if (tracing) tr.deviceWake(0, kick.stats.sleeps !== sleeps);
   }
   if (slices !== null) {
     ctx.stats.extra.traceOnMs = slices.onMs;

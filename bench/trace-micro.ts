@@ -54,6 +54,12 @@ function runOnce(mode: Mode, packets: number, sample: number): number {
   let popped = 0;
   let gNext = gt.nextSampled(0);
   let hNext = ht.nextSampled(0);
+  // Every packet, interpolated: runs once per batch, anchors after fresh fetches (as the stream).
+  const gBatched = gt.batched;
+  const hBatched = ht.batched;
+  const reapIds = new Uint32Array(QUEUE);
+  let usedFetchSeen = -1;
+  let availFetchSeen = -1;
   let check = 0;
   const t0 = performance.now();
   while (seq < packets) {
@@ -61,7 +67,7 @@ function runOnce(mode: Mode, packets: number, sample: number): number {
     let added = 0;
     while (added < BATCH && free.length > 0) {
       const addr = free.pop()!;
-      const traced = gTracing && seq >>> 0 === gNext;
+      const traced = gTracing && !gBatched && seq >>> 0 === gNext;
       if (traced) {
         gt.add(gNext);
         gNext = gt.nextSampled(gNext + 1);
@@ -73,20 +79,28 @@ function runOnce(mode: Mode, packets: number, sample: number): number {
       if (traced) {
         seqOfHead[head] = seq;
         tracedHead[head] = 1;
-      }
+      } else if (gBatched) seqOfHead[head] = seq;
       seq++;
       added++;
     }
+    if (gBatched) gt.addRange(seq - added, added);
     if (gTracing) gt.publish(added);
     drv.publish();
     if (drv.kickNeeded() && gTracing) gt.kick();
     // Device: pop, peek the identity, copy out, return (the stream's host loop).
     let n = 0;
+    let runStart = popped;
     let c;
     while ((c = dev.pop(chain)) !== null) {
       const id = popped >>> 0;
+      if (hBatched && dev.availFetches !== availFetchSeen) {
+        if (popped !== runStart) ht.popDoneRange(runStart, popped - runStart, PAYLOAD);
+        runStart = popped;
+        ht.anchor();
+        availFetchSeen = dev.availFetches;
+      }
       popped++;
-      const traced = hTracing && id === hNext;
+      const traced = hTracing && !hBatched && id === hNext;
       if (traced) {
         ht.pop(id, 0, dev.availFetches);
         hNext = ht.nextSampled(id + 1);
@@ -97,18 +111,29 @@ function runOnce(mode: Mode, packets: number, sample: number): number {
       dev.addUsed(c.head, 0);
       n++;
     }
+    if (hBatched && popped !== runStart) ht.popDoneRange(runStart, popped - runStart, PAYLOAD);
     if (hTracing) ht.used(n);
     dev.publishUsed();
     if (dev.needsNotification() && hTracing) ht.interrupt();
     // Driver: reap.
     let u;
+    let runLen = 0;
     while ((u = drv.reap()) !== null) {
-      if (gTracing && tracedHead[u.head] !== 0) {
+      if (gBatched) {
+        if (drv.usedFetches !== usedFetchSeen) {
+          if (runLen > 0) gt.reapRun(reapIds, runLen, PAYLOAD);
+          runLen = 0;
+          gt.anchor();
+          usedFetchSeen = drv.usedFetches;
+        }
+        reapIds[runLen++] = seqOfHead[u.head]!;
+      } else if (gTracing && tracedHead[u.head] !== 0) {
         tracedHead[u.head] = 0;
         gt.reap(seqOfHead[u.head]!, PAYLOAD, 0, drv.usedFetches);
       }
       free.push(u.token);
     }
+    if (runLen > 0) gt.reapRun(reapIds, runLen, PAYLOAD);
   }
   const ns = ((performance.now() - t0) * 1e6) / seq;
   if (gTracing) gt.flush();

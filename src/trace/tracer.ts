@@ -315,6 +315,54 @@ export class Tracer {
     this.writer!.put(TraceKind.Interrupt, queue, NO_ID, this.stamp(), 0);
   }
 
+  // ---- runs of per-packet points (every packet traced, interpolated: see `batched`) ----
+
+  /**
+   * True when every packet is traced with interpolated stamps. A hot loop may then record its
+   * per-packet points in runs, once per batch, instead of a call per packet: the records and
+   * their times are the same (interpolation goes by write order), only the calls are fewer.
+   * The loop must call anchor() right after an acquire that saw new entries (the first pop or
+   * reap of a fresh index read), after recording the run before it; see the stream workload.
+   */
+  get batched(): boolean {
+    return this.interpolated;
+  }
+
+  /** Reads the clock now: records written so far are timed before it (see `batched`). */
+  anchor(): void {
+    if (this.writer !== null) this.stamp();
+  }
+
+  /** Add points of packets firstId, firstId + 1, … (u32), in that order (batched runs only). */
+  addRange(firstId: number, count: number, queue = 0): void {
+    if (!this.interpolated || count <= 0) return;
+    const w = this.writer!;
+    this.batchSampled = true;
+    for (let k = 0; k < count; k++) w.putUntimed(TraceKind.Add, queue, (firstId + k) >>> 0, 0);
+    if (w.untimed >= UNTIMED_MAX) this.stamp();
+  }
+
+  /** Pop and done points of packets firstId, firstId + 1, …, each pop followed by its done (batched runs only). */
+  popDoneRange(firstId: number, count: number, lenBytes: number, queue = 0): void {
+    if (!this.interpolated || count <= 0) return;
+    const w = this.writer!;
+    this.usedSampled = true;
+    for (let k = 0; k < count; k++) {
+      const id = (firstId + k) >>> 0;
+      w.putUntimed(TraceKind.Pop, queue, id, 0);
+      w.putUntimed(TraceKind.Done, queue, id, lenBytes);
+    }
+    if (w.untimed >= UNTIMED_MAX) this.stamp();
+  }
+
+  /** Reap points of the packets ids[0..count), in that order (batched runs only). */
+  reapRun(ids: Uint32Array, count: number, lenBytes: number, queue = 0): void {
+    if (!this.interpolated || count <= 0) return;
+    const w = this.writer!;
+    for (let k = 0; k < count; k++) w.putUntimed(TraceKind.Reap, queue, ids[k]!, lenBytes);
+    if (w.untimed >= UNTIMED_MAX) this.stamp();
+  }
+
   // ---- policy and health events (recorded whenever their level is enabled) ----
 
   /** A mitigation timer was armed for `intervalNs`. */

@@ -143,7 +143,36 @@ export function guest(ctx: SideContext): SideStats {
   const seqOfHead = new Uint32Array(plan.size);
   const tracedHead = new Uint8Array(plan.size); // 1 while that chain's packet is traced
   let nextTrace = tr.nextSampled(0);
+  // Every packet traced with interpolated stamps: points are recorded in runs, once per batch.
+  const batched = tr.batched;
+  const reapIds = new Uint32Array(plan.size);
+  let usedFetchSeen = -1; // q.usedFetches at the last anchor
   const slices = tr.enabled && p.traceToggleMs > 0 ? new TraceSlices(p.traceToggleMs) : null;
+  /** Reaps every used buffer back into the pool, recording the reaps of traced packets. */
+  const reapAll = (): void => {
+    let runLen = 0;
+    let u;
+    while ((u = q.reap()) !== null) {
+      if (tracing) {
+        if (batched) {
+          if (q.usedFetches !== usedFetchSeen) {
+            // This reap follows a fresh read of used.idx: the reaps before it go first, then
+            // a clock read after that acquire (so no reap is timed before the device's used).
+            if (runLen > 0) tr.reapRun(reapIds, runLen, p.payloadBytes);
+            runLen = 0;
+            tr.anchor();
+            usedFetchSeen = q.usedFetches;
+          }
+          reapIds[runLen++] = seqOfHead[u.head]!;
+        } else if (tracedHead[u.head] !== 0) {
+          tracedHead[u.head] = 0;
+          tr.reap(seqOfHead[u.head]!, p.payloadBytes, 0, q.usedFetches);
+        }
+      }
+      pool.put(u.token);
+    }
+    if (runLen > 0) tr.reapRun(reapIds, runLen, p.payloadBytes);
+  };
   while (!ctx.stopped && (p.count === 0 || seq < p.count)) {
     if (!ctx.windowIsOpen && performance.now() - t0 >= p.warmupMs) ctx.openWindow();
     if (slices !== null) {
@@ -151,18 +180,11 @@ export function guest(ctx: SideContext): SideStats {
       if (on && !tracing) nextTrace = tr.nextSampled(seq);
       tracing = on;
     }
-    let u;
-    while ((u = q.reap()) !== null) {
-      if (tracing && tracedHead[u.head] !== 0) {
-        tracedHead[u.head] = 0;
-        tr.reap(seqOfHead[u.head]!, p.payloadBytes, 0, q.usedFetches);
-      }
-      pool.put(u.token);
-    }
+    reapAll();
     let added = 0;
     while (added < batch && pool.available > 0 && (p.count === 0 || seq < p.count)) {
       const addr = pool.get();
-      const traced = tracing && seq >>> 0 === nextTrace; // a comparison per packet, a call per traced one
+      const traced = tracing && !batched && seq >>> 0 === nextTrace; // a comparison per packet, a call per traced one
       if (traced) {
         tr.add(nextTrace);
         nextTrace = tr.nextSampled(nextTrace + 1);
@@ -179,14 +201,17 @@ export function guest(ctx: SideContext): SideStats {
       if (traced) {
         seqOfHead[head] = seq;
         tracedHead[head] = 1;
-      }
+      } else if (tracing && batched) seqOfHead[head] = seq;
       seq++;
       added++;
       stats.packets++;
       stats.bytes += p.payloadBytes;
     }
     if (added > 0) {
-      if (tracing) tr.publish(added);
+      if (tracing) {
+        if (batched) tr.addRange(seq - added, added);
+        tr.publish(added);
+      }
       q.publish();
       if (q.kickNeeded()) {
         if (tracing) tr.kick();
@@ -207,14 +232,7 @@ export function guest(ctx: SideContext): SideStats {
   }
   // Drain: wait until the device returned every buffer (or the engine stopped).
   while (!ctx.stopped && q.outstanding > 0) {
-    let u;
-    while ((u = q.reap()) !== null) {
-      if (tracing && tracedHead[u.head] !== 0) {
-        tracedHead[u.head] = 0;
-        tr.reap(seqOfHead[u.head]!, p.payloadBytes, 0, q.usedFetches);
-      }
-      pool.put(u.token);
-    }
+    reapAll();
     if (q.outstanding === 0) break;
     const seen = irq.seq();
     if (!q.enableInterrupts()) {
@@ -248,9 +266,19 @@ export function host(ctx: SideContext): SideStats {
   const t0 = performance.now();
   let expect = 0;
   let nextTrace = tr.nextSampled(0);
+  // Every packet traced with interpolated stamps: pops and dones are recorded in runs of
+  // consecutive identities [runStart, upTo), once per batch and before each anchor.
+  const batched = tr.batched;
+  let runStart = 0;
+  let availFetchSeen = -1; // q.availFetches at the last anchor
   const slices = tr.enabled && p.traceToggleMs > 0 ? new TraceSlices(p.traceToggleMs) : null;
-  const flush = (entries: number): void => {
-    if (tracing && entries > 0) tr.used(entries);
+  /** Publishes the used entries of the batch (the batch's pops and dones recorded first). */
+  const flush = (entries: number, upTo: number): void => {
+    if (tracing) {
+      if (batched && upTo !== runStart) tr.popDoneRange(runStart, upTo - runStart, p.payloadBytes);
+      if (entries > 0) tr.used(entries);
+    }
+    runStart = upTo;
     if (q.publishUsed() > 0 && q.needsNotification()) {
       if (tracing) tr.interrupt();
       irq.ring();
@@ -260,7 +288,10 @@ export function host(ctx: SideContext): SideStats {
     if (!ctx.windowIsOpen && performance.now() - t0 >= p.warmupMs) ctx.openWindow();
     if (slices !== null) {
       const on = slices.update(performance.now(), expect, ctx.windowIsOpen);
-      if (on && !tracing) nextTrace = tr.nextSampled(expect);
+      if (on && !tracing) {
+        nextTrace = tr.nextSampled(expect);
+        runStart = expect;
+      }
       tracing = on;
     }
     q.disableNotification();
@@ -270,7 +301,15 @@ export function host(ctx: SideContext): SideStats {
       const len = c.readableBytes;
       // The packet's identity is the device's count (checked against the payload below).
       const id = expect >>> 0;
-      const traced = tracing && id === nextTrace;
+      if (tracing && batched && q.availFetches !== availFetchSeen) {
+        // This pop follows a fresh read of avail.idx: the run before it goes first, then a
+        // clock read after that acquire (so no pop is timed before the driver's publish).
+        if (expect !== runStart) tr.popDoneRange(runStart, expect - runStart, p.payloadBytes);
+        runStart = expect;
+        tr.anchor();
+        availFetchSeen = q.availFetches;
+      }
+      const traced = tracing && !batched && id === nextTrace;
       if (traced) {
         tr.pop(nextTrace, 0, q.availFetches);
         nextTrace = tr.nextSampled(nextTrace + 1);
@@ -299,17 +338,20 @@ export function host(ctx: SideContext): SideStats {
       if (traced) tr.done(id, len);
       q.addUsed(c.head, 0);
       if (++n === batch) {
-        flush(n);
+        flush(n, expect);
         n = 0;
         if (slices !== null) {
           // A busy device may stay in this loop for many slices.
           const on = slices.update(performance.now(), expect, ctx.windowIsOpen);
-          if (on && !tracing) nextTrace = tr.nextSampled(expect);
+          if (on && !tracing) {
+            nextTrace = tr.nextSampled(expect);
+            runStart = expect;
+          }
           tracing = on;
         }
       }
     }
-    flush(n);
+    flush(n, expect);
     if (p.count !== 0 && expect >= p.count) break;
     if (ctx.stopped) break;
     // Re-enable kicks, re-check (full barrier inside), and sleep only if still empty.

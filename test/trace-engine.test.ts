@@ -117,7 +117,8 @@ test('a full trace buffer drops and counts records; the run still completes and 
   assert.ok(c.dropped.guest > 0 && c.dropped.host > 0, `dropped ${JSON.stringify(c.dropped)}`);
   assert.equal(r.guest.extra.traceDroppedRecords, c.dropped.guest);
   assert.equal(r.host.extra.traceDroppedRecords, c.dropped.host);
-  assert.ok(c.records.guest <= 256 && c.records.host <= 256);
+  // 256 slots held far fewer records than the run made (a run record stands for many points).
+  assert.ok(c.records.guest < 2 * count && c.records.host < 2 * count, `records ${JSON.stringify(c.records)}`);
   assert.equal(c.outOfOrder, 0);
   assert.ok(c.packets.length < count);
 });

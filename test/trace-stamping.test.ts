@@ -95,6 +95,128 @@ test('property: interleaved timed, untimed, stamps and reads deliver every kept 
   );
 });
 
+test('a run record reads back as its points, evenly timed between the reads around it', () => {
+  const sab = allocateTraceBuffer(256);
+  const w = new TraceWriter(sab);
+  w.putUntimed(TraceKind.Reap, 0, 41, 9);
+  w.putRun(TraceKind.Pop, TraceKind.Done, 2, 0xffff_ffff, 2, 1500); // ids wrap past 2^32 − 1
+  w.putRun(TraceKind.Add, 0, 0, 7, 3, 0);
+  w.stampUntimed(0, 900); // 1 + 4 + 3 = 8 points: 100 ns apart
+  w.flush();
+  const recs = decodeChunks('host', [new TraceReader(sab).read()]);
+  assert.deepEqual(
+    recs.map((r) => [r.kind, r.queue, r.id, r.tNs, r.arg]),
+    [
+      [TraceKind.Reap, 0, 41, 100, 9],
+      [TraceKind.Pop, 2, 0xffff_ffff, 200, 0],
+      [TraceKind.Done, 2, 0xffff_ffff, 300, 1500],
+      [TraceKind.Pop, 2, 0, 400, 0],
+      [TraceKind.Done, 2, 0, 500, 1500],
+      [TraceKind.Add, 0, 7, 600, 0],
+      [TraceKind.Add, 0, 8, 700, 0],
+      [TraceKind.Add, 0, 9, 800, 0],
+    ],
+  );
+});
+
+test('a run that does not fit is dropped whole and counted as the points it stood for; a Gap marks it', () => {
+  const sab = allocateTraceBuffer(256);
+  const w = new TraceWriter(sab);
+  const r = new TraceReader(sab);
+  for (let i = 0; i < 255; i++) w.put(TraceKind.Kick, 0, 0xffff_ffff, i, 0);
+  w.putRun(TraceKind.Pop, TraceKind.Done, 0, 100, 10, 64); // needs 2 slots, 1 free
+  assert.equal(w.dropped, 20);
+  w.flush();
+  assert.equal(r.read().tNs.length, 255);
+  w.putRun(TraceKind.Add, 0, 0, 5, 3, 0); // room again: a Gap (20) comes first
+  w.stampUntimed(1000, 2000);
+  w.flush();
+  const recs = decodeChunks('guest', [r.read()]);
+  assert.deepEqual(recs.map((x) => [x.kind, x.id ?? null, x.arg]), [[TraceKind.Gap, null, 20], [TraceKind.Add, 5, 0], [TraceKind.Add, 6, 0], [TraceKind.Add, 7, 0]]);
+  assert.equal(r.dropped, 20);
+});
+
+test('property: runs read back exactly as the same points written one by one, across wraps, drops and reads', () => {
+  type Op = { t: 'run'; kind2: boolean; count: number } | { t: 'one' } | { t: 'stamp' } | { t: 'timed' } | { t: 'read' };
+  const op = fc.oneof(
+    fc.record({ t: fc.constant('run' as const), kind2: fc.boolean(), count: fc.integer({ min: 1, max: 40 }) }),
+    fc.record({ t: fc.constant('one' as const) }),
+    fc.record({ t: fc.constant('stamp' as const) }),
+    fc.record({ t: fc.constant('timed' as const) }),
+    fc.record({ t: fc.constant('read' as const) }),
+  );
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 200 }), (ops: Op[]) => {
+      // The same points into a run-writing buffer and a point-by-point buffer big enough never
+      // to drop; the run buffer is small (256 slots), so it wraps and may drop.
+      const small = allocateTraceBuffer(256);
+      const big = allocateTraceBuffer(1 << 16);
+      const a = new TraceWriter(small);
+      const b = new TraceWriter(big);
+      const ra = new TraceReader(small);
+      const got: ReturnType<typeof decodeChunks> = [];
+      let clock = 0;
+      let last = 0;
+      let id = 0;
+      for (const o of ops) {
+        if (o.t === 'run') {
+          a.putRun(TraceKind.Pop, o.kind2 ? TraceKind.Done : 0, 1, id, o.count, 64);
+          for (let k = 0; k < o.count; k++) {
+            b.putUntimed(TraceKind.Pop, 1, id + k, o.kind2 ? 0 : 64);
+            if (o.kind2) b.putUntimed(TraceKind.Done, 1, id + k, 64);
+          }
+          id += o.count;
+        } else if (o.t === 'one') {
+          a.putUntimed(TraceKind.Reap, 1, id, 5);
+          b.putUntimed(TraceKind.Reap, 1, id, 5);
+          id++;
+        } else if (o.t === 'stamp' || o.t === 'timed') {
+          clock += 1000;
+          a.stampUntimed(last, clock);
+          b.stampUntimed(last, clock);
+          last = clock;
+          if (o.t === 'timed') {
+            a.put(TraceKind.Used, 1, 0xffff_ffff, clock, 1);
+            b.put(TraceKind.Used, 1, 0xffff_ffff, clock, 1);
+          }
+        } else got.push(...decodeChunks('host', [ra.read()]));
+      }
+      clock += 1000;
+      a.stampUntimed(last, clock);
+      b.stampUntimed(last, clock);
+      a.flush();
+      b.flush();
+      got.push(...decodeChunks('host', [ra.read()]));
+      const want = decodeChunks('host', [new TraceReader(big).read()]);
+      assert.equal(b.dropped, 0);
+      // Without drops the two read back the same (times equal up to rounding); with drops the
+      // kept records are a subsequence of the wanted ones, each hole marked by a Gap whose
+      // count matches, and kept + dropped = written.
+      const key = (r: (typeof want)[number]): string => `${r.kind}/${r.id}/${r.arg}`;
+      if (a.dropped === 0) {
+        assert.equal(got.length, want.length);
+        for (let i = 0; i < got.length; i++) {
+          assert.equal(key(got[i]!), key(want[i]!));
+          assert.ok(Math.abs(got[i]!.tNs - want[i]!.tNs) < 1e-6, `record ${i}: ${got[i]!.tNs} vs ${want[i]!.tNs}`);
+        }
+      } else {
+        const kept = got.filter((r) => r.kind !== TraceKind.Gap);
+        const gaps = got.filter((r) => r.kind === TraceKind.Gap).reduce((s, r) => s + r.arg, 0);
+        assert.equal(kept.length + a.dropped, want.length, 'kept + dropped = written');
+        assert.ok(gaps <= a.dropped);
+        let j = 0;
+        for (const r of kept) {
+          while (j < want.length && key(want[j]!) !== key(r)) j++;
+          assert.ok(j < want.length, `kept record ${key(r)} in written order`);
+          j++;
+        }
+      }
+      for (let i = 1; i < got.length; i++) assert.ok(got[i]!.tNs >= got[i - 1]!.tNs || got[i]!.kind === TraceKind.Gap || got[i - 1]!.kind === TraceKind.Gap);
+    }),
+    { numRuns: 300 },
+  );
+});
+
 test('every packet traced: the clock is read at batch points and fresh fetches, not per packet', () => {
   const { t, sab } = tracer(1);
   const packets = 32 * 100;

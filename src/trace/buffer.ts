@@ -12,7 +12,7 @@
 // stampUntimed, which interpolates between two clock reads (see tracer.ts). The index is never
 // published while untimed records are pending, so a reader only ever sees timed records.
 
-import { FLAG_HAS_ID, TraceKind, HEADER_BYTES, H_DROPPED, H_FLUSHES, H_READ, H_WRITE, NO_ID, RECORD_BYTES, RECORD_F64, RECORD_U32 } from './schema.js';
+import { FLAG_HAS_ID, FLAG_RUN, TraceKind, HEADER_BYTES, H_DROPPED, H_FLUSHES, H_READ, H_WRITE, NO_ID, RECORD_BYTES, RECORD_F64, RECORD_U32 } from './schema.js';
 
 const PUBLISH_EVERY_MASK = 255;
 
@@ -52,13 +52,16 @@ export class TraceWriter {
   private readonly u32: Uint32Array;
   private readonly mask: number;
   private readonly capacity: number;
-  private w = 0; // records written (wrapping u32 arithmetic through `| 0`)
-  private limit: number; // w may grow up to here before the reader's index must be re-read
-  /** Records dropped because the buffer was full. */
+  private w = 0; // slots written (wrapping u32 arithmetic through `| 0`)
+  private limit = 0; // w may grow up to here before the reader's index must be re-read
+  /** Records (points, as the reader sees them) dropped because the buffer was full. */
   dropped = 0;
   private gap = 0; // drops not yet marked by a Gap record
-  /** Records written since the last stampUntimed that still have no time (a Gap among them counts). */
+  /** Slots written since the last stampUntimed that still have no time (a Gap among them counts). */
   untimed = 0;
+  // Points those slots stand for (a run counts all of its points). Until stamped, an untimed
+  // slot's tNs holds the ordinal of its first point among them.
+  private untimedPoints = 0;
   private published = 0; // the last value stored to H_WRITE
 
   constructor(sab: SharedArrayBuffer) {
@@ -81,7 +84,7 @@ export class TraceWriter {
     if (this.untimed !== 0) this.stampUntimed(tNs, tNs);
     let w = this.w;
     if (w === this.limit) {
-      if (!this.makeRoom(tNs)) return;
+      if (!this.makeRoom(1, 1, tNs)) return;
       w = this.w;
     }
     const i = w & this.mask;
@@ -96,16 +99,17 @@ export class TraceWriter {
 
   /**
    * Appends one packet point (it has an id, even 0xffffffff) whose time is not known yet
-   * (allocation-free; counts a drop when full).
-   * It stays unpublished until stampUntimed gives it a time.
+   * (allocation-free; counts a drop when full). It stays unpublished until stampUntimed gives
+   * it a time.
    */
   putUntimed(kind: number, queue: number, id: number, arg: number): void {
     let w = this.w;
     if (w === this.limit) {
-      if (!this.makeRoom(NaN)) return;
+      if (!this.makeRoom(1, 1, NaN)) return;
       w = this.w;
     }
     const i = w & this.mask;
+    this.f64[i * RECORD_F64] = this.untimedPoints++; // its ordinal until stamped
     this.f64[i * RECORD_F64 + 1] = arg;
     this.u32[i * RECORD_U32 + 4] = id;
     this.u32[i * RECORD_U32 + 5] = kind | (queue << 8) | (FLAG_HAS_ID << 16); // packet points always have an id
@@ -114,20 +118,59 @@ export class TraceWriter {
   }
 
   /**
-   * Gives the untimed records times spread evenly, in write order, strictly between `fromNs`
+   * Appends an untimed run: `count` packets' points for identities firstId, firstId + 1, … —
+   * one `kind` point each, or (kind2 ≠ 0) a `kind` point (arg 0) then a `kind2` point (arg)
+   * each — in two slots, however long the run (layout in schema.ts). The reader expands it;
+   * it reads back exactly as the same points written one by one with putUntimed.
+   */
+  putRun(kind: number, kind2: number, queue: number, firstId: number, count: number, arg: number): void {
+    if (count <= 0) return;
+    const points = kind2 === 0 ? count : 2 * count;
+    let w = this.w;
+    if (((this.limit - w) | 0) < 2) {
+      if (!this.makeRoom(2, points, NaN)) return;
+      w = this.w;
+    }
+    const mask = this.mask;
+    let i = w & mask;
+    this.f64[i * RECORD_F64] = this.untimedPoints; // the first point's ordinal until stamped
+    this.f64[i * RECORD_F64 + 1] = arg;
+    this.u32[i * RECORD_U32 + 4] = firstId >>> 0;
+    this.u32[i * RECORD_U32 + 5] = kind | (queue << 8) | ((FLAG_HAS_ID | FLAG_RUN) << 16) | (kind2 << 24);
+    i = (w + 1) & mask;
+    this.f64[i * RECORD_F64] = 0;
+    this.f64[i * RECORD_F64 + 1] = count;
+    this.u32[i * RECORD_U32 + 4] = NO_ID;
+    this.u32[i * RECORD_U32 + 5] = TraceKind.RunTail;
+    this.w = (w + 2) | 0;
+    this.untimed += 2;
+    this.untimedPoints += points;
+  }
+
+  /**
+   * Gives the untimed points times spread evenly, in write order, strictly between `fromNs`
    * (the clock read before the first of them) and `toNs` (the read after the last), then
-   * publishes if a publication is due.
+   * publishes if a publication is due. A run's head takes its first point's time and its tail
+   * the step between points.
    */
   stampUntimed(fromNs: number, toNs: number): void {
     const n = this.untimed;
     if (n === 0) return;
-    const step = (toNs - fromNs) / (n + 1);
+    const step = (toNs - fromNs) / (this.untimedPoints + 1);
+    const mask = this.mask;
     let w = (this.w - n) | 0;
-    for (let k = 1; k <= n; k++) {
-      this.f64[(w & this.mask) * RECORD_F64] = fromNs + step * k;
+    for (let k = 0; k < n; k++) {
+      const i = w & mask;
+      this.f64[i * RECORD_F64] = fromNs + step * (this.f64[i * RECORD_F64]! + 1);
       w = (w + 1) | 0;
+      if ((this.u32[i * RECORD_U32 + 5]! & (FLAG_RUN << 16)) !== 0) {
+        this.f64[(w & mask) * RECORD_F64] = step; // the run's tail
+        w = (w + 1) | 0;
+        k++;
+      }
     }
     this.untimed = 0;
+    this.untimedPoints = 0;
     if (((this.w - this.published) | 0) > PUBLISH_EVERY_MASK) this.publish();
   }
 
@@ -138,27 +181,31 @@ export class TraceWriter {
     this.published = this.w;
   }
 
-  /** Slow path at the limit: re-reads the reader's index; drops (and counts) or writes a pending Gap. */
-  private makeRoom(tNs: number): boolean {
+  /**
+   * Slow path at the limit: re-reads the reader's index; with fewer than `slots` free (plus one
+   * for a pending Gap) drops and counts `points`, else writes the pending Gap (arg = points
+   * dropped). An untimed write's Gap (tNs NaN) is untimed too.
+   */
+  private makeRoom(slots: number, points: number, tNs: number): boolean {
     // Acquire: pairs with TraceReader's store of H_READ after it copied records out.
     const limit = (Atomics.load(this.header, H_READ) + this.capacity) | 0;
     const free = (limit - this.w) | 0;
-    if (free < (this.gap > 0 ? 2 : 1)) {
-      this.dropped++;
-      this.gap++;
+    if (free < slots + (this.gap > 0 ? 1 : 0)) {
+      this.dropped += points;
+      this.gap += points;
       return false;
     }
     this.limit = limit;
     if (this.gap > 0) {
       const i = this.w & this.mask;
-      this.f64[i * RECORD_F64] = tNs;
+      const untimed = Number.isNaN(tNs);
+      this.f64[i * RECORD_F64] = untimed ? this.untimedPoints++ : tNs;
       this.f64[i * RECORD_F64 + 1] = this.gap;
       this.u32[i * RECORD_U32 + 4] = NO_ID;
       this.u32[i * RECORD_U32 + 5] = TraceKind.Gap;
       this.w = (this.w + 1) | 0;
       this.gap = 0;
-      // An untimed put's Gap is untimed too (stampUntimed times it with the records around it).
-      if (Number.isNaN(tNs)) this.untimed++;
+      if (untimed) this.untimed++;
       if (this.untimed === 0) this.publish();
     }
     return true;
@@ -201,19 +248,68 @@ export class TraceReader {
     return Atomics.load(this.header, H_DROPPED);
   }
 
-  /** Copies out every published record not read yet and frees their space for the writer. */
+  /** Copies out every published record not read yet (runs expanded) and frees their space for the writer. */
   read(): TraceChunk {
     // Acquire: pairs with the writer's release store of H_WRITE; records below it are complete.
     const w = Atomics.load(this.header, H_WRITE);
     const r = Atomics.load(this.header, H_READ);
     const n = (w - r) >>> 0;
-    const chunk: TraceChunk = { tNs: new Float64Array(n), arg: new Float64Array(n), id: new Uint32Array(n), meta: new Uint32Array(n) };
+    const f64 = this.f64;
+    const u32 = this.u32;
+    const mask = this.mask;
+    // Pass 1: how many records, runs expanded (a run's head and tail are published together).
+    let out = 0;
     for (let k = 0; k < n; k++) {
-      const i = (r + k) & this.mask;
-      chunk.tNs[k] = this.f64[i * RECORD_F64]!;
-      chunk.arg[k] = this.f64[i * RECORD_F64 + 1]!;
-      chunk.id[k] = this.u32[i * RECORD_U32 + 4]!;
-      chunk.meta[k] = this.u32[i * RECORD_U32 + 5]!;
+      const i = (r + k) & mask;
+      const meta = u32[i * RECORD_U32 + 5]!;
+      if ((meta & (FLAG_RUN << 16)) !== 0 && k + 1 < n) {
+        const count = f64[((r + k + 1) & mask) * RECORD_F64 + 1]!;
+        out += meta >>> 24 === 0 ? count : 2 * count;
+        k++;
+      } else if ((meta & 0xff) !== TraceKind.RunTail) out++;
+    }
+    const chunk: TraceChunk = { tNs: new Float64Array(out), arg: new Float64Array(out), id: new Uint32Array(out), meta: new Uint32Array(out) };
+    // Pass 2: copy, expanding runs into the records they stand for.
+    let o = 0;
+    for (let k = 0; k < n; k++) {
+      const i = (r + k) & mask;
+      const meta = u32[i * RECORD_U32 + 5]!;
+      if ((meta & (FLAG_RUN << 16)) !== 0 && k + 1 < n) {
+        const tail = (r + k + 1) & mask;
+        const t0 = f64[i * RECORD_F64]!;
+        const step = f64[tail * RECORD_F64]!;
+        const count = f64[tail * RECORD_F64 + 1]!;
+        const arg = f64[i * RECORD_F64 + 1]!;
+        const first = u32[i * RECORD_U32 + 4]!;
+        const kind2 = meta >>> 24;
+        const base = meta & 0x00ff_ffff & ~(FLAG_RUN << 16);
+        let p = 0;
+        for (let j = 0; j < count; j++) {
+          const id = (first + j) >>> 0;
+          if (kind2 === 0) {
+            chunk.tNs[o] = t0 + step * p++;
+            chunk.arg[o] = arg;
+            chunk.id[o] = id;
+            chunk.meta[o++] = base;
+          } else {
+            chunk.tNs[o] = t0 + step * p++;
+            chunk.arg[o] = 0;
+            chunk.id[o] = id;
+            chunk.meta[o++] = base;
+            chunk.tNs[o] = t0 + step * p++;
+            chunk.arg[o] = arg;
+            chunk.id[o] = id;
+            chunk.meta[o++] = (base & ~0xff) | kind2;
+          }
+        }
+        k++;
+        continue;
+      }
+      if ((meta & 0xff) === TraceKind.RunTail) continue;
+      chunk.tNs[o] = f64[i * RECORD_F64]!;
+      chunk.arg[o] = f64[i * RECORD_F64 + 1]!;
+      chunk.id[o] = u32[i * RECORD_U32 + 4]!;
+      chunk.meta[o++] = meta;
     }
     // Release: the copies above are done before the writer may overwrite the slots (pairs with
     // the writer's acquire load of H_READ when it reaches its limit).

@@ -25,6 +25,8 @@ export const enum TraceKind {
   Error = 26,
   /** Written by the buffer itself before the first record after drops; arg = records dropped. */
   Gap = 27,
+  /** Second slot of a run record (see the layout below); never read as a record of its own. */
+  RunTail = 28,
 }
 
 /** pino's numeric levels; a tracer records an event when its level is >= the tracer's. */
@@ -51,6 +53,7 @@ export const KIND_INFO: Readonly<Record<number, { name: string; level: number; a
   [TraceKind.Drop]: { name: 'drop', level: 40, about: 'a packet was dropped; arg = reason code (DROP_REASONS)' },
   [TraceKind.Error]: { name: 'error', level: 50, about: 'an error; arg = error code (ERROR_CODES)' },
   [TraceKind.Gap]: { name: 'gap', level: 50, about: 'the buffer was full and records were dropped just before this point; arg = how many' },
+  [TraceKind.RunTail]: { name: 'run-tail', level: 10, about: 'second slot of a run record (expanded by the reader; never in a trace file)' },
 };
 
 /** Packet points in path order. A packet's timeline is a subsequence of this list. */
@@ -80,5 +83,14 @@ export const H_DROPPED = 1; // records the writer dropped because the buffer was
 export const H_FLUSHES = 2; // flush() calls (diagnostics)
 export const H_READ = 16; // records consumed by the reader (byte 64: its own line)
 export const FLAG_HAS_ID = 1;
+/**
+ * A run record: two slots standing for `count` packets' points of identities id, id + 1, …
+ * (u32), written once per batch instead of a record per point (TraceWriter.putRun). Head slot:
+ * tNs = the first point's time, arg = the points' arg, id = the first identity, meta = kind |
+ * queue << 8 | (FLAG_HAS_ID | FLAG_RUN) << 16 | kind2 << 24. Tail slot: tNs = ns between
+ * consecutive points, arg = count, meta = RunTail. kind2 = 0: count points of `kind`; else
+ * count pairs, each `kind` (arg 0) then `kind2` (arg). The reader expands runs into records.
+ */
+export const FLAG_RUN = 2;
 /** id value of records without a packet identity. */
 export const NO_ID = 0xffff_ffff;

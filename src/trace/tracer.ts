@@ -320,7 +320,8 @@ export class Tracer {
   /**
    * True when every packet is traced with interpolated stamps. A hot loop may then record its
    * per-packet points in runs, once per batch, instead of a call per packet: the records and
-   * their times are the same (interpolation goes by write order), only the calls are fewer.
+   * their times are the same (interpolation goes by write order), but a run of consecutive
+   * identities is written as one two-slot run record (TraceWriter.putRun), not a record each.
    * The loop must call anchor() right after an acquire that saw new entries (the first pop or
    * reap of a fresh index read), after recording the run before it; see the stream workload.
    */
@@ -336,30 +337,29 @@ export class Tracer {
   /** Add points of packets firstId, firstId + 1, … (u32), in that order (batched runs only). */
   addRange(firstId: number, count: number, queue = 0): void {
     if (!this.interpolated || count <= 0) return;
-    const w = this.writer!;
     this.batchSampled = true;
-    for (let k = 0; k < count; k++) w.putUntimed(TraceKind.Add, queue, (firstId + k) >>> 0, 0);
-    if (w.untimed >= UNTIMED_MAX) this.stamp();
+    this.writer!.putRun(TraceKind.Add, 0, queue, firstId, count, 0);
   }
 
   /** Pop and done points of packets firstId, firstId + 1, …, each pop followed by its done (batched runs only). */
   popDoneRange(firstId: number, count: number, lenBytes: number, queue = 0): void {
     if (!this.interpolated || count <= 0) return;
-    const w = this.writer!;
     this.usedSampled = true;
-    for (let k = 0; k < count; k++) {
-      const id = (firstId + k) >>> 0;
-      w.putUntimed(TraceKind.Pop, queue, id, 0);
-      w.putUntimed(TraceKind.Done, queue, id, lenBytes);
-    }
-    if (w.untimed >= UNTIMED_MAX) this.stamp();
+    this.writer!.putRun(TraceKind.Pop, TraceKind.Done, queue, firstId, count, lenBytes);
   }
 
   /** Reap points of the packets ids[0..count), in that order (batched runs only). */
   reapRun(ids: Uint32Array, count: number, lenBytes: number, queue = 0): void {
     if (!this.interpolated || count <= 0) return;
     const w = this.writer!;
-    for (let k = 0; k < count; k++) w.putUntimed(TraceKind.Reap, queue, ids[k]!, lenBytes);
+    // One run per stretch of consecutive identities (a FIFO device returns them in order).
+    let start = 0;
+    for (let k = 1; k <= count; k++) {
+      if (k === count || ids[k] !== ((ids[k - 1]! + 1) >>> 0)) {
+        w.putRun(TraceKind.Reap, 0, queue, ids[start]!, k - start, lenBytes);
+        start = k;
+      }
+    }
     if (w.untimed >= UNTIMED_MAX) this.stamp();
   }
 

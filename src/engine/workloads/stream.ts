@@ -142,9 +142,11 @@ export function guest(ctx: SideContext): SideStats {
   // back, which costs a cache miss per packet).
   const seqOfHead = new Uint32Array(plan.size);
   const tracedHead = new Uint8Array(plan.size); // 1 while that chain's packet is traced
-  let nextTrace = tr.nextSampled(0);
   // Every packet traced with interpolated stamps: points are recorded in runs, once per batch.
   const batched = tr.batched;
+  // Otherwise the next identity traced one by one (sampled or exact stamps); −1 when none, so
+  // the per-packet test is a single comparison.
+  let nextTrace = tracing && !batched ? tr.nextSampled(0) : -1;
   const reapIds = new Uint32Array(plan.size);
   let usedFetchSeen = -1; // q.usedFetches at the last anchor
   const slices = tr.enabled && p.traceToggleMs > 0 ? new TraceSlices(p.traceToggleMs) : null;
@@ -177,14 +179,14 @@ export function guest(ctx: SideContext): SideStats {
     if (!ctx.windowIsOpen && performance.now() - t0 >= p.warmupMs) ctx.openWindow();
     if (slices !== null) {
       const on = slices.update(performance.now(), 0, false);
-      if (on && !tracing) nextTrace = tr.nextSampled(seq);
+      if (on !== tracing) nextTrace = on && !batched ? tr.nextSampled(seq) : -1;
       tracing = on;
     }
     reapAll();
     let added = 0;
     while (added < batch && pool.available > 0 && (p.count === 0 || seq < p.count)) {
       const addr = pool.get();
-      const traced = tracing && !batched && seq >>> 0 === nextTrace; // a comparison per packet, a call per traced one
+      const traced = seq >>> 0 === nextTrace; // a comparison per packet, a call per traced one
       if (traced) {
         tr.add(nextTrace);
         nextTrace = tr.nextSampled(nextTrace + 1);
@@ -265,10 +267,12 @@ export function host(ctx: SideContext): SideStats {
   if (!ctx.arriveAndWait()) return ctx.finish();
   const t0 = performance.now();
   let expect = 0;
-  let nextTrace = tr.nextSampled(0);
   // Every packet traced with interpolated stamps: pops and dones are recorded in runs of
   // consecutive identities [runStart, upTo), once per batch and before each anchor.
   const batched = tr.batched;
+  let runsOn = tracing && batched;
+  // Otherwise the next identity traced one by one (sampled or exact stamps); −1 when none.
+  let nextTrace = tracing && !batched ? tr.nextSampled(0) : -1;
   let runStart = 0;
   let availFetchSeen = -1; // q.availFetches at the last anchor
   const slices = tr.enabled && p.traceToggleMs > 0 ? new TraceSlices(p.traceToggleMs) : null;
@@ -288,11 +292,12 @@ export function host(ctx: SideContext): SideStats {
     if (!ctx.windowIsOpen && performance.now() - t0 >= p.warmupMs) ctx.openWindow();
     if (slices !== null) {
       const on = slices.update(performance.now(), expect, ctx.windowIsOpen);
-      if (on && !tracing) {
-        nextTrace = tr.nextSampled(expect);
+      if (on !== tracing) {
+        nextTrace = on && !batched ? tr.nextSampled(expect) : -1;
         runStart = expect;
       }
       tracing = on;
+      runsOn = on && batched;
     }
     q.disableNotification();
     let n = 0;
@@ -301,7 +306,7 @@ export function host(ctx: SideContext): SideStats {
       const len = c.readableBytes;
       // The packet's identity is the device's count (checked against the payload below).
       const id = expect >>> 0;
-      if (tracing && batched && q.availFetches !== availFetchSeen) {
+      if (runsOn && q.availFetches !== availFetchSeen) {
         // This pop follows a fresh read of avail.idx: the run before it goes first, then a
         // clock read after that acquire (so no pop is timed before the driver's publish).
         if (expect !== runStart) tr.popDoneRange(runStart, expect - runStart, p.payloadBytes);
@@ -309,7 +314,7 @@ export function host(ctx: SideContext): SideStats {
         tr.anchor();
         availFetchSeen = q.availFetches;
       }
-      const traced = tracing && !batched && id === nextTrace;
+      const traced = id === nextTrace;
       if (traced) {
         tr.pop(nextTrace, 0, q.availFetches);
         nextTrace = tr.nextSampled(nextTrace + 1);
@@ -343,11 +348,12 @@ export function host(ctx: SideContext): SideStats {
         if (slices !== null) {
           // A busy device may stay in this loop for many slices.
           const on = slices.update(performance.now(), expect, ctx.windowIsOpen);
-          if (on && !tracing) {
-            nextTrace = tr.nextSampled(expect);
+          if (on !== tracing) {
+            nextTrace = on && !batched ? tr.nextSampled(expect) : -1;
             runStart = expect;
           }
           tracing = on;
+          runsOn = on && batched;
         }
       }
     }

@@ -217,6 +217,85 @@ test('property: runs read back exactly as the same points written one by one, ac
   );
 });
 
+test('property: a sampled run (skipped points counted) times its kept points exactly as the full run does', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ first: fc.nat({ max: 500 }), count: fc.integer({ min: 1, max: 64 }), pair: fc.boolean() }), { minLength: 1, maxLength: 8 }),
+      fc.integer({ min: 2, max: 9 }),
+      (ranges, n) => {
+        const fullSab = allocateTraceBuffer(1 << 12);
+        const thinSab = allocateTraceBuffer(1 << 12);
+        const full = new TraceWriter(fullSab);
+        const thin = new TraceWriter(thinSab);
+        for (const r of ranges) {
+          full.putRun(TraceKind.Pop, r.pair ? TraceKind.Done : 0, 0, r.first, r.count, 8);
+          const per = r.pair ? 2 : 1;
+          let done = 0;
+          for (let k = 0; k < r.count; k++) {
+            if ((r.first + k) % n !== 0) continue;
+            thin.skipPoints((k - done) * per);
+            thin.putRun(TraceKind.Pop, r.pair ? TraceKind.Done : 0, 0, r.first + k, 1, 8);
+            done = k + 1;
+          }
+          thin.skipPoints((r.count - done) * per);
+        }
+        full.stampUntimed(1000, 9000);
+        thin.stampUntimed(1000, 9000);
+        full.flush();
+        thin.flush();
+        const want = decodeChunks('host', [new TraceReader(fullSab).read()]).filter((x) => x.id! % n === 0);
+        const got = decodeChunks('host', [new TraceReader(thinSab).read()]);
+        assert.equal(got.length, want.length);
+        for (let i = 0; i < got.length; i++) {
+          assert.equal(`${got[i]!.kind}/${got[i]!.id}`, `${want[i]!.kind}/${want[i]!.id}`);
+          assert.ok(Math.abs(got[i]!.tNs - want[i]!.tNs) < 1e-6, `${got[i]!.tNs} vs ${want[i]!.tNs}`);
+        }
+      },
+    ),
+  );
+});
+
+test('sampled runs: addRange, popDoneRange and reapRun keep exactly the sampled packets; batch events follow them', () => {
+  const { t, sab } = tracer(10);
+  assert.equal(t.batched, true, 'interpolated stamping records runs at any sampling');
+  t.addRange(95, 20); // 100 and 110
+  t.publish(20);
+  t.addRange(115, 3); // none
+  t.publish(3);
+  t.popDoneRange(98, 5, 64); // 100
+  t.used(5);
+  t.reapRun(Uint32Array.from([99, 100, 7, 110, 111]), 5, 64); // 100, 110
+  t.flush();
+  const recs = decodeChunks('guest', [new TraceReader(sab).read()]);
+  assert.deepEqual(
+    recs.map((r) => [r.kind, r.id ?? null]),
+    [
+      [TraceKind.Add, 100],
+      [TraceKind.Add, 110],
+      [TraceKind.Publish, null],
+      [TraceKind.Pop, 100],
+      [TraceKind.Done, 100],
+      [TraceKind.Used, null],
+      [TraceKind.Reap, 100],
+      [TraceKind.Reap, 110],
+    ],
+  );
+  assert.equal(tracer(10, 'exact').t.batched, false, 'exact stamps: a call per sampled point');
+});
+
+test('sampling 1 in N with exact stamps across real workers traces exactly the multiples of N, in causal order', async () => {
+  const count = 20_000;
+  const n = 37;
+  const session = new TraceSession({ sample: n, stamping: 'exact' });
+  const r = await Engine.run({ workload: 'stream', queues: [{ size: 64 }], params: { payloadBytes: 256, count, publishEvery: 8, verify: 'seq' }, wait: { strategy: 'hybrid' }, trace: session, timeoutMs: 60_000 });
+  assert.equal(r.host.errors, 0, r.host.firstError);
+  const c = session.finish();
+  assert.equal(c.incomplete, 0);
+  assert.equal(c.outOfOrder, 0);
+  assert.equal(c.packets.length, Math.ceil(count / n));
+  assert.ok(c.packets.every((p) => p.seq % n === 0));
+});
+
 test('every packet traced: the clock is read at batch points and fresh fetches, not per packet', () => {
   const { t, sab } = tracer(1);
   const packets = 32 * 100;

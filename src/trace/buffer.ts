@@ -81,7 +81,7 @@ export class TraceWriter {
   put(kind: number, queue: number, id: number, tNs: number, arg: number): void {
     // A timed record after untimed ones: callers stamp those first (Tracer does); if not, they
     // take this time, which is never earlier than when they happened.
-    if (this.untimed !== 0) this.stampUntimed(tNs, tNs);
+    if (this.untimed !== 0 || this.untimedPoints !== 0) this.stampUntimed(tNs, tNs);
     let w = this.w;
     if (w === this.limit) {
       if (!this.makeRoom(1, 1, tNs)) return;
@@ -148,6 +148,20 @@ export class TraceWriter {
   }
 
   /**
+   * Counts `points` points that happened here but are not recorded (packets a sampled run
+   * leaves out): the recorded ones around them keep their places in the even spread, so a
+   * sampled point is timed as precisely as if every point were written.
+   */
+  skipPoints(points: number): void {
+    this.untimedPoints += points;
+  }
+
+  /** Whether points wait for a time (written untimed, or skipped) since the last stamp. */
+  get pending(): boolean {
+    return this.untimed !== 0 || this.untimedPoints !== 0;
+  }
+
+  /**
    * Gives the untimed points times spread evenly, in write order, strictly between `fromNs`
    * (the clock read before the first of them) and `toNs` (the read after the last), then
    * publishes if a publication is due. A run's head takes its first point's time and its tail
@@ -155,7 +169,10 @@ export class TraceWriter {
    */
   stampUntimed(fromNs: number, toNs: number): void {
     const n = this.untimed;
-    if (n === 0) return;
+    if (n === 0) {
+      this.untimedPoints = 0; // only skipped points: nothing to time
+      return;
+    }
     const step = (toNs - fromNs) / (this.untimedPoints + 1);
     const mask = this.mask;
     let w = (this.w - n) | 0;

@@ -67,6 +67,8 @@ export class Tracer {
   private wakeKind = 0;
   /** Per-packet points are interpolated (every packet traced, stamping 'interpolated'). */
   readonly interpolated: boolean;
+  /** Runs of per-packet points are taken (stamping 'interpolated', any sampling; see `batched`). */
+  private readonly runs: boolean;
   private lastNs: number; // this thread's latest clock read
   // Per queue: the fetch counter at the last pop/reap that read the clock (see the file comment).
   private readonly lastFetch = new Float64Array(256).fill(-1);
@@ -79,7 +81,9 @@ export class Tracer {
     this.offsetNs = setup === null ? 0 : clockOffsetNs(setup.origin);
     this.everyN = setup === null ? 0 : setup.everyN;
     this.level = setup === null ? 100 : setup.level;
-    this.interpolated = setup !== null && setup.everyN === 1 && (setup.stamping ?? 'interpolated') === 'interpolated';
+    const interpolating = setup !== null && setup.everyN >= 1 && (setup.stamping ?? 'interpolated') === 'interpolated';
+    this.interpolated = interpolating && setup.everyN === 1;
+    this.runs = interpolating;
     this.lastNs = setup === null ? 0 : this.now();
     const n = this.everyN;
     if (!(Number.isInteger(n) && n >= 1 && n <= 0x7fff_ffff)) {
@@ -114,7 +118,7 @@ export class Tracer {
     this.clockReads++;
     const t = performance.now() * 1e6 + this.offsetNs;
     const w = this.writer!;
-    if (w.untimed !== 0) w.stampUntimed(this.lastNs, t);
+    if (w.pending) w.stampUntimed(this.lastNs, t);
     this.lastNs = t;
     return t;
   }
@@ -315,18 +319,20 @@ export class Tracer {
     this.writer!.put(TraceKind.Interrupt, queue, NO_ID, this.stamp(), 0);
   }
 
-  // ---- runs of per-packet points (every packet traced, interpolated: see `batched`) ----
+  // ---- runs of per-packet points (interpolated stamping: see `batched`) ----
 
   /**
-   * True when every packet is traced with interpolated stamps. A hot loop may then record its
-   * per-packet points in runs, once per batch, instead of a call per packet: the records and
-   * their times are the same (interpolation goes by write order), but a run of consecutive
-   * identities is written as one two-slot run record (TraceWriter.putRun), not a record each.
+   * True with interpolated stamping. A hot loop may then record its per-packet points in
+   * runs, once per batch, instead of a call per packet: the records and their times are the
+   * same (interpolation goes by write order), but a run of consecutive identities is written
+   * as one two-slot run record (TraceWriter.putRun), not a record each. Sampled 1 in N, a run
+   * keeps only its sampled packets and counts the others' points (skipPoints), so a sampled
+   * point is timed as precisely as with every packet traced, and nothing is called per packet.
    * The loop must call anchor() right after an acquire that saw new entries (the first pop or
    * reap of a fresh index read), after recording the run before it; see the stream workload.
    */
   get batched(): boolean {
-    return this.interpolated;
+    return this.runs;
   }
 
   /** Reads the clock now: records written so far are timed before it (see `batched`). */
@@ -336,31 +342,67 @@ export class Tracer {
 
   /** Add points of packets firstId, firstId + 1, … (u32), in that order (batched runs only). */
   addRange(firstId: number, count: number, queue = 0): void {
-    if (!this.interpolated || count <= 0) return;
-    this.batchSampled = true;
-    this.writer!.putRun(TraceKind.Add, 0, queue, firstId, count, 0);
+    if (!this.runs || count <= 0) return;
+    if (this.rangeRun(TraceKind.Add, 0, queue, firstId, count, 0)) this.batchSampled = true;
   }
 
   /** Pop and done points of packets firstId, firstId + 1, …, each pop followed by its done (batched runs only). */
   popDoneRange(firstId: number, count: number, lenBytes: number, queue = 0): void {
-    if (!this.interpolated || count <= 0) return;
-    this.usedSampled = true;
-    this.writer!.putRun(TraceKind.Pop, TraceKind.Done, queue, firstId, count, lenBytes);
+    if (!this.runs || count <= 0) return;
+    if (this.rangeRun(TraceKind.Pop, TraceKind.Done, queue, firstId, count, lenBytes)) this.usedSampled = true;
   }
 
   /** Reap points of the packets ids[0..count), in that order (batched runs only). */
   reapRun(ids: Uint32Array, count: number, lenBytes: number, queue = 0): void {
-    if (!this.interpolated || count <= 0) return;
+    if (!this.runs || count <= 0) return;
     const w = this.writer!;
-    // One run per stretch of consecutive identities (a FIFO device returns them in order).
-    let start = 0;
-    for (let k = 1; k <= count; k++) {
-      if (k === count || ids[k] !== ((ids[k - 1]! + 1) >>> 0)) {
-        w.putRun(TraceKind.Reap, 0, queue, ids[start]!, k - start, lenBytes);
-        start = k;
+    if (this.everyN === 1) {
+      // One run per stretch of consecutive identities (a FIFO device returns them in order).
+      let start = 0;
+      for (let k = 1; k <= count; k++) {
+        if (k === count || ids[k] !== ((ids[k - 1]! + 1) >>> 0)) {
+          w.putRun(TraceKind.Reap, 0, queue, ids[start]!, k - start, lenBytes);
+          start = k;
+        }
       }
+    } else {
+      let done = 0; // reaps accounted for (written or skipped)
+      for (let k = 0; k < count; k++) {
+        if (!this.sampled(ids[k]!)) continue;
+        w.skipPoints(k - done);
+        w.putRun(TraceKind.Reap, 0, queue, ids[k]!, 1, lenBytes);
+        done = k + 1;
+      }
+      w.skipPoints(count - done);
     }
     if (w.untimed >= UNTIMED_MAX) this.stamp();
+  }
+
+  /** Writes the range as a run, or (sampled) a run per sampled packet with the rest skipped; true when any was written. */
+  private rangeRun(kind: number, kind2: number, queue: number, firstId: number, count: number, arg: number): boolean {
+    const w = this.writer!;
+    if (this.everyN === 1) {
+      w.putRun(kind, kind2, queue, firstId, count, arg);
+      if (w.untimed >= UNTIMED_MAX) this.stamp();
+      return true;
+    }
+    const per = kind2 === 0 ? 1 : 2; // points per packet
+    const first = firstId >>> 0;
+    let at = this.nextSampledSlow(first); // identity of the next sampled packet
+    let done = 0; // packets of the range accounted for
+    let wrote = false;
+    while (at >= 0) {
+      const k = (at - first) >>> 0; // its place in the range (u32 wrap)
+      if (k >= count) break;
+      w.skipPoints((k - done) * per);
+      w.putRun(kind, kind2, queue, at, 1, arg);
+      wrote = true;
+      done = k + 1;
+      at = this.nextSampledSlow((at + 1) >>> 0); // wraps past 2^32 − 1 like the identities
+    }
+    w.skipPoints((count - done) * per);
+    if (w.untimed >= UNTIMED_MAX) this.stamp();
+    return wrote;
   }
 
   // ---- policy and health events (recorded whenever their level is enabled) ----

@@ -12,7 +12,7 @@ import { Command } from 'commander';
 import { spread, type Spread } from './peers/index.js';
 import { GuestMemory } from '../src/memory/index.js';
 import { DescriptorChain, DeviceQueue, DriverQueue, SplitLayout, readFromChain } from '../src/virtqueue/index.js';
-import { allocateTraceBuffer, clockOriginHere, Tracer, type TraceStamping } from '../src/trace/index.js';
+import { allocateReleaseStamps, allocateTraceBuffer, clockOriginHere, Tracer, type TraceStamping } from '../src/trace/index.js';
 
 type Mode = 'off' | 'sampled' | 'every' | 'every-exact';
 
@@ -22,10 +22,10 @@ const BATCH = 32;
 const BUF_STRIDE = 1536;
 const BUF_BASE = 0x100000;
 
-function tracerFor(mode: Mode, sample: number, capacity: number): Tracer {
+function tracerFor(mode: Mode, sample: number, capacity: number, releaseStamps: SharedArrayBuffer, side: 0 | 1): Tracer {
   if (mode === 'off') return Tracer.off;
   const stamping: TraceStamping = mode === 'every-exact' ? 'exact' : 'interpolated';
-  return new Tracer({ sab: allocateTraceBuffer(capacity), origin: clockOriginHere(), everyN: mode === 'sampled' ? sample : 1, level: 10, stamping });
+  return new Tracer({ sab: allocateTraceBuffer(capacity), origin: clockOriginHere(), everyN: mode === 'sampled' ? sample : 1, level: 10, stamping, releaseStamps: { sab: releaseStamps, side } });
 }
 
 /** ns per packet for one run of `packets` packets. */
@@ -35,8 +35,9 @@ function runOnce(mode: Mode, packets: number, sample: number): number {
   const drv = new DriverQueue<number>(mem, layout, {});
   const dev = new DeviceQueue(mem, layout, {});
   const capacity = Math.max(1 << 16, 1 << Math.ceil(Math.log2(packets * 2.5 + 4096)));
-  const gt = tracerFor(mode, sample, capacity);
-  const ht = tracerFor(mode, sample, capacity);
+  const releaseStamps = allocateReleaseStamps();
+  const gt = tracerFor(mode, sample, capacity, releaseStamps, 0);
+  const ht = tracerFor(mode, sample, capacity, releaseStamps, 1);
   const gTracing = gt.enabled;
   const hTracing = ht.enabled;
   const region = mem.region(BUF_BASE, QUEUE * BUF_STRIDE);
@@ -96,7 +97,7 @@ function runOnce(mode: Mode, packets: number, sample: number): number {
       if (hBatched && dev.availFetches !== availFetchSeen) {
         if (popped !== runStart) ht.popDoneRange(runStart, popped - runStart, PAYLOAD);
         runStart = popped;
-        ht.anchor();
+        ht.fetched();
         availFetchSeen = dev.availFetches;
       }
       popped++;
@@ -123,7 +124,7 @@ function runOnce(mode: Mode, packets: number, sample: number): number {
         if (drv.usedFetches !== usedFetchSeen) {
           if (runLen > 0) gt.reapRun(reapIds, runLen, PAYLOAD);
           runLen = 0;
-          gt.anchor();
+          gt.fetched();
           usedFetchSeen = drv.usedFetches;
         }
         reapIds[runLen++] = seqOfHead[u.head]!;

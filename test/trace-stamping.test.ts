@@ -9,7 +9,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Engine } from '../src/engine/index.js';
-import { allocateTraceBuffer, clockOriginHere, decodeChunks, PACKET_POINTS, REQUIRED_POINTS, stagesOf, TraceKind, TraceReader, TraceSession, TraceWriter, Tracer, type TraceStamping } from '../src/trace/index.js';
+import { allocateReleaseStamps, allocateTraceBuffer, clockOriginHere, decodeChunks, PACKET_POINTS, REQUIRED_POINTS, stagesOf, TraceKind, TraceReader, TraceSession, TraceWriter, Tracer, type TraceStamping } from '../src/trace/index.js';
 
 function tracer(everyN: number, stamping: TraceStamping = 'interpolated', capacity = 1 << 16): { t: Tracer; sab: SharedArrayBuffer } {
   const sab = allocateTraceBuffer(capacity);
@@ -342,6 +342,32 @@ test('the first pop after a fresh avail fetch reads the clock; later pops of the
   t.flush();
   const recs = decodeChunks('host', [new TraceReader(sab).read()]);
   assert.deepEqual(recs.map((r) => r.id), [0, 1, 2, 3, 4]);
+});
+
+test('fetched(): the release stamp of the other side bounds the points after an acquire, without a clock read', () => {
+  const rs = allocateReleaseStamps();
+  const mk = (side: 0 | 1): { t: Tracer; sab: SharedArrayBuffer } => {
+    const sab = allocateTraceBuffer(256);
+    return { t: new Tracer({ sab, origin: clockOriginHere(), everyN: 1, level: 10, releaseStamps: { sab: rs, side } }), sab };
+  };
+  const drv = mk(0);
+  const dev = mk(1);
+  dev.t.popDoneRange(0, 2, 64); // points of an earlier fetch, still untimed
+  drv.t.addRange(2, 3);
+  drv.t.publish(3); // stamps, and stores its time for the device
+  const reads = dev.t.clockReads;
+  dev.t.fetched(); // as right after the device's acquire of avail.idx
+  assert.equal(dev.t.clockReads, reads, 'no clock read');
+  dev.t.popDoneRange(2, 3, 64);
+  dev.t.used(5);
+  drv.t.flush();
+  dev.t.flush();
+  const publish = decodeChunks('guest', [new TraceReader(drv.sab).read()]).find((r) => r.kind === TraceKind.Publish)!.tNs;
+  const host = decodeChunks('host', [new TraceReader(dev.sab).read()]);
+  for (const r of host.filter((x) => x.kind === TraceKind.Pop || x.kind === TraceKind.Done)) {
+    if (r.id! < 2) assert.ok(r.tNs <= publish, `earlier point ${r.id} at ${r.tNs} ≤ the publish ${publish}`);
+    else assert.ok(r.tNs > publish, `point of packet ${r.id} at ${r.tNs} after the publish ${publish}`);
+  }
 });
 
 test('property: nextSampled is the smallest traced identity at or after seq (wrapping at 2^32), −1 when off', () => {

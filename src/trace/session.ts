@@ -6,7 +6,7 @@ import { allocateTraceBuffer, TraceReader, type TraceChunk } from './buffer.js';
 import { clockOriginHere, type TraceClockOrigin } from './clock.js';
 import { TRACE_LEVELS, type TraceLevelName } from './schema.js';
 import { buildTimelines, decodeChunks, type Side, type TimelineResult } from './timeline.js';
-import { TRACE_STAMPINGS, type TraceStamping, type TracerSetup } from './tracer.js';
+import { allocateReleaseStamps, TRACE_STAMPINGS, type TraceStamping, type TracerSetup } from './tracer.js';
 
 export interface TraceOptions {
   /** Per-packet sampling: 1 = every packet (default), N = packets with seq % N === 0. */
@@ -63,12 +63,23 @@ export class TraceSession {
     this.origin = clockOriginHere();
     this.sabs = { guest: allocateTraceBuffer(this.options.capacityRecords), host: allocateTraceBuffer(this.options.capacityRecords) };
     this.readers = { guest: new TraceReader(this.sabs.guest), host: new TraceReader(this.sabs.host) };
+    this.releaseStamps = allocateReleaseStamps();
   }
+
+  /** The two sides' release stamps (Tracer.fetched). */
+  private readonly releaseStamps: SharedArrayBuffer;
 
   /** The setup a processor of `side` attaches its Tracer to. */
   setupFor(side: Side): TracerSetup {
     const level = TRACE_LEVELS[this.options.level];
-    return { sab: this.sabs[side], origin: this.origin, everyN: level <= TRACE_LEVELS.trace ? this.options.sample : 0, level, stamping: this.options.stamping };
+    return {
+      sab: this.sabs[side],
+      origin: this.origin,
+      everyN: level <= TRACE_LEVELS.trace ? this.options.sample : 0,
+      level,
+      stamping: this.options.stamping,
+      releaseStamps: { sab: this.releaseStamps, side: side === 'guest' ? 0 : 1 },
+    };
   }
 
   /** Starts periodic draining (when drainEveryMs > 0). The engine calls this at start. */

@@ -38,6 +38,20 @@ export interface TracerSetup {
   level: number;
   /** How per-packet points get their time (see the file comment); default 'interpolated'. */
   stamping?: TraceStamping;
+  /**
+   * Release stamps shared by the two sides of a run (TraceSession allocates it): per side and
+   * queue, the time of that side's latest stamped publish (driver) or used (device). Without
+   * it, fetched() reads the clock instead.
+   */
+  releaseStamps?: { sab: SharedArrayBuffer; side: 0 | 1 };
+}
+
+/** Queues per side in the release-stamp block (a record's queue is a byte). */
+export const RELEASE_STAMP_QUEUES = 256;
+
+/** Allocates the release-stamp block for a run (two sides × RELEASE_STAMP_QUEUES f64). */
+export function allocateReleaseStamps(): SharedArrayBuffer {
+  return new SharedArrayBuffer(2 * RELEASE_STAMP_QUEUES * 8);
 }
 
 export type TraceStamping = 'exact' | 'interpolated';
@@ -72,6 +86,9 @@ export class Tracer {
   private lastNs: number; // this thread's latest clock read
   // Per queue: the fetch counter at the last pop/reap that read the clock (see the file comment).
   private readonly lastFetch = new Float64Array(256).fill(-1);
+  // Release stamps: this side's (written) and the other side's (read); see fetched().
+  private readonly ownRelease: Float64Array | null = null;
+  private readonly peerRelease: Float64Array | null = null;
   // Per event kind: events to skip before the next recorded one (sampled runs, see event()).
   private readonly eventCountdown = new Int32Array(256).fill(1);
 
@@ -84,6 +101,11 @@ export class Tracer {
     const interpolating = setup !== null && setup.everyN >= 1 && (setup.stamping ?? 'interpolated') === 'interpolated';
     this.interpolated = interpolating && setup.everyN === 1;
     this.runs = interpolating;
+    const rs = setup?.releaseStamps;
+    if (rs !== undefined) {
+      this.ownRelease = new Float64Array(rs.sab, rs.side * RELEASE_STAMP_QUEUES * 8, RELEASE_STAMP_QUEUES);
+      this.peerRelease = new Float64Array(rs.sab, (1 - rs.side) * RELEASE_STAMP_QUEUES * 8, RELEASE_STAMP_QUEUES);
+    }
     this.lastNs = setup === null ? 0 : this.now();
     const n = this.everyN;
     if (!(Number.isInteger(n) && n >= 1 && n <= 0x7fff_ffff)) {
@@ -226,7 +248,11 @@ export class Tracer {
     this.publishSampled = this.batchSampled;
     if (!this.batchSampled) return;
     this.batchSampled = false;
-    this.writer!.put(TraceKind.Publish, queue, NO_ID, this.stamp(), entries);
+    const t = this.stamp();
+    // Plain store, published by the avail.idx store that follows (release; the device's
+    // acquire of avail.idx pairs with it, then fetched() reads this).
+    if (this.ownRelease !== null) this.ownRelease[queue] = t;
+    this.writer!.put(TraceKind.Publish, queue, NO_ID, t, entries);
   }
 
   /** The driver is about to ring the device's doorbell for the batch just published. */
@@ -309,7 +335,10 @@ export class Tracer {
     this.irqSampled = this.usedSampled;
     if (!this.usedSampled) return;
     this.usedSampled = false;
-    this.writer!.put(TraceKind.Used, queue, NO_ID, this.stamp(), entries);
+    const t = this.stamp();
+    // Plain store, published by the used.idx store that follows (pairs as in publish()).
+    if (this.ownRelease !== null) this.ownRelease[queue] = t;
+    this.writer!.put(TraceKind.Used, queue, NO_ID, t, entries);
   }
 
   /** The device is about to ring the driver's doorbell for the used entries just published. */
@@ -338,6 +367,33 @@ export class Tracer {
   /** Reads the clock now: records written so far are timed before it (see `batched`). */
   anchor(): void {
     if (this.writer !== null) this.stamp();
+  }
+
+  /**
+   * Call right after an acquire that saw the other side's new entries on `queue` (a fresh
+   * avail.idx or used.idx read), before recording the points that depend on them: later points
+   * are then never timed before the other side's release. Instead of reading the clock it uses
+   * the other side's release stamp (its publish or used time, stored before the release this
+   * acquire saw): when that is later than this thread's last read, the untimed points so far
+   * are timed up to it and it becomes the lower bound of the next ones. Those earlier points
+   * may come out early, never before their own lower bound, so every causal pair holds.
+   * Without shared release stamps it reads the clock (anchor()).
+   */
+  fetched(queue = 0): void {
+    const w = this.writer;
+    if (w === null) return;
+    const peer = this.peerRelease;
+    if (peer === null) {
+      this.stamp();
+      return;
+    }
+    // Plain load after the caller's acquire (pairs with the other side's store before its
+    // release). An aligned Float64Array access does not tear.
+    const p = peer[queue]!;
+    if (p > this.lastNs) {
+      if (w.pending) w.stampUntimed(this.lastNs, p);
+      this.lastNs = p;
+    }
   }
 
   /** Add points of packets firstId, firstId + 1, … (u32), in that order (batched runs only). */

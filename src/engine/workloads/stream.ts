@@ -159,10 +159,10 @@ export function guest(ctx: SideContext): SideStats {
         if (batched) {
           if (q.usedFetches !== usedFetchSeen) {
             // This reap follows a fresh read of used.idx: the reaps before it go first, then
-            // a clock read after that acquire (so no reap is timed before the device's used).
+            // the lower bound moves past the device's used (no reap timed before it).
             if (runLen > 0) tr.reapRun(reapIds, runLen, p.payloadBytes);
             runLen = 0;
-            tr.anchor();
+            tr.fetched();
             usedFetchSeen = q.usedFetches;
           }
           reapIds[runLen++] = seqOfHead[u.head]!;
@@ -307,11 +307,11 @@ export function host(ctx: SideContext): SideStats {
       // The packet's identity is the device's count (checked against the payload below).
       const id = expect >>> 0;
       if (runsOn && q.availFetches !== availFetchSeen) {
-        // This pop follows a fresh read of avail.idx: the run before it goes first, then a
-        // clock read after that acquire (so no pop is timed before the driver's publish).
+        // This pop follows a fresh read of avail.idx: the run before it goes first, then the
+        // lower bound moves past the driver's publish (no pop timed before it).
         if (expect !== runStart) tr.popDoneRange(runStart, expect - runStart, p.payloadBytes);
         runStart = expect;
-        tr.anchor();
+        tr.fetched();
         availFetchSeen = q.availFetches;
       }
       const traced = id === nextTrace;

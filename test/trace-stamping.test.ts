@@ -255,6 +255,35 @@ test('property: a sampled run (skipped points counted) times its kept points exa
   );
 });
 
+test('property: sampled ranges and reap runs record exactly the sampled identities, in order (consecutive or not, across 2^32)', () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 2, max: 50 }),
+      fc.array(fc.record({ gap: fc.integer({ min: -3, max: 40 }), count: fc.integer({ min: 1, max: 40 }), reap: fc.boolean(), shuffle: fc.boolean() }), { maxLength: 30 }),
+      fc.oneof(fc.constant(0), fc.constant(0xffff_ffff - 200)),
+      (n, ranges, start) => {
+        const { t, sab } = tracer(n, 'interpolated', 1 << 14);
+        const want: number[] = [];
+        let next = start;
+        for (const r of ranges) {
+          const first = (next + r.gap) >>> 0;
+          const ids = Array.from({ length: r.count }, (_, k) => (first + k) >>> 0);
+          if (r.reap && r.shuffle) ids.reverse();
+          for (const id of ids) if (id % n === 0) want.push(id);
+          if (r.reap) t.reapRun(Uint32Array.from(ids), ids.length, 1);
+          else t.addRange(first, r.count);
+          next = (first + r.count) >>> 0;
+        }
+        t.flush();
+        const got = decodeChunks('guest', [new TraceReader(sab).read()])
+          .filter((x) => x.kind === TraceKind.Add || x.kind === TraceKind.Reap)
+          .map((x) => x.id);
+        assert.deepEqual(got, want);
+      },
+    ),
+  );
+});
+
 test('sampled runs: addRange, popDoneRange and reapRun keep exactly the sampled packets; batch events follow them', () => {
   const { t, sab } = tracer(10);
   assert.equal(t.batched, true, 'interpolated stamping records runs at any sampling');

@@ -89,6 +89,9 @@ export class Tracer {
   // Release stamps: this side's (written) and the other side's (read); see fetched().
   private readonly ownRelease: Float64Array | null = null;
   private readonly peerRelease: Float64Array | null = null;
+  // Per kind: where its last sampled range ended and the next sampled identity from there.
+  private readonly rangeFrom = new Float64Array(32).fill(-1);
+  private readonly rangeAt = new Float64Array(32);
   // Per event kind: events to skip before the next recorded one (sampled runs, see event()).
   private readonly eventCountdown = new Int32Array(256).fill(1);
 
@@ -422,6 +425,14 @@ export class Tracer {
         }
       }
     } else {
+      // Consecutive identities (the usual FIFO case): the sampled ones by arithmetic.
+      const first = ids[0]!;
+      let k = 1;
+      while (k < count && ids[k] === ((first + k) >>> 0)) k++;
+      if (k === count) {
+        this.rangeRun(TraceKind.Reap, 0, queue, first, count, lenBytes);
+        return;
+      }
       let done = 0; // reaps accounted for (written or skipped)
       for (let k = 0; k < count; k++) {
         if (!this.sampled(ids[k]!)) continue;
@@ -444,18 +455,23 @@ export class Tracer {
     }
     const per = kind2 === 0 ? 1 : 2; // points per packet
     const first = firstId >>> 0;
-    let at = this.nextSampledSlow(first); // identity of the next sampled packet
+    const n = this.everyN;
+    // The identity of the next sampled packet: remembered from the kind's previous range when
+    // this one continues it (no division per batch), else computed.
+    let at = this.rangeFrom[kind] === first ? this.rangeAt[kind]! : this.nextSampledSlow(first);
     let done = 0; // packets of the range accounted for
     let wrote = false;
-    while (at >= 0) {
+    for (;;) {
       const k = (at - first) >>> 0; // its place in the range (u32 wrap)
       if (k >= count) break;
       w.skipPoints((k - done) * per);
       w.putRun(kind, kind2, queue, at, 1, arg);
       wrote = true;
       done = k + 1;
-      at = this.nextSampledSlow((at + 1) >>> 0); // wraps past 2^32 − 1 like the identities
+      at = at + n > 0xffff_ffff ? 0 : at + n; // 0 is sampled after a wrap past 2^32 − 1
     }
+    this.rangeFrom[kind] = (first + count) >>> 0;
+    this.rangeAt[kind] = at;
     w.skipPoints((count - done) * per);
     if (w.untimed >= UNTIMED_MAX) this.stamp();
     return wrote;

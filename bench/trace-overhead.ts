@@ -1,14 +1,20 @@
 // Cost of tracing on the 1500 B stream, measured side by side in one run: the stream workload
 // without any tracer (its pre-tracing copy, bench/workloads/stream-untraced.ts), with tracing
-// compiled in but off, tracing every packet (interpolated stamps, and exact stamps), and sampling 1 in N (default 100). Modes are
-// interleaved round by round (the order rotates each round) so drift on a shared host hits all
-// of them alike. Reports per mode Mpps min / median / max, CPU seconds per GB moved, and the
-// throughput ratio to the baseline and to "off" (median, min and max of the per-round ratios).
+// compiled in but off, tracing every packet (interpolated stamps, and exact stamps), and
+// sampling 1 in N (default 100). Modes are interleaved round by round (the order rotates each
+// round) so drift on a shared host hits all of them alike. Reports per mode Mpps min / median
+// / max, CPU seconds per GB moved, trace clock reads per packet per side, and the throughput
+// ratio to the baseline and to "off" (median, min and max of the per-round ratios).
+// With --toggle-ms N it also runs each traced mode with tracing switched off and on in
+// alternate N ms slices inside one run (stream param traceToggleMs) and reports the on-slices'
+// rate over the off-slices': the same threads and code, interleaved every few ms, which a
+// shared host's seconds-long slow spells cannot skew the way they skew whole runs.
 // Trace records stay in each thread's buffer until the run ends (no draining competes for CPU
 // unless --drain-ms is given); records dropped because a buffer filled up are reported.
 //
 //   node dist/bench/trace-overhead.js [--quick] [--json] [--runs N] [--ms N] [--warmup-ms N]
-//        [--payload B] [--queue-size N] [--strategy block|hybrid|spin] [--sample N] [--drain-ms N]
+//        [--payload B] [--queue-size N] [--strategy block|hybrid|spin] [--sample N]
+//        [--modes baseline,off,every,every-exact,sampled] [--toggle-ms N] [--drain-ms N]
 
 import { Command } from 'commander';
 import { spread, type Spread } from './peers/index.js';

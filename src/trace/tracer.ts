@@ -11,18 +11,20 @@
 // Stamping. Reading the clock costs ~50 ns here (performance.now(); even Date.now() costs 40),
 // a fifth of a 1500 B packet's whole cost per thread at full rate, so a clock read per packet
 // cannot stay within the overhead budget. Two ways to stamp:
-// - 'exact': every record reads the clock when it is written. Right for sampled runs (reads
-//   are rare) and for anyone who wants each point's own read at ~50 ns a point.
-// - 'interpolated' (the default when every packet is traced): per-packet points (add, pop,
-//   done, reap) are written untimed and take times spread evenly, in order, between the
-//   thread's clock reads just before and just after them. The clock is read at every batch
-//   point (publish, kick, used, interrupt), every wake and event, whenever a pop or reap is the
-//   first after a fresh read of the other side's index (the `fetch` counter), and after
-//   UNTIMED_MAX untimed records. So a point's time is off by less than the gap between two
-//   reads on its thread (a batch, a few µs at full rate), and cross-thread pairs stay causal:
-//   the producer reads the clock before its release store (publish, used) and the consumer
-//   after the acquire load that saw it (the fresh-fetch pop or reap), and interpolated points
-//   lie strictly between their thread's reads.
+// - 'exact': every record reads the clock when it is written (~50 ns a point).
+// - 'interpolated' (the default): per-packet points (add, pop, done, reap) are written untimed
+//   and take times spread evenly, in order, between the thread's clock reads just before and
+//   just after them. The clock is read at every batch point (publish, kick, used, interrupt),
+//   every wake and event, and after UNTIMED_MAX untimed records. So a point's time is off by
+//   less than the gap between two reads on its thread (a batch, a few µs at full rate).
+//   Cross-thread pairs stay causal: the producer reads the clock before its release store
+//   (publish, used), and the consumer's points after the acquire that saw it are never timed
+//   earlier. A per-point pop or reap that is the first after a fresh index read (the `fetch`
+//   counter) reads the clock; a batched loop calls fetched(), which uses the producer's
+//   release stamp instead. Interpolated points lie strictly between their thread's bounds.
+// Every packet traced, a loop may record runs instead of points (see `batched`); sampled 1 in
+// N with interpolated stamps, runs keep only the sampled packets. Point-by-point callers in a
+// sampled run stamp exactly.
 
 import { TraceWriter } from './buffer.js';
 import { clockOffsetNs, type TraceClockOrigin } from './clock.js';
@@ -360,7 +362,7 @@ export class Tracer {
    * as one two-slot run record (TraceWriter.putRun), not a record each. Sampled 1 in N, a run
    * keeps only its sampled packets and counts the others' points (skipPoints), so a sampled
    * point is timed as precisely as with every packet traced, and nothing is called per packet.
-   * The loop must call anchor() right after an acquire that saw new entries (the first pop or
+   * The loop must call fetched() right after an acquire that saw new entries (the first pop or
    * reap of a fresh index read), after recording the run before it; see the stream workload.
    */
   get batched(): boolean {

@@ -148,7 +148,7 @@ export function guest(ctx: SideContext): SideStats {
   // the per-packet test is a single comparison.
   let nextTrace = tracing && !batched ? tr.nextSampled(0) : -1;
   const reapIds = new Uint32Array(plan.size);
-  let usedFetchSeen = -1; // q.usedFetches at the last anchor
+  let usedFetchSeen = -1; // q.usedFetches at the last tr.fetched()
   const slices = tr.enabled && p.traceToggleMs > 0 ? new TraceSlices(p.traceToggleMs) : null;
   /** Reaps every used buffer back into the pool, recording the reaps of traced packets. */
   const reapAll = (): void => {
@@ -268,13 +268,13 @@ export function host(ctx: SideContext): SideStats {
   const t0 = performance.now();
   let expect = 0;
   // Every packet traced with interpolated stamps: pops and dones are recorded in runs of
-  // consecutive identities [runStart, upTo), once per batch and before each anchor.
+  // consecutive identities [runStart, upTo), once per batch and before each tr.fetched().
   const batched = tr.batched;
   let runsOn = tracing && batched;
   // Otherwise the next identity traced one by one (sampled or exact stamps); −1 when none.
   let nextTrace = tracing && !batched ? tr.nextSampled(0) : -1;
   let runStart = 0;
-  let availFetchSeen = -1; // q.availFetches at the last anchor
+  let availFetchSeen = -1; // q.availFetches at the last tr.fetched()
   const slices = tr.enabled && p.traceToggleMs > 0 ? new TraceSlices(p.traceToggleMs) : null;
   /** Publishes the used entries of the batch (the batch's pops and dones recorded first). */
   const flush = (entries: number, upTo: number): void => {

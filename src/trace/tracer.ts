@@ -253,11 +253,7 @@ export class Tracer {
     this.publishSampled = this.batchSampled;
     if (!this.batchSampled) return;
     this.batchSampled = false;
-    const t = this.stamp();
-    // Plain store, published by the avail.idx store that follows (release; the device's
-    // acquire of avail.idx pairs with it, then fetched() reads this).
-    if (this.ownRelease !== null) this.ownRelease[queue] = t;
-    this.writer!.put(TraceKind.Publish, queue, NO_ID, t, entries);
+    this.release(TraceKind.Publish, queue, entries);
   }
 
   /** The driver is about to ring the device's doorbell for the batch just published. */
@@ -340,10 +336,7 @@ export class Tracer {
     this.irqSampled = this.usedSampled;
     if (!this.usedSampled) return;
     this.usedSampled = false;
-    const t = this.stamp();
-    // Plain store, published by the used.idx store that follows (pairs as in publish()).
-    if (this.ownRelease !== null) this.ownRelease[queue] = t;
-    this.writer!.put(TraceKind.Used, queue, NO_ID, t, entries);
+    this.release(TraceKind.Used, queue, entries);
   }
 
   /** The device is about to ring the driver's doorbell for the used entries just published. */
@@ -351,6 +344,17 @@ export class Tracer {
     if (!this.irqSampled) return;
     this.irqSampled = false;
     this.writer!.put(TraceKind.Interrupt, queue, NO_ID, this.stamp(), 0);
+  }
+
+  /**
+   * A publish or used: stamped, and the stamp kept as this side's release stamp for the other
+   * side's fetched(). Plain store, published by the avail.idx or used.idx store the caller
+   * makes next (release; the other side's acquire of that index pairs with it).
+   */
+  private release(kind: number, queue: number, entries: number): void {
+    const t = this.stamp();
+    if (this.ownRelease !== null) this.ownRelease[queue] = t;
+    this.writer!.put(kind, queue, NO_ID, t, entries);
   }
 
   // ---- runs of per-packet points (interpolated stamping: see `batched`) ----
@@ -369,11 +373,6 @@ export class Tracer {
     return this.runs;
   }
 
-  /** Reads the clock now: records written so far are timed before it (see `batched`). */
-  anchor(): void {
-    if (this.writer !== null) this.stamp();
-  }
-
   /**
    * Call right after an acquire that saw the other side's new entries on `queue` (a fresh
    * avail.idx or used.idx read), before recording the points that depend on them: later points
@@ -382,7 +381,7 @@ export class Tracer {
    * acquire saw): when that is later than this thread's last read, the untimed points so far
    * are timed up to it and it becomes the lower bound of the next ones. Those earlier points
    * may come out early, never before their own lower bound, so every causal pair holds.
-   * Without shared release stamps it reads the clock (anchor()).
+   * Without shared release stamps it reads the clock.
    */
   fetched(queue = 0): void {
     const w = this.writer;

@@ -13,19 +13,19 @@
 // unless --drain-ms is given); records dropped because a buffer filled up are reported.
 //
 //   node dist/bench/trace-overhead.js [--quick] [--json] [--runs N] [--ms N] [--warmup-ms N]
-//        [--payload B] [--queue-size N] [--strategy block|hybrid|spin] [--sample N]
-//        [--modes baseline,off,every,every-exact,sampled] [--toggle-ms N] [--drain-ms N]
+//        [--payload B] [--queue-size N] [--strategy block|hybrid|spin] [--sample N] [--sample-block B]
+//        [--modes baseline,off,every,every-exact,sampled,sampled-spread] [--toggle-ms N] [--drain-ms N]
 
 import { Command } from 'commander';
 import { spread, type Spread } from './peers/index.js';
 import { windowFigures } from './support/engine-window.js';
 import { Engine } from '../src/engine/index.js';
 import type { WaitStrategy } from '../src/notify/index.js';
-import { TraceSession } from '../src/trace/index.js';
+import { DEFAULT_SAMPLE_BLOCK, TraceSession } from '../src/trace/index.js';
 
 const UNTRACED = new URL('./workloads/stream-untraced.js', import.meta.url).href;
 
-type Mode = 'baseline' | 'off' | 'every' | 'every-exact' | 'sampled';
+type Mode = 'baseline' | 'off' | 'every' | 'every-exact' | 'sampled' | 'sampled-spread';
 
 interface Options {
   runs: number;
@@ -35,7 +35,20 @@ interface Options {
   queueSize: number;
   strategy: WaitStrategy;
   sample: number;
+  sampleBlock: number;
   drainMs: number;
+}
+
+/** The trace session of a traced mode: sampled keeps blocks of o.sampleBlock, sampled-spread single packets. */
+function sessionFor(mode: Mode, o: Options): TraceSession {
+  const sample = mode === 'sampled' || mode === 'sampled-spread' ? o.sample : 1;
+  return new TraceSession({
+    sample,
+    sampleBlock: mode === 'sampled-spread' ? 1 : o.sampleBlock,
+    capacityRecords: capacityFor(o, sample),
+    drainEveryMs: o.drainMs,
+    stamping: mode === 'every-exact' ? 'exact' : 'interpolated',
+  });
 }
 
 interface RunResult {
@@ -62,11 +75,7 @@ function capacityFor(o: Options, sample: number): number {
 
 
 async function runOnce(mode: Mode, o: Options): Promise<RunResult> {
-  const sample = mode === 'sampled' ? o.sample : 1;
-  const trace =
-    mode === 'baseline' || mode === 'off'
-      ? undefined
-      : new TraceSession({ sample, capacityRecords: capacityFor(o, sample), drainEveryMs: o.drainMs, stamping: mode === 'every-exact' ? 'exact' : 'interpolated' });
+  const trace = mode === 'baseline' || mode === 'off' ? undefined : sessionFor(mode, o);
   const r = await Engine.run({
     workload: mode === 'baseline' ? UNTRACED : 'stream',
     queues: [{ size: o.queueSize }],
@@ -86,8 +95,7 @@ async function runOnce(mode: Mode, o: Options): Promise<RunResult> {
  * interleaved every few ms.
  */
 async function runToggled(mode: Mode, o: Options, toggleMs: number): Promise<number> {
-  const sample = mode === 'sampled' ? o.sample : 1;
-  const trace = new TraceSession({ sample, capacityRecords: capacityFor(o, sample), drainEveryMs: o.drainMs, stamping: mode === 'every-exact' ? 'exact' : 'interpolated' });
+  const trace = sessionFor(mode, o);
   const r = await Engine.run({
     workload: 'stream',
     queues: [{ size: o.queueSize }],
@@ -113,12 +121,13 @@ async function main(): Promise<void> {
     .option('--json', 'print the report as JSON')
     .option('--runs <n>', 'rounds (each runs every mode once)', '7')
     .option('--ms <n>', 'measured ms per run', '500')
-    .option('--warmup-ms <n>', 'warm-up ms per run (not measured)', '150')
+    .option('--warmup-ms <n>', 'warm-up ms per run, not measured (rarely taken traced branches, as in sampled runs, need about a second to settle in the JIT)', '1000')
     .option('--payload <bytes>', 'payload bytes', '1500')
     .option('--queue-size <n>', 'queue size', '256')
     .option('--strategy <s>', 'wait strategy: block | hybrid | spin', 'hybrid')
-    .option('--sample <n>', 'the sampled mode traces 1 packet in N', '100')
-    .option('--modes <list>', 'modes to run, comma-separated (baseline,off,every,every-exact,sampled)', 'baseline,off,every,every-exact,sampled')
+    .option('--sample <n>', 'the sampled modes trace 1 packet in N', '100')
+    .option('--sample-block <n>', 'the sampled mode keeps blocks of this many consecutive packets (sampled-spread: 1)', String(DEFAULT_SAMPLE_BLOCK))
+    .option('--modes <list>', 'modes to run, comma-separated (baseline,off,every,every-exact,sampled,sampled-spread)', 'baseline,off,every,every-exact,sampled,sampled-spread')
     .option('--toggle-ms <n>', 'also measure each traced mode toggled off/on every N ms inside one run (0 = skip)', '0')
     .option('--drain-ms <n>', 'main thread drains trace buffers every N ms during the run (0 = at the end)', '0')
     .parse(process.argv);
@@ -131,13 +140,14 @@ async function main(): Promise<void> {
     queueSize: Number(a.queueSize),
     strategy: a.strategy as WaitStrategy,
     sample: Number(a.sample),
+    sampleBlock: Number(a.sampleBlock),
     drainMs: Number(a.drainMs),
   };
-  const ALL_MODES: Mode[] = ['baseline', 'off', 'every', 'every-exact', 'sampled'];
+  const ALL_MODES: Mode[] = ['baseline', 'off', 'every', 'every-exact', 'sampled', 'sampled-spread'];
   const modes = String(a.modes).split(',') as Mode[];
   for (const m of modes) if (!ALL_MODES.includes(m)) throw new Error(`--modes: unknown mode '${m}' (one of ${ALL_MODES.join(', ')})`);
   if (!modes.includes('baseline') || !modes.includes('off')) throw new Error('--modes must include baseline and off (the ratios are against them)');
-  const results: Record<Mode, RunResult[]> = { baseline: [], off: [], every: [], 'every-exact': [], sampled: [] };
+  const results: Record<Mode, RunResult[]> = { baseline: [], off: [], every: [], 'every-exact': [], sampled: [], 'sampled-spread': [] };
   const t0 = performance.now();
   for (let round = 0; round < o.runs; round++) {
     for (let i = 0; i < modes.length; i++) {
@@ -175,7 +185,8 @@ async function main(): Promise<void> {
         off: 'tracing compiled in, off',
         every: 'every packet, interpolated',
         'every-exact': 'every packet, exact stamps',
-        sampled: `sampling 1 in ${o.sample}`,
+        sampled: `sampling 1 in ${o.sample}, blocks of ${o.sampleBlock}`,
+        'sampled-spread': `sampling 1 in ${o.sample}, spread`,
       }[m],
       mpps: spread(results[m].map((r) => r.pps / 1e6)),
       cpuSecondsPerGB: spread(results[m].map((r) => r.cpuSecondsPerGB)),

@@ -5,7 +5,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { allocateTraceBuffer, NO_ID, TraceBufferError, TraceReader, TraceWriter, Tracer, TraceKind, decodeChunks, clockOriginHere } from '../src/trace/index.js';
+import { allocateTraceBuffer, NO_ID, TraceBufferError, TraceReader, TraceWriter, Tracer, TraceKind, decodeChunks, clockOriginHere, DEFAULT_SAMPLE_BLOCK, TraceSetupError } from '../src/trace/index.js';
 
 test('a record reads back with its time, argument, identity, kind and queue', () => {
   const sab = allocateTraceBuffer(256);
@@ -85,10 +85,43 @@ test('property: interleaved writes and reads across the wrap deliver every kept 
   );
 });
 
-function tracerOn(everyN: number, capacity = 4096): { t: Tracer; sab: SharedArrayBuffer } {
+/** A tracer on a fresh buffer; sampled runs keep single packets (seq % N === 0) unless `sampleBlock` says otherwise. */
+function tracerOn(everyN: number, capacity = 4096, sampleBlock = 1): { t: Tracer; sab: SharedArrayBuffer } {
   const sab = allocateTraceBuffer(capacity);
-  return { t: new Tracer({ sab, origin: clockOriginHere(), everyN, level: 10 }), sab };
+  return { t: new Tracer({ sab, origin: clockOriginHere(), everyN, level: 10, sampleBlock }), sab };
 }
+
+test('1-in-N sampling in blocks keeps whole blocks of consecutive packets, 1 block in N, and their batch events once per batch', () => {
+  const { t, sab } = tracerOn(3, 4096, 4); // blocks of 4: keeps 0..3, 12..15, 24..27, …
+  for (let batch = 0; batch < 4; batch++) {
+    for (let i = 0; i < 4; i++) t.add(batch * 4 + i);
+    t.publish(4);
+    t.kick();
+  }
+  t.flush();
+  const recs = decodeChunks('guest', [new TraceReader(sab).read()]);
+  const batchOf = (first: number): [number, number | undefined][] => [
+    [TraceKind.Add, first],
+    [TraceKind.Add, first + 1],
+    [TraceKind.Add, first + 2],
+    [TraceKind.Add, first + 3],
+    [TraceKind.Publish, undefined],
+    [TraceKind.Kick, undefined],
+  ];
+  assert.deepEqual(recs.map((x) => [x.kind, x.id]), [...batchOf(0), ...batchOf(12)]);
+});
+
+test('the default sample block is 32 consecutive packets; a bad block is a clear error', () => {
+  const t = new Tracer({ sab: allocateTraceBuffer(256), origin: clockOriginHere(), everyN: 100, level: 10 });
+  assert.equal(t.sampleBlock, DEFAULT_SAMPLE_BLOCK);
+  assert.equal(DEFAULT_SAMPLE_BLOCK, 32);
+  assert.deepEqual([0, 31, 32, 3199, 3200, 3231, 3232].map((s) => t.sampled(s)), [true, true, false, false, true, true, false]);
+  for (const bad of [0, 3, 8192, 1.5, NaN]) {
+    assert.throws(() => new Tracer({ sab: allocateTraceBuffer(256), origin: clockOriginHere(), everyN: 10, level: 10, sampleBlock: bad }), (e: unknown) => e instanceof TraceSetupError && /sampleBlock must be a power of two/.test(e.message));
+  }
+  // Every packet traced: the block does not matter.
+  assert.equal(new Tracer({ sab: allocateTraceBuffer(256), origin: clockOriginHere(), everyN: 1, level: 10, sampleBlock: 64 }).sampled(7), true);
+});
 
 test('1-in-N sampling records only packets with seq % N === 0 and only the batch events around them', () => {
   const { t, sab } = tracerOn(10);
@@ -145,15 +178,23 @@ test('the clock of a worker-less thread counts from the run origin in ns', () =>
   assert.ok(t.now() >= a);
 });
 
-test('property: the sampling test agrees with seq % N === 0 for any u32 seq and N', () => {
+test('property: the sampling test agrees with floor(seq / B) % N === 0 for any u32 seq, N and block B', () => {
   fc.assert(
-    fc.property(fc.integer({ min: 1, max: 0x7fff_ffff }), fc.array(fc.nat({ max: 0xffff_ffff }), { maxLength: 50 }), fc.nat({ max: 1000 }), (n, seqs, k) => {
-      const t = new Tracer({ sab: allocateTraceBuffer(256), origin: clockOriginHere(), everyN: n, level: 10 });
-      // Multiples of n (within u32) must be sampled; arbitrary values must match the modulo.
-      const multiple = (n * k) % 0x1_0000_0000;
-      if (multiple === n * k) assert.equal(t.sampled(multiple), true, `${multiple} is a multiple of ${n}`);
-      for (const s of seqs) assert.equal(t.sampled(s), s % n === 0, `seq ${s}, N ${n}`);
-    }),
+    fc.property(
+      fc.integer({ min: 1, max: 0x7fff_ffff }),
+      fc.integer({ min: 0, max: 12 }),
+      fc.array(fc.nat({ max: 0xffff_ffff }), { maxLength: 50 }),
+      fc.nat({ max: 1000 }),
+      (n, log2Block, seqs, k) => {
+        const block = 2 ** log2Block;
+        const t = new Tracer({ sab: allocateTraceBuffer(256), origin: clockOriginHere(), everyN: n, level: 10, sampleBlock: block });
+        const expected = (s: number): boolean => n === 1 || Math.floor(s / block) % n === 0;
+        // The first identity of block n·k (within u32) must be sampled; arbitrary values must match.
+        const start = n * k * block;
+        if (start <= 0xffff_ffff) assert.equal(t.sampled(start), true, `${start} starts block ${n * k}`);
+        for (const s of seqs) assert.equal(t.sampled(s), expected(s), `seq ${s}, N ${n}, block ${block}`);
+      },
+    ),
     { numRuns: 500 },
   );
 });

@@ -82,20 +82,22 @@ test('the written trace reads back through the analyzer with the same packets an
   assert.equal(rep.run.workload, 'stream');
 });
 
-test('sampling 1 in N traces exactly the packets whose sequence number is a multiple of N', async () => {
-  const count = 20_000;
-  const n = 37;
-  const { c } = await traced(count, 'hybrid', { sample: n });
-  const expected = Math.ceil(count / n);
-  assert.equal(c.incomplete, 0);
-  assert.equal(c.outOfOrder, 0);
-  assert.equal(c.packets.length, expected);
-  assert.ok(c.packets.every((p) => p.seq % n === 0));
-  // Batch events are recorded only around sampled packets (policy events, one per sleep, are
-  // not sampled): at most add, publish, kick, wake and reap per sampled packet.
-  const guestPacketRecords = c.records.guest - c.events.filter((e) => e.side === 'guest').length;
-  assert.ok(guestPacketRecords <= expected * 5, `guest packet records ${guestPacketRecords} for ${expected} sampled packets`);
-});
+for (const block of [1, 32]) {
+  test(`sampling 1 in N (blocks of ${block}) traces exactly the packets whose block of sequence numbers is a multiple of N`, async () => {
+    const count = 20_000;
+    const n = 37;
+    const { c } = await traced(count, 'hybrid', { sample: n, sampleBlock: block });
+    const expected = Array.from({ length: count }, (_, s) => s).filter((s) => Math.floor(s / block) % n === 0).length;
+    assert.equal(c.incomplete, 0);
+    assert.equal(c.outOfOrder, 0);
+    assert.equal(c.packets.length, expected);
+    assert.ok(c.packets.every((p) => Math.floor(p.seq / block) % n === 0));
+    // Batch events are recorded only around sampled packets (policy events, one per sleep, are
+    // not sampled): at most add, publish, kick, wake and reap per sampled packet.
+    const guestPacketRecords = c.records.guest - c.events.filter((e) => e.side === 'guest').length;
+    assert.ok(guestPacketRecords <= expected * 5, `guest packet records ${guestPacketRecords} for ${expected} sampled packets`);
+  });
+}
 
 test('"slower than X µs" keeps only packets whose end-to-end time exceeds X and counts the rest', async () => {
   const count = 5000;

@@ -104,20 +104,24 @@ for (const strategy of ['block', 'hybrid'] as WaitStrategy[]) {
   });
 }
 
-test('sampling 1 in N traces exactly the tx frames whose sequence number is a multiple of N', async () => {
-  const n = 7;
-  const { r, c } = await tracedRun(streamOptions({}, 'hybrid'), { sample: n });
-  const txFrames = r.guest.extra['drv.txFrames']!;
-  assert.equal(c.mismatched, 0);
-  assert.equal(c.outOfOrder, 0);
-  assert.ok(c.packets.every((p) => p.seq % n === 0));
-  assert.equal(c.packets.length + c.incomplete, Math.ceil(txFrames / n), 'every sampled frame, and no other');
-  assert.ok(c.packets.length > 0);
-  checkTimelines(c);
-  // Batch points only around sampled frames: at most add, publish, kick, wake and reap each.
-  const guestPacketRecords = c.records.guest - c.events.filter((e) => e.side === 'guest').length;
-  assert.ok(guestPacketRecords <= Math.ceil(txFrames / n) * 5, `guest packet records ${guestPacketRecords}`);
-});
+for (const block of [1, 32]) {
+  test(`sampling 1 in N (blocks of ${block}) traces exactly the tx frames whose block of sequence numbers is a multiple of N`, async () => {
+    const n = 7;
+    const { r, c } = await tracedRun(streamOptions({}, 'hybrid'), { sample: n, sampleBlock: block });
+    const txFrames = r.guest.extra['drv.txFrames']!;
+    const kept = (s: number): boolean => Math.floor(s / block) % n === 0;
+    const expected = Array.from({ length: txFrames }, (_, s) => s).filter(kept).length;
+    assert.equal(c.mismatched, 0);
+    assert.equal(c.outOfOrder, 0);
+    assert.ok(c.packets.every((p) => kept(p.seq)));
+    assert.equal(c.packets.length + c.incomplete, expected, 'every sampled frame, and no other');
+    assert.ok(c.packets.length > 0);
+    checkTimelines(c);
+    // Batch points only around sampled frames: at most add, publish, kick, wake and reap each.
+    const guestPacketRecords = c.records.guest - c.events.filter((e) => e.side === 'guest').length;
+    assert.ok(guestPacketRecords <= expected * 5, `guest packet records ${guestPacketRecords}`);
+  });
+}
 
 test('malformed tx frames are traced through the ring and each drop event names its reason and frame', async () => {
   const { r, c } = await tracedRun(streamOptions({ injectBadTxEvery: 5 }, 'hybrid'), { sample: 1 });

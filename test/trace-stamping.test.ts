@@ -11,9 +11,15 @@ import fc from 'fast-check';
 import { Engine } from '../src/engine/index.js';
 import { allocateReleaseStamps, allocateTraceBuffer, clockOriginHere, decodeChunks, PACKET_POINTS, REQUIRED_POINTS, stagesOf, TraceKind, TraceReader, TraceSession, TraceWriter, Tracer, type TraceStamping } from '../src/trace/index.js';
 
-function tracer(everyN: number, stamping: TraceStamping = 'interpolated', capacity = 1 << 16): { t: Tracer; sab: SharedArrayBuffer } {
+/** A tracer on a fresh buffer; sampled runs keep single packets (seq % N === 0) unless `sampleBlock` says otherwise. */
+function tracer(everyN: number, stamping: TraceStamping = 'interpolated', capacity = 1 << 16, sampleBlock = 1): { t: Tracer; sab: SharedArrayBuffer } {
   const sab = allocateTraceBuffer(capacity);
-  return { t: new Tracer({ sab, origin: clockOriginHere(), everyN, level: 10, stamping }), sab };
+  return { t: new Tracer({ sab, origin: clockOriginHere(), everyN, level: 10, stamping, sampleBlock }), sab };
+}
+
+/** Whether identity `id` is kept sampling 1 in n in blocks of `block`. */
+function kept(id: number, n: number, block: number): boolean {
+  return Math.floor(id / block) % n === 0;
 }
 
 test('untimed records get evenly spread times strictly between the two clock reads, in write order', () => {
@@ -255,21 +261,23 @@ test('property: a sampled run (skipped points counted) times its kept points exa
   );
 });
 
-test('property: sampled ranges and reap runs record exactly the sampled identities, in order (consecutive or not, across 2^32)', () => {
+test('property: sampled ranges and reap runs record exactly the sampled identities, in order (consecutive or not, any block, across 2^32)', () => {
   fc.assert(
     fc.property(
       fc.integer({ min: 2, max: 50 }),
+      fc.integer({ min: 0, max: 5 }),
       fc.array(fc.record({ gap: fc.integer({ min: -3, max: 40 }), count: fc.integer({ min: 1, max: 40 }), reap: fc.boolean(), shuffle: fc.boolean() }), { maxLength: 30 }),
       fc.oneof(fc.constant(0), fc.constant(0xffff_ffff - 200)),
-      (n, ranges, start) => {
-        const { t, sab } = tracer(n, 'interpolated', 1 << 14);
+      (n, log2Block, ranges, start) => {
+        const block = 2 ** log2Block;
+        const { t, sab } = tracer(n, 'interpolated', 1 << 14, block);
         const want: number[] = [];
         let next = start;
         for (const r of ranges) {
           const first = (next + r.gap) >>> 0;
           const ids = Array.from({ length: r.count }, (_, k) => (first + k) >>> 0);
           if (r.reap && r.shuffle) ids.reverse();
-          for (const id of ids) if (id % n === 0) want.push(id);
+          for (const id of ids) if (kept(id, n, block)) want.push(id);
           if (r.reap) t.reapRun(Uint32Array.from(ids), ids.length, 1);
           else t.addRange(first, r.count);
           next = (first + r.count) >>> 0;
@@ -312,17 +320,83 @@ test('sampled runs: addRange, popDoneRange and reapRun keep exactly the sampled 
   assert.equal(tracer(10, 'exact').t.batched, false, 'exact stamps: a call per sampled point');
 });
 
-test('sampling 1 in N with exact stamps across real workers traces exactly the multiples of N, in causal order', async () => {
-  const count = 20_000;
-  const n = 37;
-  const session = new TraceSession({ sample: n, stamping: 'exact' });
-  const r = await Engine.run({ workload: 'stream', queues: [{ size: 64 }], params: { payloadBytes: 256, count, publishEvery: 8, verify: 'seq' }, wait: { strategy: 'hybrid' }, trace: session, timeoutMs: 60_000 });
-  assert.equal(r.host.errors, 0, r.host.firstError);
-  const c = session.finish();
-  assert.equal(c.incomplete, 0);
-  assert.equal(c.outOfOrder, 0);
-  assert.equal(c.packets.length, Math.ceil(count / n));
-  assert.ok(c.packets.every((p) => p.seq % n === 0));
+for (const [stamping, block] of [['exact', 1], ['exact', 32], ['interpolated', 1], ['interpolated', 32]] as const) {
+  test(`sampling 1 in N (${stamping} stamps, blocks of ${block}) across real workers traces exactly the kept packets, complete and in causal order`, async () => {
+    const count = 20_000;
+    const n = 7;
+    const session = new TraceSession({ sample: n, sampleBlock: block, stamping });
+    const r = await Engine.run({ workload: 'stream', queues: [{ size: 64 }], params: { payloadBytes: 256, count, publishEvery: 8, verify: 'seq' }, wait: { strategy: 'hybrid' }, trace: session, timeoutMs: 60_000 });
+    assert.equal(r.host.errors, 0, r.host.firstError);
+    const c = session.finish();
+    assert.equal(c.incomplete, 0);
+    assert.equal(c.outOfOrder, 0);
+    const want = Array.from({ length: count }, (_, s) => s).filter((s) => kept(s, n, block));
+    assert.deepEqual(c.packets.map((p) => p.seq).sort((a, b) => a - b), want);
+    for (const p of c.packets) {
+      const st = stagesOf(p);
+      const sum = st.reduce((a, s) => a + s.ns, 0);
+      assert.ok(Math.abs(sum - p.e2eNs) < 1e-3, `seq ${p.seq}: stages ${sum} ns vs end to end ${p.e2eNs} ns`);
+      assert.ok(st.every((s) => s.ns >= 0), `seq ${p.seq}: a negative stage`);
+    }
+  });
+}
+
+test('kept points with ordinals take their place among the skipped points between two clock reads', () => {
+  const { t, sab } = tracer(10); // blocks of 1: keeps 10, 20, …
+  assert.equal(t.sparse, true);
+  assert.equal(tracer(1).t.sparse, false, 'every packet: runs, not kept points');
+  assert.equal(tracer(10, 'exact').t.sparse, false, 'exact stamps: a read per point');
+  t.addKept(10, 10); // the first call: nothing known before it
+  t.addsUpTo(32);
+  t.publish(32); // clock read P1
+  t.addKept(40, 40); // 8 adds skipped before it (32..39)
+  t.addsUpTo(64); // 23 after it (41..63)
+  t.publish(32); // clock read P2
+  t.flush();
+  const recs = decodeChunks('guest', [new TraceReader(sab).read()]);
+  assert.deepEqual(
+    recs.map((r) => [r.kind, r.id ?? null]),
+    [
+      [TraceKind.Add, 10],
+      [TraceKind.Publish, null],
+      [TraceKind.Add, 40],
+      [TraceKind.Publish, null],
+    ],
+  );
+  const p1 = recs[1]!.tNs;
+  const p2 = recs[3]!.tNs;
+  // 8 + 1 + 23 points between P1 and P2, spread evenly: add 40 is the 9th of 32.
+  const want = p1 + ((p2 - p1) * 9) / 33;
+  assert.ok(Math.abs(recs[2]!.tNs - want) < 1e-6, `add 40 at ${recs[2]!.tNs}, want ${want}`);
+  assert.ok(recs[0]!.tNs < p1 && p1 < recs[2]!.tNs && recs[2]!.tNs < p2);
+});
+
+test('kept pops carry their done; a wake waits for the next kept pop; a counter that goes back skips nothing', () => {
+  const { t, sab } = tracer(4);
+  t.deviceWake(0, true);
+  t.fetched();
+  t.popKept(4, 4);
+  t.doneKept(4, 64);
+  t.popsUpTo(6);
+  t.used(2);
+  t.popKept(8, 2); // went back (a restarted counter): no skip, still written
+  t.doneKept(8, 64);
+  t.used(1);
+  t.flush();
+  const recs = decodeChunks('host', [new TraceReader(sab).read()]);
+  assert.deepEqual(
+    recs.map((r) => [r.kind, r.id ?? null]),
+    [
+      [TraceKind.DeviceWake, null],
+      [TraceKind.Pop, 4],
+      [TraceKind.Done, 4],
+      [TraceKind.Used, null],
+      [TraceKind.Pop, 8],
+      [TraceKind.Done, 8],
+      [TraceKind.Used, null],
+    ],
+  );
+  for (let i = 1; i < recs.length; i++) assert.ok(recs[i]!.tNs > recs[i - 1]!.tNs, `record ${i} in time order`);
 });
 
 test('every packet traced: the clock is read at batch points and fresh fetches, not per packet', () => {
@@ -375,9 +449,10 @@ test('the first pop after a fresh avail fetch reads the clock; later pops of the
 
 test('fetched(): the release stamp of the other side bounds the points after an acquire, without a clock read', () => {
   const rs = allocateReleaseStamps();
+  const origin = clockOriginHere(); // one origin for both sides, as in a run (times compare across them)
   const mk = (side: 0 | 1): { t: Tracer; sab: SharedArrayBuffer } => {
     const sab = allocateTraceBuffer(256);
-    return { t: new Tracer({ sab, origin: clockOriginHere(), everyN: 1, level: 10, releaseStamps: { sab: rs, side } }), sab };
+    return { t: new Tracer({ sab, origin, everyN: 1, level: 10, releaseStamps: { sab: rs, side } }), sab };
   };
   const drv = mk(0);
   const dev = mk(1);
@@ -399,17 +474,20 @@ test('fetched(): the release stamp of the other side bounds the points after an 
   }
 });
 
-test('property: nextSampled is the smallest traced identity at or after seq (wrapping at 2^32), −1 when off', () => {
+test('property: nextSampled is the smallest traced identity at or after seq (any block, wrapping at 2^32), −1 when off', () => {
   fc.assert(
-    fc.property(fc.integer({ min: 1, max: 5000 }), fc.nat({ max: 0xffff_ffff }), (n, seq) => {
-      const { t } = tracer(n, 'exact', 256);
+    fc.property(fc.integer({ min: 1, max: 5000 }), fc.integer({ min: 0, max: 12 }), fc.nat({ max: 0xffff_ffff }), (n, log2Block, seq) => {
+      const block = 2 ** log2Block;
+      const { t } = tracer(n, 'exact', 256, block);
       const next = t.nextSampled(seq);
-      const mod = (x: number): number => x % n;
-      if (seq + ((n - mod(seq)) % n) > 0xffff_ffff) assert.equal(next, 0);
+      // The first kept identity at or after seq, by brute force over block starts.
+      const b = Math.floor(seq / block);
+      const want = kept(seq, n, block) || n === 1 ? seq : (b + n - (b % n)) * block;
+      if (want > 0xffff_ffff) assert.equal(next, 0);
       else {
-        assert.ok(next >= seq && next - seq < n);
-        assert.equal(mod(next), 0);
+        assert.equal(next, want);
         assert.ok(t.sampled(next));
+        if (next > seq) assert.equal(t.sampled(next - 1), false);
       }
     }),
   );

@@ -221,7 +221,7 @@ export function formatReport(r: TraceReport): string {
   const w = Math.max(...rows.map((s) => s.name.length), 5);
   const col = (s: string): string => s.padStart(10);
   const lines = [
-    `trace: ${r.packets} packets (sample 1 in ${String(r.run.sample)}${r.run.stamping === 'interpolated' ? ', per-packet points interpolated between clock reads' : ''}, workload ${String(r.run.workload ?? '?')}), ` +
+    `trace: ${r.packets} packets (sample 1 in ${String(r.run.sample)}${Number(r.run.sampleBlock ?? 1) > 1 ? ` in blocks of ${String(r.run.sampleBlock)}` : ''}${r.run.stamping === 'interpolated' ? ', per-packet points interpolated between clock reads' : ''}, workload ${String(r.run.workload ?? '?')}), ` +
       `incomplete ${String(r.run.incomplete ?? 0)}, out of order ${r.outOfOrder}, ` +
       `${Number(r.run.mismatched ?? 0) > 0 ? `mismatched ${String(r.run.mismatched)}, ` : ''}dropped records ${JSON.stringify(r.run.droppedRecords ?? {})}`,
     `${'stage'.padEnd(w)} ${col('count')}${col('p50')}${col('p90')}${col('p99')}${col('max')}`,

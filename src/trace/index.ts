@@ -4,6 +4,6 @@
 export * from './schema.js';
 export { clockOriginHere, clockOffsetNs, type TraceClockOrigin } from './clock.js';
 export { allocateTraceBuffer, TraceWriter, TraceReader, TraceBufferError, type TraceChunk } from './buffer.js';
-export { Tracer, TRACE_STAMPINGS, allocateReleaseStamps, type TracerSetup, type TraceStamping } from './tracer.js';
+export { Tracer, TRACE_STAMPINGS, DEFAULT_SAMPLE_BLOCK, TraceSetupError, isSampleBlock, allocateReleaseStamps, type TracerSetup, type TraceStamping } from './tracer.js';
 export { TraceSession, TraceOptionsError, type TraceOptions, type TraceCollected } from './session.js';
 export { buildTimelines, decodeChunks, stagesOf, eventFields, type PacketTimeline, type TimelineResult, type TraceRecord, type Side } from './timeline.js';

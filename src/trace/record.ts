@@ -2,7 +2,7 @@
 // commander, and runTraced(), which runs one engine run with tracing and writes the file.
 //
 //   import { addTraceOptions, traceSessionFromCli, runTraced } from '../../trace/node.js';
-//   addTraceOptions(cmd);                      // adds --trace, --trace-sample, --trace-slower-than-us, --trace-level, --trace-stamping
+//   addTraceOptions(cmd);                      // adds --trace, --trace-sample, --trace-sample-block, --trace-slower-than-us, --trace-level, --trace-stamping
 //   const { result, trace } = await runTraced(engineOptions, { file: o.trace, sample: 100 });
 
 import type { Command } from 'commander';
@@ -10,11 +10,12 @@ import { Engine, type EngineOptions, type EngineResult } from '../engine/index.j
 import { writeTraceFile, type TraceFileSummary } from './output.js';
 import { TraceSession, TraceOptionsError, type TraceOptions } from './session.js';
 import { TRACE_LEVELS } from './schema.js';
-import { TRACE_STAMPINGS, type TraceStamping } from './tracer.js';
+import { DEFAULT_SAMPLE_BLOCK, isSampleBlock, TRACE_STAMPINGS, type TraceStamping } from './tracer.js';
 
 export interface TraceCliOptions {
   trace?: string;
   traceSample?: string;
+  traceSampleBlock?: string;
   traceSlowerThanUs?: string;
   traceLevel?: string;
   traceStamping?: string;
@@ -25,6 +26,7 @@ export function addTraceOptions(cmd: Command): Command {
   return cmd
     .option('--trace <file>', 'record a latency trace of the run into FILE (pino NDJSON; read it with `virtq trace analyze`)')
     .option('--trace-sample <n>', 'trace 1 packet in N (1 = every packet)', '1')
+    .option('--trace-sample-block <n>', 'with --trace-sample N > 1: keep blocks of this many consecutive packets, 1 block in N (power of 2; 1 = spread out)', String(DEFAULT_SAMPLE_BLOCK))
     .option('--trace-slower-than-us <us>', 'keep only packets slower than this many µs end to end (records every packet)')
     .option('--trace-level <level>', 'lowest trace level recorded: trace (packets) | debug | info | warn | error', 'trace')
     .option('--trace-stamping <how>', 'every packet traced: interpolated (clock read per batch) | exact (a read per point)', 'interpolated');
@@ -38,6 +40,10 @@ export function traceOptionsFromCli(o: TraceCliOptions): (TraceOptions & { file:
   if (o.trace === undefined) return undefined;
   const t: TraceOptions & { file: string } = { file: o.trace, sample: Number(o.traceSample ?? '1') };
   if (!Number.isInteger(t.sample) || t.sample! < 1) throw new TraceOptionsError(`--trace-sample must be an integer ≥ 1 (got ${o.traceSample})`);
+  if (o.traceSampleBlock !== undefined) {
+    t.sampleBlock = Number(o.traceSampleBlock);
+    if (!isSampleBlock(t.sampleBlock)) throw new TraceOptionsError(`--trace-sample-block must be a power of two in 1..4096 (got ${o.traceSampleBlock})`);
+  }
   if (o.traceSlowerThanUs !== undefined) {
     t.slowerThanUs = Number(o.traceSlowerThanUs);
     if (!(t.slowerThanUs >= 0)) throw new TraceOptionsError(`--trace-slower-than-us must be a number ≥ 0 (got ${o.traceSlowerThanUs})`);

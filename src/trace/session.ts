@@ -6,11 +6,17 @@ import { allocateTraceBuffer, TraceReader, type TraceChunk } from './buffer.js';
 import { clockOriginHere, type TraceClockOrigin } from './clock.js';
 import { TRACE_LEVELS, type TraceLevelName } from './schema.js';
 import { buildTimelines, decodeChunks, type Side, type TimelineResult } from './timeline.js';
-import { allocateReleaseStamps, TRACE_STAMPINGS, type TraceStamping, type TracerSetup } from './tracer.js';
+import { allocateReleaseStamps, DEFAULT_SAMPLE_BLOCK, isSampleBlock, TRACE_STAMPINGS, type TraceStamping, type TracerSetup } from './tracer.js';
 
 export interface TraceOptions {
-  /** Per-packet sampling: 1 = every packet (default), N = packets with seq % N === 0. */
+  /** Per-packet sampling: 1 = every packet (default), N = 1 packet in N (in blocks, see sampleBlock). */
   sample?: number;
+  /**
+   * Sampling 1 in N > 1: consecutive identities kept together, a power of two in 1..4096
+   * (default 32, a batch: the batch's clock reads then serve all its kept packets; 1 keeps
+   * seq % N === 0). Tracer.sampled has the rule.
+   */
+  sampleBlock?: number;
   /** Keep only packets whose end-to-end time exceeds this (µs) in the output. Records every packet. */
   slowerThanUs?: number;
   /** Lowest level recorded (default 'trace': packets and every event). */
@@ -20,9 +26,10 @@ export interface TraceOptions {
   /** Copy records out of the buffers every this many ms while the run goes (default 0: at the end only). */
   drainEveryMs?: number;
   /**
-   * How per-packet points are timed when every packet is traced (src/trace/tracer.ts):
-   * 'interpolated' (default) between clock reads at batch points, or 'exact' (a read each).
-   * Sampled runs (sample > 1) always read the clock at each point.
+   * How per-packet points are timed (src/trace/tracer.ts): 'interpolated' (default) between
+   * clock reads at batch points, or 'exact' (a read each). Interpolation needs the workload's
+   * batch calls (the stream workload makes them, every packet or sampled); point-by-point
+   * callers in sampled runs (the virtio-net path) stamp each point exactly either way.
    */
   stamping?: TraceStamping;
 }
@@ -57,9 +64,11 @@ export class TraceSession {
     if (!(slowerThanUs >= 0)) throw new TraceOptionsError(`slowerThanUs must be ≥ 0 (got ${slowerThanUs})`);
     const level = options.level ?? 'trace';
     if (!(level in TRACE_LEVELS)) throw new TraceOptionsError(`trace level must be one of ${Object.keys(TRACE_LEVELS).join(', ')} (got ${level})`);
+    const sampleBlock = options.sampleBlock ?? DEFAULT_SAMPLE_BLOCK;
+    if (!isSampleBlock(sampleBlock)) throw new TraceOptionsError(`trace sample block must be a power of two in 1..4096 (got ${sampleBlock})`);
     const stamping = options.stamping ?? 'interpolated';
     if (!TRACE_STAMPINGS.includes(stamping)) throw new TraceOptionsError(`trace stamping must be one of ${TRACE_STAMPINGS.join(', ')} (got ${String(stamping)})`);
-    this.options = { sample, slowerThanUs, level, capacityRecords: options.capacityRecords ?? 1 << 20, drainEveryMs: options.drainEveryMs ?? 0, stamping };
+    this.options = { sample, sampleBlock, slowerThanUs, level, capacityRecords: options.capacityRecords ?? 1 << 20, drainEveryMs: options.drainEveryMs ?? 0, stamping };
     this.origin = clockOriginHere();
     this.sabs = { guest: allocateTraceBuffer(this.options.capacityRecords), host: allocateTraceBuffer(this.options.capacityRecords) };
     this.readers = { guest: new TraceReader(this.sabs.guest), host: new TraceReader(this.sabs.host) };
@@ -76,6 +85,7 @@ export class TraceSession {
       sab: this.sabs[side],
       origin: this.origin,
       everyN: level <= TRACE_LEVELS.trace ? this.options.sample : 0,
+      sampleBlock: this.options.sampleBlock,
       level,
       stamping: this.options.stamping,
       releaseStamps: { sab: this.releaseStamps, side: side === 'guest' ? 0 : 1 },

@@ -3,10 +3,15 @@
 // with tracing off the hot path pays one cached boolean test and nothing else.
 //
 // Packet identity is the workload's sequence number (carried in the payload, so both threads
-// see the same one). Sampling "1 in N" keeps packets with seq % N === 0, which both threads
-// decide alone. Batch events (publish, kick, wakes, used, interrupt) are recorded only when the
-// batch holds a sampled packet; wakes are remembered and written at the next sampled packet, so
-// a run sampled 1 in 100 pays for about 1 packet in 100. Runs in a browser Web Worker.
+// see the same one). Sampling "1 in N" keeps blocks of `sampleBlock` consecutive identities,
+// 1 block in N (block = seq >>> log2 sampleBlock, kept when a multiple of N; with blocks of 1,
+// seq % N === 0), which both threads decide alone. Batch events (publish, kick, wakes, used,
+// interrupt) are recorded only when the batch holds a sampled packet; wakes are remembered and
+// written at the next sampled packet. Those batch events cost clock reads (~50 ns each, and
+// on the two-thread path they cost several times that in throughput): kept one by one, each
+// kept packet pays for its batch's reads alone; kept in blocks as long as a batch (the default
+// 32), a batch's reads serve all its kept packets, so a run sampled 1 in 100 pays for about
+// 1 batch in 100. Runs in a browser Web Worker.
 //
 // Stamping. Reading the clock costs ~50 ns here (performance.now(); even Date.now() costs 40),
 // a fifth of a 1500 B packet's whole cost per thread at full rate, so a clock read per packet
@@ -34,8 +39,18 @@ import { DROP_REASONS, ERROR_CODES, KIND_INFO, NO_ID, TRACE_LEVELS, TraceKind, t
 export interface TracerSetup {
   sab: SharedArrayBuffer;
   origin: TraceClockOrigin;
-  /** Per-packet points: 0 = none, 1 = every packet, N = packets with seq % N === 0. */
+  /**
+   * Per-packet points: 0 = none, 1 = every packet, N = 1 packet in N: the packets whose block
+   * (seq / sampleBlock, rounded down) is a multiple of N.
+   */
   everyN: number;
+  /**
+   * Sampled 1 in N > 1: how many consecutive identities are kept together, a power of two in
+   * 1..4096 (default DEFAULT_SAMPLE_BLOCK). 1 keeps seq % N === 0, spread out; a block as long
+   * as a batch keeps whole batches, so the batch's clock reads (publish, kick, used) serve all
+   * its kept packets instead of one (see the file comment).
+   */
+  sampleBlock?: number;
   /** Lowest level recorded (pino numbers: trace 10 … error 50). */
   level: number;
   /** How per-packet points get their time (see the file comment); default 'interpolated'. */
@@ -59,6 +74,19 @@ export function allocateReleaseStamps(): SharedArrayBuffer {
 export type TraceStamping = 'exact' | 'interpolated';
 export const TRACE_STAMPINGS: readonly TraceStamping[] = ['exact', 'interpolated'];
 
+/** Consecutive identities kept together when sampling 1 in N > 1 (TracerSetup.sampleBlock). */
+export const DEFAULT_SAMPLE_BLOCK = 32;
+
+export class TraceSetupError extends Error {
+  override readonly name = 'TraceSetupError';
+  readonly code = 'bad-trace-setup';
+}
+
+/** Whether `b` is a valid sample block (a power of two in 1..4096). */
+export function isSampleBlock(b: number): boolean {
+  return Number.isInteger(b) && b >= 1 && b <= 4096 && (b & (b - 1)) === 0;
+}
+
 /** Untimed records after which the clock is read anyway (bounds the interpolation span). */
 const UNTIMED_MAX = 128;
 
@@ -68,6 +96,9 @@ export class Tracer {
   private readonly writer: TraceWriter | null;
   private readonly offsetNs: number;
   private readonly everyN: number;
+  /** Consecutive identities kept together when sampling (TracerSetup.sampleBlock; 1 when not sampling). */
+  readonly sampleBlock: number;
+  private readonly blockShift: number; // log2(sampleBlock)
   private readonly level: number;
   // Divisibility test constants for 1-in-everyN sampling (see sampled()).
   private readonly lowMask: number;
@@ -85,6 +116,11 @@ export class Tracer {
   readonly interpolated: boolean;
   /** Runs of per-packet points are taken (stamping 'interpolated', any sampling; see `batched`). */
   private readonly runs: boolean;
+  /** Sampled 1 in N > 1 with interpolated stamps: kept points may be written alone (see `sparse`). */
+  readonly sparse: boolean;
+  // Per kind: the ordinal up to which this thread's points of that kind are accounted (kept
+  // or skipped); −1 until the first (see keep()).
+  private readonly keptTo = new Float64Array(32).fill(-1);
   private lastNs: number; // this thread's latest clock read
   // Per queue: the fetch counter at the last pop/reap that read the clock (see the file comment).
   private readonly lastFetch = new Float64Array(256).fill(-1);
@@ -102,10 +138,15 @@ export class Tracer {
     this.writer = setup === null ? null : new TraceWriter(setup.sab);
     this.offsetNs = setup === null ? 0 : clockOffsetNs(setup.origin);
     this.everyN = setup === null ? 0 : setup.everyN;
+    const block = setup === null || setup.everyN <= 1 ? 1 : (setup.sampleBlock ?? DEFAULT_SAMPLE_BLOCK);
+    if (!isSampleBlock(block)) throw new TraceSetupError(`sampleBlock must be a power of two in 1..4096 (got ${String(block)})`);
+    this.sampleBlock = block;
+    this.blockShift = 31 - Math.clz32(block);
     this.level = setup === null ? 100 : setup.level;
     const interpolating = setup !== null && setup.everyN >= 1 && (setup.stamping ?? 'interpolated') === 'interpolated';
     this.interpolated = interpolating && setup.everyN === 1;
     this.runs = interpolating;
+    this.sparse = interpolating && setup.everyN > 1;
     const rs = setup?.releaseStamps;
     if (rs !== undefined) {
       this.ownRelease = new Float64Array(rs.sab, rs.side * RELEASE_STAMP_QUEUES * 8, RELEASE_STAMP_QUEUES);
@@ -177,12 +218,16 @@ export class Tracer {
     this.writer!.put(kind, queue, id, this.stamp(), arg);
   }
 
-  /** Whether packet `seq` (a u32) is traced: seq % everyN === 0, the same in every thread. */
+  /**
+   * Whether packet `seq` (a u32) is traced: its block (seq >>> log2 sampleBlock) is a multiple
+   * of everyN; with blocks of 1, seq % everyN === 0. The same in every thread.
+   */
   sampled(seq: number): boolean {
     // A division costs ~10 ns per packet; this is two ALU steps: the low bits of everyN's power
-    // of two must be zero, and (seq >> k) times the inverse of the odd part must stay below
+    // of two must be zero, and (b >> k) times the inverse of the odd part must stay below
     // 2^32 / odd (Granlund–Montgomery divisibility test). limit −1 means "never".
-    return (seq & this.lowMask) === 0 && (Math.imul(seq >>> this.shift, this.oddInverse) >>> 0) <= this.limit;
+    const b = seq >>> this.blockShift;
+    return (b & this.lowMask) === 0 && (Math.imul(b >>> this.shift, this.oddInverse) >>> 0) <= this.limit;
   }
 
   /**
@@ -200,8 +245,11 @@ export class Tracer {
     const n = this.everyN;
     if (this.writer === null || !(n >= 1)) return -1;
     const s = seq >>> 0;
-    const next = s + ((n - (s % n)) % n);
-    return next > 0xffff_ffff ? 0 : next;
+    const b = s >>> this.blockShift; // s's block
+    const r = b % n;
+    if (r === 0) return s; // inside a kept block
+    const next = (b + n - r) * this.sampleBlock; // the first identity of the next kept block
+    return next > 0xffff_ffff ? 0 : next; // block 0 is kept after a wrap past 2^32 − 1
   }
 
   /** Clock reads this tracer made (what tracing costs beyond writing records). */
@@ -456,26 +504,106 @@ export class Tracer {
     }
     const per = kind2 === 0 ? 1 : 2; // points per packet
     const first = firstId >>> 0;
-    const n = this.everyN;
     // The identity of the next sampled packet: remembered from the kind's previous range when
     // this one continues it (no division per batch), else computed.
     let at = this.rangeFrom[kind] === first ? this.rangeAt[kind]! : this.nextSampledSlow(first);
     let done = 0; // packets of the range accounted for
     let wrote = false;
+    const block = this.sampleBlock;
     for (;;) {
       const k = (at - first) >>> 0; // its place in the range (u32 wrap)
       if (k >= count) break;
+      // The kept packets from `at` to the end of its block or of the range, whichever is first.
+      const len = Math.min(block - (at & (block - 1)), count - k);
       w.skipPoints((k - done) * per);
-      w.putRun(kind, kind2, queue, at, 1, arg);
+      w.putRun(kind, kind2, queue, at, len, arg);
       wrote = true;
-      done = k + 1;
-      at = at + n > 0xffff_ffff ? 0 : at + n; // 0 is sampled after a wrap past 2^32 − 1
+      done = k + len;
+      at = this.nextSampledSlow(at + len); // the rest of this block (the range ended), or the next kept block
     }
     this.rangeFrom[kind] = (first + count) >>> 0;
     this.rangeAt[kind] = at;
     w.skipPoints((count - done) * per);
     if (w.untimed >= UNTIMED_MAX) this.stamp();
     return wrote;
+  }
+
+  // ---- kept points of sampled runs (interpolated stamping, 1 in N > 1: see `sparse`) ----
+
+  /**
+   * True when sampling 1 in N > 1 with interpolated stamps. A hot loop may then call the
+   * tracer only for the packets it keeps (identity === nextSampled, a comparison per packet)
+   * and for the batches that hold one, instead of a range call per batch: a kept point is
+   * written untimed, with its thread's *ordinal* of that kind of point (its count of adds,
+   * pops or reaps), and the points skipped since the kind's previous call are counted from the
+   * ordinals, so the kept point keeps its place in the even spread between two clock reads.
+   * Before the batch's release (publish, used) the loop calls addsUpTo / popsUpTo with the
+   * ordinal after the batch's last point, and a kept pop or reap that is the first since a
+   * fresh index read calls fetched() first. Order and bounds are exact as everywhere; the spread
+   * is exact per kind, while the points of other kinds skipped since their kind's last call are
+   * counted at their next call, which may place them after a clock read they preceded (a wake
+   * that slept, an event): a kept point's time stays between the reads around it but may lean
+   * towards one of them.
+   */
+
+  /** Packet `id` (kept) is added; `ordinal` counts this thread's adds (the stream's seq). */
+  addKept(id: number, ordinal: number, queue = 0): void {
+    this.batchSampled = true;
+    this.keep(TraceKind.Add, 1, queue, id, ordinal, 0);
+  }
+
+  /** The batch's adds end before add `ordinal` (call before publish when the batch kept one). */
+  addsUpTo(ordinal: number): void {
+    this.skipTo(TraceKind.Add, 1, ordinal);
+  }
+
+  /** Packet `id` (kept) is popped; `ordinal` counts this thread's pops. Its done follows with doneKept. */
+  popKept(id: number, ordinal: number, queue = 0): void {
+    if (this.wakeNs >= 0) this.writeWake(queue);
+    this.keep(TraceKind.Pop, 2, queue, id, ordinal, 0); // a pop and a done per packet
+  }
+
+  /** The backend is done with kept packet `id` (popped with popKept just before). */
+  doneKept(id: number, lenBytes: number, queue = 0): void {
+    this.usedSampled = true;
+    const w = this.writer!;
+    w.putUntimed(TraceKind.Done, queue, id, lenBytes);
+    if (w.untimed >= UNTIMED_MAX) this.stamp();
+  }
+
+  /** The batch's pops (and dones) end before pop `ordinal` (call before used when the batch kept one). */
+  popsUpTo(ordinal: number): void {
+    this.skipTo(TraceKind.Pop, 2, ordinal);
+  }
+
+  /** Packet `id` (kept) is reaped; `ordinal` counts this thread's reaps. */
+  reapKept(id: number, ordinal: number, lenBytes: number, queue = 0): void {
+    if (this.wakeNs >= 0) this.writeWake(queue);
+    this.keep(TraceKind.Reap, 1, queue, id, ordinal, lenBytes);
+  }
+
+  /** This round of reaps ends before reap `ordinal` (call after the reaps when one was kept). */
+  reapsUpTo(ordinal: number): void {
+    this.skipTo(TraceKind.Reap, 1, ordinal);
+  }
+
+  /** Counts the points of `kind` skipped up to `ordinal` (u32 counters; `per` points per packet), then writes the kept one untimed. */
+  private keep(kind: number, per: number, queue: number, id: number, ordinal: number, arg: number): void {
+    this.skipTo(kind, per, ordinal);
+    this.keptTo[kind] = (ordinal + 1) >>> 0;
+    const w = this.writer!;
+    w.putUntimed(kind, queue, id, arg);
+    if (w.untimed >= UNTIMED_MAX) this.stamp();
+  }
+
+  private skipTo(kind: number, per: number, ordinal: number): void {
+    const from = this.keptTo[kind]!;
+    const to = ordinal >>> 0;
+    this.keptTo[kind] = to;
+    if (from < 0) return; // the first call: nothing known before it
+    const skipped = (to - from) >>> 0;
+    // A counter that went back (a caller restarted it) would wrap to ~2^32: count nothing.
+    if (skipped < 0x8000_0000) this.writer!.skipPoints(skipped * per);
   }
 
   // ---- policy and health events (recorded whenever their level is enabled) ----

@@ -5,11 +5,12 @@
 import type { Command } from 'commander';
 import type { WaitStrategy } from '../../notify/index.js';
 import { analyzeTraceFile, formatReport, runTraced, writeTraceHtml, type TraceLevelName } from '../../trace/node.js';
-import type { TraceStamping } from '../../trace/index.js';
+import { DEFAULT_SAMPLE_BLOCK, type TraceStamping } from '../../trace/index.js';
 
 interface RecordOpts {
   out: string;
   traceSample: string;
+  traceSampleBlock: string;
   traceSlowerThanUs?: string;
   traceLevel: string;
   traceStamping: string;
@@ -28,6 +29,7 @@ export function registerTrace(program: Command): void {
     .description('run the stream workload with tracing and write the trace (pino NDJSON)')
     .requiredOption('--out <file>', 'trace file to write')
     .option('--trace-sample <n>', 'trace 1 packet in N (1 = every packet)', '100')
+    .option('--trace-sample-block <n>', 'keep blocks of this many consecutive packets, 1 block in N (power of 2; 1 = spread out)', String(DEFAULT_SAMPLE_BLOCK))
     .option('--trace-slower-than-us <us>', 'keep only packets slower than this end to end (records every packet)')
     .option('--trace-level <level>', 'lowest level recorded: trace | debug | info | warn | error', 'trace')
     .option('--trace-stamping <how>', 'every packet traced: interpolated (clock read per batch) | exact (a read per point)', 'interpolated')
@@ -51,6 +53,7 @@ export function registerTrace(program: Command): void {
         {
           file: o.out,
           sample: Number(o.traceSample),
+          sampleBlock: Number(o.traceSampleBlock),
           level: o.traceLevel as TraceLevelName,
           stamping: o.traceStamping as TraceStamping,
           capacityRecords: Number(o.capacity),

@@ -142,17 +142,21 @@ export function guest(ctx: SideContext): SideStats {
   // back, which costs a cache miss per packet).
   const seqOfHead = new Uint32Array(plan.size);
   const tracedHead = new Uint8Array(plan.size); // 1 while that chain's packet is traced
+  // Sampled 1 in N with interpolated stamps: kept packets only, with ordinals (Tracer.sparse).
+  const sparse = tr.sparse;
   // Every packet traced with interpolated stamps: points are recorded in runs, once per batch.
-  const batched = tr.batched;
+  const batched = tr.batched && !sparse;
   // Otherwise the next identity traced one by one (sampled or exact stamps); −1 when none, so
   // the per-packet test is a single comparison.
   let nextTrace = tracing && !batched ? tr.nextSampled(0) : -1;
   const reapIds = new Uint32Array(plan.size);
   let usedFetchSeen = -1; // q.usedFetches at the last tr.fetched()
+  let reaped = 0; // reaps so far (the reap ordinal of sparse tracing)
   const slices = tr.enabled && p.traceToggleMs > 0 ? new TraceSlices(p.traceToggleMs) : null;
   /** Reaps every used buffer back into the pool, recording the reaps of traced packets. */
   const reapAll = (): void => {
     let runLen = 0;
+    let kept = false;
     let u;
     while ((u = q.reap()) !== null) {
       if (tracing) {
@@ -168,12 +172,22 @@ export function guest(ctx: SideContext): SideStats {
           reapIds[runLen++] = seqOfHead[u.head]!;
         } else if (tracedHead[u.head] !== 0) {
           tracedHead[u.head] = 0;
-          tr.reap(seqOfHead[u.head]!, p.payloadBytes, 0, q.usedFetches);
+          if (sparse) {
+            if (q.usedFetches !== usedFetchSeen) {
+              // The first kept reap since a fresh read of used.idx: bound it by the device's used.
+              tr.fetched();
+              usedFetchSeen = q.usedFetches;
+            }
+            tr.reapKept(seqOfHead[u.head]!, reaped, p.payloadBytes);
+            kept = true;
+          } else tr.reap(seqOfHead[u.head]!, p.payloadBytes, 0, q.usedFetches);
         }
       }
+      reaped++;
       pool.put(u.token);
     }
     if (runLen > 0) tr.reapRun(reapIds, runLen, p.payloadBytes);
+    if (kept) tr.reapsUpTo(reaped);
   };
   while (!ctx.stopped && (p.count === 0 || seq < p.count)) {
     if (!ctx.windowIsOpen && performance.now() - t0 >= p.warmupMs) ctx.openWindow();
@@ -184,11 +198,15 @@ export function guest(ctx: SideContext): SideStats {
     }
     reapAll();
     let added = 0;
+    let kept = false;
     while (added < batch && pool.available > 0 && (p.count === 0 || seq < p.count)) {
       const addr = pool.get();
       const traced = seq >>> 0 === nextTrace; // a comparison per packet, a call per traced one
       if (traced) {
-        tr.add(nextTrace);
+        if (sparse) {
+          tr.addKept(nextTrace, nextTrace); // the identity is the add count
+          kept = true;
+        } else tr.add(nextTrace);
         nextTrace = tr.nextSampled(nextTrace + 1);
       }
       const w = (addr - region.guestAddr) / 4;
@@ -212,6 +230,7 @@ export function guest(ctx: SideContext): SideStats {
     if (added > 0) {
       if (tracing) {
         if (batched) tr.addRange(seq - added, added);
+        else if (kept) tr.addsUpTo(seq);
         tr.publish(added);
       }
       q.publish();
@@ -267,9 +286,12 @@ export function host(ctx: SideContext): SideStats {
   if (!ctx.arriveAndWait()) return ctx.finish();
   const t0 = performance.now();
   let expect = 0;
+  // Sampled 1 in N with interpolated stamps: kept packets only, with ordinals (Tracer.sparse).
+  const sparse = tr.sparse;
+  let kept = false; // the batch kept a packet (sparse)
   // Every packet traced with interpolated stamps: pops and dones are recorded in runs of
   // consecutive identities [runStart, upTo), once per batch and before each tr.fetched().
-  const batched = tr.batched;
+  const batched = tr.batched && !sparse;
   let runsOn = tracing && batched;
   // Otherwise the next identity traced one by one (sampled or exact stamps); −1 when none.
   let nextTrace = tracing && !batched ? tr.nextSampled(0) : -1;
@@ -280,6 +302,10 @@ export function host(ctx: SideContext): SideStats {
   const flush = (entries: number, upTo: number): void => {
     if (tracing) {
       if (batched && upTo !== runStart) tr.popDoneRange(runStart, upTo - runStart, p.payloadBytes);
+      else if (kept) {
+        tr.popsUpTo(upTo);
+        kept = false;
+      }
       if (entries > 0) tr.used(entries);
     }
     runStart = upTo;
@@ -316,7 +342,15 @@ export function host(ctx: SideContext): SideStats {
       }
       const traced = id === nextTrace;
       if (traced) {
-        tr.pop(nextTrace, 0, q.availFetches);
+        if (sparse) {
+          if (q.availFetches !== availFetchSeen) {
+            // The first kept pop since a fresh read of avail.idx: bound it by the driver's publish.
+            tr.fetched();
+            availFetchSeen = q.availFetches;
+          }
+          tr.popKept(id, expect); // the identity is the pop count
+          kept = true;
+        } else tr.pop(nextTrace, 0, q.availFetches);
         nextTrace = tr.nextSampled(nextTrace + 1);
       }
       if (len !== p.payloadBytes) {
@@ -340,7 +374,10 @@ export function host(ctx: SideContext): SideStats {
       expect++;
       stats.packets++;
       stats.bytes += len;
-      if (traced) tr.done(id, len);
+      if (traced) {
+        if (sparse) tr.doneKept(id, len);
+        else tr.done(id, len);
+      }
       q.addUsed(c.head, 0);
       if (++n === batch) {
         flush(n, expect);

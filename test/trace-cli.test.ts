@@ -33,13 +33,14 @@ test('trace record writes a trace that trace analyze reports, and each side logs
     for (const side of ['guest', 'host']) assert.ok(has(side, 'side starting') && has(side, 'side stopped'), `${side} start and stop logged`);
 
     const an = await run(process.execPath, [CLI, 'trace', 'analyze', file, '--json', '--html', html, '--slowest', '3'], { timeout: 60_000 });
-    const report = JSON.parse(an.stdout) as { packets: number; outOfOrder: number; sumMismatches: number; slowest: { seq: number }[]; run: { sample: number; sampleBlock: number } };
+    const report = JSON.parse(an.stdout) as { packets: number; outOfOrder: number; sumMismatches: number; slowest: { seq: number }[]; run: { sample: number; sampleBlock: number; stamping: string } };
     // 1 in 10 in blocks of 32 (the default): blocks 0, 10, …, 150 of 0..4999, 32 packets each.
     assert.equal(report.packets, 16 * 32, 'packets 0..31, 320..351, …, 4800..4831');
     assert.equal(report.outOfOrder, 0);
     assert.equal(report.sumMismatches, 0);
     assert.equal(report.run.sample, 10);
     assert.equal(report.run.sampleBlock, 32);
+    assert.equal(report.run.stamping, 'interpolated', 'the stream interpolates its kept points');
     assert.ok(report.slowest.every((p) => Math.floor(p.seq / 32) % 10 === 0));
     assert.ok(existsSync(html) && readFileSync(html, 'utf8').includes('class="stage-row"'));
   } finally {

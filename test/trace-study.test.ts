@@ -86,12 +86,13 @@ test('virtq bench stream --trace F --trace-sample 10 writes a trace that virtq t
   const b = await run(process.execPath, [CLI, 'bench', 'stream', '--runs', '1', '--seconds', '0.3', '--warmup-ms', '0', '--preset', 'baseline', '--trace', file, '--trace-sample', '10', '--json'], { timeout: 60_000 });
   assert.match(b.stderr, /trace: wrote .*bench\.ndjson \(\d+ packets/);
   const an = await run(process.execPath, [CLI, 'trace', 'analyze', file, '--json'], { timeout: 60_000 });
-  const rep = JSON.parse(an.stdout) as { packets: number; outOfOrder: number; sumMismatches: number; slowest: { seq: number }[]; run: { sample: number; workload: string; mismatched: number } };
+  const rep = JSON.parse(an.stdout) as { packets: number; outOfOrder: number; sumMismatches: number; slowest: { seq: number }[]; run: { sample: number; workload: string; mismatched: number; stamping: string } };
   assert.ok(rep.packets > 0, `packets ${rep.packets}`);
   assert.equal(rep.outOfOrder, 0);
   assert.equal(rep.sumMismatches, 0);
   assert.equal(rep.run.sample, 10);
   assert.equal(rep.run.workload, 'net-stream');
+  assert.equal(rep.run.stamping, 'exact', 'sampled, the net path stamps its points one by one (the header says what happened, not the option)');
   assert.equal(rep.run.mismatched, 0);
   assert.ok(rep.slowest.every((p) => Math.floor(p.seq / 32) % 10 === 0), 'blocks of 32 (the default), 1 in 10');
 });

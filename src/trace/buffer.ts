@@ -12,7 +12,7 @@
 // stampUntimed, which interpolates between two clock reads (see tracer.ts). The index is never
 // published while untimed records are pending, so a reader only ever sees timed records.
 
-import { FLAG_HAS_ID, FLAG_RUN, TraceKind, HEADER_BYTES, H_DROPPED, H_FLUSHES, H_READ, H_WRITE, NO_ID, RECORD_BYTES, RECORD_F64, RECORD_U32 } from './schema.js';
+import { FLAG_HAS_ID, FLAG_RUN, TraceKind, HEADER_BYTES, H_DROPPED, H_FLUSHES, H_INTERPOLATED, H_READ, H_WRITE, NO_ID, RECORD_BYTES, RECORD_F64, RECORD_U32 } from './schema.js';
 
 const PUBLISH_EVERY_MASK = 255;
 
@@ -63,6 +63,8 @@ export class TraceWriter {
   // slot's tNs holds the ordinal of its first point among them.
   private untimedPoints = 0;
   private published = 0; // the last value stored to H_WRITE
+  /** Slots timed by interpolation (stampUntimed) so far: says whether a trace used it. */
+  interpolated = 0;
 
   constructor(sab: SharedArrayBuffer) {
     this.capacity = capacityOf(sab);
@@ -186,6 +188,7 @@ export class TraceWriter {
         k++;
       }
     }
+    this.interpolated += n;
     this.untimed = 0;
     this.untimedPoints = 0;
     if (((this.w - this.published) | 0) > PUBLISH_EVERY_MASK) this.publish();
@@ -230,8 +233,9 @@ export class TraceWriter {
 
   /** Publishes everything written and timed so far, and the drop count. Call at the end of a run. */
   flush(): void {
-    // Release: pairs with the reader's acquire loads of H_WRITE and H_DROPPED.
+    // Release: pairs with the reader's acquire loads of H_WRITE, H_DROPPED and H_INTERPOLATED.
     Atomics.store(this.header, H_DROPPED, this.dropped);
+    Atomics.store(this.header, H_INTERPOLATED, this.interpolated | 0);
     if (this.untimed === 0) this.publish();
     Atomics.add(this.header, H_FLUSHES, 1);
   }
@@ -263,6 +267,12 @@ export class TraceReader {
   get dropped(): number {
     // Acquire: pairs with TraceWriter.flush's store.
     return Atomics.load(this.header, H_DROPPED);
+  }
+
+  /** Slots the writer timed by interpolation (as of its last flush; 0 = every time was read). */
+  get interpolated(): number {
+    // Acquire: pairs with TraceWriter.flush's store.
+    return Atomics.load(this.header, H_INTERPOLATED);
   }
 
   /** Copies out every published record not read yet (runs expanded) and frees their space for the writer. */

@@ -72,7 +72,7 @@ export function writeTraceFile(session: TraceSession, path: string, meta: Record
         sampleBlock: session.options.sample > 1 ? session.options.sampleBlock : 1,
         slowerThanUs: session.options.slowerThanUs,
         traceLevel: session.options.level,
-        stamping: session.options.stamping,
+        stamping: c.stamping, // what happened: interpolated only where the workload's calls allowed it
         originEpochMs: session.origin.timeOriginMs + session.origin.nowMs,
         packets: c.packets.length,
         events: c.events.length,

@@ -42,6 +42,11 @@ export class TraceOptionsError extends Error {
 export interface TraceCollected extends TimelineResult {
   /** Records dropped because a thread's buffer was full. */
   dropped: Record<Side, number>;
+  /**
+   * How the per-packet points were timed: 'interpolated' when any record was (the workload
+   * made the batch calls interpolation needs), else 'exact' (every time a clock read).
+   */
+  stamping: TraceStamping;
   /** Records read per thread. */
   records: Record<Side, number>;
   /** Complete packets left out because they were not slower than `slowerThanUs`. */
@@ -127,6 +132,7 @@ export class TraceSession {
       ...t,
       packets,
       dropped: { guest: this.readers.guest.dropped, host: this.readers.host.dropped },
+      stamping: this.readers.guest.interpolated + this.readers.host.interpolated > 0 ? 'interpolated' : 'exact',
       records: { guest: guest.length, host: host.length },
       filteredFast: t.packets.length - packets.length,
     };

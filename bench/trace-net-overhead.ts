@@ -73,7 +73,7 @@ async function main(): Promise<void> {
     .option('--json', 'print the report as JSON')
     .option('--runs <n>', 'rounds (each runs every mode once)', '7')
     .option('--ms <n>', 'measured ms per run', '500')
-    .option('--warmup-ms <n>', 'warm-up ms per run (not measured)', '150')
+    .option('--warmup-ms <n>', 'warm-up ms per run, not measured (rarely taken traced branches need about a second to settle in the JIT)', '1000')
     .option('--preset <name>', 'notification policy preset', 'vhost')
     .option('--gso', '64 KiB GSO frames instead of MSS-sized ones')
     .option('--queue-size <n>', 'queue size (rx and tx)', '256')

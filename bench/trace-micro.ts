@@ -76,6 +76,7 @@ function runOnce(mode: Mode, packets: number, sample: number, sampleBlock: numbe
       const traced = gTracing && !gBatched && seq >>> 0 === gNext;
       if (traced) {
         if (gSparse) {
+          gt.reapsUpTo(reaped);
           gt.addKept(gNext, gNext);
           gKept = true;
         } else gt.add(gNext);
@@ -93,7 +94,10 @@ function runOnce(mode: Mode, packets: number, sample: number, sampleBlock: numbe
       added++;
     }
     if (gBatched) gt.addRange(seq - added, added);
-    else if (gKept) gt.addsUpTo(seq);
+    else if (gKept) {
+      gt.addsUpTo(seq);
+      gt.reapsUpTo(reaped);
+    }
     if (gTracing) gt.publish(added);
     drv.publish();
     if (drv.kickNeeded() && gTracing) gt.kick();
@@ -115,6 +119,7 @@ function runOnce(mode: Mode, packets: number, sample: number, sampleBlock: numbe
       if (traced) {
         if (hSparse) {
           if (dev.availFetches !== availFetchSeen) {
+            ht.popsUpTo(id - dev.popsSinceFetch);
             ht.fetched();
             availFetchSeen = dev.availFetches;
           }
@@ -153,7 +158,9 @@ function runOnce(mode: Mode, packets: number, sample: number, sampleBlock: numbe
       } else if (gTracing && tracedHead[u.head] !== 0) {
         tracedHead[u.head] = 0;
         if (gSparse) {
+          gt.addsUpTo(seq);
           if (drv.usedFetches !== usedFetchSeen) {
+            gt.reapsUpTo(reaped - drv.reapsSinceFetch);
             gt.fetched();
             usedFetchSeen = drv.usedFetches;
           }

@@ -144,3 +144,53 @@ test('a used id outside the queue and a used.idx jump are caught', () => {
   b.mem.writeU16(b.layout.usedAddr + 2, 100);
   assert.throws(() => b.drv.reap(), isVq('used-idx-jump'));
 });
+
+test('fetch counters: availFetches/usedFetches move only on index reads that found new entries; popsSinceFetch/reapsSinceFetch count the entries taken after that read', () => {
+  const { drv, dev, data } = pair(16);
+  const add = (n: number): void => {
+    for (let i = 0; i < n; i++) drv.add1(data + i * 64, 64, false, i);
+    drv.publish();
+  };
+  add(3);
+  const a0 = dev.availFetches;
+  const popped: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const c = dev.pop()!;
+    popped.push(dev.popsSinceFetch);
+    dev.addUsed(c.head, 0);
+  }
+  assert.equal(dev.availFetches, a0 + 1, 'one fresh read of avail.idx for the three');
+  assert.deepEqual(popped, [0, 1, 2]);
+  assert.equal(dev.pop(), null);
+  assert.equal(dev.availFetches, a0 + 1, 'an empty re-read is not a fetch');
+  add(2);
+  dev.addUsed(dev.pop()!.head, 0);
+  assert.equal(dev.availFetches, a0 + 2);
+  assert.equal(dev.popsSinceFetch, 0, 'the first pop after the new fetch');
+  dev.publishUsed();
+  const u0 = drv.usedFetches;
+  const reaped: number[] = [];
+  while (drv.reap() !== null) reaped.push(drv.reapsSinceFetch);
+  assert.equal(drv.usedFetches, u0 + 1);
+  assert.deepEqual(reaped, [0, 1, 2, 3]);
+  // The entry left from the second publish: the same fetch, one pop after it.
+  dev.addUsed(dev.pop()!.head, 0);
+  assert.equal(dev.popsSinceFetch, 1);
+  dev.publishUsed();
+  assert.ok(drv.reap() !== null);
+  assert.equal(drv.reapsSinceFetch, 0);
+  // Across the u16 wrap of the ring indices.
+  for (let round = 0; round < 20_000; round++) {
+    add(4);
+    for (let i = 0; i < 4; i++) {
+      const c = dev.pop()!;
+      assert.equal(dev.popsSinceFetch, i);
+      dev.addUsed(c.head, 0);
+    }
+    dev.publishUsed();
+    for (let i = 0; i < 4; i++) {
+      assert.ok(drv.reap() !== null);
+      assert.equal(drv.reapsSinceFetch, i);
+    }
+  }
+});

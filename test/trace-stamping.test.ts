@@ -371,6 +371,40 @@ test('kept points with ordinals take their place among the skipped points betwee
   assert.ok(recs[0]!.tNs < p1 && p1 < recs[2]!.tNs && recs[2]!.tNs < p2);
 });
 
+test('kept points: the points counted up to an acquire are timed before the release stamp that bounds the next kept point', () => {
+  const rs = allocateReleaseStamps();
+  const origin = clockOriginHere();
+  const mk = (side: 0 | 1): { t: Tracer; sab: SharedArrayBuffer } => {
+    const sab = allocateTraceBuffer(256);
+    return { t: new Tracer({ sab, origin, everyN: 100, sampleBlock: 1, level: 10, releaseStamps: { sab: rs, side } }), sab };
+  };
+  const drv = mk(0);
+  const dev = mk(1);
+  dev.t.popKept(0, 0); // kept pop 0, then 99 pops skipped (unsampled batches before the next fetch)
+  dev.t.doneKept(0, 64);
+  drv.t.addKept(100, 100);
+  drv.t.addsUpTo(101);
+  drv.t.publish(1); // the release stamp the device's next acquire sees
+  const publish = decodeChunks('guest', [(drv.t.flush(), new TraceReader(drv.sab).read())]).find((r) => r.kind === TraceKind.Publish)!.tNs;
+  // The device's fresh fetch came when it had popped 100; it then pops packet 100.
+  dev.t.popsUpTo(100);
+  dev.t.fetched();
+  dev.t.popKept(100, 100);
+  dev.t.doneKept(100, 64);
+  dev.t.popsUpTo(101);
+  dev.t.used(1);
+  dev.t.flush();
+  const host = decodeChunks('host', [new TraceReader(dev.sab).read()]);
+  const at = (kind: TraceKind, id: number): number => host.find((r) => r.kind === kind && r.id === id)!.tNs;
+  assert.ok(at(TraceKind.Done, 0) < publish, 'packet 0 and the 99 skipped pops are timed before the publish');
+  assert.ok(at(TraceKind.Pop, 100) > publish, 'the pop of packet 100 after it');
+  // Without the skipped points in between, packet 100's pop and done sit next to each other in
+  // the span after the publish, not squeezed against the used read.
+  const used = host.find((r) => r.kind === TraceKind.Used)!.tNs;
+  const span = used - publish;
+  assert.ok(Math.abs(at(TraceKind.Pop, 100) - (publish + span / 3)) < 1e-6 * span + 1e-6, 'pop, done, used evenly spread');
+});
+
 test('kept pops carry their done; a wake waits for the next kept pop; a counter that goes back skips nothing', () => {
   const { t, sab } = tracer(4);
   t.deviceWake(0, true);

@@ -112,6 +112,15 @@ export class DeviceQueue {
    * across pops to tell the first pop after a fresh acquire (src/trace/tracer.ts).
    */
   availFetches = 0;
+  private availFetchAt = 0; // nextAvail when availFetches last moved
+
+  /**
+   * Chains popped after the latest read of avail.idx that found it moved, not counting the last
+   * pop: a tracer places a pop among the points since that acquire (src/trace/tracer.ts).
+   */
+  get popsSinceFetch(): number {
+    return (this.st[S_NEXT_AVAIL]! - 1 - this.availFetchAt) & 0xffff; // u16 ring positions
+  }
 
   /** Chains popped and not yet returned with addUsed. */
   get inFlight(): number {
@@ -128,7 +137,10 @@ export class DeviceQueue {
     const availIdx = this.ring.loadAvailIdx(); // acquire: pairs with DriverQueue.publish's release
     const n = u16Distance(availIdx, this.st[S_NEXT_AVAIL]!);
     if (n > this.size) this.fail(new VirtqueueError('avail-idx-jump', { queue: this.index, index: availIdx, seen: n, size: this.size }));
-    if (availIdx !== this.st[S_SHADOW_AVAIL]) this.availFetches++;
+    if (availIdx !== this.st[S_SHADOW_AVAIL]) {
+      this.availFetches++;
+      this.availFetchAt = this.st[S_NEXT_AVAIL]!;
+    }
     this.st[S_SHADOW_AVAIL] = availIdx;
     return n;
   }

@@ -253,9 +253,21 @@ export class DriverQueue<T = unknown> {
    * across reaps to tell the first reap after a fresh acquire (src/trace/tracer.ts).
    */
   usedFetches = 0;
+  private usedFetchAt = 0; // lastUsed when usedFetches last moved
+
+  /**
+   * Used elements reaped after the latest read of used.idx that found new entries, not counting
+   * the last reap: a tracer places a reap among the points since that acquire.
+   */
+  get reapsSinceFetch(): number {
+    return (this.lastUsed - 1 - this.usedFetchAt) & 0xffff; // u16 ring positions
+  }
 
   private cacheUsedIdx(idx: number): void {
-    if (idx !== this.cachedUsedIdx) this.usedFetches++;
+    if (idx !== this.cachedUsedIdx) {
+      this.usedFetches++;
+      this.usedFetchAt = this.lastUsed;
+    }
     this.cachedUsedIdx = idx;
   }
 

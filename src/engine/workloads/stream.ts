@@ -173,8 +173,12 @@ export function guest(ctx: SideContext): SideStats {
         } else if (tracedHead[u.head] !== 0) {
           tracedHead[u.head] = 0;
           if (sparse) {
+            // Every add so far came before this reap: counted first, so the spread keeps the order.
+            tr.addsUpTo(seq);
             if (q.usedFetches !== usedFetchSeen) {
-              // The first kept reap since a fresh read of used.idx: bound it by the device's used.
+              // The first kept reap since a fresh read of used.idx: the reaps before that acquire
+              // are counted first, then the device's used stamp bounds what follows.
+              tr.reapsUpTo(reaped - q.reapsSinceFetch);
               tr.fetched();
               usedFetchSeen = q.usedFetches;
             }
@@ -188,6 +192,14 @@ export function guest(ctx: SideContext): SideStats {
     }
     if (runLen > 0) tr.reapRun(reapIds, runLen, p.payloadBytes);
     if (kept) tr.reapsUpTo(reaped);
+  };
+  /** Records a driver wake; with kept points, the points before a kernel sleep are counted before its stamp. */
+  const driverWoke = (slept: boolean): void => {
+    if (sparse && slept) {
+      tr.addsUpTo(seq);
+      tr.reapsUpTo(reaped);
+    }
+    tr.driverWake(0, slept);
   };
   while (!ctx.stopped && (p.count === 0 || seq < p.count)) {
     if (!ctx.windowIsOpen && performance.now() - t0 >= p.warmupMs) ctx.openWindow();
@@ -204,6 +216,7 @@ export function guest(ctx: SideContext): SideStats {
       const traced = seq >>> 0 === nextTrace; // a comparison per packet, a call per traced one
       if (traced) {
         if (sparse) {
+          tr.reapsUpTo(reaped); // this round's reaps came before these adds
           tr.addKept(nextTrace, nextTrace); // the identity is the add count
           kept = true;
         } else tr.add(nextTrace);
@@ -230,7 +243,12 @@ export function guest(ctx: SideContext): SideStats {
     if (added > 0) {
       if (tracing) {
         if (batched) tr.addRange(seq - added, added);
-        else if (kept) tr.addsUpTo(seq);
+        else if (kept) {
+          // The batch's adds after the kept one, and the reaps since the last kept call, come
+          // before the publish stamp.
+          tr.addsUpTo(seq);
+          tr.reapsUpTo(reaped);
+        }
         tr.publish(added);
       }
       q.publish();
@@ -247,7 +265,7 @@ export function guest(ctx: SideContext): SideStats {
       if (tracing) tr.notifications(true);
       const sleeps = irq.stats.sleeps;
       irq.wait(seen);
-      if (tracing) tr.driverWake(0, irq.stats.sleeps !== sleeps);
+      if (tracing) driverWoke(irq.stats.sleeps !== sleeps);
     }
     q.disableInterrupts();
   }
@@ -260,7 +278,7 @@ export function guest(ctx: SideContext): SideStats {
       if (tracing) tr.notifications(true);
       const sleeps = irq.stats.sleeps;
       irq.wait(seen);
-      if (tracing) tr.driverWake(0, irq.stats.sleeps !== sleeps);
+      if (tracing) driverWoke(irq.stats.sleeps !== sleeps);
     }
   }
   return ctx.finish();
@@ -344,7 +362,9 @@ export function host(ctx: SideContext): SideStats {
       if (traced) {
         if (sparse) {
           if (q.availFetches !== availFetchSeen) {
-            // The first kept pop since a fresh read of avail.idx: bound it by the driver's publish.
+            // The first kept pop since a fresh read of avail.idx: the pops before that acquire
+            // are counted first, then the driver's publish stamp bounds what follows.
+            tr.popsUpTo(expect - q.popsSinceFetch);
             tr.fetched();
             availFetchSeen = q.availFetches;
           }
@@ -403,7 +423,11 @@ export function host(ctx: SideContext): SideStats {
     if (tracing) tr.notifications(true);
     const sleeps = kick.stats.sleeps;
     if (kick.wait(seen) === 'stopped') break;
-    if (tracing) tr.deviceWake(0, kick.stats.sleeps !== sleeps);
+    if (tracing) {
+      const slept = kick.stats.sleeps !== sleeps;
+      if (sparse && slept) tr.popsUpTo(expect); // the pops before the sleep come before the wake's stamp
+      tr.deviceWake(0, slept);
+    }
   }
   if (slices !== null) {
     ctx.stats.extra.traceOnMs = slices.onMs;

@@ -537,13 +537,14 @@ export class Tracer {
    * written untimed, with its thread's *ordinal* of that kind of point (its count of adds,
    * pops or reaps), and the points skipped since the kind's previous call are counted from the
    * ordinals, so the kept point keeps its place in the even spread between two clock reads.
-   * Before the batch's release (publish, used) the loop calls addsUpTo / popsUpTo with the
-   * ordinal after the batch's last point, and a kept pop or reap that is the first since a
-   * fresh index read calls fetched() first. Order and bounds are exact as everywhere; the spread
-   * is exact per kind, while the points of other kinds skipped since their kind's last call are
-   * counted at their next call, which may place them after a clock read they preceded (a wake
-   * that slept, an event): a kept point's time stays between the reads around it but may lean
-   * towards one of them.
+   * Skipped points must be counted (addsUpTo / popsUpTo / reapsUpTo) before the time bound
+   * moves past them, else they are spread after it and squeeze the next kept points against
+   * the following read: before publish and used (the batch's points after its last kept
+   * one), before a kept point of another kind that they preceded, before fetched() at the
+   * first kept pop or reap since a fresh index read (the points up to that acquire:
+   * DeviceQueue.popsSinceFetch, DriverQueue.reapsSinceFetch), and before the wake of a kernel
+   * sleep. Order and bounds are exact as everywhere; a read with no count before it (a sampled
+   * event) may have skipped points that preceded it spread after it.
    */
 
   /** Packet `id` (kept) is added; `ordinal` counts this thread's adds (the stream's seq). */

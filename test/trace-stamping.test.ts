@@ -405,7 +405,7 @@ test('kept points: the points counted up to an acquire are timed before the rele
   assert.ok(Math.abs(at(TraceKind.Pop, 100) - (publish + span / 3)) < 1e-6 * span + 1e-6, 'pop, done, used evenly spread');
 });
 
-test('kept pops carry their done; a wake waits for the next kept pop; a counter that goes back skips nothing', () => {
+test('kept pops carry their done; a wake waits for the next kept pop; an ordinal behind the count skips nothing and does not move it back', () => {
   const { t, sab } = tracer(4);
   t.deviceWake(0, true);
   t.fetched();
@@ -413,8 +413,11 @@ test('kept pops carry their done; a wake waits for the next kept pop; a counter 
   t.doneKept(4, 64);
   t.popsUpTo(6);
   t.used(2);
-  t.popKept(8, 2); // went back (a restarted counter): no skip, still written
+  t.popKept(8, 2); // behind the count (6): no skip, still written, the count stays at 6
   t.doneKept(8, 64);
+  t.used(1);
+  t.popKept(12, 7); // one packet (2 points) skipped since 6, not 4 since a count moved back to 3
+  t.doneKept(12, 64);
   t.used(1);
   t.flush();
   const recs = decodeChunks('host', [new TraceReader(sab).read()]);
@@ -428,9 +431,16 @@ test('kept pops carry their done; a wake waits for the next kept pop; a counter 
       [TraceKind.Pop, 8],
       [TraceKind.Done, 8],
       [TraceKind.Used, null],
+      [TraceKind.Pop, 12],
+      [TraceKind.Done, 12],
+      [TraceKind.Used, null],
     ],
   );
   for (let i = 1; i < recs.length; i++) assert.ok(recs[i]!.tNs > recs[i - 1]!.tNs, `record ${i} in time order`);
+  // Between the last two used reads: 2 skipped points, pop 12, done 12 — pop 12 is the 3rd of 4.
+  const u1 = recs[6]!.tNs;
+  const u2 = recs[9]!.tNs;
+  assert.ok(Math.abs(recs[7]!.tNs - (u1 + ((u2 - u1) * 3) / 5)) < 1e-6 * (u2 - u1) + 1e-6, `pop 12 at ${recs[7]!.tNs}`);
 });
 
 test('every packet traced: the clock is read at batch points and fresh fetches, not per packet', () => {
@@ -510,20 +520,27 @@ test('fetched(): the release stamp of the other side bounds the points after an 
 
 test('property: nextSampled is the smallest traced identity at or after seq (any block, wrapping at 2^32), −1 when off', () => {
   fc.assert(
-    fc.property(fc.integer({ min: 1, max: 5000 }), fc.integer({ min: 0, max: 12 }), fc.nat({ max: 0xffff_ffff }), (n, log2Block, seq) => {
-      const block = 2 ** log2Block;
-      const { t } = tracer(n, 'exact', 256, block);
-      const next = t.nextSampled(seq);
-      // The first kept identity at or after seq, by brute force over block starts.
-      const b = Math.floor(seq / block);
-      const want = kept(seq, n, block) || n === 1 ? seq : (b + n - (b % n)) * block;
-      if (want > 0xffff_ffff) assert.equal(next, 0);
-      else {
-        assert.equal(next, want);
+    fc.property(
+      fc.integer({ min: 1, max: 5000 }),
+      fc.integer({ min: 0, max: 12 }),
+      fc.oneof(fc.nat({ max: 0xffff_ffff }), fc.integer({ min: 0xffff_ffff - 300_000, max: 0xffff_ffff })), // near the wrap too
+      (n, log2Block, seq) => {
+        const block = 2 ** log2Block;
+        const { t } = tracer(n, 'exact', 256, block);
+        const next = t.nextSampled(seq);
+        if (n * block <= 1 << 16) {
+          // Brute force: step identities (wrapping at 2^32) until one is kept.
+          let x = seq;
+          while (!kept(x, n, block)) x = (x + 1) >>> 0;
+          assert.equal(next, x, `seq ${seq}, N ${n}, block ${block}`);
+        } else {
+          const b = Math.floor(seq / block);
+          const want = kept(seq, n, block) ? seq : (b + n - (b % n)) * block;
+          assert.equal(next, want > 0xffff_ffff ? 0 : want);
+        }
         assert.ok(t.sampled(next));
-        if (next > seq) assert.equal(t.sampled(next - 1), false);
-      }
-    }),
+      },
+    ),
   );
   assert.equal(Tracer.off.nextSampled(0), -1);
   assert.equal(tracer(0, 'exact', 256).t.nextSampled(5), -1, 'level above trace: no packet points');
@@ -592,4 +609,61 @@ test('stream param traceToggleMs alternates tracing within one run and reports b
   assert.ok(x.traceOnPackets! + x.traceOffPackets! <= r.host.packets);
   const c = session.finish();
   assert.ok(c.packets.length > 0 && c.packets.length < r.host.packets, 'only packets of on-slices are traced');
+});
+
+for (const [label, stamping, sample] of [['sampled, kept points', 'interpolated', 3], ['sampled, exact stamps', 'exact', 3], ['every packet', 'interpolated', 1]] as const) {
+  test(`toggled tracing (${label}): reaps keep the ring's FIFO order (no identity left from an earlier slice)`, async () => {
+    const toggleMs = 5;
+    const session = new TraceSession({ sample, sampleBlock: 4, stamping });
+    const r = await Engine.run({ workload: 'stream', queues: [{ size: 64 }], params: { payloadBytes: 256, verify: 'seq', traceToggleMs: toggleMs }, durationMs: 300, wait: { strategy: 'hybrid' }, trace: session, timeoutMs: 60_000 });
+    assert.equal(r.host.errors, 0, r.host.firstError);
+    const c = session.finish();
+    assert.ok(c.packets.length > 0);
+    assert.equal(c.outOfOrder, 0);
+    // The device returns chains in order, so reaps come in identity order. A head reused after
+    // an off-slice that kept the old packet's identity would record a late reap for it, after
+    // the reaps of the packets that followed it.
+    const bySeq = [...c.packets].sort((a, b) => a.seq - b.seq);
+    const late = bySeq.filter((p, i) => i + 1 < bySeq.length && p.points.reap! > bySeq[i + 1]!.points.reap!);
+    assert.deepEqual(late.map((p) => p.seq), [], `reaps out of FIFO order: ${late.length}`);
+  });
+}
+
+test('mark(): points written before it are timed before its clock read, and kept-point counts start afresh after it', async () => {
+  const { t, sab } = tracer(1);
+  t.addRange(0, 4); // untimed
+  t.mark(); // tracing switched off here
+  await new Promise((r) => setTimeout(r, 20)); // an untraced stretch
+  t.mark(); // and on again
+  t.addRange(100, 4);
+  t.publish(4);
+  t.flush();
+  const recs = decodeChunks('guest', [new TraceReader(sab).read()]);
+  const adds = recs.filter((r) => r.kind === TraceKind.Add);
+  const publish = recs.find((r) => r.kind === TraceKind.Publish)!.tNs;
+  assert.equal(adds.length, 8);
+  const gap = adds[4]!.tNs - adds[3]!.tNs;
+  assert.ok(gap >= 19e6, `the untraced stretch lies between the two runs (${gap} ns), not spread over either`);
+  assert.ok(publish - adds[4]!.tNs < 19e6, 'the second run is timed after the second mark');
+
+  const { t: d, sab: dSab } = tracer(10);
+  d.popKept(10, 10);
+  d.doneKept(10, 64);
+  d.popsUpTo(11);
+  d.used(1);
+  d.mark();
+  d.popKept(5000, 5000); // 4989 pops since 11 happened while untraced: not counted after the mark
+  d.doneKept(5000, 64);
+  d.popsUpTo(5001);
+  d.used(1);
+  d.flush();
+  const h = decodeChunks('host', [new TraceReader(dSab).read()]);
+  const used = h.filter((r) => r.kind === TraceKind.Used).map((r) => r.tNs);
+  const pop = h.find((r) => r.kind === TraceKind.Pop && r.id === 5000)!.tNs;
+  // pop and done are the only points between the mark and the used read, so pop sits a third of
+  // the way from the mark to the used; counted after 9978 skipped points it would sit against
+  // the used read.
+  assert.ok(pop > used[0]! && pop < used[1]!);
+  const span = used[1]! - used[0]!;
+  assert.ok(used[1]! - pop > span * 0.01, `pop 5000 ${used[1]! - pop} ns before the used read (of ${span})`);
 });

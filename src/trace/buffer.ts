@@ -235,7 +235,7 @@ export class TraceWriter {
   flush(): void {
     // Release: pairs with the reader's acquire loads of H_WRITE, H_DROPPED and H_INTERPOLATED.
     Atomics.store(this.header, H_DROPPED, this.dropped);
-    Atomics.store(this.header, H_INTERPOLATED, this.interpolated | 0);
+    Atomics.store(this.header, H_INTERPOLATED, this.interpolated > 0 ? 1 : 0); // a flag: a count would wrap
     if (this.untimed === 0) this.publish();
     Atomics.add(this.header, H_FLUSHES, 1);
   }
@@ -269,10 +269,10 @@ export class TraceReader {
     return Atomics.load(this.header, H_DROPPED);
   }
 
-  /** Slots the writer timed by interpolation (as of its last flush; 0 = every time was read). */
-  get interpolated(): number {
+  /** Whether the writer timed any slot by interpolation (as of its last flush; false = every time was read). */
+  get interpolated(): boolean {
     // Acquire: pairs with TraceWriter.flush's store.
-    return Atomics.load(this.header, H_INTERPOLATED);
+    return Atomics.load(this.header, H_INTERPOLATED) !== 0;
   }
 
   /** Copies out every published record not read yet (runs expanded) and frees their space for the writer. */

@@ -81,7 +81,7 @@ export const HEADER_BYTES = 256;
 export const H_WRITE = 0; // records published by the writer (wrapping u32 count)
 export const H_DROPPED = 1; // records the writer dropped because the buffer was full
 export const H_FLUSHES = 2; // flush() calls (diagnostics)
-export const H_INTERPOLATED = 3; // slots the writer timed by interpolation (as of its last flush)
+export const H_INTERPOLATED = 3; // 1 when the writer timed any slot by interpolation (as of its last flush)
 export const H_READ = 16; // records consumed by the reader (byte 64: its own line)
 export const FLAG_HAS_ID = 1;
 /**

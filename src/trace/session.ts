@@ -132,7 +132,7 @@ export class TraceSession {
       ...t,
       packets,
       dropped: { guest: this.readers.guest.dropped, host: this.readers.host.dropped },
-      stamping: this.readers.guest.interpolated + this.readers.host.interpolated > 0 ? 'interpolated' : 'exact',
+      stamping: this.readers.guest.interpolated || this.readers.host.interpolated ? 'interpolated' : 'exact',
       records: { guest: guest.length, host: host.length },
       filteredFast: t.packets.length - packets.length,
     };

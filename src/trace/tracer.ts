@@ -252,6 +252,18 @@ export class Tracer {
     return next > 0xffff_ffff ? 0 : next; // block 0 is kept after a wrap past 2^32 − 1
   }
 
+  /**
+   * Reads the clock now, so the points written so far are timed before this moment, and
+   * forgets the kept-point counts. Call where a loop switches its trace calls off or on (the
+   * stream's traceToggleMs): without it, untimed points would be spread over the untraced
+   * stretch, and the points skipped during it would be counted as if traced around.
+   */
+  mark(): void {
+    if (this.writer === null) return;
+    this.stamp();
+    this.keptTo.fill(-1);
+  }
+
   /** Clock reads this tracer made (what tracing costs beyond writing records). */
   clockReads = 0;
 
@@ -375,7 +387,12 @@ export class Tracer {
   }
 
   private writeWake(queue: number): void {
-    this.writer!.put(this.wakeKind, queue, NO_ID, this.wakeNs, 0);
+    const w = this.writer!;
+    // Points written or counted since the wake are later than it: they get a time from a fresh
+    // read first (put() would give them the older wake time, below their lower bound). The
+    // wake record then follows records with later times; the timeline builder expects that.
+    if (w.pending) this.stamp();
+    w.put(this.wakeKind, queue, NO_ID, this.wakeNs, 0);
     this.wakeNs = -1;
   }
 
@@ -591,7 +608,8 @@ export class Tracer {
   /** Counts the points of `kind` skipped up to `ordinal` (u32 counters; `per` points per packet), then writes the kept one untimed. */
   private keep(kind: number, per: number, queue: number, id: number, ordinal: number, arg: number): void {
     this.skipTo(kind, per, ordinal);
-    this.keptTo[kind] = (ordinal + 1) >>> 0;
+    // The kept packet is counted too, unless its ordinal was behind the count (see skipTo).
+    if (this.keptTo[kind] === ordinal >>> 0) this.keptTo[kind] = (ordinal + 1) >>> 0;
     const w = this.writer!;
     w.putUntimed(kind, queue, id, arg);
     if (w.untimed >= UNTIMED_MAX) this.stamp();
@@ -600,11 +618,16 @@ export class Tracer {
   private skipTo(kind: number, per: number, ordinal: number): void {
     const from = this.keptTo[kind]!;
     const to = ordinal >>> 0;
-    this.keptTo[kind] = to;
-    if (from < 0) return; // the first call: nothing known before it
+    if (from < 0) {
+      this.keptTo[kind] = to; // the first call: nothing known before it
+      return;
+    }
     const skipped = (to - from) >>> 0;
-    // A counter that went back (a caller restarted it) would wrap to ~2^32: count nothing.
-    if (skipped < 0x8000_0000) this.writer!.skipPoints(skipped * per);
+    // An ordinal behind the count (u32 distance ≥ 2^31) counts nothing and leaves the count
+    // where it is, so no point is counted twice when the caller's ordinals move on.
+    if (skipped >= 0x8000_0000) return;
+    this.keptTo[kind] = to;
+    this.writer!.skipPoints(skipped * per);
   }
 
   // ---- policy and health events (recorded whenever their level is enabled) ----

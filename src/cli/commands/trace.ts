@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import type { WaitStrategy } from '../../notify/index.js';
 import { analyzeTraceFile, formatReport, runTraced, writeTraceHtml, type TraceLevelName } from '../../trace/node.js';
-import { DEFAULT_SAMPLE_BLOCK, type TraceStamping } from '../../trace/index.js';
+import { DEFAULT_SAMPLE_BLOCK, isSampleBlock, type TraceStamping } from '../../trace/index.js';
 
 interface RecordOpts {
   out: string;
@@ -41,6 +41,7 @@ export function registerTrace(program: Command): void {
     .option('--capacity <records>', 'trace records per thread buffer (power of 2); a full buffer drops and counts', String(1 << 20))
     .action(async (o: RecordOpts) => {
       const strategy = o.strategy as WaitStrategy;
+      if (!isSampleBlock(Number(o.traceSampleBlock))) throw new Error(`--trace-sample-block must be a power of two in 1..4096 (got ${o.traceSampleBlock})`);
       if (!['block', 'hybrid', 'spin'].includes(strategy)) throw new Error(`--strategy must be block, hybrid or spin (got ${o.strategy})`);
       const { result, trace: t } = await runTraced(
         {

@@ -140,7 +140,8 @@ export function guest(ctx: SideContext): SideStats {
   let tracing = tr.enabled;
   // Traced chains in flight, by head (the driver's own record: a reap never reads the payload
   // back, which costs a cache miss per packet).
-  const seqOfHead = new Uint32Array(plan.size);
+  // −1: the chain was added while tracing was off (toggled runs), so its reap is not recorded.
+  const seqOfHead = new Float64Array(plan.size).fill(-1);
   const tracedHead = new Uint8Array(plan.size); // 1 while that chain's packet is traced
   // Sampled 1 in N with interpolated stamps: kept packets only, with ordinals (Tracer.sparse).
   const sparse = tr.sparse;
@@ -169,7 +170,8 @@ export function guest(ctx: SideContext): SideStats {
             tr.fetched();
             usedFetchSeen = q.usedFetches;
           }
-          reapIds[runLen++] = seqOfHead[u.head]!;
+          const id = seqOfHead[u.head]!;
+          if (id >= 0) reapIds[runLen++] = id;
         } else if (tracedHead[u.head] !== 0) {
           tracedHead[u.head] = 0;
           if (sparse) {
@@ -205,7 +207,16 @@ export function guest(ctx: SideContext): SideStats {
     if (!ctx.windowIsOpen && performance.now() - t0 >= p.warmupMs) ctx.openWindow();
     if (slices !== null) {
       const on = slices.update(performance.now(), 0, false);
-      if (on !== tracing) nextTrace = on && !batched ? tr.nextSampled(seq) : -1;
+      if (on !== tracing) {
+        tr.mark(); // no untimed point spreads over the untraced stretch
+        nextTrace = on && !batched ? tr.nextSampled(seq) : -1;
+        // Chains added before the switch are not traced: flags left from an earlier on-slice
+        // would make a reused head's reap record the old packet's identity.
+        if (on) {
+          tracedHead.fill(0);
+          seqOfHead.fill(-1);
+        }
+      }
       tracing = on;
     }
     reapAll();
@@ -243,12 +254,7 @@ export function guest(ctx: SideContext): SideStats {
     if (added > 0) {
       if (tracing) {
         if (batched) tr.addRange(seq - added, added);
-        else if (kept) {
-          // The batch's adds after the kept one, and the reaps since the last kept call, come
-          // before the publish stamp.
-          tr.addsUpTo(seq);
-          tr.reapsUpTo(reaped);
-        }
+        else if (kept) tr.addsUpTo(seq); // the batch's adds after its last kept one come before the publish stamp
         tr.publish(added);
       }
       q.publish();
@@ -337,6 +343,7 @@ export function host(ctx: SideContext): SideStats {
     if (slices !== null) {
       const on = slices.update(performance.now(), expect, ctx.windowIsOpen);
       if (on !== tracing) {
+        tr.mark(); // no untimed point spreads over the untraced stretch
         nextTrace = on && !batched ? tr.nextSampled(expect) : -1;
         runStart = expect;
       }
@@ -406,6 +413,7 @@ export function host(ctx: SideContext): SideStats {
           // A busy device may stay in this loop for many slices.
           const on = slices.update(performance.now(), expect, ctx.windowIsOpen);
           if (on !== tracing) {
+            tr.mark();
             nextTrace = on && !batched ? tr.nextSampled(expect) : -1;
             runStart = expect;
           }

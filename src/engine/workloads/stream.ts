@@ -410,7 +410,9 @@ export function host(ctx: SideContext): SideStats {
         flush(n, expect);
         n = 0;
         if (slices !== null) {
-          // A busy device may stay in this loop for many slices.
+          // A busy device may stay in this loop for many slices. (The same as at the loop's top,
+          // written out: a closure would capture expect and nextTrace, and V8 would then keep
+          // them in a heap context on the per-packet path.)
           const on = slices.update(performance.now(), expect, ctx.windowIsOpen);
           if (on !== tracing) {
             tr.mark();

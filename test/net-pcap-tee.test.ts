@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Engine } from '../src/engine/index.js';
-import { PcapTeeBackend } from '../src/backend/pcap-tee.js';
+import { PcapTeePort } from '../src/backend/pcap-tee.js';
 import { PcapWriter, PcapMemorySink, PCAP_GLOBAL_HEADER_BYTES, PCAP_RECORD_HEADER_BYTES } from '../src/backend/pcap.js';
 import { RecordingBackend } from './support/net-pair.js';
 import { buildTcpFrame, newFrameLayout, macFromString, ipv4FromString, TcpFlags, parsePacket } from '../src/net/frames/index.js';
@@ -43,7 +43,7 @@ function records(img: Uint8Array): Uint8Array[] {
 test('the tee records both directions with partial checksums completed, and forwards the frame untouched', () => {
   const inner = new RecordingBackend();
   const sink = new PcapMemorySink();
-  const tee = new PcapTeeBackend(inner, new PcapWriter(sink.sink));
+  const tee = new PcapTeePort(inner, new PcapWriter(sink.sink));
   const { frame, l4 } = partialTcp(1000);
   const hdr = { ...emptyNetHdr(), flags: NetHdrFlags.NEEDS_CSUM, csumStart: l4, csumOffset: 16 };
   tee.send(frame, 0, frame.length, hdr);
@@ -65,7 +65,7 @@ test('the tee records both directions with partial checksums completed, and forw
 test('the tee can record a GSO frame as its MSS segments', () => {
   const inner = new RecordingBackend();
   const sink = new PcapMemorySink();
-  const tee = new PcapTeeBackend(inner, new PcapWriter(sink.sink), { segmentGso: true });
+  const tee = new PcapTeePort(inner, new PcapWriter(sink.sink), { segmentGso: true });
   const { frame, l4, hdrLen } = partialTcp(10000);
   tee.send(frame, 0, frame.length, { ...emptyNetHdr(), flags: NetHdrFlags.NEEDS_CSUM, gsoType: GsoType.TCPV4, gsoSize: 1460, hdrLen, csumStart: l4, csumOffset: 16 });
   assert.equal(records(sink.bytes()).length, Math.ceil(10000 / 1460));

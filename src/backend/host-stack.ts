@@ -1,11 +1,11 @@
-// The in-memory host stack: a NetBackend whose far side is a NetEndpoint (ARP and ICMP echo
+// The in-memory host stack: a NetPort whose far side is a NetEndpoint (ARP and ICMP echo
 // responder, pinger, TCP-like stream sink with ACKs, stream source). Frames from the guest are
 // handed to the endpoint at once; frames for the guest are built lazily in one staging buffer
 // when the device asks (peekRx), so a guest without rx buffers simply leaves the next frame
 // unbuilt, like a tap fd nobody reads. Takes GSO frames and partial checksums (a tap with every
 // offload on) unless told otherwise. Runs in Web Workers too (no `node:` imports).
 
-import type { BackendRxFrame, NetBackend } from './types.js';
+import type { PortRxFrame, NetPort } from '../net/port.js';
 import { NetEndpoint, type EndpointOptions } from '../net/endpoint.js';
 import { MAX_GSO_FRAME_BYTES, emptyNetHdr, type VirtioNetHdr } from '../net/header.js';
 
@@ -16,13 +16,13 @@ export interface HostStackOptions extends EndpointOptions {
   acceptsPartialCsum?: boolean;
 }
 
-export class HostStack implements NetBackend {
+export class HostStack implements NetPort {
   readonly endpoint: NetEndpoint;
   readonly acceptsGso: boolean;
   readonly acceptsPartialCsum: boolean;
   onRxReady?: (() => void) | undefined;
   private readonly staging = new Uint8Array(MAX_GSO_FRAME_BYTES + 64);
-  private readonly frame: BackendRxFrame = { bytes: this.staging, offset: 0, lenBytes: 0, hdr: emptyNetHdr() };
+  private readonly frame: PortRxFrame = { bytes: this.staging, offset: 0, lenBytes: 0, hdr: emptyNetHdr() };
   private pending = false;
 
   constructor(opts: HostStackOptions) {
@@ -35,7 +35,7 @@ export class HostStack implements NetBackend {
     this.endpoint.input(frame, offset, lenBytes, hdr);
   }
 
-  peekRx(): BackendRxFrame | null {
+  peekRx(): PortRxFrame | null {
     if (this.pending) return this.frame;
     const n = this.endpoint.nextFrame(this.staging, 0, this.staging.length, this.frame.hdr);
     if (n === 0) return null;
@@ -50,6 +50,10 @@ export class HostStack implements NetBackend {
 
   /** True when a frame for the guest is built or could be built now. */
   get hasRx(): boolean {
+    return this.pending || this.endpoint.hasOutput;
+  }
+
+  rxReady(): boolean {
     return this.pending || this.endpoint.hasOutput;
   }
 }

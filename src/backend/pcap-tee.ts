@@ -1,10 +1,10 @@
-// A NetBackend that records every frame passing through another backend into a classic pcap
+// A NetPort that records every frame passing through another port into a classic pcap
 // capture (Ethernet link type), both directions, then forwards it unchanged. Frames carrying a
 // partial checksum (NEEDS_CSUM) are recorded with the checksum completed on a copy, and GSO
 // frames optionally as the MSS segments a wire would carry, so standard tools (tshark) decode
 // the capture without checksum findings. Runs anywhere the PcapWriter's sink runs.
 
-import type { BackendRxFrame, NetBackend } from './types.js';
+import { portHasRx, type PortRxFrame, type NetPort } from '../net/port.js';
 import type { PcapWriter } from './pcap.js';
 import { NetHdrFlags, GsoType, MAX_GSO_FRAME_BYTES, type VirtioNetHdr } from '../net/header.js';
 import { applyNeedsCsum, gsoSegmentTcp } from '../net/gso.js';
@@ -17,7 +17,7 @@ export interface PcapTeeOptions {
   nowNs?: () => number;
 }
 
-export class PcapTeeBackend implements NetBackend {
+export class PcapTeePort implements NetPort {
   readonly acceptsGso: boolean;
   readonly acceptsPartialCsum: boolean;
   onRxReady?: (() => void) | undefined;
@@ -28,10 +28,10 @@ export class PcapTeeBackend implements NetBackend {
   private readonly seg = new Uint8Array(MAX_GSO_FRAME_BYTES + 64);
   private readonly segmentGso: boolean;
   private readonly nowNs: () => number;
-  private lastPeeked: BackendRxFrame | null = null;
+  private lastPeeked: PortRxFrame | null = null;
 
   constructor(
-    readonly inner: NetBackend,
+    readonly inner: NetPort,
     readonly writer: PcapWriter,
     opts: PcapTeeOptions = {},
   ) {
@@ -41,12 +41,25 @@ export class PcapTeeBackend implements NetBackend {
     this.nowNs = opts.nowNs ?? ((): number => Math.round((performance.timeOrigin + performance.now()) * 1e6));
   }
 
+  /** The inner port's fd (a TAP's), so the device loop polls it as if the tee were not there. */
+  get fd(): number | undefined {
+    return this.inner.fd;
+  }
+
+  negotiated(features: bigint): void {
+    this.inner.negotiated?.(features);
+  }
+
+  rxReady(): boolean {
+    return portHasRx(this.inner);
+  }
+
   send(frame: Uint8Array, offset: number, lenBytes: number, hdr: Readonly<VirtioNetHdr>): void {
     this.record(frame, offset, lenBytes, hdr);
     this.inner.send(frame, offset, lenBytes, hdr);
   }
 
-  peekRx(): BackendRxFrame | null {
+  peekRx(): PortRxFrame | null {
     const f = this.inner.peekRx();
     this.lastPeeked = f;
     return f;

@@ -18,7 +18,7 @@ import type { GuestMemory } from '../memory/guest-memory.js';
 import { DescriptorChain, readFromChain, writeToChain } from '../virtqueue/chain.js';
 import type { DeviceQueue } from '../virtqueue/device-queue.js';
 import { VirtqueueError } from '../virtqueue/errors.js';
-import type { NetBackend } from '../backend/types.js';
+import type { NetPort } from './port.js';
 import { Tracer } from '../trace/tracer.js';
 import { NO_ID, type DropReason } from '../trace/schema.js';
 import { encodeNetConfig, type NetConfig } from './config.js';
@@ -96,7 +96,7 @@ export interface NetDeviceOptions {
   txq: DeviceQueue;
   /** The negotiated feature set (after FEATURES_OK). */
   features: bigint;
-  backend: NetBackend;
+  backend: NetPort;
   config?: Partial<NetConfig>;
   /** Largest non-GSO frame either way; default mtu + 14 + 4 (one VLAN tag). */
   maxFrameBytes?: number;
@@ -144,7 +144,7 @@ export class NetDevice {
   private readonly mem: GuestMemory;
   private readonly rxq: DeviceQueue;
   private readonly txq: DeviceQueue;
-  private readonly backend: NetBackend;
+  private readonly backend: NetPort;
   private readonly rxStaging: boolean;
   private readonly rxMinBufferBytes: number;
   private readonly txChain = new DescriptorChain();
@@ -557,7 +557,11 @@ export class NetDevice {
     return 'dropped';
   }
 
-  private queueFailed(e: unknown): void {
+  /**
+   * Records a ring violation (a VirtqueueError: the queue is broken, DEVICE_NEEDS_RESET) seen by
+   * this device or by the loop around it; anything else is rethrown.
+   */
+  queueFailed(e: unknown): void {
     if (!(e instanceof VirtqueueError)) throw e;
     this.stats.queueErrors++;
     this.error ??= e;

@@ -3,7 +3,7 @@
 // configurable rate) and one stream source (MSS-sized segments or GSO frames, a send window
 // opened by the peer's ACKs). It is pull-based on output — `nextFrame` builds the next frame into
 // the caller's buffer (a guest tx buffer, or the host stack's rx staging) only when asked — so it
-// never queues data. The same class is the in-memory host stack behind a NetBackend and the guest
+// never queues data. The same class is the in-memory host stack behind a NetPort and the guest
 // application on top of a NetDriver. No TCP handshake, retransmission or congestion control: the
 // path is lossless or the loss is an error to report. Runs in Web Workers (no `node:` imports).
 

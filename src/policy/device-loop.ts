@@ -22,10 +22,15 @@ import { FlushSizes } from './counters.js';
 import type { BigLock } from './lock.js';
 import type { WaitResult } from '../notify/doorbell.js';
 
-/** The two doorbell operations each loop needs (a Doorbell fits). */
+/**
+ * The doorbell operations each loop needs: an Atomics Doorbell between two workers, or an fd
+ * doorbell (eventfds and a TAP polled with poll(2)) when the peer is a real driver or device.
+ * `ring(queue)` names the virtio queue the notification is for (an fd doorbell signals that
+ * queue's call eventfd, as vhost does); an Atomics doorbell has one line and ignores it.
+ */
 export interface LoopDoorbell {
   seq(): number;
-  ring(): boolean;
+  ring(queue?: number): boolean;
   wait(seen: number, deadlineMs?: number): WaitResult;
   waitUntil(seen: number, deadlineMs: number): WaitResult;
 }
@@ -34,6 +39,8 @@ export interface LoopDoorbell {
 export interface DeviceQueueCallbacks {
   /** 'tx': the driver sends (tx mitigation applies). 'rx': the device fills driver buffers (rx kicks apply). */
   role: 'tx' | 'rx';
+  /** The virtio queue index, passed to irq.ring() (default: the position in `queues`). */
+  queueIndex?: number;
   /** Packets the ring holds (ring size / descriptors per packet), for the ring-full heuristic. */
   capacityPackets: number;
   /** Pops and processes up to `budget` chains, adding used entries (not published). Returns how many. */
@@ -246,8 +253,10 @@ export class DeviceLoop {
         else c.timerWakeups++;
       }
       // Whatever is published gets a final notification so no driver waits on a deferred one.
-      for (const q of this.qs) q.cb.publish();
-      o.irq.ring();
+      for (const q of this.qs) {
+        q.cb.publish();
+        o.irq.ring(q.cb.queueIndex ?? q.index);
+      }
     } finally {
       if (this.lock?.isHeld) this.lock.unlock();
     }
@@ -507,7 +516,7 @@ export class DeviceLoop {
       if (d === 'force' && !wanted) c.irqForced++;
       c.interrupts++;
       this.o.beforeInterrupt?.(q.index);
-      this.o.irq.ring();
+      this.o.irq.ring(q.cb.queueIndex ?? q.index);
       if (this.adaptive !== null) {
         this.events++;
         this.feedAdaptive();

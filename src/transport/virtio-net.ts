@@ -1,7 +1,7 @@
 // The full virtio-net device (NetDevice, src/net/device.ts) behind the virtio-mmio transport:
 // the frontend (identity, the features NetDevice can honour, struct virtio_net_config from
 // src/net/config.ts) and the backend adapter (queues from the transport, negotiated features
-// configuring NetDevice, a NetBackend behind it, the device loop, save/restore). Registered as
+// configuring NetDevice, a NetPort behind it, the device loop, save/restore). Registered as
 // the device kind 'virtio-net' with the backend option 'host-stack' (the in-memory ARP/ICMP
 // responder and stream sink of src/backend/host-stack.ts), so it runs inline or on a worker.
 // Queues: 0 = receiveq, 1 = transmitq (virtio 1.2 §5.1.2).
@@ -19,7 +19,7 @@ import { NET_CONFIG_BYTES } from '../net/config.js';
 import { NetF, VirtioF, type NetFeatureName } from '../net/features.js';
 import { emptyNetHdr, type VirtioNetHdr } from '../net/header.js';
 import { ipv4FromString, macFromString } from '../net/frames/addr.js';
-import type { BackendRxFrame, NetBackend } from '../backend/types.js';
+import type { PortRxFrame, NetPort } from '../net/port.js';
 import { HostStack } from '../backend/host-stack.js';
 import type { SinkState } from '../net/endpoint.js';
 import type { DeviceQueue } from '../virtqueue/index.js';
@@ -142,15 +142,15 @@ function fromHex(s: string): Uint8Array {
 }
 
 /**
- * A NetBackend that serves saved frames first, then the wrapped backend's. Frames from the guest
+ * A NetPort that serves saved frames first, then the wrapped backend's. Frames from the guest
  * go straight to the wrapped backend.
  */
-class ReplayBackend implements NetBackend {
+class ReplayBackend implements NetPort {
   readonly fifo: SavedFrame[] = [];
-  private readonly frame: BackendRxFrame = { bytes: new Uint8Array(0), offset: 0, lenBytes: 0, hdr: emptyNetHdr() };
+  private readonly frame: PortRxFrame = { bytes: new Uint8Array(0), offset: 0, lenBytes: 0, hdr: emptyNetHdr() };
   private framePeeked: SavedFrame | null = null;
 
-  constructor(readonly inner: NetBackend) {}
+  constructor(readonly inner: NetPort) {}
 
   get acceptsGso(): boolean {
     return this.inner.acceptsGso;
@@ -161,7 +161,7 @@ class ReplayBackend implements NetBackend {
   send(frame: Uint8Array, offset: number, lenBytes: number, hdr: Readonly<VirtioNetHdr>): void {
     this.inner.send(frame, offset, lenBytes, hdr);
   }
-  peekRx(): BackendRxFrame | null {
+  peekRx(): PortRxFrame | null {
     const head = this.fifo[0];
     if (head === undefined) return this.inner.peekRx();
     if (this.framePeeked !== head) {
@@ -213,8 +213,8 @@ export function effectiveMtu(configMtu: number, features: bigint): number {
   return (features & NetF.MTU) !== 0n ? configMtu : Math.max(configMtu, 1500);
 }
 
-/** Builds the NetBackend for one activation (it may depend on the negotiated features). */
-export type NetBackendFactory = (features: bigint) => NetBackend;
+/** Builds the NetPort for one activation (it may depend on the negotiated features). */
+export type NetBackendFactory = (features: bigint) => NetPort;
 
 /** The host stack a 'host-stack' option describes, configured for the negotiated features. */
 export function hostStackFactory(guestMac: Uint8Array, mtu: number, o: HostStackBackendOptions): NetBackendFactory {
@@ -286,7 +286,7 @@ export class VirtioNetBackend implements VirtioDeviceBackend {
     return this.deviceValue;
   }
   /** The backend behind the device for this activation (a HostStack with the default factory). */
-  get netBackend(): NetBackend | null {
+  get netBackend(): NetPort | null {
     return this.backend?.inner ?? null;
   }
 

@@ -9,13 +9,13 @@ import { NetDevice, type NetDeviceOptions } from '../../src/net/device.js';
 import { NetDriver, type NetDriverOptions } from '../../src/net/driver.js';
 import { NetF, VirtioF } from '../../src/net/features.js';
 import { emptyNetHdr, type VirtioNetHdr } from '../../src/net/header.js';
-import type { BackendRxFrame, NetBackend } from '../../src/backend/types.js';
+import type { PortRxFrame, NetPort } from '../../src/net/port.js';
 import { MockDriver } from './mock-driver.js';
 
 /** A backend that records what the guest sent and offers queued frames to the guest. */
-export class RecordingBackend implements NetBackend {
+export class RecordingBackend implements NetPort {
   readonly sent: { frame: Uint8Array; hdr: VirtioNetHdr }[] = [];
-  readonly queue: BackendRxFrame[] = [];
+  readonly queue: PortRxFrame[] = [];
   constructor(
     readonly acceptsGso = true,
     readonly acceptsPartialCsum = true,
@@ -26,7 +26,7 @@ export class RecordingBackend implements NetBackend {
   offer(frame: Uint8Array, hdr: Partial<VirtioNetHdr> = {}): void {
     this.queue.push({ bytes: frame, offset: 0, lenBytes: frame.length, hdr: { ...emptyNetHdr(), ...hdr } });
   }
-  peekRx(): BackendRxFrame | null {
+  peekRx(): PortRxFrame | null {
     return this.queue[0] ?? null;
   }
   consumeRx(): void {
@@ -44,7 +44,7 @@ export interface NetRig {
   rxq: DeviceQueue;
   txq: DeviceQueue;
   device: NetDevice;
-  backend: NetBackend;
+  backend: NetPort;
   /** First guest address free for buffers (below it: rings and indirect areas). */
   dataBase: number;
   dataBytes: number;
@@ -56,7 +56,7 @@ export interface NetRig {
 export interface RigOptions {
   size?: number;
   features?: bigint;
-  backend?: NetBackend;
+  backend?: NetPort;
   eventIdx?: boolean;
   indirect?: boolean;
   dataBytes?: number;

@@ -20,14 +20,15 @@ import { Arena } from '../../memory/index.js';
 import { DeviceQueue, DriverQueue } from '../../virtqueue/index.js';
 import { NetF, VirtioF, negotiate } from '../../net/features.js';
 import { NetDevice } from '../../net/device.js';
+import { NetDeviceService, txDescsPerFrame } from '../../net/device-service.js';
 import { NetDriver, type TxLayout, type RxBufferMode } from '../../net/driver.js';
 import { NetEndpoint } from '../../net/endpoint.js';
 import { emptyNetHdr, NetHdrFlags, type VirtioNetHdr } from '../../net/header.js';
 import { macFromString, ipv4FromString, ipv6FromString } from '../../net/frames/index.js';
 import { HostStack } from '../../backend/host-stack.js';
-import { PcapTeeBackend } from '../../backend/pcap-tee.js';
+import { PcapTeePort } from '../../backend/pcap-tee.js';
 import { openPcapFile, type PcapFile } from '../../backend/pcap-file.js';
-import type { BackendRxFrame, NetBackend } from '../../backend/types.js';
+import type { NetPort } from '../../net/port.js';
 import { BIG_LOCK_WORDS, BigLock, DeviceLoop, DriverLoop, performanceClock, resolvePolicy, type PolicyConfig } from '../../policy/index.js';
 import { layoutOf } from '../setup.js';
 import type { SideContext } from '../side.js';
@@ -52,8 +53,6 @@ const KICK_WORD0 = BIG_LOCK_WORDS;
 const GUEST_THREAD_ID = 1;
 const HOST_THREAD_ID = 2;
 const PAGE = 4096;
-/** Largest GSO frame (virtio 1.2 §5.1.6.2: 65535 + headers) for descriptor counts. */
-const MAX_GSO_FRAME_BYTES = 65589;
 
 export interface NetParams {
   direction: 'g2h' | 'h2g';
@@ -414,48 +413,12 @@ export class GuestNet {
 
 // ---------------------------------------------------------------- host side
 
-/**
- * A backend wrapper that brackets each backend read (peekRx: the host stack builds the next
- * frame — tap's read) with the loop's lock drop, for the 'dropped' global-lock model.
- */
-class BackendReads implements NetBackend {
-  constructor(
-    private readonly inner: NetBackend,
-    private readonly begin: () => void,
-    private readonly end: () => void,
-  ) {}
-  get acceptsGso(): boolean {
-    return this.inner.acceptsGso;
-  }
-  get acceptsPartialCsum(): boolean {
-    return this.inner.acceptsPartialCsum;
-  }
-  send(frame: Uint8Array, offset: number, lenBytes: number, hdr: Readonly<VirtioNetHdr>): void {
-    this.inner.send(frame, offset, lenBytes, hdr);
-  }
-  peekRx(): BackendRxFrame | null {
-    this.begin();
-    try {
-      return this.inner.peekRx();
-    } finally {
-      this.end();
-    }
-  }
-  consumeRx(): void {
-    this.inner.consumeRx();
-  }
-}
-
-/** Descriptors one tx frame of up to `maxFrameBytes` takes in `layout` (1 with indirect tables). */
-function txDescsPerFrame(layout: TxLayout, maxFrameBytes: number, indirect: boolean): number {
-  const n = layout === 'inline' ? 1 : layout === 'header-apart' ? 2 : 1 + Math.ceil(maxFrameBytes / PAGE);
-  return n > 1 && indirect ? 1 : n;
-}
-
+/** The engine's host side: the one device data path (NetDeviceService) on the shared rings, the host stack behind it. */
 export class HostNet {
+  readonly service: NetDeviceService;
   readonly device: NetDevice;
   readonly stack: HostStack;
-  readonly backend: NetBackend;
+  readonly port: NetPort;
   readonly rxq: DeviceQueue;
   readonly txq: DeviceQueue;
   readonly loop: DeviceLoop;
@@ -486,50 +449,25 @@ export class HostNet {
       acceptsGso: p.backendGso,
     });
     this.pcap = p.pcapPath !== '' ? openPcapFile(p.pcapPath) : null;
-    const inner: NetBackend = this.pcap ? new PcapTeeBackend(this.stack, this.pcap.writer, { segmentGso: p.pcapSegmentGso }) : this.stack;
-    const policy = p.policy;
     const words = ctrlWords(ctx);
     this.lock = bigLock(ctx, p, HOST_THREAD_ID, words);
-    let loop: DeviceLoop | null = null;
-    this.backend = policy.dataPath.lock === 'dropped' ? new BackendReads(inner, () => loop!.beginBackendRead(), () => loop!.endBackendRead()) : inner;
-    this.device = new NetDevice({
+    const t0 = performance.now();
+    this.service = new NetDeviceService({
       mem: ctx.mem,
       rxq: this.rxq,
       txq: this.txq,
       features,
-      backend: this.backend,
-      config: { mac: GUEST_MAC, mtu: p.mtu, linkUp: true },
-      // Two copies host → guest (2008: tap read into a staging buffer, then into the guest).
-      rxStaging: policy.dataPath.copies === 2,
-      tracer: ctx.tracer,
-    });
-    const dev = this.device;
-    const stats = dev.stats;
-    const rxq = this.rxq;
-    const txq = this.txq;
-    const maxTxFrame = (features & NetF.HOST_TSO4) !== 0n ? MAX_GSO_FRAME_BYTES : p.mtu + 18;
-    const txCap = Math.max(1, Math.floor(txq.size / txDescsPerFrame(p.txLayout, maxTxFrame, indirect)));
-    const t0 = performance.now();
-    const tr = ctx.tracer;
-    const tracing = tr.enabled;
-    // tx publish: the batch's used point (before the used.idx store) when traced.
-    let txUsedPublished = txq.nextUsed;
-    const txPublish = tracing
-      ? (): number => {
-          const entries = (txq.nextUsed - txUsedPublished) & 0xffff;
-          if (entries > 0) tr.used(entries, TX_QUEUE);
-          txUsedPublished = txq.nextUsed;
-          return txq.publishUsed();
-        }
-      : (): number => txq.publishUsed();
-    loop = new DeviceLoop({
-      policy,
+      port: this.pcap ? new PcapTeePort(this.stack, this.pcap.writer, { segmentGso: p.pcapSegmentGso }) : this.stack,
+      policy: p.policy,
       kick: ctx.kick,
       irq: ctx.irq,
       lock: this.lock,
       stopped: () => ctx.stopped,
-      packets: () => stats.txFrames + stats.rxFrames,
-      bytes: () => stats.txBytes + stats.rxBytes,
+      // Pairs with the guest's Atomics.add before it rings the kick doorbell.
+      kicks: (queue) => Atomics.load(words, KICK_WORD0 + queue),
+      config: { mac: GUEST_MAC, mtu: p.mtu, linkUp: true },
+      txDescsPerFrame: txDescsPerFrame(p.txLayout, features, p.mtu),
+      tracer: ctx.tracer,
       onIteration: () => {
         maybeOpenWindow(ctx, t0, p.warmupMs);
         const failure = this.failure;
@@ -542,47 +480,10 @@ export class HostNet {
         if (hooks.done?.() === true) ctx.block.stop();
       },
       ...(hooks.deadlineMs !== undefined ? { deadlineUs: () => hooks.deadlineMs!() * 1000 } : {}),
-      ...(tracing
-        ? {
-            // Loop positions: 0 = the tx queue, 1 = the rx queue (the order of `queues` below).
-            beforeInterrupt: (pos: number) => {
-              if (pos === 0) tr.interrupt(TX_QUEUE);
-            },
-            afterWake: () => tr.deviceWake(),
-            onTimerArmed: (pos: number, inUs: number) => tr.timerArmed(inUs * 1000, LOOP_QUEUES[pos] ?? TX_QUEUE),
-            onTimerFired: (pos: number, latenessUs: number) => tr.timerFired(latenessUs * 1000, LOOP_QUEUES[pos] ?? TX_QUEUE),
-          }
-        : {}),
-      queues: [
-        {
-          role: 'tx',
-          capacityPackets: txCap,
-          drain: (budget) => this.drainTx(budget),
-          publish: txPublish,
-          needsNotification: () => txq.needsNotification(),
-          pending: () => txq.pending(),
-          inFlight: () => txq.inFlight,
-          disableKicks: tracing ? () => (kicksOn(tr, txq, TX_QUEUE, false), txq.disableNotification()) : () => txq.disableNotification(),
-          enableKicks: tracing ? () => (kicksOn(tr, txq, TX_QUEUE, true), txq.enableNotification()) : () => txq.enableNotification(),
-          // Pairs with the guest's Atomics.add before it rings the kick doorbell.
-          kicks: () => Atomics.load(words, KICK_WORD0 + TX_QUEUE),
-        },
-        {
-          role: 'rx',
-          capacityPackets: rxq.size,
-          drain: (budget) => this.fillRx(budget),
-          publish: () => rxq.publishUsed(),
-          needsNotification: () => rxq.needsNotification(),
-          pending: () => rxq.pending(),
-          inFlight: () => rxq.inFlight,
-          disableKicks: tracing ? () => (kicksOn(tr, rxq, RX_QUEUE, false), rxq.disableNotification()) : () => rxq.disableNotification(),
-          enableKicks: tracing ? () => (kicksOn(tr, rxq, RX_QUEUE, true), rxq.enableNotification()) : () => rxq.enableNotification(),
-          backendReadable: () => this.stack.hasRx,
-          kicks: () => Atomics.load(words, KICK_WORD0 + RX_QUEUE),
-        },
-      ],
     });
-    this.loop = loop;
+    this.device = this.service.device;
+    this.port = this.service.port;
+    this.loop = this.service.loop;
   }
 
   get endpoint(): NetEndpoint {
@@ -601,12 +502,12 @@ export class HostNet {
 
   /** Runs the policy's device loop over both queues until the run stops. */
   run(): void {
-    this.loop.run();
+    this.service.run();
   }
 
   /** The ring violation that broke a queue, as a sentence, or null. */
   get failure(): string | null {
-    return this.device.error ? `device needs reset: ${this.device.error.message}` : null;
+    return this.service.failure;
   }
 
   /** Closes the pcap file, if any (after the loop ends). */
@@ -615,7 +516,8 @@ export class HostNet {
   }
 
   extra(): Record<string, number> {
-    const pcap: Record<string, number> = this.pcap !== null && this.backend !== this.stack ? pcapStats(this.backend) : {};
+    const tee = this.pcap !== null ? this.port : null;
+    const pcap: Record<string, number> = tee instanceof PcapTeePort ? { pcapRecorded: tee.recorded, pcapErrors: tee.recordErrors } : {};
     const out: Record<string, number> = { ...this.device.flatStats('dev.'), ...endpointStats(this.endpoint, 'host.'), ...notAppliedExtra(this.p), ...pcap };
     if (this.ctx.tracer.enabled) out.traceIdentityLost = this.device.traceIdentityLost ? 1 : 0;
     this.loop.toExtra(out);
@@ -623,25 +525,12 @@ export class HostNet {
   }
 }
 
-/** The virtio queue index of each DeviceLoop position (HostNet's `queues` order). */
-const LOOP_QUEUES = [TX_QUEUE, RX_QUEUE] as const;
-
 /**
  * Tracing: records a driver queue's interrupts switching on or off (transitions only; the
  * record before the driver sleeps also stamps its queued reap points).
  */
 function irqOn(tr: Tracer, q: DriverQueue<number>, queue: number, on: boolean): void {
   if (q.interruptsEnabled !== on) tr.notifications(on, queue);
-}
-
-/** Tracing: records a device queue's kicks switching on or off (transitions only). */
-function kicksOn(tr: Tracer, q: DeviceQueue, queue: number, on: boolean): void {
-  if (q.notificationsEnabled !== on) tr.notifications(on, queue);
-}
-
-function pcapStats(b: NetBackend): Record<string, number> {
-  const tee = b instanceof PcapTeeBackend ? b : null;
-  return tee ? { pcapRecorded: tee.recorded, pcapErrors: tee.recordErrors } : {};
 }
 
 function endpointStats(ep: NetEndpoint, prefix: string): Record<string, number> {

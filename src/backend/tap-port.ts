@@ -40,6 +40,7 @@ export class TapPort implements NetPort {
   private readonly rxBuf = new Uint8Array(MAX_FRAME_BYTES + 20);
   private readonly frame: PortRxFrame = { bytes: this.rxBuf, offset: 0, lenBytes: 0, hdr: emptyNetHdr() };
   private pending = false;
+  private readonly txHdr: VirtioNetHdr = emptyNetHdr();
 
   constructor(
     private readonly io: IoAddon,
@@ -61,7 +62,14 @@ export class TapPort implements NetPort {
   send(frame: Uint8Array, offset: number, lenBytes: number, hdr: Readonly<VirtioNetHdr>): void {
     const hs = this.hdrBytes;
     const out = this.txBuf;
-    encodeNetHdr({ ...hdr, numBuffers: 0 }, this.layout, out, 0);
+    const h = this.txHdr;
+    h.flags = hdr.flags;
+    h.gsoType = hdr.gsoType;
+    h.hdrLen = hdr.hdrLen;
+    h.gsoSize = hdr.gsoSize;
+    h.csumStart = hdr.csumStart;
+    h.csumOffset = hdr.csumOffset;
+    encodeNetHdr(h, this.layout, out, 0); // num_buffers 0: the kernel ignores it on write
     out.set(frame.subarray(offset, offset + lenBytes), hs);
     const r = this.io.write(this.fd, out, hs + lenBytes);
     if (r !== hs + lenBytes) {

@@ -9,7 +9,7 @@
 //   node dist/bench/trace-micro.js [--runs N] [--packets N] [--sample N] [--sample-block B] [--modes off,sampled,...] [--json]
 
 import { Command } from 'commander';
-import { spread, type Spread } from './peers/index.js';
+import { spread, type Spread } from '../src/baselines/index.js';
 import { GuestMemory } from '../src/memory/index.js';
 import { DescriptorChain, DeviceQueue, DriverQueue, SplitLayout, readFromChain } from '../src/virtqueue/index.js';
 import { allocateReleaseStamps, allocateTraceBuffer, clockOriginHere, DEFAULT_SAMPLE_BLOCK, Tracer, type TraceStamping } from '../src/trace/index.js';

@@ -17,7 +17,7 @@
 //        [--modes baseline,off,every,every-exact,sampled,sampled-spread] [--toggle-ms N] [--drain-ms N]
 
 import { Command } from 'commander';
-import { spread, type Spread } from './peers/index.js';
+import { spread, type Spread } from '../src/baselines/index.js';
 import { windowFigures } from './support/engine-window.js';
 import { Engine } from '../src/engine/index.js';
 import type { WaitStrategy } from '../src/notify/index.js';

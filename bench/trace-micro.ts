@@ -226,7 +226,7 @@ async function main(): Promise<void> {
     return;
   }
   const f = (x: number): string => x.toFixed(1);
-  const label: Record<Mode, string> = { off: 'tracing compiled in, off', sampled: sampleBlock > 1 ? `1 in ${sample}, blocks of ${sampleBlock}` : `sampling 1 in ${sample}`, every: 'every packet, interpolated', 'every-exact': 'every packet, exact stamps' };
+  const label: Record<Mode, string> = { off: 'untraced (Tracer.off)', sampled: sampleBlock > 1 ? `1 in ${sample}, blocks of ${sampleBlock}` : `sampling 1 in ${sample}`, every: 'every packet, interpolated', 'every-exact': 'every packet, exact stamps' };
   const lines = [
     `virtq trace micro — ${report.generatedAt}, node ${report.node}`,
     `command: ${report.command}`,

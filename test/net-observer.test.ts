@@ -25,6 +25,18 @@ class RecordingObserver implements NetObserver {
   reap(seq: number, lenBytes: number, queue = 0): void {
     this.calls.push(`reap(${seq},${lenBytes},${queue})`);
   }
+  publish(entries: number, queue = 0): void {
+    this.calls.push(`publish(${entries},${queue})`);
+  }
+  kick(queue = 0): void {
+    this.calls.push(`kick(${queue})`);
+  }
+  driverWake(): void {
+    this.calls.push('driverWake()');
+  }
+  ringFull(inFlight: number, queue = 0): void {
+    this.calls.push(`ringFull(${inFlight},${queue})`);
+  }
   pop(seq: number, queue = 0): boolean {
     this.calls.push(`pop(${seq},${queue})`);
     return true;

@@ -1,9 +1,10 @@
 // What the virtio-net data path reports to whoever watches it: the observer interface that
-// NetDevice, NetDriver and NetDeviceService call, and its vocabulary (drop reasons, "no packet
-// identity"). The tracer (src/trace/tracer.ts) implements it; net never imports trace. No
-// observer (NET_OBSERVER_OFF, `enabled: false`) is the untraced baseline: the data path caches
-// `enabled` in a boolean and makes no observer call at all when it is false, so there is no
-// separate untraced copy of any loop. Plain data and types only: runs in a browser Web Worker.
+// NetDevice, NetDriver and NetDeviceService call, the points of the guest's driver loop around
+// NetDriver (publish, kick, driver wake, ring full), and their vocabulary (drop reasons, "no
+// packet identity"). The tracer (src/trace/tracer.ts) implements it; net never imports trace.
+// No observer (NET_OBSERVER_OFF, `enabled: false`) is the untraced baseline: the data path
+// caches `enabled` in a boolean and makes no observer call at all when it is false, so there is
+// no separate untraced copy of any loop. Plain data and types only: runs in a browser Web Worker.
 //
 // Identities and points are those of docs/tracing.md "virtio-net": a tx frame's identity is its
 // avail ring position counted from 0, the same on both sides.
@@ -32,6 +33,15 @@ export interface NetObserver {
   addAt(seq: number, tNs: number, queue?: number): void;
   /** The driver reaped frame `seq`'s used entry; `fetch` = the queue's used-index fetch count. */
   reap(seq: number, lenBytes: number, queue?: number, fetch?: number): void;
+  // ---- driver loop (the guest side's DriverLoop around NetDriver), tx ----
+  /** The driver publishes `entries` new avail entries (before the avail.idx store). */
+  publish(entries: number, queue?: number): void;
+  /** The driver rings the device's doorbell for the batch just published (before the ring). */
+  kick(queue?: number): void;
+  /** The driver returned from a doorbell wait. */
+  driverWake(queue?: number, slept?: boolean): void;
+  /** No free tx descriptor or buffer; `inFlight` = entries outstanding. */
+  ringFull(inFlight: number, queue?: number): void;
   // ---- device (NetDevice), tx ----
   /** The device popped frame `seq`'s chain; `fetch` = the queue's avail-index fetch count. Returns whether it is kept. */
   pop(seq: number, queue?: number, fetch?: number): boolean;
@@ -64,6 +74,10 @@ export const NET_OBSERVER_OFF: NetObserver = Object.freeze({
   addTime: () => -1,
   addAt: nothing,
   reap: nothing,
+  publish: nothing,
+  kick: nothing,
+  driverWake: nothing,
+  ringFull: nothing,
   pop: () => false,
   done: nothing,
   drop: nothing,

@@ -4,7 +4,7 @@
 //   node dist/bench/runner-compare.js [--runs 7] [--ms 500] [--payload 1500] [--strategy hybrid] [--json]
 
 import { Command } from 'commander';
-import { spread } from './peers/index.js';
+import { spread } from '../src/baselines/index.js';
 import { Engine, type Runner } from '../src/engine/index.js';
 import type { WaitStrategy } from '../src/notify/index.js';
 

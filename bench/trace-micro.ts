@@ -9,7 +9,7 @@
 //   node dist/bench/trace-micro.js [--runs N] [--packets N] [--sample N] [--sample-block B] [--modes off,sampled,...] [--json]
 
 import { Command } from 'commander';
-import { spread, type Spread } from './peers/index.js';
+import { spread, type Spread } from '../src/baselines/index.js';
 import { GuestMemory } from '../src/memory/index.js';
 import { DescriptorChain, DeviceQueue, DriverQueue, SplitLayout, readFromChain } from '../src/virtqueue/index.js';
 import { allocateReleaseStamps, allocateTraceBuffer, clockOriginHere, DEFAULT_SAMPLE_BLOCK, Tracer, type TraceStamping } from '../src/trace/index.js';
@@ -226,7 +226,7 @@ async function main(): Promise<void> {
     return;
   }
   const f = (x: number): string => x.toFixed(1);
-  const label: Record<Mode, string> = { off: 'tracing compiled in, off', sampled: sampleBlock > 1 ? `1 in ${sample}, blocks of ${sampleBlock}` : `sampling 1 in ${sample}`, every: 'every packet, interpolated', 'every-exact': 'every packet, exact stamps' };
+  const label: Record<Mode, string> = { off: 'untraced (Tracer.off)', sampled: sampleBlock > 1 ? `1 in ${sample}, blocks of ${sampleBlock}` : `sampling 1 in ${sample}`, every: 'every packet, interpolated', 'every-exact': 'every packet, exact stamps' };
   const lines = [
     `virtq trace micro — ${report.generatedAt}, node ${report.node}`,
     `command: ${report.command}`,

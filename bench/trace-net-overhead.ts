@@ -11,7 +11,7 @@
 //        [--preset P] [--gso] [--queue-size N] [--strategy block|hybrid|spin] [--sample N]
 
 import { Command } from 'commander';
-import { spread, type Spread } from './peers/index.js';
+import { spread, type Spread } from '../src/baselines/index.js';
 import { windowFigures } from './support/engine-window.js';
 import { Engine } from '../src/engine/index.js';
 import type { WaitStrategy } from '../src/notify/index.js';

@@ -1,10 +1,10 @@
 // Cost of tracing on the 1500 B stream, measured side by side in one run: the stream workload
-// without any tracer (its pre-tracing copy, bench/workloads/stream-untraced.ts), with tracing
-// compiled in but off, tracing every packet (interpolated stamps, and exact stamps), and
-// sampling 1 in N (default 100). Modes are interleaved round by round (the order rotates each
-// round) so drift on a shared host hits all of them alike. Reports per mode Mpps min / median
-// / max, CPU seconds per GB moved, trace clock reads per packet per side, and the throughput
-// ratio to the baseline and to "off" (median, min and max of the per-round ratios).
+// untraced ("off": no tracer, Tracer.off, the untraced baseline — there is no separate untraced
+// copy of the loop), tracing every packet (interpolated stamps, and exact stamps), and sampling
+// 1 in N (default 100). Modes are interleaved round by round (the order rotates each round) so
+// drift on a shared host hits all of them alike. Reports per mode Mpps min / median / max, CPU
+// seconds per GB moved, trace clock reads per packet per side, and the throughput ratio to "off"
+// (median, min and max of the per-round ratios).
 // With --toggle-ms N it also runs each traced mode with tracing switched off and on in
 // alternate N ms slices inside one run (stream param traceToggleMs) and reports the on-slices'
 // rate over the off-slices': the same threads and code, interleaved every few ms, which a
@@ -14,18 +14,16 @@
 //
 //   node dist/bench/trace-overhead.js [--quick] [--json] [--runs N] [--ms N] [--warmup-ms N]
 //        [--payload B] [--queue-size N] [--strategy block|hybrid|spin] [--sample N] [--sample-block B]
-//        [--modes baseline,off,every,every-exact,sampled,sampled-spread] [--toggle-ms N] [--drain-ms N]
+//        [--modes off,every,every-exact,sampled,sampled-spread] [--toggle-ms N] [--drain-ms N]
 
 import { Command } from 'commander';
-import { spread, type Spread } from './peers/index.js';
+import { spread, type Spread } from '../src/baselines/index.js';
 import { windowFigures } from './support/engine-window.js';
 import { Engine } from '../src/engine/index.js';
 import type { WaitStrategy } from '../src/notify/index.js';
 import { DEFAULT_SAMPLE_BLOCK, TraceSession } from '../src/trace/index.js';
 
-const UNTRACED = new URL('./workloads/stream-untraced.js', import.meta.url).href;
-
-type Mode = 'baseline' | 'off' | 'every' | 'every-exact' | 'sampled' | 'sampled-spread';
+type Mode = 'off' | 'every' | 'every-exact' | 'sampled' | 'sampled-spread';
 
 interface Options {
   runs: number;
@@ -75,9 +73,9 @@ function capacityFor(o: Options, sample: number): number {
 
 
 async function runOnce(mode: Mode, o: Options): Promise<RunResult> {
-  const trace = mode === 'baseline' || mode === 'off' ? undefined : sessionFor(mode, o);
+  const trace = mode === 'off' ? undefined : sessionFor(mode, o);
   const r = await Engine.run({
-    workload: mode === 'baseline' ? UNTRACED : 'stream',
+    workload: 'stream',
     queues: [{ size: o.queueSize }],
     wait: { strategy: o.strategy },
     params: { payloadBytes: o.payload, verify: 'seq', warmupMs: o.warmupMs },
@@ -127,7 +125,7 @@ async function main(): Promise<void> {
     .option('--strategy <s>', 'wait strategy: block | hybrid | spin', 'hybrid')
     .option('--sample <n>', 'the sampled modes trace 1 packet in N', '100')
     .option('--sample-block <n>', 'the sampled mode keeps blocks of this many consecutive packets (sampled-spread: 1)', String(DEFAULT_SAMPLE_BLOCK))
-    .option('--modes <list>', 'modes to run, comma-separated (baseline,off,every,every-exact,sampled,sampled-spread)', 'baseline,off,every,every-exact,sampled,sampled-spread')
+    .option('--modes <list>', 'modes to run, comma-separated (off,every,every-exact,sampled,sampled-spread)', 'off,every,every-exact,sampled,sampled-spread')
     .option('--toggle-ms <n>', 'also measure each traced mode toggled off/on every N ms inside one run (0 = skip)', '0')
     .option('--drain-ms <n>', 'main thread drains trace buffers every N ms during the run (0 = at the end)', '0')
     .parse(process.argv);
@@ -143,11 +141,11 @@ async function main(): Promise<void> {
     sampleBlock: Number(a.sampleBlock),
     drainMs: Number(a.drainMs),
   };
-  const ALL_MODES: Mode[] = ['baseline', 'off', 'every', 'every-exact', 'sampled', 'sampled-spread'];
+  const ALL_MODES: Mode[] = ['off', 'every', 'every-exact', 'sampled', 'sampled-spread'];
   const modes = String(a.modes).split(',') as Mode[];
   for (const m of modes) if (!ALL_MODES.includes(m)) throw new Error(`--modes: unknown mode '${m}' (one of ${ALL_MODES.join(', ')})`);
-  if (!modes.includes('baseline') || !modes.includes('off')) throw new Error('--modes must include baseline and off (the ratios are against them)');
-  const results: Record<Mode, RunResult[]> = { baseline: [], off: [], every: [], 'every-exact': [], sampled: [], 'sampled-spread': [] };
+  if (!modes.includes('off')) throw new Error('--modes must include off (the ratios are against it)');
+  const results: Record<Mode, RunResult[]> = { off: [], every: [], 'every-exact': [], sampled: [], 'sampled-spread': [] };
   const t0 = performance.now();
   for (let round = 0; round < o.runs; round++) {
     for (let i = 0; i < modes.length; i++) {
@@ -158,7 +156,7 @@ async function main(): Promise<void> {
   }
   // In-run toggling: each traced mode's on/off rate ratio, one run per round.
   const toggleMs = Number(a.toggleMs);
-  const tracedModes = modes.filter((m) => m !== 'baseline' && m !== 'off');
+  const tracedModes = modes.filter((m) => m !== 'off');
   const toggled: Partial<Record<Mode, number[]>> = {};
   if (toggleMs > 0) {
     for (let round = 0; round < o.runs; round++) {
@@ -181,8 +179,7 @@ async function main(): Promise<void> {
     modes: modes.map((m) => ({
       mode: m,
       label: {
-        baseline: 'no tracer (pre-tracing stream)',
-        off: 'tracing compiled in, off',
+        off: 'untraced (no tracer)',
         every: 'every packet, interpolated',
         'every-exact': 'every packet, exact stamps',
         sampled: `sampling 1 in ${o.sample}, blocks of ${o.sampleBlock}`,
@@ -190,7 +187,6 @@ async function main(): Promise<void> {
       }[m],
       mpps: spread(results[m].map((r) => r.pps / 1e6)),
       cpuSecondsPerGB: spread(results[m].map((r) => r.cpuSecondsPerGB)),
-      ratioVsBaseline: ratio(m, 'baseline'),
       ratioVsOff: ratio(m, 'off'),
       droppedRecords: results[m].reduce((s, r) => s + r.droppedRecords, 0),
       clockReadsPerPacket: { guest: spread(results[m].map((r) => r.clockReadsPerPacket.guest)).median, host: spread(results[m].map((r) => r.clockReadsPerPacket.host)).median },
@@ -210,7 +206,7 @@ async function main(): Promise<void> {
     `command: ${report.command}`,
     `${o.runs} rounds × ${modes.length} modes, ${o.ms} ms measured after ${o.warmupMs} ms warm-up, ${o.payload} B, queue ${o.queueSize}, ${o.strategy} waits; total ${report.totalSeconds.toFixed(1)} s`,
     '',
-    ['mode'.padEnd(32), 'Mpps min / med / max'.padStart(24), 'cpu s/GB med'.padStart(13), 'vs baseline med [min..max]'.padStart(28), 'vs off med [min..max]'.padStart(24), 'dropped recs'.padStart(13), 'reads/pkt g/h'.padStart(14)].join(' '),
+    ['mode'.padEnd(32), 'Mpps min / med / max'.padStart(24), 'cpu s/GB med'.padStart(13), 'vs off med [min..max]'.padStart(24), 'dropped recs'.padStart(13), 'reads/pkt g/h'.padStart(14)].join(' '),
   ];
   for (const m of report.modes) {
     lines.push(
@@ -218,7 +214,6 @@ async function main(): Promise<void> {
         m.label.padEnd(32),
         sp(m.mpps).padStart(24),
         f(m.cpuSecondsPerGB.median).padStart(13),
-        `${f(m.ratioVsBaseline.median)} [${f(m.ratioVsBaseline.min)}..${f(m.ratioVsBaseline.max)}]`.padStart(28),
         `${f(m.ratioVsOff.median)} [${f(m.ratioVsOff.min)}..${f(m.ratioVsOff.max)}]`.padStart(24),
         String(m.droppedRecords).padStart(13),
         `${f(m.clockReadsPerPacket.guest, 2)} / ${f(m.clockReadsPerPacket.host, 2)}`.padStart(14),
@@ -231,7 +226,7 @@ async function main(): Promise<void> {
       if (m.toggledOnOffRatio) lines.push(`  ${m.label.padEnd(32)} ${f(m.toggledOnOffRatio.median)} [${f(m.toggledOnOffRatio.min)}..${f(m.toggledOnOffRatio.max)}]`);
     }
   }
-  lines.push('', 'ratio = this mode\'s packets/s ÷ the reference\'s in the same round. Targets (issue 7): off within noise of baseline; every ≥ 0.85; 1 in 100 ≥ 0.97.');
+  lines.push('', 'ratio = this mode\'s packets/s ÷ the reference\'s in the same round. Targets (issue 7): every ≥ 0.85; 1 in 100 ≥ 0.97.');
   if (report.modes.some((m) => m.droppedRecords > 0)) lines.push('WARNING: trace buffers filled up and dropped records; the traced figures are optimistic. Use --drain-ms or shorter --ms.');
   process.stdout.write(lines.join('\n') + '\n');
 }

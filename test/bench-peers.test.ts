@@ -17,7 +17,7 @@ import {
   runVirtqRing,
   type PeerCaseResult,
   type PeerRunContext,
-} from '../bench/peers/index.js';
+} from '../src/baselines/index.js';
 import { threadCpuNs, threadCpuSource } from '../src/engine/thread-cpu.js';
 
 const WINDOW_MS = 150;

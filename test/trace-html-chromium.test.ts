@@ -9,7 +9,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { analyzeTraceFile, runTraced, writeTraceHtml } from '../src/trace/node.js';
+import { runTraced } from '../src/engine/index.js';
+import { analyzeTraceFile, writeTraceHtml } from '../src/trace/node.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const skip = existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM} (install the Debian package "chromium", or set CHROMIUM_PATH)`;

@@ -8,10 +8,11 @@
 // doorbells: eventfd kicks and calls, a TAP fd). Only the doorbells and the port differ.
 // Queue 0 is rx, queue 1 tx (§5.1.2), unless the transport says otherwise.
 //
-// Tracing (opts.tracer, docs/tracing.md "virtio-net"): every guest → host frame on the tx queue
-// is a traced packet; NetDevice records pop, done and drops, this service the loop-level points
-// of the tx queue (used, interrupt, device wake) and the policy events (notifications on/off per
-// queue, tx timer armed/fired). Untraced, the callbacks are the plain ones.
+// Tracing (opts.tracer: a NetObserver, src/net/observer.ts, such as the Tracer; docs/tracing.md
+// "virtio-net"): every guest → host frame on the tx queue is a traced packet; NetDevice records
+// pop, done and drops, this service the loop-level points of the tx queue (used, interrupt, device
+// wake) and the policy events (notifications on/off per queue, tx timer armed/fired). Untraced,
+// the callbacks are the plain ones.
 // Runs in Web Workers too: no `node:` imports.
 
 import type { GuestMemory } from '../memory/index.js';
@@ -19,9 +20,9 @@ import type { DeviceQueue } from '../virtqueue/index.js';
 import { DeviceLoop, type LoopDoorbell } from '../policy/device-loop.js';
 import type { PolicyConfig } from '../policy/config.js';
 import type { BigLock } from '../policy/lock.js';
-import type { Tracer } from '../trace/tracer.js';
 import { NetDevice } from './device.js';
 import type { NetConfig } from './config.js';
+import type { NetObserver } from './observer.js';
 import { NetF, VirtioF } from './features.js';
 import type { VirtioNetHdr } from './header.js';
 import { portHasRx, type NetPort, type PortRxFrame } from './port.js';
@@ -57,7 +58,8 @@ export interface NetDeviceServiceOptions {
    * tx mitigation's ring-full heuristic (ring size / this = packets the ring holds). Default 1.
    */
   txDescsPerFrame?: number;
-  tracer?: Tracer;
+  /** The observer of the data path (a Tracer); absent or disabled = untraced. */
+  tracer?: NetObserver;
   /** Runs at the top of every loop iteration (a workload's window, a stop check). */
   onIteration?(): void;
   /** A workload's own wake-up time (µs on the loop's clock, Infinity = none). */

@@ -8,19 +8,19 @@
 // Guest input is hostile: a bad header or frame is a counted drop; a ring violation breaks only
 // that queue (`needsReset`, DEVICE_NEEDS_RESET) and never throws out of a step method.
 //
-// Tracing (optional `tracer`, docs/tracing.md "virtio-net"): a tx frame's identity is the
-// number of tx chains popped before it, i.e. its avail ring position counted from 0, which is
-// how the driver numbers the frames it adds (the device pops in avail order, §2.7.13). The
-// device records `pop` right after each tx pop and `done` once the backend took the frame (or
-// it was dropped), and every drop with its reason; used and interrupt are the caller's loop's.
+// Tracing (optional `tracer`: a NetObserver, src/net/observer.ts, such as the Tracer;
+// docs/tracing.md "virtio-net"): a tx frame's identity is the number of tx chains popped before
+// it, i.e. its avail ring position counted from 0, which is how the driver numbers the frames it
+// adds (the device pops in avail order, §2.7.13). The device records `pop` right after each tx pop
+// and `done` once the backend took the frame (or it was dropped), and every drop with its reason;
+// used and interrupt are the caller's loop's.
 
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { DescriptorChain, readFromChain, writeToChain } from '../virtqueue/chain.js';
 import type { DeviceQueue } from '../virtqueue/device-queue.js';
 import { VirtqueueError } from '../virtqueue/errors.js';
 import type { NetPort } from './port.js';
-import { Tracer } from '../trace/tracer.js';
-import { NO_ID, type DropReason } from '../trace/schema.js';
+import { NET_OBSERVER_OFF, NO_ID, type DropReason, type NetObserver } from './observer.js';
 import { encodeNetConfig, type NetConfig } from './config.js';
 import { NetError } from './errors.js';
 import { NetF } from './features.js';
@@ -102,8 +102,8 @@ export interface NetDeviceOptions {
   maxFrameBytes?: number;
   /** Rx: copy each frame into device memory before the guest (the 2008 "two copies" path). */
   rxStaging?: boolean;
-  /** Records tx frames' pop and done points and every drop (default Tracer.off: nothing). */
-  tracer?: Tracer;
+  /** Records tx frames' pop and done points and every drop (default NET_OBSERVER_OFF: nothing; a Tracer is one). */
+  tracer?: NetObserver;
 }
 
 const DEFAULT_MAC = new Uint8Array([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
@@ -159,7 +159,7 @@ export class NetDevice {
   private readonly spare: DescriptorChain[] = [];
   private heldBytes = 0;
   private readonly segmentSink: (buf: Uint8Array, len: number) => void;
-  private readonly tracer: Tracer;
+  private readonly tracer: NetObserver;
   private readonly tracing: boolean;
   /** Tracing: identity of the tx frame being handled (NO_ID when identities are lost). */
   private txSeq = NO_ID;
@@ -189,7 +189,7 @@ export class NetDevice {
     // GUEST_TSO4/TSO6/UFO); with it, each buffer at least the header.
     const bigRx = (opts.features & (NetF.GUEST_TSO4 | NetF.GUEST_TSO6 | NetF.GUEST_UFO)) !== 0n;
     this.rxMinBufferBytes = this.mergeable ? this.hdrBytes : bigRx ? 65562 : 1526;
-    this.tracer = opts.tracer ?? Tracer.off;
+    this.tracer = opts.tracer ?? NET_OBSERVER_OFF;
     this.tracing = this.tracer.enabled;
     this.segmentSink = (buf, len) => {
       this.stats.txSwSegments++;

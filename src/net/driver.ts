@@ -6,18 +6,19 @@
 // caller's loop decides (so notification policies can drive it). The device is untrusted too:
 // a bad header or num_buffers is a counted error and the buffers are recycled.
 //
-// Tracing (optional `tracer`, docs/tracing.md "virtio-net"): each tx frame's identity is its
-// position in the tx queue's avail ring counted from 0 (the frames committed so far), which the
-// device counts the same way as it pops chains in avail order. The driver records `add` when
-// beginTx hands out the buffer the frame is built in and `reap` when the used entry comes back;
-// publish and kick are the caller's loop's. With tracing off each point costs one boolean test.
+// Tracing (optional `tracer`: a NetObserver, src/net/observer.ts, such as the Tracer;
+// docs/tracing.md "virtio-net"): each tx frame's identity is its position in the tx queue's avail
+// ring counted from 0 (the frames committed so far), which the device counts the same way as it
+// pops chains in avail order. The driver records `add` when beginTx hands out the buffer the frame
+// is built in and `reap` when the used entry comes back; publish and kick are the caller's loop's.
+// With tracing off each point costs one boolean test.
 
 import type { Arena } from '../memory/arena.js';
 import { BufferPool } from '../memory/arena.js';
 import type { GuestMemory, MemoryRegion } from '../memory/guest-memory.js';
 import type { DriverQueue, Segment } from '../virtqueue/driver-queue.js';
-import { Tracer } from '../trace/tracer.js';
 import { NetError } from './errors.js';
+import { NET_OBSERVER_OFF, type NetObserver } from './observer.js';
 import { NetF } from './features.js';
 import { MAX_GSO_FRAME_BYTES, decodeNetHdr, emptyNetHdr, encodeNetHdr, headerLayout, NET_HDR_BYTES, type NetHdrLayout, type VirtioNetHdr } from './header.js';
 
@@ -76,8 +77,8 @@ export interface NetDriverOptions {
   /** Refill the rx ring once this many descriptors are free (default min(budget, size) / 2). */
   refillThreshold?: number;
   onReceive?: ReceiveCallback;
-  /** Records tx frames' add and reap points (default Tracer.off: nothing). */
-  tracer?: Tracer;
+  /** Records tx frames' add and reap points (default NET_OBSERVER_OFF: nothing; a Tracer is one). */
+  tracer?: NetObserver;
 }
 
 const PAGE = 4096;
@@ -133,7 +134,7 @@ export class NetDriver {
   private readonly reasm: Uint8Array;
   // Tracing: the tracer, its cached switch, the add time taken at beginTx, and per head the
   // traced frame's identity and length (read back at reap).
-  private readonly tracer: Tracer;
+  private readonly tracer: NetObserver;
   private readonly tracing: boolean;
   private addNs = -1;
   private readonly txSeqOfHead: Uint32Array;
@@ -180,7 +181,7 @@ export class NetDriver {
     this.refillThreshold = opts.refillThreshold ?? Math.max(1, Math.floor(Math.min(this.napiBudget, this.rxq.size) / 2));
     this.onReceive = opts.onReceive ?? null;
     this.reasm = new Uint8Array(this.rxMode === 'mergeable' ? this.hdrBytes + MAX_GSO_FRAME_BYTES : 0);
-    this.tracer = opts.tracer ?? Tracer.off;
+    this.tracer = opts.tracer ?? NET_OBSERVER_OFF;
     this.tracing = this.tracer.enabled;
     this.txSeqOfHead = new Uint32Array(this.tracing ? this.txq.size : 0);
     this.txLenOfHead = new Uint32Array(this.tracing ? this.txq.size : 0);

@@ -1,6 +1,6 @@
 // The trace event schema: event kinds, their levels, the binary record layout shared by the
 // writer (a processor thread) and the reader (the main thread), and the fixed vocabularies
-// (packet points in path order, drop reasons). Plain data only: runs in a browser Web Worker.
+// (packet points in path order; drop reasons and NO_ID come from net's observer contract). Plain data only: runs in a browser Web Worker.
 
 /** Event kinds. Values are stored in the low byte of a record's meta word; never renumber. */
 export const enum TraceKind {
@@ -62,9 +62,8 @@ export type PacketPoint = (typeof PACKET_POINTS)[number];
 /** Points every complete packet has; the others are present only when they caused its progress. */
 export const REQUIRED_POINTS: readonly PacketPoint[] = ['add', 'publish', 'pop', 'done', 'used', 'reap'];
 
-/** Drop reasons, by code (the arg of a Drop record). Append only. */
-export const DROP_REASONS = ['other', 'ring-full', 'no-buffer', 'bad-header', 'too-long', 'too-short', 'checksum', 'backend', 'queue-broken', 'stopped'] as const;
-export type DropReason = (typeof DROP_REASONS)[number];
+/** Drop reasons, by code (the arg of a Drop record): net's vocabulary (src/net/observer.ts). Append only. */
+export { DROP_REASONS, type DropReason } from '../net/observer.js';
 /** Error codes, by code (the arg of an Error record). Append only. */
 /** `identity`: a side's packet count disagreed with the ring position it counts (tracing of that queue stops). */
 export const ERROR_CODES = ['other', 'verify', 'virtqueue', 'memory', 'net', 'backend', 'timeout', 'identity'] as const;
@@ -93,5 +92,5 @@ export const FLAG_HAS_ID = 1;
  * count pairs, each `kind` (arg 0) then `kind2` (arg). The reader expands runs into records.
  */
 export const FLAG_RUN = 2;
-/** id value of records without a packet identity. */
-export const NO_ID = 0xffff_ffff;
+/** id value of records without a packet identity (net's NO_ID, src/net/observer.ts). */
+export { NO_ID } from '../net/observer.js';

@@ -31,6 +31,7 @@
 // N with interpolated stamps, runs keep only the sampled packets. Point-by-point callers in a
 // sampled run stamp exactly.
 
+import type { NetObserver } from '../net/observer.js';
 import { TraceWriter } from './buffer.js';
 import { clockOffsetNs, type TraceClockOrigin } from './clock.js';
 import { DROP_REASONS, ERROR_CODES, KIND_INFO, NO_ID, TRACE_LEVELS, TraceKind, type DropReason, type TraceErrorCode } from './schema.js';
@@ -90,7 +91,7 @@ export function isSampleBlock(b: number): boolean {
 /** Untimed records after which the clock is read anyway (bounds the interpolation span). */
 const UNTIMED_MAX = 128;
 
-export class Tracer {
+export class Tracer implements NetObserver {
   /** Master switch: false for the no-op tracer. Cache it in a local on hot paths. */
   readonly enabled: boolean;
   private readonly writer: TraceWriter | null;

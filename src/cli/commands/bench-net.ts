@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import type { WaitSettings } from '../../engine/index.js';
 import { findPreset, formatPingCell, formatStreamCell, ProgressLine, duration, type Direction, type StudyMode } from '../../study/index.js';
 import { runPingCell, runStreamCell, type RunTrace } from '../../study/runner.js';
-import { addTraceOptions, traceOptionsFromCli, type TraceCliOptions } from '../../trace/record.js';
+import { addTraceOptions, traceOptionsFromCli, type TraceCliOptions } from '../trace-options.js';
 
 export function parseDirection(s: string): Direction {
   if (s === 'g2h' || s === 'h2g') return s;

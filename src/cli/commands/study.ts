@@ -23,7 +23,7 @@ import {
 } from '../../study/index.js';
 import { runStudy } from '../../study/runner.js';
 import { parseMode, parsePositive, parseWait, runTraceFromCli } from './bench-net.js';
-import { addTraceOptions, type TraceCliOptions } from '../../trace/record.js';
+import { addTraceOptions, type TraceCliOptions } from '../trace-options.js';
 
 interface StudyOpts extends TraceCliOptions {
   quick?: boolean;

@@ -4,7 +4,8 @@
 
 import type { Command } from 'commander';
 import type { WaitStrategy } from '../../notify/index.js';
-import { analyzeTraceFile, formatReport, runTraced, writeTraceHtml, type TraceLevelName } from '../../trace/node.js';
+import { runTraced } from '../../engine/index.js';
+import { analyzeTraceFile, formatReport, writeTraceHtml, type TraceLevelName } from '../../trace/node.js';
 import { DEFAULT_SAMPLE_BLOCK, isSampleBlock, type TraceStamping } from '../../trace/index.js';
 
 interface RecordOpts {

@@ -15,8 +15,8 @@
 // The kick strategy maps onto the engine's wait strategies: wait → block, spin<N>+wait → hybrid
 // with N spin iterations, spin → spin.
 
-import { Engine, threadCpuSource, type EngineResult } from '../../src/engine/index.js';
-import type { SideStats, WaitSettings } from '../../src/engine/types.js';
+import { Engine, threadCpuSource, type EngineResult } from '../engine/index.js';
+import type { SideStats, WaitSettings } from '../engine/types.js';
 import type { WorkerReport } from './control.js';
 import { throughputResult } from './harness.js';
 import { REFERENCE_STRATEGY, parseStrategy, type KickStrategy, type LatencyRunContext, type PeerCaseResult, type PeerRunContext, type PingPongResult } from './types.js';

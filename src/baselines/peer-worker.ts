@@ -1,4 +1,4 @@
-// Generic worker entry of the peer benchmark: imports the case module named in workerData,
+// Generic worker entry of the peer baselines: imports the case module named in workerData,
 // runs the named entry with a PeerWorkerContext, and posts its report (or its error) to the main
 // thread. Case-specific code lives in the case modules, so a case added later (the virtq ring)
 // needs no change here.

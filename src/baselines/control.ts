@@ -5,7 +5,7 @@
 // node:worker_threads but a type, so case modules can use it on either side.
 
 import type { MessagePort } from 'node:worker_threads';
-import { threadCpuNs, threadCpuSource, type ThreadCpuSource } from '../../src/engine/thread-cpu.js';
+import { threadCpuNs, threadCpuSource, type ThreadCpuSource } from '../engine/thread-cpu.js';
 
 /** Int32 index of the phase word (written by the main thread only). */
 export const CTL_PHASE = 0;

@@ -1,16 +1,13 @@
-// Node-only glue for commands that run the engine: `--trace FILE --trace-sample N` options for
-// commander, and runTraced(), which runs one engine run with tracing and writes the file.
+// The tracing options of the commands that run the engine (`virtq bench net …`, `virtq study`):
+// `--trace FILE --trace-sample N …` for commander, and their check into TraceOptions.
 //
-//   import { addTraceOptions, traceSessionFromCli, runTraced } from '../../trace/node.js';
 //   addTraceOptions(cmd);                      // adds --trace, --trace-sample, --trace-sample-block, --trace-slower-than-us, --trace-level, --trace-stamping
-//   const { result, trace } = await runTraced(engineOptions, { file: o.trace, sample: 100 });
+//   const t = traceOptionsFromCli(o);          // TraceOptions & { file } or undefined without --trace
 
 import type { Command } from 'commander';
-import { Engine, type EngineOptions, type EngineResult } from '../engine/index.js';
-import { writeTraceFile, type TraceFileSummary } from './output.js';
-import { TraceSession, TraceOptionsError, type TraceOptions } from './session.js';
-import { TRACE_LEVELS } from './schema.js';
-import { DEFAULT_SAMPLE_BLOCK, isSampleBlock, TRACE_STAMPINGS, type TraceStamping } from './tracer.js';
+import { TraceOptionsError, type TraceOptions } from '../trace/session.js';
+import { TRACE_LEVELS } from '../trace/schema.js';
+import { DEFAULT_SAMPLE_BLOCK, isSampleBlock, TRACE_STAMPINGS, type TraceStamping } from '../trace/tracer.js';
 
 export interface TraceCliOptions {
   trace?: string;
@@ -57,15 +54,4 @@ export function traceOptionsFromCli(o: TraceCliOptions): (TraceOptions & { file:
     t.stamping = o.traceStamping as TraceStamping;
   }
   return t;
-}
-
-/** Runs the engine once with tracing and writes the trace to `trace.file`. */
-export async function runTraced(
-  options: EngineOptions,
-  trace: TraceOptions & { file: string; meta?: Record<string, unknown> },
-): Promise<{ result: EngineResult; trace: TraceFileSummary }> {
-  const session = new TraceSession(trace);
-  const result = await Engine.run({ ...options, trace: session });
-  const meta = { workload: options.workload, params: options.params, queues: options.queues, wait: options.wait, ...(trace.meta ?? {}) };
-  return { result, trace: writeTraceFile(session, trace.file, meta) };
 }

@@ -71,6 +71,13 @@ export interface NetDriverServiceOptions {
   txIndex?: number;
 }
 
+/** The tx layout a policy's data path describes (header in its own descriptor, 4 KiB frags). */
+export function txLayoutOf(p: PolicyConfig): TxLayout {
+  const d = p.dataPath;
+  if (d.segmentBytes > 0) return 'pages';
+  return d.headerSeparate ? 'header-apart' : 'inline';
+}
+
 /** Malformed tx frames for hostile-input runs: each must be dropped by the device. */
 const BAD_TX: { hdr: Partial<VirtioNetHdr>; len: number }[] = [
   { hdr: { flags: NetHdrFlags.DATA_VALID }, len: 60 }, // rx-only-flags

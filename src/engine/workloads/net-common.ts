@@ -22,7 +22,7 @@ import { NetF, VirtioF, negotiate } from '../../net/features.js';
 import { NetDevice } from '../../net/device.js';
 import { NetDeviceService, txDescsPerFrame } from '../../net/device-service.js';
 import type { NetDriver, TxLayout, RxBufferMode } from '../../net/driver.js';
-import { NetDriverService, endpointStats } from '../../net/driver-service.js';
+import { NetDriverService, endpointStats, txLayoutOf } from '../../net/driver-service.js';
 import type { NetEndpoint } from '../../net/endpoint.js';
 import { macFromString, ipv4FromString, ipv6FromString } from '../../net/frames/index.js';
 import { HostStack } from '../../backend/host-stack.js';
@@ -100,12 +100,7 @@ export function netPolicy(ctx: SideContext): PolicyConfig {
   return resolvePolicy(ctx.strParam('preset', 'vhost'));
 }
 
-/** The tx layout a policy's data path describes (header in its own descriptor, 4 KiB frags). */
-export function txLayoutOf(p: PolicyConfig): TxLayout {
-  const d = p.dataPath;
-  if (d.segmentBytes > 0) return 'pages';
-  return d.headerSeparate ? 'header-apart' : 'inline';
-}
+export { txLayoutOf };
 
 export function netParams(ctx: SideContext, defaults: { gso?: boolean } = {}): NetParams {
   const direction = ctx.strParam('direction', 'g2h');

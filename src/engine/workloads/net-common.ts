@@ -1,9 +1,11 @@
 // What the net workloads share: their parameters, the notification policy they run under (a
 // src/policy preset or config: `preset` / `policy` params, default 'vhost'), the negotiated
 // feature set both sides derive from both, the addresses of guest and host, and the two side
-// loops. Each side's work is small named steps — guest: pollRx, reapTx, emitTx (fill),
-// publish/kick; host: drainTx, fillRx, publish/interrupt — driven by the policy layer's
-// DriverLoop (guest, both queues in one thread) and DeviceLoop (host), which own disable →
+// loops. The guest side is the one driver service (NetDriverService), the host side the one
+// device service (NetDeviceService), here on Atomics doorbells. Each side's work is small named
+// steps — guest: pollRx, reapTx, emitTx (fill), publish/kick; host: drainTx, fillRx,
+// publish/interrupt — driven by the policy layer's DriverLoop (guest, both queues in one
+// thread) and DeviceLoop (host), which own disable →
 // drain → enable → fence → re-check → sleep (virtio 1.2 §2.7.14), the tx mitigation timers,
 // interrupt rules, rx kick suppression, busy polling, the QEMU-2008 global lock and counters.
 // Queue 0 is rx, queue 1 tx (§5.1.2). Kicks carry their queue index through two shared counters

@@ -99,6 +99,9 @@ for (const [mode, features] of [
     });
     assert.equal(r.device.stats.rxDropped, 0);
     assert.deepEqual(d.stats.rxErrors, {});
+    // The offload flags as received are counted (a peer's checksum offload shows in the counters).
+    assert.equal(d.stats.rxNeedsCsum, sizes.filter((n) => n > 1518).length);
+    assert.equal(d.stats.rxDataValid, 0);
   });
 }
 

@@ -75,6 +75,30 @@ for (const v6 of [false, true]) {
   });
 }
 
+for (const v6 of [false, true]) {
+  test(`an ICMP${v6 ? 'v6' : ''} echo request from a sender we were not configured with is answered to its MAC and address`, () => {
+    // Behind a real TAP the asker is the kernel: its MAC and address are nobody's configuration.
+    const C = { mac: macFromString('02:11:22:33:44:55'), ip: ipv4FromString('10.0.2.99'), ip6: ipv6FromString('fd00::99') };
+    const [, b] = pair();
+    const c = new NetEndpoint({ mac: C.mac, ip: C.ip, ip6: C.ip6, peerMac: B.mac, peerIp: B.ip, peerIp6: B.ip6 });
+    c.sendEchoRequest(9, 4, 32, v6);
+    pump(c, b);
+    const buf = new Uint8Array(200);
+    const h = emptyNetHdr();
+    const n = b.nextFrame(buf, 0, 200, h);
+    const p = parsePacket(buf, 0, n, undefined, true);
+    assert.ok(!(p instanceof NetError));
+    assert.deepEqual(buf.slice(p.eth.dstOffset, p.eth.dstOffset + 6), C.mac);
+    if (v6) assert.deepEqual(buf.slice(p.ipv6.dstOffset, p.ipv6.dstOffset + 16), C.ip6);
+    else assert.equal(p.ipv4.dst, C.ip);
+    assert.equal(p.l4ChecksumOk, true);
+    const replies: number[] = [];
+    c.onEchoReply = (_id, seq) => replies.push(seq);
+    c.input(buf, 0, n, h);
+    assert.deepEqual(replies, [4]);
+  });
+}
+
 test('a stream moves every byte through GSO frames; ACKs open the window; the sink counts exactly', () => {
   const [a, b] = pair({ gso: true, partialCsum: true });
   a.startSource({ srcPort: 40000, dstPort: 5001, msgBytes: 65536, totalBytes: 1_000_000, windowBytes: 100_000 });

@@ -1,110 +1,163 @@
-// Worker entry of the TAP demo (Node only). role 'host': the device side, FrameDevice on the
-// rings and the TAP fd, sleeping in poll(2) on [TAP, kick eventfd]. role 'guest': the driver
-// side, GuestNet answering ARP/ICMP, sleeping in poll(2) on the call eventfd. Both leave their
-// loop when the shared stop word is set and post their counters.
+// Worker entry of the TAP demo (Node only); src/backend/tap.ts starts one of each role.
+// role 'guest': NetDriverService (NetDriver + the guest's NetEndpoint answering ARP/ICMP for the
+// guest address + DriverLoop) on the driver side of the rings, sleeping in poll(2) on the call
+// eventfd and ringing the kick eventfd. role 'host': NetDeviceService (NetDevice + DeviceLoop)
+// with the TAP as its NetPort (in a pcap tee when asked), sleeping in poll(2) on the kick
+// eventfd and, while the guest has rx buffers posted, the TAP fd; it rings the call eventfd.
+// Both run the same policy; both leave their loop when the shared stop word is set and post
+// their counters.
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { writeSync } from 'node:fs';
-import { GuestMemory } from '../memory/index.js';
-import { DeviceQueue, SplitLayout } from '../virtqueue/index.js';
+import { Arena } from '../memory/index.js';
+import { DeviceQueue, DriverQueue } from '../virtqueue/index.js';
 import { ipv4FromString, macFromString } from '../net/frames/index.js';
-import { NetF, VirtioF } from '../net/features.js';
-import { FrameDevice } from '../peers/frame-device.js';
-import { GuestNet, type GuestNetPlan } from '../peers/guest-net.js';
-import { Responder } from '../peers/responder.js';
+import { VirtioF } from '../net/features.js';
+import { NetDeviceService, txDescsPerFrame } from '../net/device-service.js';
+import { NetDriverService, txLayoutOf } from '../net/driver-service.js';
+import { BIG_LOCK_WORDS, BigLock, performanceClock } from '../policy/index.js';
+import { layoutOf, openMemory } from '../engine/setup.js';
+import { Tracer } from '../trace/tracer.js';
+import { FdDoorbell } from './fd-doorbell.js';
+import { TapPort } from './tap-port.js';
+import { PcapTeePort } from './pcap-tee.js';
+import { openPcapFile } from './pcap-file.js';
 import { loadIo } from './native.js';
-
-interface TapWorkerData {
-  role: 'host' | 'guest';
-  stop: SharedArrayBuffer;
-  memory: SharedArrayBuffer;
-  plan: GuestNetPlan;
-  kickFd: number;
-  callFd: number;
-  tapFd?: number;
-  features: bigint;
-  guestAddress: string;
-  guestMac: string;
-}
+import type { NetPort } from '../net/port.js';
+import { TAP_KICK_WORD0, TAP_LOCK_WORD0, TAP_STOP_WORD, type TapWorkerData, type TapWorkerMessage } from './tap-worker-protocol.js';
 
 const d = workerData as TapWorkerData;
 const io = loadIo();
-const stop = new Int32Array(d.stop);
-const mem = new GuestMemory([{ guestAddr: 0, buffer: d.memory }]);
-const POLL_MS = 100; // how often an idle loop looks at the stop word
-const EAGAIN = -io.constants.EAGAIN;
+const words = new Int32Array(d.ctrl);
+const mem = openMemory(d.setup);
+const plans = d.setup.queues;
+const RX = 0;
+const TX = 1;
+const GUEST_THREAD_ID = 1;
+const HOST_THREAD_ID = 2;
+const eventIdx = (d.features & VirtioF.EVENT_IDX) !== 0n;
+const indirect = (d.features & VirtioF.INDIRECT_DESC) !== 0n;
 
 function stopped(): boolean {
-  return Atomics.load(stop, 0) !== 0; // pairs with the main thread's Atomics.store in stop()
+  // Pairs with the Atomics.store in the main thread's stop() (or a failing host's below).
+  return Atomics.load(words, TAP_STOP_WORD) !== 0;
+}
+
+function post(m: TapWorkerMessage): void {
+  parentPort!.postMessage(m);
+}
+
+function bigLock(threadId: number): BigLock | null {
+  if (d.policy.dataPath.lock === 'none') return null;
+  return new BigLock(words.subarray(TAP_LOCK_WORD0, TAP_LOCK_WORD0 + BIG_LOCK_WORDS) as Int32Array<SharedArrayBuffer>, threadId, performanceClock);
 }
 
 function host(): void {
-  const tapFd = d.tapFd!;
-  const q = d.plan.queueSize;
-  const eventIdx = (d.features & VirtioF.EVENT_IDX) !== 0n;
-  const rx = new DeviceQueue(mem, SplitLayout.packedAt(q, d.plan.rxRing, 0), { index: 0, eventIdx });
-  const tx = new DeviceQueue(mem, SplitLayout.packedAt(q, d.plan.txRing, 1), { index: 1, eventIdx });
-  const dev = new FrameDevice(mem, rx, tx, { hdrBytes: d.plan.hdrBytes, mergeable: (d.features & NetF.MRG_RXBUF) !== 0n });
-  const extra = { tapWriteErrors: 0, tapRxDropNoBuffer: 0, calls: 0 };
-  const buf = new Uint8Array(65536 + 64);
-  let pendingLen = 0; // a frame read from the TAP that found no receive buffer yet
-  const fds = new Int32Array([tapFd, d.kickFd]);
-  const events = new Int32Array([io.constants.POLLIN, io.constants.POLLIN]);
-  const revents = new Int32Array(2);
-  const txBuf = new Uint8Array(65536 + 64);
-  while (!stopped()) {
-    for (let n = dev.popTx(txBuf); n >= 0; n = dev.popTx(txBuf)) {
-      if (n > 0 && io.write(tapFd, txBuf, n) < 0) extra.tapWriteErrors++;
-    }
-    for (;;) {
-      if (pendingLen === 0) {
-        const r = io.read(tapFd, buf);
-        if (r <= 0) break; // EAGAIN: nothing more now
-        pendingLen = r;
+  const rxq = new DeviceQueue(mem, layoutOf(plans[RX]!), { index: RX, eventIdx, indirect });
+  const txq = new DeviceQueue(mem, layoutOf(plans[TX]!), { index: TX, eventIdx, indirect });
+  const tap = new TapPort(io, d.tapFd!, d.tapName);
+  const pcap = d.pcapPath !== undefined ? openPcapFile(d.pcapPath) : null;
+  // GSO frames recorded as the MSS segments a wire carries, so tshark decodes every one.
+  const tee = pcap !== null ? new PcapTeePort(tap, pcap.writer, { segmentGso: true }) : null;
+  const port: NetPort = tee ?? tap;
+  const tracer = d.trace !== undefined ? new Tracer(d.trace) : undefined;
+  let service: NetDeviceService | null = null;
+  const doorbell = new FdDoorbell({
+    io,
+    waitFds: () => [d.kickFd],
+    // The loop rings by virtio queue index; both queues share the one call eventfd.
+    ringFds: () => [d.callFd, d.callFd],
+    inputFd: d.tapFd!,
+    // The TAP is polled only while the guest has rx buffers posted: frames the guest has no room
+    // for stay in the kernel (as QEMU leaves a tap unread), and the rx refill kick wakes us.
+    wantInput: () => service !== null && service.wantsPortInput(),
+    stopped,
+  });
+  let failure: string | null = null;
+  service = new NetDeviceService({
+    mem,
+    rxq,
+    txq,
+    features: d.features,
+    port,
+    policy: d.policy,
+    kick: doorbell,
+    irq: doorbell,
+    lock: bigLock(HOST_THREAD_ID),
+    stopped,
+    // Pairs with the guest's Atomics.add before it writes the kick eventfd (a syscall, so a full barrier).
+    kicks: (queue) => Atomics.load(words, TAP_KICK_WORD0 + queue),
+    config: { mac: macFromString(d.guestMac), mtu: d.mtu, linkUp: true },
+    txDescsPerFrame: txDescsPerFrame(txLayoutOf(d.policy), d.features, d.mtu),
+    ...(tracer !== undefined ? { tracer } : {}),
+    onIteration: () => {
+      if (failure !== null || service === null) return;
+      failure = service.failure;
+      if (failure !== null) {
+        writeSync(2, `virtq tap: ${failure}\n`);
+        // A broken ring ends the demo: pairs with the Atomics.load in both workers' stopped().
+        Atomics.store(words, TAP_STOP_WORD, 1);
+        io.eventfdWrite(d.callFd, 1);
       }
-      if (dev.pushRx(buf, pendingLen) === 'no-buffer') break;
-      pendingLen = 0;
-    }
-    const f = dev.flush();
-    if (f.rx || f.tx) {
-      io.eventfdWrite(d.callFd, 1);
-      extra.calls++;
-    }
-    if (tx.enableNotification()) continue; // transmits arrived while we were busy
-    if (pendingLen > 0 && dev.rxReady()) continue;
-    // With a frame stuck for lack of buffers, only a kick (buffers posted) can help.
-    events[0] = pendingLen > 0 ? 0 : io.constants.POLLIN;
-    const r = io.poll(fds, events, revents, POLL_MS);
-    if (r > 0 && revents[1] !== 0) io.eventfdRead(d.kickFd);
+    },
+  });
+  post({ kind: 'up' });
+  try {
+    service.run();
+  } finally {
+    tracer?.flush();
+    pcap?.close();
   }
-  if (pendingLen > 0) extra.tapRxDropNoBuffer++;
-  parentPort!.postMessage({ device: { ...dev.stats, ...extra } });
+  post({
+    kind: 'stats',
+    role: 'host',
+    device: service.extra(),
+    tap: { ...tap.stats },
+    ...(tee !== null ? { pcap: { recorded: tee.recorded, errors: tee.recordErrors } } : {}),
+    failure: failure ?? service.failure,
+  });
 }
 
 function guest(): void {
-  const responder = new Responder(macFromString(d.guestMac), ipv4FromString(d.guestAddress));
-  const gn = new GuestNet(mem, d.plan, responder);
-  let kicks = 0;
-  const kick = (): void => {
-    io.eventfdWrite(d.kickFd, 1);
-    kicks++;
+  const q = (i: number): DriverQueue<number> => {
+    const plan = plans[i]!;
+    return new DriverQueue<number>(mem, layoutOf(plan), { index: i, eventIdx, indirect, indirectArea: plan.indirectArea, indirectMaxSegments: plan.indirectMaxSegments });
   };
-  gn.fillRx();
-  kick();
-  const fds = new Int32Array([d.callFd]);
-  const events = new Int32Array([io.constants.POLLIN]);
-  const revents = new Int32Array(1);
-  while (!stopped()) {
-    const r = gn.service();
-    if (r.kickRx || r.kickTx) kick();
-    if (r.work > 0) continue;
-    if (gn.armInterrupts()) continue;
-    if (io.poll(fds, events, revents, POLL_MS) > 0) {
-      const v = io.eventfdRead(d.callFd);
-      if (v < 0 && v !== EAGAIN) throw new Error(`call eventfd read failed: errno ${-v}`);
-    }
+  const tracer = d.trace !== undefined ? new Tracer(d.trace) : undefined;
+  const doorbell = new FdDoorbell({ io, waitFds: () => [d.callFd], ringFds: () => [d.kickFd], stopped });
+  const service = new NetDriverService({
+    mem,
+    arena: new Arena(mem, d.setup.arenaBase, d.setup.arenaBytes),
+    rxq: q(RX),
+    txq: q(TX),
+    features: d.features,
+    // The guest only answers; replies go to whoever asked (the kernel behind the TAP).
+    endpoint: { mac: macFromString(d.guestMac), ip: ipv4FromString(d.guestAddress), peerMac: new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), peerIp: ipv4FromString(d.hostAddress), mtu: d.mtu },
+    policy: d.policy,
+    kick: doorbell,
+    irq: doorbell,
+    lock: bigLock(GUEST_THREAD_ID),
+    stopped,
+    // Pairs with the device's Atomics.load in kicks(queue) after it reads the kick eventfd.
+    beforeKick: (queue) => void Atomics.add(words, TAP_KICK_WORD0 + queue, 1),
+    mtu: d.mtu,
+    txLayout: txLayoutOf(d.policy),
+    rxMemoryBytes: d.rxMemoryBytes,
+    txMemoryBytes: d.txMemoryBytes,
+    ...(tracer !== undefined ? { tracer } : {}),
+    rxIndex: RX,
+    txIndex: TX,
+  });
+  post({ kind: 'up' });
+  try {
+    service.run();
+  } finally {
+    tracer?.flush();
   }
-  parentPort!.postMessage({ guest: { ...gn.stats, kicks }, responder: responder.stats });
+  const extra = service.driver.flatStats('drv.');
+  service.loop.toExtra(extra);
+  if (tracer !== undefined) extra.traceIdentityLost = service.driver.traceIdentityLost ? 1 : 0;
+  post({ kind: 'stats', role: 'guest', guest: extra, endpoint: { ...service.endpoint.stats } });
 }
 
 try {

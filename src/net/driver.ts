@@ -20,7 +20,7 @@ import type { DriverQueue, Segment } from '../virtqueue/driver-queue.js';
 import { NetError } from './errors.js';
 import { NET_OBSERVER_OFF, type NetObserver } from './observer.js';
 import { NetF } from './features.js';
-import { MAX_GSO_FRAME_BYTES, decodeNetHdr, emptyNetHdr, encodeNetHdr, headerLayout, NET_HDR_BYTES, type NetHdrLayout, type VirtioNetHdr } from './header.js';
+import { MAX_GSO_FRAME_BYTES, decodeNetHdr, emptyNetHdr, encodeNetHdr, headerLayout, NET_HDR_BYTES, NetHdrFlags, type NetHdrLayout, type VirtioNetHdr } from './header.js';
 
 export type RxBufferMode = 'mergeable' | 'big' | 'small';
 /** How a transmitted frame is laid out in descriptors. */
@@ -43,6 +43,9 @@ export interface NetDriverStats {
   txReaped: number;
   rxFrames: number;
   rxBytes: number;
+  /** Frames received with NEEDS_CSUM (a partial checksum, GUEST_CSUM) and with DATA_VALID (§5.1.6.4). */
+  rxNeedsCsum: number;
+  rxDataValid: number;
   rxBuffersReaped: number;
   rxPosted: number;
   rxRefills: number;
@@ -111,6 +114,8 @@ export class NetDriver {
     txReaped: 0,
     rxFrames: 0,
     rxBytes: 0,
+    rxNeedsCsum: 0,
+    rxDataValid: 0,
     rxBuffersReaped: 0,
     rxPosted: 0,
     rxRefills: 0,
@@ -466,6 +471,11 @@ export class NetDriver {
   private deliver(bytes: Uint8Array, offset: number, len: number): void {
     this.stats.rxFrames++;
     this.stats.rxBytes += len;
+    const flags = this.hdr.flags;
+    if (flags !== 0) {
+      if (flags & NetHdrFlags.NEEDS_CSUM) this.stats.rxNeedsCsum++;
+      if (flags & NetHdrFlags.DATA_VALID) this.stats.rxDataValid++;
+    }
     this.onReceive?.(bytes, offset, len, this.hdr);
   }
 

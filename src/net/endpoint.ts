@@ -175,6 +175,10 @@ export class NetEndpoint {
   private readonly v6: IpFields | null;
   private readonly link: { srcMac: Uint8Array; dstMac: Uint8Array };
   private readonly echoData: Uint8Array;
+  /** Where the echo reply being built goes: the request's Ethernet and IP source (reused, no allocation). */
+  private readonly replyLink: { srcMac: Uint8Array; dstMac: Uint8Array };
+  private readonly replyV4: IpFields & { version: 4 };
+  private readonly replyV6: (IpFields & { version: 6 }) | null;
 
   constructor(o: EndpointOptions) {
     this.mac = o.mac;
@@ -193,6 +197,9 @@ export class NetEndpoint {
     this.link = { srcMac: this.mac, dstMac: this.peerMac };
     this.v4 = { version: 4, src: this.ip, dst: this.peerIp };
     this.v6 = this.ip6 && this.peerIp6 ? { version: 6, src: this.ip6, dst: this.peerIp6 } : null;
+    this.replyLink = { srcMac: this.mac, dstMac: new Uint8Array(6) };
+    this.replyV4 = { version: 4, src: this.ip, dst: 0 };
+    this.replyV6 = this.ip6 ? { version: 6, src: this.ip6, dst: new Uint8Array(16) } : null;
   }
 
   startSink(o: SinkOptions): SinkState {
@@ -316,16 +323,21 @@ export class NetEndpoint {
     const request = v6 ? Icmpv6Type.ECHO_REQUEST : IcmpType.ECHO_REQUEST;
     const reply = v6 ? Icmpv6Type.ECHO_REPLY : IcmpType.ECHO_REPLY;
     if (m.type === request) {
-      const ip = v6 ? this.v6 : this.v4;
+      // The reply goes back to whoever asked (its Ethernet and IP source), as any stack answers:
+      // behind a real TAP the asker is the kernel, whose MAC and address were never configured.
+      const ip = v6 ? this.replyV6 : this.replyV4;
       if (ip === null || (!v6 && p.ipv4.dst !== this.ip)) {
         this.stats.ignored++;
         return;
       }
+      if (ip.version === 4) ip.dst = p.ipv4.src;
+      else ip.dst.set(bytes.subarray(p.ipv6.srcOffset, p.ipv6.srcOffset + 16));
+      this.replyLink.dstMac.set(bytes.subarray(p.eth.srcOffset, p.eth.srcOffset + 6));
       this.stats.echoRequestsIn++;
       const slot = this.controlSlot();
       if (slot === null) return;
       try {
-        slot.len = buildIcmpEchoFrame(slot.buf, 0, { link: this.link, ip, kind: 'reply', id: m.id, seq: m.seq, data: bytes.subarray(m.dataOffset, m.dataEnd) });
+        slot.len = buildIcmpEchoFrame(slot.buf, 0, { link: this.replyLink, ip, kind: 'reply', id: m.id, seq: m.seq, data: bytes.subarray(m.dataOffset, m.dataEnd) });
       } catch {
         this.unqueueLast();
         this.stats.controlDrops++;

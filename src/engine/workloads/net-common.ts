@@ -1,9 +1,11 @@
 // What the net workloads share: their parameters, the notification policy they run under (a
 // src/policy preset or config: `preset` / `policy` params, default 'vhost'), the negotiated
 // feature set both sides derive from both, the addresses of guest and host, and the two side
-// loops. Each side's work is small named steps — guest: pollRx, reapTx, emitTx (fill),
-// publish/kick; host: drainTx, fillRx, publish/interrupt — driven by the policy layer's
-// DriverLoop (guest, both queues in one thread) and DeviceLoop (host), which own disable →
+// loops. The guest side is the one driver service (NetDriverService), the host side the one
+// device service (NetDeviceService), here on Atomics doorbells. Each side's work is small named
+// steps — guest: pollRx, reapTx, emitTx (fill), publish/kick; host: drainTx, fillRx,
+// publish/interrupt — driven by the policy layer's DriverLoop (guest, both queues in one
+// thread) and DeviceLoop (host), which own disable →
 // drain → enable → fence → re-check → sleep (virtio 1.2 §2.7.14), the tx mitigation timers,
 // interrupt rules, rx kick suppression, busy polling, the QEMU-2008 global lock and counters.
 // Queue 0 is rx, queue 1 tx (§5.1.2). Kicks carry their queue index through two shared counters
@@ -21,9 +23,9 @@ import { DeviceQueue, DriverQueue } from '../../virtqueue/index.js';
 import { NetF, VirtioF, negotiate } from '../../net/features.js';
 import { NetDevice } from '../../net/device.js';
 import { NetDeviceService, txDescsPerFrame } from '../../net/device-service.js';
-import { NetDriver, type TxLayout, type RxBufferMode } from '../../net/driver.js';
-import { NetEndpoint } from '../../net/endpoint.js';
-import { emptyNetHdr, NetHdrFlags, type VirtioNetHdr } from '../../net/header.js';
+import type { NetDriver, TxLayout, RxBufferMode } from '../../net/driver.js';
+import { NetDriverService, endpointStats, txLayoutOf } from '../../net/driver-service.js';
+import type { NetEndpoint } from '../../net/endpoint.js';
 import { macFromString, ipv4FromString, ipv6FromString } from '../../net/frames/index.js';
 import { HostStack } from '../../backend/host-stack.js';
 import { PcapTeePort } from '../../backend/pcap-tee.js';
@@ -32,7 +34,6 @@ import type { NetPort } from '../../net/port.js';
 import { BIG_LOCK_WORDS, BigLock, DeviceLoop, DriverLoop, performanceClock, resolvePolicy, type PolicyConfig } from '../../policy/index.js';
 import { layoutOf } from '../setup.js';
 import type { SideContext } from '../side.js';
-import type { Tracer } from '../../trace/tracer.js';
 
 export const GUEST_MAC = macFromString('52:54:00:12:34:56');
 export const HOST_MAC = macFromString('52:54:00:ab:cd:ef');
@@ -101,12 +102,7 @@ export function netPolicy(ctx: SideContext): PolicyConfig {
   return resolvePolicy(ctx.strParam('preset', 'vhost'));
 }
 
-/** The tx layout a policy's data path describes (header in its own descriptor, 4 KiB frags). */
-export function txLayoutOf(p: PolicyConfig): TxLayout {
-  const d = p.dataPath;
-  if (d.segmentBytes > 0) return 'pages';
-  return d.headerSeparate ? 'header-apart' : 'inline';
-}
+export { txLayoutOf };
 
 export function netParams(ctx: SideContext, defaults: { gso?: boolean } = {}): NetParams {
   const direction = ctx.strParam('direction', 'g2h');
@@ -198,28 +194,13 @@ export function netFeatures(p: NetParams, indirect: boolean): bigint {
 
 // ---------------------------------------------------------------- guest side
 
-/** Malformed tx frames for hostile-input runs: each must be dropped by the device. */
-const BAD_TX: { hdr: Partial<VirtioNetHdr>; len: number }[] = [
-  { hdr: { flags: NetHdrFlags.DATA_VALID }, len: 60 }, // rx-only-flags
-  { hdr: { flags: NetHdrFlags.NEEDS_CSUM, csumStart: 5000, csumOffset: 6 }, len: 60 }, // csum-start-past-frame
-  { hdr: { flags: NetHdrFlags.NEEDS_CSUM, csumStart: 34, csumOffset: 40 }, len: 60 }, // csum-offset-past-frame
-  { hdr: { gsoType: 2, gsoSize: 100, flags: NetHdrFlags.NEEDS_CSUM, csumStart: 34, csumOffset: 16 }, len: 60 }, // gso-type-unknown
-  { hdr: {}, len: 10 }, // frame-too-short
-  { hdr: {}, len: 9000 }, // frame-too-long
-];
-
+/** The engine's guest side: the one driver (NetDriverService: NetDriver + the guest's NetEndpoint + DriverLoop) on the shared rings. */
 export class GuestNet {
+  readonly service: NetDriverService;
   readonly driver: NetDriver;
   readonly endpoint: NetEndpoint;
   readonly loop: DriverLoop;
   readonly lock: BigLock | null;
-  private readonly hdr = emptyNetHdr();
-  private readonly words: Int32Array<SharedArrayBuffer>;
-  private framesSinceBad = 0;
-  /** The last emitTx stopped for lack of tx buffers or descriptors while the endpoint had output. */
-  private txBlocked = false;
-  /** Malformed frames sent (injectBadTxEvery). */
-  injectedBadTx = 0;
 
   constructor(
     readonly ctx: SideContext,
@@ -234,174 +215,76 @@ export class GuestNet {
       const plan = plans[i]!;
       return new DriverQueue<number>(ctx.mem, layoutOf(plan), { index: i, eventIdx, indirect, indirectArea: plan.indirectArea, indirectMaxSegments: plan.indirectMaxSegments });
     };
-    this.words = ctrlWords(ctx);
+    const words = ctrlWords(ctx);
     const arena = new Arena(ctx.mem, ctx.setup.arenaBase + CTRL_BYTES, ctx.setup.arenaBytes - CTRL_BYTES);
     const budgetBytes = Math.floor(ctx.setup.arenaBytes * 0.45);
-    this.endpoint = new NetEndpoint({
-      mac: GUEST_MAC,
-      ip: GUEST_IP,
-      ip6: GUEST_IP6,
-      peerMac: HOST_MAC,
-      peerIp: HOST_IP,
-      peerIp6: HOST_IP6,
-      mtu: p.mtu,
-      partialCsum: (features & NetF.CSUM) !== 0n,
-      gso: (features & NetF.HOST_TSO4) !== 0n,
-    });
-    const ep = this.endpoint;
-    this.driver = new NetDriver({
+    this.lock = bigLock(ctx, p, GUEST_THREAD_ID, words);
+    const t0 = performance.now();
+    this.service = new NetDriverService({
       mem: ctx.mem,
       arena,
-      features,
       rxq: q(RX_QUEUE),
       txq: q(TX_QUEUE),
-      mtu: p.mtu,
-      txLayout: p.txLayout,
-      napiBudget: p.budget,
-      ...(p.rxMode !== undefined ? { rxMode: p.rxMode } : {}),
-      rxMemoryBytes: budgetBytes,
-      txMemoryBytes: budgetBytes,
-      onReceive: (bytes, off, len, hdr) => ep.input(bytes, off, len, hdr),
-      tracer: ctx.tracer,
-    });
-    this.lock = bigLock(ctx, p, GUEST_THREAD_ID, this.words);
-    const d = this.driver;
-    const words = this.words;
-    const t0 = performance.now();
-    const tr = ctx.tracer;
-    const tracing = tr.enabled;
-    // tx publish: the batch's publish point (before the avail.idx store) when traced.
-    let txAddsPublished = 0;
-    const txPublish = tracing
-      ? (): number => {
-          const added = d.txq.stats.added;
-          if (added !== txAddsPublished) tr.publish(added - txAddsPublished, TX_QUEUE);
-          txAddsPublished = added;
-          return d.txq.publish();
-        }
-      : (): number => d.txq.publish();
-    const txKick = (): void => {
-      if (tracing) tr.kick(TX_QUEUE);
-      // Pairs with the device's Atomics.load of the same word before it looks at the rings.
-      Atomics.add(words, KICK_WORD0 + TX_QUEUE, 1);
-    };
-    this.loop = new DriverLoop({
+      features,
+      endpoint: { mac: GUEST_MAC, ip: GUEST_IP, ip6: GUEST_IP6, peerMac: HOST_MAC, peerIp: HOST_IP, peerIp6: HOST_IP6, mtu: p.mtu },
       policy: p.policy,
       kick: ctx.kick,
       irq: ctx.irq,
       lock: this.lock,
       stopped: () => ctx.stopped,
-      kickBatch: Math.min(32, plans[TX_QUEUE]!.size),
-      napiBudget: p.budget,
+      // Pairs with the device's Atomics.load of the same word before it looks at the rings.
+      beforeKick: (queue) => void Atomics.add(words, KICK_WORD0 + queue, 1),
+      mtu: p.mtu,
+      txLayout: p.txLayout,
+      ...(p.rxMode !== undefined ? { rxMode: p.rxMode } : {}),
+      budget: p.budget,
+      rxMemoryBytes: budgetBytes,
+      txMemoryBytes: budgetBytes,
+      tracer: ctx.tracer,
+      injectBadTxEvery: p.injectBadTxEvery,
       onIteration: () => {
         maybeOpenWindow(ctx, t0, p.warmupMs);
         hooks.tick?.();
         if (hooks.done?.() === true) ctx.block.stop();
       },
       ...(hooks.deadlineMs !== undefined ? { deadlineMs: hooks.deadlineMs } : {}),
-      ...(tracing
-        ? {
-            afterWake: () => tr.driverWake(),
-            onRingFull: (q: { role: 'tx' | 'rx' }) => {
-              if (q.role === 'tx') tr.ringFull(d.txOutstanding, TX_QUEUE);
-            },
-          }
-        : {}),
-      queues: [
-        {
-          role: 'rx',
-          reap: (budget) => this.pollRx(budget),
-          // Refill only past the driver's threshold (pollRx does the same), as Linux's virtnet_poll.
-          fill: () => (d.rxq.numFree >= d.refillThreshold ? d.fillRx() : 0),
-          publish: () => d.rxq.publish(),
-          kickNeeded: () => d.rxq.kickNeeded(),
-          enableInterrupts: tracing ? () => (irqOn(tr, d.rxq, RX_QUEUE, true), d.enableRxInterrupts()) : () => d.enableRxInterrupts(),
-          enableInterruptsDelayed: tracing ? () => (irqOn(tr, d.rxq, RX_QUEUE, true), d.enableRxInterrupts()) : () => d.enableRxInterrupts(),
-          disableInterrupts: tracing ? () => (irqOn(tr, d.rxq, RX_QUEUE, false), d.disableRxInterrupts()) : () => d.disableRxInterrupts(),
-          outstanding: () => d.rxq.outstanding,
-          ringFull: () => false,
-          done: () => false,
-          // Pairs with the device's Atomics.load of the same word before it looks at the rings.
-          beforeKick: () => void Atomics.add(words, KICK_WORD0 + RX_QUEUE, 1),
-        },
-        {
-          role: 'tx',
-          reap: () => this.reapTx(),
-          fill: (max) => this.emitTx(max),
-          publish: txPublish,
-          kickNeeded: () => d.txq.kickNeeded(),
-          enableInterrupts: tracing ? () => (irqOn(tr, d.txq, TX_QUEUE, true), d.enableTxInterrupts(false)) : () => d.enableTxInterrupts(false),
-          enableInterruptsDelayed: tracing ? () => (irqOn(tr, d.txq, TX_QUEUE, true), d.enableTxInterrupts(true)) : () => d.enableTxInterrupts(true),
-          disableInterrupts: tracing ? () => (irqOn(tr, d.txq, TX_QUEUE, false), d.disableTxInterrupts()) : () => d.disableTxInterrupts(),
-          outstanding: () => d.txOutstanding,
-          ringFull: () => this.txBlocked,
-          done: () => false,
-          beforeKick: txKick,
-        },
-      ],
+      rxIndex: RX_QUEUE,
+      txIndex: TX_QUEUE,
     });
+    this.driver = this.service.driver;
+    this.endpoint = this.service.endpoint;
+    this.loop = this.service.loop;
+  }
+
+  /** Malformed frames sent (injectBadTxEvery). */
+  get injectedBadTx(): number {
+    return this.service.injectedBadTx;
   }
 
   /** "Poll rx": NAPI poll (frames go to the endpoint), refilling as the driver's threshold says. */
   pollRx(budget = this.p.budget): number {
-    return this.driver.pollRx(budget);
+    return this.service.pollRx(budget);
   }
 
   /** "Reap tx": take back completed tx buffers (on transmit, Linux's classic way). */
   reapTx(): number {
-    return this.driver.reapTx();
+    return this.service.reapTx();
   }
 
   /** "Emit tx": build up to `max` frames the endpoint wants to send straight into tx buffers (not published). */
   emitTx(max = this.p.budget): number {
-    const d = this.driver;
-    let n = 0;
-    this.txBlocked = false;
-    while (n < max) {
-      const slot = d.beginTx();
-      if (slot === null) {
-        this.txBlocked = this.endpoint.hasOutput;
-        break;
-      }
-      const len = this.endpoint.nextFrame(slot.bytes, slot.offset, slot.capacityBytes, this.hdr);
-      if (len === 0) {
-        d.cancelTx();
-        break;
-      }
-      d.commitTx(len, this.hdr);
-      n++;
-      if (this.p.injectBadTxEvery > 0 && ++this.framesSinceBad >= this.p.injectBadTxEvery) {
-        this.framesSinceBad = 0;
-        this.injectBadTx();
-      }
-    }
-    return n;
-  }
-
-  /** Sends one frame whose header or length breaks a rule of virtio 1.2 §5.1.6.2 (cycling). */
-  private injectBadTx(): void {
-    const d = this.driver;
-    const slot = d.beginTx();
-    if (slot === null) return;
-    const h = this.hdr;
-    let kind = this.injectedBadTx % BAD_TX.length;
-    // Without GSO the tx buffers cannot hold an over-long frame: send another kind instead.
-    if (BAD_TX[kind]!.len > slot.capacityBytes) kind = 0;
-    Object.assign(h, emptyNetHdr(), BAD_TX[kind]!.hdr);
-    for (let i = 0; i < 60; i++) slot.bytes[slot.offset + i] = (i * 37 + kind) & 0xff;
-    d.commitTx(BAD_TX[kind]!.len, h);
-    this.injectedBadTx++;
+    return this.service.emitTx(max);
   }
 
   /** Runs the policy's driver loop over both queues until the run stops. */
   run(): void {
-    this.loop.run();
+    this.service.run();
   }
 
   extra(): Record<string, number> {
     const out: Record<string, number> = {
       ...this.driver.flatStats('drv.'),
-      ...endpointStats(this.endpoint, 'guest.'),
+      ...endpointStats(this.endpoint.stats, 'guest.'),
       ...notAppliedExtra(this.p),
       injectedBadTx: this.injectedBadTx,
     };
@@ -518,25 +401,11 @@ export class HostNet {
   extra(): Record<string, number> {
     const tee = this.pcap !== null ? this.port : null;
     const pcap: Record<string, number> = tee instanceof PcapTeePort ? { pcapRecorded: tee.recorded, pcapErrors: tee.recordErrors } : {};
-    const out: Record<string, number> = { ...this.device.flatStats('dev.'), ...endpointStats(this.endpoint, 'host.'), ...notAppliedExtra(this.p), ...pcap };
+    const out: Record<string, number> = { ...this.device.flatStats('dev.'), ...endpointStats(this.endpoint.stats, 'host.'), ...notAppliedExtra(this.p), ...pcap };
     if (this.ctx.tracer.enabled) out.traceIdentityLost = this.device.traceIdentityLost ? 1 : 0;
     this.loop.toExtra(out);
     return out;
   }
-}
-
-/**
- * Tracing: records a driver queue's interrupts switching on or off (transitions only; the
- * record before the driver sleeps also stamps its queued reap points).
- */
-function irqOn(tr: Tracer, q: DriverQueue<number>, queue: number, on: boolean): void {
-  if (q.interruptsEnabled !== on) tr.notifications(on, queue);
-}
-
-function endpointStats(ep: NetEndpoint, prefix: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(ep.stats)) out[prefix + k] = v;
-  return out;
 }
 
 /** Opens the measurement window once warm-up has passed. */

@@ -1,0 +1,53 @@
+// What the TAP demo's main thread and its two workers (src/backend/tap-worker.ts) exchange: the
+// worker data and the messages back, and the layout of the shared control words. Types and
+// constants only, so the main thread can import it without starting a worker.
+
+import type { EndpointStats } from '../net/endpoint.js';
+import type { SharedSetup } from '../engine/types.js';
+import type { PolicyConfig } from '../policy/config.js';
+import type { TracerSetup } from '../trace/tracer.js';
+import type { TapPortStats } from './tap-port.js';
+
+/**
+ * Int32 control words shared by the main thread and both workers, one 64-byte line per writer:
+ * line 0 the global lock (both loops, BIG_LOCK_WORDS), line 1 the guest's per-queue kick
+ * counters (the QueueNotify payload), line 2 the stop word (main thread, or a failing host).
+ */
+export const TAP_CTRL_BYTES = 192;
+export const TAP_LOCK_WORD0 = 0;
+export const TAP_KICK_WORD0 = 16;
+export const TAP_STOP_WORD = 32;
+
+export interface TapWorkerData {
+  role: 'host' | 'guest';
+  setup: SharedSetup;
+  ctrl: SharedArrayBuffer;
+  kickFd: number;
+  callFd: number;
+  features: bigint;
+  policy: PolicyConfig;
+  guestAddress: string;
+  guestMac: string;
+  /** The TAP's own address (the guest's peer; 0.0.0.0 when none was set). */
+  hostAddress: string;
+  mtu: number;
+  rxMemoryBytes: number;
+  txMemoryBytes: number;
+  /** host only */
+  tapFd?: number;
+  tapName?: string;
+  pcapPath?: string;
+  trace?: TracerSetup;
+}
+
+export type TapWorkerMessage =
+  | { kind: 'up' }
+  | {
+      kind: 'stats';
+      role: 'host';
+      device: Record<string, number>;
+      tap: TapPortStats;
+      pcap?: { recorded: number; errors: number };
+      failure: string | null;
+    }
+  | { kind: 'stats'; role: 'guest'; guest: Record<string, number>; endpoint: EndpointStats };

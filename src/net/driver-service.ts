@@ -22,7 +22,7 @@ import { DriverLoop } from '../policy/driver-loop.js';
 import type { LoopDoorbell } from '../policy/device-loop.js';
 import type { PolicyConfig } from '../policy/config.js';
 import type { BigLock } from '../policy/lock.js';
-import type { Tracer } from '../trace/tracer.js';
+import type { NetObserver } from './observer.js';
 import { NetDriver, type RxBufferMode, type TxLayout } from './driver.js';
 import { NetEndpoint, type EndpointOptions, type EndpointStats } from './endpoint.js';
 import { NetF } from './features.js';
@@ -59,7 +59,7 @@ export interface NetDriverServiceOptions {
   /** Guest RAM for rx and for tx buffers (NetDriver's defaults: 4 MiB each). */
   rxMemoryBytes?: number;
   txMemoryBytes?: number;
-  tracer?: Tracer;
+  tracer?: NetObserver;
   /** Runs at the top of every loop iteration (a workload's tick, a stop check). */
   onIteration?(): void;
   /** The guest's own wake-up time (performance.now() ms, Infinity = none), e.g. a ping timeout. */
@@ -274,7 +274,7 @@ export class NetDriverService {
  * Tracing: records a driver queue's interrupts switching on or off (transitions only; the
  * record before the driver sleeps also stamps its queued reap points).
  */
-function irqOn(tr: Tracer, q: DriverQueue<number>, queue: number, on: boolean): void {
+function irqOn(tr: NetObserver, q: DriverQueue<number>, queue: number, on: boolean): void {
   if (q.interruptsEnabled !== on) tr.notifications(on, queue);
 }
 

@@ -10,7 +10,7 @@ import { describeFeatures } from '../../net/features.js';
 import { resolvePolicy } from '../../policy/index.js';
 import { TraceSession } from '../../trace/session.js';
 import { writeTraceFile } from '../../trace/output.js';
-import { addTraceOptions, traceOptionsFromCli, type TraceCliOptions } from '../../trace/record.js';
+import { addTraceOptions, traceOptionsFromCli, type TraceCliOptions } from '../trace-options.js';
 
 interface TapOpts extends TraceCliOptions {
   name: string;

@@ -66,8 +66,8 @@ export interface MmioNetGuestOptions {
   wantFeatures?: bigint;
   /** NetDriver settings (buffer modes, counts, tx layout, NAPI budget). */
   driver?: Omit<NetDriverOptions, 'mem' | 'arena' | 'features' | 'rxq' | 'txq' | 'mtu' | 'onReceive'>;
-  /** A network stack on top (its MAC is the one read from config space, its MTU config.mtu). */
-  endpoint?: Omit<EndpointOptions, 'mac' | 'mtu'>;
+  /** A network stack on top (its MAC is the one read from config space; its MTU defaults to config.mtu). */
+  endpoint?: Omit<EndpointOptions, 'mac' | 'mtu'> & { mtu?: number };
   /** Frames received when there is no endpoint (views valid during the call). */
   onReceive?: ReceiveCallback;
 }
@@ -164,7 +164,7 @@ export class MmioNetGuest {
     const rxq = this.setupQueue(0, arena);
     const txq = this.setupQueue(1, arena);
     const left = o.arenaBytes - arena.usedBytes;
-    const ep = o.endpoint !== undefined ? new NetEndpoint({ ...o.endpoint, mac: this.mac, mtu: this.mtu }) : null;
+    const ep = o.endpoint !== undefined ? new NetEndpoint({ ...o.endpoint, mac: this.mac, mtu: o.endpoint.mtu ?? this.mtu }) : null;
     this.endpoint = ep;
     this.driver = new NetDriver({
       rxMemoryBytes: Math.floor(left * 0.45),

@@ -366,7 +366,12 @@ export class VirtioNetBackend implements VirtioDeviceBackend {
       onIteration: () => {
         this.leaving = ctx.stopped() || this.failed();
       },
-      stopped: () => this.leaving || ctx.stopped(),
+      // Also asked just before the loop sleeps: a queue that broke in the last pass must not
+      // leave the device asleep instead of reporting DEVICE_NEEDS_RESET.
+      stopped: () => {
+        if (!this.leaving && this.failed()) this.leaving = true;
+        return this.leaving || ctx.stopped();
+      },
       config: { mac: this.mac, mtu: effectiveMtu(this.mtu, ctx.features), linkUp: true },
       rxIndex: VIRTIO_NET_RX_QUEUE,
       txIndex: VIRTIO_NET_TX_QUEUE,

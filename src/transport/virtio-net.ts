@@ -275,6 +275,11 @@ export interface VirtioNetState {
    */
   rxNextAvail: number;
   stats: NetDeviceStats;
+  /**
+   * The device loop's counters (kicks seen, interrupts, tx timer arms and fires, sleeps…) and
+   * the policy it ran under, for diagnostics: not restored (a restored device's loop starts afresh).
+   */
+  loop?: { policy: string; counters: Record<string, number> };
   /** Host stack counters and sink state (when the port is the host stack). */
   hostStack?: { stats: Record<string, number>; sink: SinkState | null };
 }
@@ -447,6 +452,7 @@ export class VirtioNetBackend implements VirtioDeviceBackend {
       replay: replay.fifo.map((f) => ({ hex: f.hex, hdr: { ...f.hdr } })),
       rxNextAvail: this.rxq.nextAvail,
       stats: JSON.parse(JSON.stringify(dev.stats)) as NetDeviceStats,
+      loop: { policy: this.policy.name, counters: this.serviceValue!.loop.toExtra() },
     };
     const inner = replay.inner;
     if (inner instanceof HostStack) {

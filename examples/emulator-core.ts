@@ -97,6 +97,8 @@ export class TinyEmulator {
       r.waitForInterrupt(ms);
     } else if (r instanceof InlineRunner) {
       r.poll();
+      // Without a deadline only the guest's next notify can bring work: nothing to wait for.
+      if (this.irqLine || r.deadlineMs === Infinity) return;
       const wait = Math.min(ms, r.deadlineMs - performance.now());
       if (wait > 0) Atomics.wait(sleepCell, 0, 0, wait); // a plain sleep: nothing notifies this cell
       r.poll();

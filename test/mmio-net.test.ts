@@ -66,6 +66,8 @@ function waitDevice(rig: NetRig, ms: number): void {
   }
   const inline = rig.runner as InlineRunner;
   inline.poll();
+  // Without a deadline only the guest's next notify can bring work: nothing to wait for.
+  if (rig.t.interruptAsserted || inline.deadlineMs === Infinity) return;
   const wait = Math.min(ms, inline.deadlineMs - performance.now());
   if (wait > 0) Atomics.wait(sleepCell, 0, 0, wait); // a plain sleep: nothing notifies this cell
   inline.poll();

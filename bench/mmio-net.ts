@@ -1,4 +1,5 @@
-// The full virtio-net device (NetDevice + host stack) behind virtio-mmio, driven only by MMIO
+// The virtio-net device (NetDevice under the DeviceLoop, preset `--preset`, default 'vhost', with
+// the host stack behind it) behind virtio-mmio, driven only by MMIO
 // register accesses from the tiny emulator's guest: (1) ping round-trip time (one echo request
 // of 56 bytes at a time, like `ping`) and (2) a guest TCP stream into the host stack's sink, sent
 // as TSO frames of 60 000 bytes, with the device (a) inline on the emulator's thread and (b) on
@@ -6,14 +7,13 @@
 // one run; reports min / median / max per cell (RTT per ping as the median of the run's pings,
 // stream Gb/s) and the worker/inline ratio of medians.
 //
-//   node dist/bench/mmio-net.js [--quick] [--json] [--rounds N] [--pings N] [--stream-mb N]
+//   node dist/bench/mmio-net.js [--quick] [--json] [--rounds N] [--pings N] [--stream-mb N] [--preset P]
 
 import { Command } from 'commander';
 import { ipv4FromString, macFromString } from '../src/net/frames/index.js';
-import { InlineRunner, type DeviceRunner, type WorkerRunner } from '../src/transport/index.js';
+import { InlineRunner, type DeviceRunner, type MmioNetGuest } from '../src/transport/index.js';
 import { startNodeDeviceWorker } from '../src/transport/node-worker.js';
 import { VIRTIO_NET_FEATURES, VirtioNetBackend, VirtioNetFrontend, type VirtioNetOptions, type VirtioNetState } from '../src/transport/virtio-net.js';
-import { GuestNetStackDriver } from '../src/transport/guest-net-stack.js';
 import { TinyEmulator } from '../examples/emulator-core.js';
 
 const MODES = ['inline', 'worker'] as const;
@@ -21,37 +21,36 @@ type Mode = (typeof MODES)[number];
 const SINK_PORT = 5001;
 
 interface Rig {
-  g: GuestNetStackDriver;
+  g: MmioNetGuest;
   halt: (ms: number) => void;
   runner: DeviceRunner;
   emu: TinyEmulator;
 }
 
+let PRESET = 'vhost';
+
 async function rig(mode: Mode): Promise<Rig> {
-  const device: VirtioNetOptions = { backend: { type: 'host-stack', sinkPort: SINK_PORT } };
+  const device: VirtioNetOptions = { backend: { type: 'host-stack', sinkPort: SINK_PORT }, preset: PRESET };
   const emu = new TinyEmulator(16 << 20);
   const runner: DeviceRunner =
-    mode === 'inline' ? new InlineRunner(new VirtioNetBackend(device), emu.ram) : await startNodeDeviceWorker({ mem: emu.ram, kind: 'virtio-net', options: device, watchInterrupts: false });
+    mode === 'inline'
+      ? new InlineRunner(new VirtioNetBackend(device), emu.ram, { timers: 'manual' })
+      : await startNodeDeviceWorker({ mem: emu.ram, kind: 'virtio-net', options: device, watchInterrupts: false });
   emu.attach(runner, undefined, new VirtioNetFrontend(device));
-  const w = runner as Partial<WorkerRunner>;
-  const g = new GuestNetStackDriver(emu.deviceWindow(), emu.ram, {
-    arenaBase: 0x10_0000,
-    arenaBytes: 4 << 20,
-    txArenaBase: 6 << 20,
-    txArenaBytes: 9 << 20,
+  const g = emu.newGuestDriver({
     wantFeatures: VIRTIO_NET_FEATURES,
     endpoint: { ip: ipv4FromString('10.0.2.15'), peerIp: ipv4FromString('10.0.2.2'), peerMac: macFromString('52:54:00:ab:cd:ef') },
   });
   g.init();
   g.refillRx();
-  return { g, runner, emu, halt: (ms) => void w.waitForInterrupt?.(ms) };
+  return { g, runner, emu, halt: (ms) => emu.halt(ms) };
 }
 
 function until(r: Rig, done: () => boolean): void {
   const end = performance.now() + 30_000;
   while (!done()) {
     if (performance.now() > end) throw new Error('bench: no progress for 30 s');
-    if (r.g.pumpStack() === 0) r.halt(10);
+    if (r.g.step() === 0) r.halt(10);
   }
 }
 
@@ -100,8 +99,10 @@ const program = new Command()
   .option('--rounds <n>', 'rounds (each runs every cell once)', '5')
   .option('--pings <n>', 'measured pings per cell and round', '2000')
   .option('--stream-mb <n>', 'stream megabytes per cell and round', '200')
+  .option('--preset <name>', 'the device loop\'s notification policy', 'vhost')
   .parse();
-const o = program.opts<{ quick?: boolean; json?: boolean; rounds: string; pings: string; streamMb: string }>();
+const o = program.opts<{ quick?: boolean; json?: boolean; rounds: string; pings: string; streamMb: string; preset: string }>();
+PRESET = o.preset;
 const rounds = o.quick ? 2 : Number(o.rounds);
 const pings = o.quick ? 200 : Number(o.pings);
 const streamBytes = (o.quick ? 10 : Number(o.streamMb)) * 1_000_000;
@@ -121,10 +122,10 @@ const ratios = {
 };
 
 if (o.json) {
-  console.log(JSON.stringify({ command: `node dist/bench/mmio-net.js${o.quick ? ' --quick' : ''}`, rounds, pings, streamBytes, rows, ratios }, null, 2));
+  console.log(JSON.stringify({ command: `node dist/bench/mmio-net.js${o.quick ? ' --quick' : ''} --preset ${o.preset}`, preset: o.preset, rounds, pings, streamBytes, rows, ratios }, null, 2));
 } else {
   const f = (x: { min: number; median: number; max: number }, d: number): string => `${x.min.toFixed(d)} / ${x.median.toFixed(d)} / ${x.max.toFixed(d)}`;
-  console.log(`virtio-mmio virtio-net (NetDevice + host stack), ${rounds} rounds; ${pings} pings of 56 B, ${streamBytes / 1e6} MB TSO stream per cell (min / median / max)`);
+  console.log(`virtio-mmio virtio-net (NetDevice + DeviceLoop + host stack, preset ${o.preset}), ${rounds} rounds; ${pings} pings of 56 B, ${streamBytes / 1e6} MB TSO stream per cell (min / median / max)`);
   for (const r of rows) console.log(`${r.mode.padEnd(7)} ping RTT median ${f(r.rttUs, 1)} µs   stream ${f(r.streamGbps, 2)} Gb/s`);
   console.log(`worker / inline: RTT ${ratios.rttWorkerOverInline.toFixed(2)}×, stream ${ratios.streamWorkerOverInline.toFixed(2)}×`);
 }

@@ -1,17 +1,17 @@
 // virtio-mmio embedding benchmark: the tiny emulator of examples/ pushes verified loopback
-// traffic through a LoopbackNet device driven only by MMIO register accesses, with the device
+// traffic through the virtio-net device (NetDevice under the DeviceLoop, preset `--preset`,
+// default 'vhost', a loopback port behind it) driven only by MMIO register accesses, with the device
 // (a) inline on the emulator's thread (v86's model: the QueueNotify write runs the device) and
 // (b) on its own worker (the notify write rings a doorbell; the guest halts on the irq
 // doorbell). Modes and frame sizes are interleaved round by round in one run; reports
 // min / median / max of Gb/s and kframes/s per cell, the worker/inline ratio of medians, and the
 // process CPU time per GB moved (both threads).
 //
-//   node dist/bench/mmio.js [--quick] [--json] [--rounds N] [--frames N]
+//   node dist/bench/mmio.js [--quick] [--json] [--rounds N] [--frames N] [--preset P]
 
 import { Command } from 'commander';
-import { InlineRunner, LoopbackNetBackend, type DeviceRunner } from '../src/transport/index.js';
+import { InlineRunner, VirtioNetBackend, VirtioNetFrontend, type DeviceRunner, type VirtioNetOptions } from '../src/transport/index.js';
 import { startNodeDeviceWorker } from '../src/transport/node-worker.js';
-import type { WorkerRunner } from '../src/transport/worker-runner.js';
 import { TinyEmulator, runTraffic } from '../examples/emulator-core.js';
 
 const MODES = ['inline', 'worker'] as const;
@@ -29,16 +29,18 @@ function cpuNs(): number {
   return (u.user + u.system) * 1000;
 }
 
-async function runOnce(mode: Mode, frameBytes: number, frames: number): Promise<Sample> {
+async function runOnce(mode: Mode, frameBytes: number, frames: number, preset: string): Promise<Sample> {
   const emu = new TinyEmulator();
+  const device: VirtioNetOptions = { backend: { type: 'loopback' }, preset };
   const runner: DeviceRunner =
-    mode === 'inline' ? new InlineRunner(new LoopbackNetBackend(), emu.ram) : await startNodeDeviceWorker({ mem: emu.ram, kind: 'net-loopback', watchInterrupts: false });
-  emu.attach(runner);
+    mode === 'inline'
+      ? new InlineRunner(new VirtioNetBackend(device), emu.ram, { timers: 'manual' })
+      : await startNodeDeviceWorker({ mem: emu.ram, kind: 'virtio-net', options: device, watchInterrupts: false });
+  emu.attach(runner, undefined, new VirtioNetFrontend(device));
   const g = emu.newGuestDriver();
   g.init();
   g.refillRx();
-  const w = runner as Partial<WorkerRunner>;
-  const halt = typeof w.waitForInterrupt === 'function' ? (ms: number) => void w.waitForInterrupt!(ms) : () => {};
+  const halt = (ms: number): void => emu.halt(ms);
   runTraffic(g, halt, 0, Math.min(5000, frames), 0, frameBytes); // warm-up
   const c0 = cpuNs();
   const r = runTraffic(g, halt, 5000, 5000 + frames, Math.min(5000, frames), frameBytes);
@@ -57,8 +59,9 @@ const program = new Command()
   .option('--json', 'print JSON instead of a table')
   .option('--rounds <n>', 'rounds (each runs every cell once)', '5')
   .option('--frames <n>', 'measured frames per cell and round', '200000')
+  .option('--preset <name>', 'the device loop\'s notification policy', 'vhost')
   .parse();
-const o = program.opts<{ quick?: boolean; json?: boolean; rounds: string; frames: string }>();
+const o = program.opts<{ quick?: boolean; json?: boolean; rounds: string; frames: string; preset: string }>();
 const rounds = o.quick ? 2 : Number(o.rounds);
 const frames = o.quick ? 20000 : Number(o.frames);
 
@@ -68,7 +71,7 @@ for (let round = 0; round < rounds; round++) {
     for (const mode of round % 2 === 0 ? MODES : [...MODES].reverse()) {
       const key = `${mode}/${size}`;
       const list = samples.get(key) ?? [];
-      list.push(await runOnce(mode, size, frames));
+      list.push(await runOnce(mode, size, frames, o.preset));
       samples.set(key, list);
     }
   }
@@ -85,9 +88,9 @@ const ratios = SIZES.map((size) => {
 });
 
 if (o.json) {
-  console.log(JSON.stringify({ command: `node dist/bench/mmio.js${o.quick ? ' --quick' : ''}`, rounds, frames, rows, ratios }, null, 2));
+  console.log(JSON.stringify({ command: `node dist/bench/mmio.js${o.quick ? ' --quick' : ''} --preset ${o.preset}`, preset: o.preset, rounds, frames, rows, ratios }, null, 2));
 } else {
-  console.log(`virtio-mmio LoopbackNet, ${rounds} rounds × ${frames} frames per cell (min / median / max)`);
+  console.log(`virtio-mmio virtio-net + loopback port, preset ${o.preset}, ${rounds} rounds × ${frames} frames per cell (min / median / max)`);
   for (const r of rows) {
     const f = (x: { min: number; median: number; max: number }, d: number): string => `${x.min.toFixed(d)} / ${x.median.toFixed(d)} / ${x.max.toFixed(d)}`;
     console.log(`${r.mode.padEnd(7)} ${String(r.frameBytes).padStart(5)} B  ${f(r.gbps, 2)} Gb/s   ${f(r.kfps, 0)} kfps   CPU ${r.cpuSecPerGB.toFixed(2)} s/GB`);

@@ -1,17 +1,17 @@
-// Embedding example (Node): the full virtio-net device (NetDevice: offloads, mergeable rx, GSO)
-// behind virtio-mmio, its data path on its own worker thread with the in-memory host stack
-// behind it. The guest programs the device only through register loads and stores in Linux
-// order (probe, negotiate, queues, DRIVER_OK), resolves the host by ARP, then pings it like
-// `ping -c N` and prints the round-trip times as ping does (min/avg/max/mdev).
+// Embedding example (Node): the virtio-net device (NetDevice: offloads, mergeable rx, GSO; under
+// the DeviceLoop with a preset's notification policy) behind virtio-mmio, its data path on its
+// own worker thread with the in-memory host stack behind it. The guest programs the device only
+// through register loads and stores in Linux order (probe, negotiate, queues, DRIVER_OK), runs
+// NetDriver with a NetEndpoint on top, resolves the host by ARP, then pings it like `ping -c N`
+// and prints the round-trip times as ping does (min/avg/max/mdev).
 //
-//   node dist/examples/mmio-net-ping.js [--count 200] [--bytes 56] [--inline]
+//   node dist/examples/mmio-net-ping.js [--count 200] [--bytes 56] [--inline] [--preset vhost]
 
 import { describeFeatures } from '../src/net/features.js';
 import { ipv4FromString, macFromString } from '../src/net/frames/index.js';
-import { InlineRunner, describeStatus, type DeviceRunner, type WorkerRunner } from '../src/transport/index.js';
+import { InlineRunner, describeStatus, type DeviceRunner } from '../src/transport/index.js';
 import { startNodeDeviceWorker } from '../src/transport/node-worker.js';
 import { VIRTIO_NET_FEATURES, VirtioNetBackend, VirtioNetFrontend, type VirtioNetOptions, type VirtioNetState } from '../src/transport/virtio-net.js';
-import { GuestNetStackDriver } from '../src/transport/guest-net-stack.js';
 import { TinyEmulator } from './emulator-core.js';
 
 function arg(name: string, dflt: number): number {
@@ -21,6 +21,8 @@ function arg(name: string, dflt: number): number {
 const COUNT = arg('--count', 200);
 const BYTES = arg('--bytes', 56);
 const INLINE = process.argv.includes('--inline');
+const pi = process.argv.indexOf('--preset');
+const PRESET = pi > 0 ? process.argv[pi + 1]! : 'vhost';
 const GUEST_IP = '10.0.2.15';
 const HOST_IP = '10.0.2.2';
 
@@ -28,30 +30,26 @@ const device: VirtioNetOptions = {
   mac: '52:54:00:12:34:56',
   mtu: 1500,
   backend: { type: 'host-stack', hostMac: '52:54:00:ab:cd:ef', hostIp: HOST_IP, guestIp: GUEST_IP },
+  preset: PRESET,
 };
 
 const emu = new TinyEmulator();
 // watchInterrupts off: this guest halts on the irq doorbell itself (see halt below).
+// 'manual' timers (inline): the guest polls the device at its deadlines when it halts.
 const runner: DeviceRunner = INLINE
-  ? new InlineRunner(new VirtioNetBackend(device), emu.ram)
+  ? new InlineRunner(new VirtioNetBackend(device), emu.ram, { timers: 'manual' })
   : await startNodeDeviceWorker({ mem: emu.ram, kind: 'virtio-net', options: device, watchInterrupts: false });
-const w = runner as Partial<WorkerRunner>;
-/** The guest's HLT: sleep until the device interrupts (an inline device has finished already). */
-const halt = (ms: number): void => void w.waitForInterrupt?.(ms);
+/** The guest's HLT: sleep until the device interrupts (or, inline, poll it at its deadline). */
+const halt = (ms: number): void => emu.halt(ms);
 const t = emu.attach(runner, undefined, new VirtioNetFrontend(device));
 
-const g = new GuestNetStackDriver(emu.deviceWindow(), emu.ram, {
-  arenaBase: 0x10_0000,
-  arenaBytes: 3 << 20,
-  txArenaBase: 4 << 20,
-  txArenaBytes: 3 << 20,
-  txBufBytes: 16384,
+const g = emu.newGuestDriver({
   wantFeatures: VIRTIO_NET_FEATURES,
   endpoint: { ip: ipv4FromString(GUEST_IP), peerIp: ipv4FromString(HOST_IP), peerMac: macFromString('ff:ff:ff:ff:ff:ff') },
 });
 const id = g.probe();
 const features = g.init();
-console.log(`probe: device id ${id}, status ${describeStatus(t.status)}, mac ${g.mac.map((b) => b.toString(16).padStart(2, '0')).join(':')}, mtu ${g.mtu}`);
+console.log(`probe: device id ${id}, status ${describeStatus(t.status)}, mac ${[...g.mac].map((b) => b.toString(16).padStart(2, '0')).join(':')}, mtu ${g.mtu}, preset ${PRESET}`);
 console.log(`features: ${describeFeatures(features).join(' ')}`);
 g.refillRx();
 
@@ -60,7 +58,7 @@ function waitFor(done: () => boolean, what: string): void {
   const end = performance.now() + 5000;
   while (!done()) {
     if (performance.now() > end) throw new Error(`no ${what} within 5 s`);
-    if (g.pumpStack() === 0) halt(10);
+    if (g.step() === 0) halt(10);
   }
 }
 

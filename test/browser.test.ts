@@ -1,10 +1,11 @@
 // The core in browser Web Workers: serves the example page cross-origin isolated (COOP/COEP) from
 // Node's http module on localhost and runs it in headless Chromium (Debian `chromium`, driven by
 // playwright-core). The page's emulator worker loads memory, virtqueue, notify, sync and net
-// unchanged, drives a virtio-mmio LoopbackNet device whose data path runs on a second Web
-// Worker, passes verified traffic, snapshots mid-stream, restores onto a new device worker and
-// resets; then the full virtio-net device (NetDevice + host stack) on a device Web Worker answers
-// ARP and 200 pings. Skips with a message when chromium or playwright-core is absent.
+// unchanged, drives the virtio-mmio virtio-net device (NetDevice under the DeviceLoop, preset
+// 'vhost', a loopback port) whose data path runs on a second Web Worker, passes verified traffic,
+// snapshots mid-stream, restores onto a new device worker and resets; then the same device with
+// the host stack behind it under the 'rfc-baseline' preset answers ARP and 200 pings. Skips with
+// a message when chromium or playwright-core is absent.
 
 import test from 'node:test';
 import assert from 'node:assert/strict';

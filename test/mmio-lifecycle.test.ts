@@ -2,13 +2,16 @@
 // virtio_mmio + virtio_net drivers do: the §3.1.1 initialisation sequence, traffic, reset in the
 // middle of traffic, the device on its own worker thread, save/restore mid-stream without losing
 // or duplicating a frame, DEVICE_NEEDS_RESET on a hostile ring, and negotiated features
-// (mergeable rx buffers) changing what the device does.
+// (mergeable rx buffers) changing what the device does. The device is the one virtio-net device
+// (NetDevice under the DeviceLoop) with a loopback port; the guest is the MMIO init sequence and
+// NetDriver.
 
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { NetF, VirtioF } from '../src/net/features.js';
 import { VIRTQ_DESC_F_NEXT } from '../src/virtqueue/index.js';
-import { LOOPBACK_NET_FEATURES, Reg, Status, checkSeqFrame, makeSeqFrame, type MmioBus, type MmioSnapshot } from '../src/transport/index.js';
+import { NetHdrFlags, emptyNetHdr } from '../src/net/header.js';
+import { VIRTIO_NET_FEATURES, MmioNetGuest, Reg, Status, VirtioNetFrontend, checkSeqFrame, makeSeqFrame, type MmioBus, type MmioSnapshot, type VirtioNetState } from '../src/transport/index.js';
 import { guestFor, makeRig, pump, waitDevice, type MmioRig } from './support/mmio-rig.js';
 
 const NAMES = new Map<number, string>(Object.entries(Reg).map(([k, v]) => [v, k]));
@@ -45,12 +48,13 @@ test('the driver initialisation of §3.1.1 runs in Linux order and reaches DRIVE
     ...queueSetup(), ...queueSetup(),
     'R Status', 'W Status=15',
   ]);
-  assert.equal(features, LOOPBACK_NET_FEATURES);
+  assert.equal(features, VIRTIO_NET_FEATURES);
   assert.equal(rig.t.status, Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK | Status.DRIVER_OK);
-  assert.deepEqual(g.mac, [0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
+  assert.deepEqual([...g.mac], [0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
   assert.equal(g.mtu, 1500);
   assert.equal(rig.issues.length, 0, JSON.stringify(rig.issues));
   g.bus = rig.t;
+  g.refillRx();
   assert.equal(pump(rig, g, 0, 300, 0), 300);
 });
 
@@ -65,7 +69,7 @@ for (const worker of [false, true]) {
       g.refillRx();
       assert.equal(pump(rig, g, 0, worker ? 5000 : 2000, 0), worker ? 5000 : 2000);
       // Frames in flight on both queues, then a reset.
-      for (let i = 0; i < 100; i++) g.send(makeSeqFrame(g.mac, i, 200), false);
+      for (let i = 0; i < 100; i++) g.send(makeSeqFrame(g.mac, i, 200));
       g.flushTx();
       g.reset();
       assert.equal(rig.t.status, 0);
@@ -85,34 +89,38 @@ for (const worker of [false, true]) {
   });
 
   test(`a device ${where} saved mid-stream and restored resumes without losing or duplicating a frame`, async () => {
-    const rig = await makeRig({ worker, device: { backlogFrames: 64 } });
+    const rig = await makeRig({ worker });
     const g = guestFor(rig, { queueSize: 128 });
     g.init();
     g.refillRx();
     let next = pump(rig, g, 0, 500, 0);
-    // Post no more rx buffers: 128 frames fill the rx ring, the next ones wait in the backlog.
+    // Fill the rx ring, then receive nothing: 128 frames take its buffers, the next ones wait
+    // in the loopback port (and move into the device's replay queue when saved).
+    g.refillRx();
     let sent = next;
     const end = performance.now() + 10_000;
     while (sent < next + 180 && performance.now() < end) {
-      if (g.send(makeSeqFrame(g.mac, sent, 64 + (sent % 1400)))) sent++;
-      else waitDevice(rig, 5);
+      if (g.send(makeSeqFrame(g.mac, sent, 64 + (sent % 1400)))) {
+        sent++;
+        g.flushTx();
+      } else waitDevice(rig, 5);
     }
     assert.equal(sent, next + 180);
-    let backlog = 0;
-    for (let i = 0; i < 200 && backlog < 180 - 128; i++) {
+    let waiting = 0;
+    for (let i = 0; i < 200 && waiting < 180 - 128; i++) {
       waitDevice(rig, 5);
       const snap0 = await rig.t.save();
-      backlog = (snap0.backend!.device as { backlog: unknown[] }).backlog.length;
+      waiting = (snap0.backend!.device as VirtioNetState).replay.length;
       rig.t.resume();
     }
-    assert.equal(backlog, 52, 'frames wait in the device backlog');
+    assert.equal(waiting, 52, 'frames wait for rx buffers in the device');
     const snapshot = JSON.parse(JSON.stringify(await rig.t.save())) as MmioSnapshot;
     await rig.close();
 
-    const rig2 = await makeRig({ worker, device: { backlogFrames: 64 }, mem: rig.mem, restore: snapshot });
+    const rig2 = await makeRig({ worker, mem: rig.mem, restore: snapshot });
     try {
       assert.equal(rig2.t.status & Status.DRIVER_OK, Status.DRIVER_OK);
-      assert.equal(rig2.t.negotiatedFeatures, LOOPBACK_NET_FEATURES);
+      assert.equal(rig2.t.negotiatedFeatures, VIRTIO_NET_FEATURES);
       g.bus = rig2.t;
       next = pump(rig2, g, sent, sent + 700, next);
       assert.equal(next, sent + 700, 'every frame arrived once, in order, across the restore');
@@ -128,7 +136,7 @@ for (const worker of [false, true]) {
       g.init();
       g.refillRx();
       pump(rig, g, 0, 100, 0);
-      const tx = g.tx!;
+      const tx = g.net.txq;
       tx.ring.storeAvailIdx((tx.ring.loadAvailIdx() + 1000) & 0xffff);
       rig.t.write(Reg.QueueNotify, 1, 4);
       for (let i = 0; i < 100 && (rig.t.status & Status.DEVICE_NEEDS_RESET) === 0; i++) waitDevice(rig, 10);
@@ -152,7 +160,7 @@ test('a descriptor chain that loops breaks the device into DEVICE_NEEDS_RESET in
   const g = guestFor(rig);
   g.init();
   g.refillRx();
-  const tx = g.tx!;
+  const tx = g.net.txq;
   const head = 5;
   tx.ring.setDesc(head, 0x20000, 64, VIRTQ_DESC_F_NEXT, head);
   const idx = tx.ring.loadAvailIdx();
@@ -165,44 +173,45 @@ test('a descriptor chain that loops breaks the device into DEVICE_NEEDS_RESET in
   assert.match(host.stats.lastError, /loops/);
 });
 
-test('with MRG_RXBUF a frame spans several small rx buffers; without it, frames too big for one buffer are counted drops', async () => {
+test('with MRG_RXBUF a frame spans several small rx buffers; without it, each frame lands in one buffer of at least 1526 bytes', async () => {
   const rig = await makeRig();
-  const g = guestFor(rig, { rxBufBytes: 512 });
+  const g = guestFor(rig, { driver: { mergeableBufBytes: 512 } });
   g.init();
   assert.equal(g.features & NetF.MRG_RXBUF, NetF.MRG_RXBUF);
   g.refillRx();
   assert.equal(pump(rig, g, 0, 400, 0, (s) => 60 + ((s * 131) % 1455)), 400);
-  assert.ok(rig.backend!.stats.rxExtraBuffers > 300, `extra buffers ${rig.backend!.stats.rxExtraBuffers}`);
+  const st = rig.backend!.device!.stats;
+  assert.ok(st.rxBuffers - st.rxFrames > 300, `extra buffers ${st.rxBuffers - st.rxFrames}`);
 
   // Regression: a delivery that runs out of rx buffers half-way rewinds the queue; used elements
-  // of earlier frames in the same pass must still be published (they were lost before the fix).
-  const small = guestFor(rig, { rxBufBytes: 512, queueSize: 64 });
+  // of earlier frames in the same pass must still be published.
+  const small = guestFor(rig, { driver: { mergeableBufBytes: 512 }, queueSize: 64 });
   small.init();
   small.refillRx();
   assert.equal(pump(rig, small, 0, 300, 0, () => 1514, 5000), 300);
 
-  const g2 = guestFor(rig, { rxBufBytes: 512, wantFeatures: LOOPBACK_NET_FEATURES & ~NetF.MRG_RXBUF });
+  const g2 = guestFor(rig, { wantFeatures: VIRTIO_NET_FEATURES & ~(NetF.MRG_RXBUF | NetF.GUEST_TSO4 | NetF.GUEST_TSO6 | NetF.GUEST_ECN) });
   g2.init();
+  assert.equal(g2.net.rxMode, 'small');
+  assert.ok(g2.net.rxBufBytes >= 1526, `buffers of ${g2.net.rxBufBytes} bytes (§5.1.6.3.1)`);
   g2.refillRx();
-  const sizes = [100, 1000, 400, 1514, 300];
-  for (let i = 0; i < sizes.length; i++) g2.send(makeSeqFrame(g2.mac, i, sizes[i]!));
-  const got: number[] = [];
-  g2.receive((f) => got.push(checkSeqFrame(f) as number));
-  assert.deepEqual(got, [0, 2, 4]);
-  assert.equal(g2.stats.rxShort, 2, 'the dropped frames came back as empty buffers');
-  assert.equal(rig.backend!.stats.rxDrops.bufferTooSmall, 2);
+  assert.equal(pump(rig, g2, 0, 300, 0, () => 1514), 300);
+  const st2 = rig.backend!.device!.stats;
+  assert.equal(st2.rxBuffers, st2.rxFrames, 'one buffer per frame');
+  assert.equal(st2.rxDropped, 0);
 });
 
 test('event idx and indirect descriptors follow the negotiated features', async () => {
-  for (const want of [VirtioF.VERSION_1, LOOPBACK_NET_FEATURES]) {
+  for (const want of [VirtioF.VERSION_1, VIRTIO_NET_FEATURES]) {
     const rig = await makeRig();
-    const g = guestFor(rig, { wantFeatures: want });
+    // Header and frame in two descriptors: an indirect table when negotiated.
+    const g = guestFor(rig, { wantFeatures: want, driver: { txLayout: 'header-apart' } });
     g.init();
-    assert.equal(g.tx!.eventIdx, (want & VirtioF.EVENT_IDX) !== 0n);
-    assert.equal(g.tx!.indirect, (want & VirtioF.INDIRECT_DESC) !== 0n);
+    assert.equal(g.net.txq.eventIdx, (want & VirtioF.EVENT_IDX) !== 0n);
+    assert.equal(g.net.txq.indirect, (want & VirtioF.INDIRECT_DESC) !== 0n);
     g.refillRx();
     assert.equal(pump(rig, g, 0, 500, 0), 500);
-    assert.equal(g.tx!.stats.indirectChains > 0, (want & VirtioF.INDIRECT_DESC) !== 0n);
+    assert.equal(g.net.txq.stats.indirectChains > 0, (want & VirtioF.INDIRECT_DESC) !== 0n);
   }
 });
 
@@ -210,66 +219,74 @@ test('a NEEDS_CSUM frame is passed on as NEEDS_CSUM with GUEST_CSUM, and checksu
   const { buildUdpFrame, newFrameLayout, parsePacket } = await import('../src/net/frames/index.js');
   for (const guestCsum of [true, false]) {
     const rig = await makeRig();
-    const want = guestCsum ? LOOPBACK_NET_FEATURES : LOOPBACK_NET_FEATURES & ~NetF.GUEST_CSUM;
-    const g = guestFor(rig, { wantFeatures: want });
+    // GUEST_TSO4/6 and GUEST_ECN depend on GUEST_CSUM (§5.1.3.1): they go with it.
+    const want = guestCsum ? VIRTIO_NET_FEATURES : VIRTIO_NET_FEATURES & ~(NetF.GUEST_CSUM | NetF.GUEST_TSO4 | NetF.GUEST_TSO6 | NetF.GUEST_ECN);
+    let ok: boolean | null = null;
+    let flags = -1;
+    const g = guestFor(rig, {
+      wantFeatures: want,
+      onReceive: (f, off, len, hdr) => {
+        flags = hdr.flags;
+        const p = parsePacket(f, off, off + len, undefined, true);
+        ok = p instanceof Error ? null : p.l4ChecksumOk;
+      },
+    });
     g.init();
     g.refillRx();
     const buf = new Uint8Array(200);
     const layout = newFrameLayout();
     const mac = Uint8Array.from(g.mac);
     const len = buildUdpFrame(buf, 0, { link: { srcMac: mac, dstMac: mac }, ip: { version: 4, src: 0x0a000001, dst: 0x0a000002 }, srcPort: 1000, dstPort: 2000, payload: new Uint8Array(100).fill(7), checksum: 'partial' }, layout);
-    assert.equal(g.send(buf.subarray(0, len), true, { start: layout.l4Offset, offset: 6 }), true);
-    let ok: boolean | null = null;
-    let flags = -1;
-    g.receive((f) => {
-      flags = g.lastRxFlags;
-      const p = parsePacket(f, 0, f.length, undefined, true);
-      ok = p instanceof Error ? null : p.l4ChecksumOk;
-    });
+    const hdr = { ...emptyNetHdr(), flags: NetHdrFlags.NEEDS_CSUM, csumStart: layout.l4Offset, csumOffset: 6 };
+    assert.equal(g.send(buf.subarray(0, len), hdr), true);
+    g.flushTx();
+    g.receive();
     if (guestCsum) {
-      assert.equal(flags & 1, 1, 'NEEDS_CSUM passed through to the receiving driver');
+      assert.equal(flags & NetHdrFlags.NEEDS_CSUM, NetHdrFlags.NEEDS_CSUM, 'NEEDS_CSUM passed through to the receiving driver');
     } else {
       assert.equal(flags, 0);
       assert.equal(ok, true, 'the device completed the checksum');
-      assert.equal(rig.backend!.stats.checksumsCompleted, 1);
+      assert.equal(rig.backend!.device!.stats.txCsumCompleted, 1);
     }
   }
 });
 
 test('an emulator on an event loop gets its interrupt line from the async watcher of a worker device', async () => {
   const { GuestMemory } = await import('../src/memory/index.js');
-  const { MmioTransport, LoopbackNetFrontend } = await import('../src/transport/index.js');
+  const { MmioTransport } = await import('../src/transport/index.js');
   const { startNodeDeviceWorker } = await import('../src/transport/node-worker.js');
-  const mem = GuestMemory.allocate(4 << 20);
-  const runner = await startNodeDeviceWorker({ mem, kind: 'net-loopback' }); // watchInterrupts on
+  const mem = GuestMemory.allocate(8 << 20);
+  const options = { backend: { type: 'loopback' } } as const;
+  const runner = await startNodeDeviceWorker({ mem, kind: 'virtio-net', options }); // watchInterrupts on
   const edges: boolean[] = [];
   let raised: () => void = () => {};
-  const t = new MmioTransport({ mem, device: new LoopbackNetFrontend(), runner, onInterrupt: (a) => { edges.push(a); if (a) raised(); } });
+  const t = new MmioTransport({ mem, device: new VirtioNetFrontend(options), runner, onInterrupt: (a) => { edges.push(a); if (a) raised(); } });
   try {
-    const g = new (await import('../src/transport/index.js')).GuestNetDriver(t, mem, { arenaBase: 0x10000, arenaBytes: 3 << 20 });
+    let got = 0;
+    const g = new MmioNetGuest(t, mem, {
+      arenaBase: 0x10000,
+      arenaBytes: 7 << 20,
+      onReceive: (f, off, len) => {
+        assert.equal(checkSeqFrame(f, off, len), got);
+        got++;
+      },
+    });
     g.init();
     g.refillRx();
-    let got = 0;
     for (let i = 0; i < 50; i++) {
       const irq = new Promise<void>((r) => (raised = r));
       g.send(makeSeqFrame(g.mac, i, 300));
+      g.flushTx();
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([irq, new Promise((_, rej) => (timer = setTimeout(() => rej(new Error(`no interrupt for frame ${i}`)), 5000)))]);
       clearTimeout(timer);
       g.acknowledgeInterrupt();
-      g.receive((f) => {
-        assert.equal(checkSeqFrame(f), got);
-        got++;
-      });
+      g.receive();
       for (let k = 0; k < 100 && got <= i; k++) {
         await new Promise((r) => setTimeout(r, 2));
         g.acknowledgeInterrupt();
-        g.receive((f) => {
-          assert.equal(checkSeqFrame(f), got);
-          got++;
-        });
+        g.receive();
       }
-      g.refillRx();
     }
     assert.equal(got, 50);
     assert.ok(edges.filter((e) => e).length >= 50, `rising edges ${edges.filter((e) => e).length}`);
@@ -280,7 +297,7 @@ test('an emulator on an event loop gets its interrupt line from the async watche
 
 test('status reads the pre-reset value until the device thread confirms the reset, and a dead device is reported, not thrown', async () => {
   const { GuestMemory } = await import('../src/memory/index.js');
-  const { MmioTransport, LoopbackNetFrontend, DeviceSignals } = await import('../src/transport/index.js');
+  const { MmioTransport, DeviceSignals } = await import('../src/transport/index.js');
   const mem = GuestMemory.allocate(1 << 20);
   let done = false;
   let dead = false;
@@ -300,7 +317,7 @@ test('status reads the pre-reset value until the device thread confirms the rese
     close: () => Promise.resolve(),
   };
   const issues: string[] = [];
-  const t = new MmioTransport({ mem, device: new LoopbackNetFrontend(), runner, onIssue: (i) => issues.push(i.code) });
+  const t = new MmioTransport({ mem, device: new VirtioNetFrontend(), runner, onIssue: (i) => issues.push(i.code) });
   t.write(Reg.Status, Status.ACKNOWLEDGE, 4);
   t.write(Reg.Status, 0, 4);
   assert.equal(t.read(Reg.Status, 4), Status.ACKNOWLEDGE, 'reset still in progress');
@@ -309,7 +326,7 @@ test('status reads the pre-reset value until the device thread confirms the rese
   done = true;
   assert.equal(t.read(Reg.Status, 4), 0, 'reset complete');
   dead = true;
-  const g = new (await import('../src/transport/index.js')).GuestNetDriver(t, mem, { arenaBase: 0x10000, arenaBytes: 512 << 10, queueSize: 64 });
+  const g = new MmioNetGuest(t, mem, { arenaBase: 0x10000, arenaBytes: 900 << 10, queueSize: 64 });
   g.init(); // DRIVER_OK reaches a dead device
   assert.equal(t.read(Reg.Status, 4) & Status.DEVICE_NEEDS_RESET, Status.DEVICE_NEEDS_RESET);
   assert.ok(issues.includes('device-failed'));
@@ -327,7 +344,7 @@ test('garbage written over the live rings never escapes the transport: the devic
         g.refillRx();
         pump(rig, g, 0, 20, 0);
         for (const s of scribbles) {
-          const q = s.queue === 0 ? g.rx! : g.tx!;
+          const q = s.queue === 0 ? g.net.rxq : g.net.txq;
           const base = s.area === 'desc' ? q.layout.descAddr : s.area === 'avail' ? q.layout.availAddr : q.layout.usedAddr;
           rig.mem.copyIn(base + s.offset, s.bytes);
           rig.t.write(Reg.QueueNotify, s.queue, 4);
@@ -349,12 +366,16 @@ test('garbage written over the live rings never escapes the transport: the devic
 test('a worker device starved of rx buffers sleeps on its doorbell instead of spinning, and wakes on the refill', async () => {
   const rig = await makeRig({ worker: true });
   try {
-    const g = guestFor(rig, { rxBufBytes: 512, queueSize: 64 });
+    const g = guestFor(rig, { driver: { mergeableBufBytes: 512 }, queueSize: 64 });
     g.init();
     g.refillRx();
     assert.equal(pump(rig, g, 0, 500, 0, () => 1514), 500, 'mergeable frames over 512-byte buffers');
-    // Fill the rx ring, then keep sending: frames wait in the device, which has nothing to do.
-    for (let i = 0; i < 40; i++) g.send(makeSeqFrame(g.mac, 500 + i, 1514));
+    // Fill the rx ring, then keep sending: frames wait in the port, the device has nothing to do.
+    g.refillRx();
+    for (let i = 0; i < 40; i++) {
+      assert.ok(g.send(makeSeqFrame(g.mac, 500 + i, 1514)));
+      g.flushTx();
+    }
     const runner = rig.runner as unknown as { kick: { sleepers(): number } };
     let asleep = false;
     for (let i = 0; i < 100 && !asleep; i++) {

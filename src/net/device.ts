@@ -376,6 +376,19 @@ export class NetDevice {
     return this.rxWaiting;
   }
 
+  /**
+   * Gives the rx chains held for a frame that did not fit yet back to the ring, untouched
+   * (nothing is written into a held chain before its frame is delivered; DeviceQueue.unpop), so
+   * a device state can be saved with no chain in flight. Returns how many went back.
+   */
+  giveBackHeldRx(): number {
+    const n = this.held.length;
+    if (n === 0) return 0;
+    this.rxq.unpop(n);
+    this.release(n);
+    return n;
+  }
+
   /** "Publish rx": publishes used rx elements; true when the driver wants an interrupt. */
   flushRx(): boolean {
     if (this.rxq.publishUsed() === 0) return false;

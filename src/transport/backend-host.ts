@@ -1,19 +1,22 @@
-// Runs a device backend on whichever thread it lives on: builds the DeviceQueues from an
-// activation plan (negotiated event idx / indirect applied, state restored when resuming),
-// calls process(), turns a VirtqueueError escaping the backend into DEVICE_NEEDS_RESET (virtio
-// 1.2 §2.1.2) instead of a crash, and snapshots queues plus device state. Shared by the inline
-// runner and the worker loop. Runs in browser Web Workers: no `node:` imports.
+// Hosts a device backend on whichever thread it lives on: builds the DeviceQueues from an
+// activation plan (negotiated event idx / indirect applied, state restored when resuming), hands
+// the backend the runner's drive (kick doorbell, per-queue notification counts, stop test), calls
+// run() (a worker) or turn() (inline), turns an error escaping the backend into
+// DEVICE_NEEDS_RESET (virtio 1.2 §2.1.2) instead of a crash, and snapshots queues plus device
+// state. Shared by the inline runner and the worker. Runs in browser Web Workers: no `node:` imports.
 
 import type { GuestMemory } from '../memory/index.js';
 import { DeviceQueue, SplitLayout, VirtqueueError } from '../virtqueue/index.js';
 import { VirtioF } from '../net/features.js';
-import type { ActivationPlan, BackendSnapshot, DeviceContext, DeviceSignals, VirtioDeviceBackend } from './device.js';
+import type { ActivationPlan, BackendSnapshot, DeviceContext, DeviceDrive, DeviceSignals, VirtioDeviceBackend } from './device.js';
 import { Interrupt } from './regs.js';
 
 export interface BackendHostStats {
   activations: number;
   deactivations: number;
-  passes: number;
+  /** run() calls (worker) and turn() calls (inline). */
+  runs: number;
+  turns: number;
   usedNotifications: number;
   needsResets: number;
   /** Message of the error that set DEVICE_NEEDS_RESET last. */
@@ -24,7 +27,7 @@ export class BackendHost {
   private queues: (DeviceQueue | null)[] = [];
   private activeValue = false;
   private brokenValue = false;
-  readonly stats: BackendHostStats = { activations: 0, deactivations: 0, passes: 0, usedNotifications: 0, needsResets: 0, lastError: null };
+  readonly stats: BackendHostStats = { activations: 0, deactivations: 0, runs: 0, turns: 0, usedNotifications: 0, needsResets: 0, lastError: null };
 
   /** `raiseLine` runs after ISR bits were set: a callback inline, a doorbell ring on a worker. */
   constructor(
@@ -32,12 +35,13 @@ export class BackendHost {
     readonly mem: GuestMemory,
     readonly signals: DeviceSignals,
     private readonly raiseLine: () => void,
+    private readonly drive: DeviceDrive,
   ) {}
 
   get active(): boolean {
     return this.activeValue;
   }
-  /** True after the backend (or a queue) asked for a reset; process() then does nothing. */
+  /** True after the backend (or a queue) asked for a reset; run() and turn() then do nothing. */
   get broken(): boolean {
     return this.brokenValue;
   }
@@ -64,7 +68,11 @@ export class BackendHost {
       this.fail(e);
       return;
     }
+    const drive = this.drive;
     const ctx: DeviceContext = {
+      kick: drive.kick,
+      kicks: (q) => drive.kicks(q),
+      stopped: () => drive.stopped(),
       mem: this.mem,
       features,
       queues: this.queues,
@@ -85,15 +93,29 @@ export class BackendHost {
     }
   }
 
-  /** One bounded pass of the backend; returns true when it has more work right now. */
-  process(notifiedMask: number): boolean {
-    if (!this.activeValue || this.brokenValue) return false;
-    this.stats.passes++;
+  /** The backend's blocking loop (a worker); returns when a command waits, the runner stops or the device broke. */
+  run(): void {
+    if (!this.activeValue || this.brokenValue) return;
+    this.stats.runs++;
     try {
-      return this.backend.process(notifiedMask);
+      this.backend.run();
     } catch (e) {
       this.fail(e);
-      return false;
+    }
+  }
+
+  /**
+   * One non-blocking turn of the backend (inline); returns when to call again (performance.now()
+   * ms, Infinity = on the next notification only).
+   */
+  turn(): number {
+    if (!this.activeValue || this.brokenValue) return Infinity;
+    this.stats.turns++;
+    try {
+      return this.backend.turn();
+    } catch (e) {
+      this.fail(e);
+      return Infinity;
     }
   }
 
@@ -112,7 +134,7 @@ export class BackendHost {
     this.queues = [];
   }
 
-  /** Queue snapshots and the backend's state (call between passes). */
+  /** Queue snapshots and the backend's state (call while neither run() nor turn() runs). */
   save(): BackendSnapshot {
     return {
       queues: this.queues.map((q) => (q === null ? null : q.snapshot())),

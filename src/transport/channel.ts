@@ -18,7 +18,7 @@ export const IRQ_DOORBELL = 1;
 const WORDS_BYTE = 512;
 const WORDS = 64;
 const PAYLOAD_BYTE = 1024;
-/** Default payload area: enough for a LoopbackNet backlog of 64 full frames as hex. */
+/** Default payload area: enough for a saved virtio-net replay queue of a few hundred full frames as hex. */
 export const DEFAULT_PAYLOAD_BYTES = 1 << 20;
 
 // Command words (written by the transport unless noted).

@@ -1,8 +1,13 @@
 // The device thread's side of a worker-hosted device: opens the channel and guest memory, builds
-// the backend from the registry, and runs the device loop — handle control commands (activate,
-// reset, save), drain the notified queues through BackendHost, re-check, and sleep on the kick
-// doorbell only when nothing is pending. Used by the Node and the browser worker entries.
-// Runs in browser Web Workers: no `node:` imports.
+// the backend from the registry, handles control commands (activate, reset, save, resume) and
+// otherwise runs the backend's own device loop (for virtio-net: NetDevice under the policy
+// layer's DeviceLoop), which alone drains the queues, runs the notify cycle and sleeps on the
+// kick doorbell. That loop returns when a command is waiting (W_CMD_SEQ moved); this file then
+// handles it and starts the loop again. Between commands with no device running (before
+// DRIVER_OK, after a reset, paused by a save, broken) it sleeps on the same doorbell for the next
+// command only. Notified queues come from the W_PENDING bits, accumulated into cumulative
+// per-queue counts (QueueNotify names the queue, §4.2.2.2). Used by the Node and the browser
+// worker entries. Runs in browser Web Workers: no `node:` imports.
 
 import { GuestMemory, type RegionSpec } from '../memory/index.js';
 import type { WaitStrategy } from '../notify/index.js';
@@ -32,12 +37,31 @@ export async function runDeviceWorker(init: DeviceWorkerInit): Promise<void> {
   const kick = ch.doorbell(KICK_DOORBELL, { strategy: init.wait ?? 'block' });
   const irq = ch.doorbell(IRQ_DOORBELL);
   const signals = new DeviceSignals(ch.signalWords);
-  // Ringing the irq doorbell is the device's interrupt line (pairs with the transport's irq wait).
-  const host = new BackendHost(backend, mem, signals, () => irq.ring());
   const w = ch.words;
   // Commands issued before this loop started count from here (pairs with WorkerRunner.issue's add).
   let handled = Atomics.load(w, W_CMD_SEQ);
   const state = { paused: false };
+  const kickCounts = new Uint32Array(32);
+  const host = new BackendHost(
+    backend,
+    mem,
+    signals,
+    // Ringing the irq doorbell is the device's interrupt line (pairs with the transport's irq wait).
+    () => irq.ring(),
+    {
+      kick,
+      kicks: (q) => {
+        // Take the notified-queue bits (pairs with the Atomics.or in WorkerRunner.notify, which
+        // sets the bit before it rings: a bit set after this exchange comes with a ring that moves
+        // the kick sequence past what the loop saw, so its sleep returns at once).
+        let bits = Atomics.exchange(w, W_PENDING, 0);
+        for (let i = 0; bits !== 0; i++, bits >>>= 1) if (bits & 1) kickCounts[i]!++;
+        return kickCounts[q] ?? 0;
+      },
+      // Acquire: pairs with the Atomics.add of W_CMD_SEQ in WorkerRunner.issue.
+      stopped: () => kick.stopped || Atomics.load(w, W_CMD_SEQ) !== handled,
+    },
+  );
   // Pairs with WorkerRunner.ready's load: the loop below is about to watch the kick doorbell.
   Atomics.store(w, W_READY, 1);
   Atomics.notify(w, W_READY);
@@ -56,16 +80,14 @@ export async function runDeviceWorker(init: DeviceWorkerInit): Promise<void> {
       Atomics.notify(w, W_ACK_SEQ);
       continue;
     }
-    if (!state.paused) {
-      // Take the notified-queue bits (pairs with the Atomics.or in WorkerRunner.notify).
-      const mask = Atomics.exchange(w, W_PENDING, 0);
-      if (host.process(mask)) continue;
-    }
+    // The device loop: returns when a command waits, the channel stopped or the device broke.
+    if (!state.paused) host.run();
     const seen = kick.seq();
-    // Re-check after reading the sequence: a notify or command that raced with the pass above
-    // either shows up here or moved the sequence past `seen` (the transport writes the word, then rings).
-    // While paused, notify bits stay set until resume.
-    if ((!state.paused && Atomics.load(w, W_PENDING) !== 0) || Atomics.load(w, W_CMD_SEQ) !== handled) continue;
+    // Re-check after reading the sequence: a command that raced with the loop's return either
+    // shows up here or moved the sequence past `seen` (the transport writes the word, then rings).
+    // Notifications that arrive meanwhile (W_PENDING) wake this wait; the loop above then runs
+    // again (or, paused or broken, returns at once and this waits again).
+    if (Atomics.load(w, W_CMD_SEQ) !== handled || kick.stopped) continue;
     kick.wait(seen);
   }
   host.deactivate();
@@ -76,18 +98,19 @@ function runCommand(ch: DeviceChannel, host: BackendHost, kind: number, state: {
   try {
     switch (kind) {
       case Cmd.ACTIVATE:
+        // A restored backend may hold work already (frames waiting for rx buffers): the device
+        // loop that runs after this command looks at every queue before it first sleeps.
         host.activate(ch.readPayload() as ActivationPlan);
-        // A restored backend may hold work already (frames waiting for rx buffers).
-        host.process(0);
         break;
       case Cmd.RESET:
         state.paused = false;
         host.deactivate();
-        // Drop notifications aimed at the old incarnation (pairs with WorkerRunner.notify's or).
-        Atomics.store(w, W_PENDING, 0); // pairs with WorkerRunner.notify's Atomics.or
+        // Drop notifications aimed at the old incarnation (pairs with WorkerRunner.notify's or);
+        // the next incarnation's loop counts kicks from whatever kickCounts hold then.
+        Atomics.store(w, W_PENDING, 0);
         break;
       case Cmd.SAVE:
-        state.paused = true; // stays paused until RESUME: nothing moves after the snapshot
+        state.paused = true; // stays paused until RESUME: nothing moves after the snapshot, notify bits wait
         ch.writePayload(host.save());
         break;
       case Cmd.RESUME:

@@ -8,6 +8,7 @@
 
 import type { GuestMemory } from '../memory/index.js';
 import type { DeviceQueue, DeviceQueueState } from '../virtqueue/index.js';
+import type { LoopDoorbell } from '../policy/device-loop.js';
 import { Interrupt } from './regs.js';
 
 /** Emulator-thread half of a device: what the register file exposes. */
@@ -62,8 +63,22 @@ export interface BackendSnapshot {
   device: unknown;
 }
 
+/**
+ * How a runner drives a backend: where the device loop sleeps, the notifications per queue, and
+ * when it must hand control back. A worker passes the channel's kick doorbell; the inline runner
+ * a doorbell the backend never waits on (its thread may not block).
+ */
+export interface DeviceDrive {
+  /** The driver → device doorbell run() sleeps on (rung by every QueueNotify and every command). */
+  readonly kick: LoopDoorbell;
+  /** Available-buffer notifications for `queue` so far, cumulative (QueueNotify, §4.2.2.2, §4.2.3.3). */
+  kicks(queue: number): number;
+  /** True when run() must return: a control command waits (reset, save) or the runner stopped. */
+  stopped(): boolean;
+}
+
 /** What a backend gets at activation. */
-export interface DeviceContext {
+export interface DeviceContext extends DeviceDrive {
   readonly mem: GuestMemory;
   /** The negotiated feature set (§2.2). */
   readonly features: bigint;
@@ -79,24 +94,33 @@ export interface DeviceContext {
   needsReset(reason: Error): void;
 }
 
-/** Data-path half of a device. NetDevice implements this to plug into the transport. */
+/**
+ * Data-path half of a device. The virtio-net kind runs NetDevice through the policy layer's
+ * DeviceLoop (src/net/device-service.ts): that loop alone runs the notify cycle and alone waits.
+ */
 export interface VirtioDeviceBackend {
   /** Queues come alive (DRIVER_OK, §3.1.1 step 8). Negotiated features configure the device here. */
   activate(ctx: DeviceContext): void;
   /**
-   * Does a bounded amount of work. `notifiedMask` has bit i set for each queue i the driver
-   * notified since the last call (0 on a poll). Must follow the device loop of DESIGN.md
-   * (disable notifications, drain, re-enable, re-check). Returns true when work remains and the
-   * caller should call again before sleeping. A VirtqueueError thrown here is caught by the
-   * runner and turned into needsReset.
+   * On a thread that may block (a device worker): runs the device loop, sleeping on ctx.kick,
+   * until ctx.stopped() or the device asked for a reset. A VirtqueueError escaping it is caught
+   * by the runner and turned into needsReset.
    */
-  process(notifiedMask: number): boolean;
+  run(): void;
+  /**
+   * On a thread that must not block (an emulator's CPU thread, inside the QueueNotify write):
+   * one bounded, non-blocking turn of the same loop — notifications read from ctx.kicks, passes
+   * until idle, then the re-enable and re-check that precede a sleep. Returns the time
+   * (performance.now() ms) by which turn() must run again (a tx timer, a deferred interrupt), or
+   * Infinity when only a notification can bring work.
+   */
+  turn(): number;
   /** Reset: drop every queue and all in-flight state (§2.4). Idempotent. */
   deactivate(): void;
   /**
-   * Plain-object device state, only called between process() calls. Chains popped must have
-   * been returned (no in-flight chains) and used elements published, so that queue snapshots
-   * plus this state resume without losing or duplicating a buffer.
+   * Plain-object device state, only called while neither run() nor turn() runs. Chains popped
+   * must have been returned (no in-flight chains) and used elements published, so that queue
+   * snapshots plus this state resume without losing or duplicating a buffer.
    */
   save(): unknown;
   /** Re-installs save()'s result, right after activate() on a restored device. */

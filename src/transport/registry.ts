@@ -1,12 +1,11 @@
 // Device kinds by name, so a worker can rebuild a device's backend (and the emulator thread its
-// frontend) from plain data. LoopbackNet ('net-loopback') and NetDevice behind its adapter
-// ('virtio-net', virtio-net.ts) are registered here; more kinds can come from other modules
-// (pass their URLs in the worker init's `modules`).
+// frontend) from plain data. The one virtio-net device ('virtio-net', virtio-net.ts: NetDevice
+// under the DeviceLoop, with a host-stack or loopback port) is registered here; more kinds can
+// come from other modules (pass their URLs in the worker init's `modules`).
 // Runs in browser Web Workers: no `node:` imports.
 
 import type { VirtioDeviceKind } from './device.js';
 import { TransportError } from './errors.js';
-import { loopbackNetKind } from './loopback-net.js';
 import { virtioNetKind } from './virtio-net.js';
 
 const kinds = new Map<string, VirtioDeviceKind<unknown>>();
@@ -21,5 +20,4 @@ export function deviceKind(name: string): VirtioDeviceKind<unknown> {
   return k;
 }
 
-registerDeviceKind(loopbackNetKind);
 registerDeviceKind(virtioNetKind);

@@ -1,17 +1,22 @@
-// The full virtio-net device (NetDevice, src/net/device.ts) behind the virtio-mmio transport:
-// the frontend (identity, the features NetDevice can honour, struct virtio_net_config from
-// src/net/config.ts) and the backend adapter (queues from the transport, negotiated features
-// configuring NetDevice, a NetPort behind it, the device loop, save/restore). Registered as
-// the device kind 'virtio-net' with the backend option 'host-stack' (the in-memory ARP/ICMP
-// responder and stream sink of src/backend/host-stack.ts), so it runs inline or on a worker.
-// Queues: 0 = receiveq, 1 = transmitq (virtio 1.2 §5.1.2).
+// The one virtio-net device behind the virtio-mmio transport: the frontend (identity, the
+// features NetDevice can honour, struct virtio_net_config from src/net/config.ts) and the backend
+// (queues from the transport, negotiated features configuring NetDevice, a NetPort behind it),
+// which runs NetDeviceService (src/net/device-service.ts): NetDevice under the policy layer's
+// DeviceLoop with the notification policy of a preset (option `preset`, default 'vhost'). That
+// loop alone runs the notify cycle and alone waits: on a worker run() sleeps on the channel's kick
+// doorbell; inline turn() drives the same loop without blocking (its passes and the re-enable +
+// re-check before a sleep). Registered as the device kind 'virtio-net', with the port 'host-stack'
+// (the in-memory ARP/ICMP responder and stream sink of src/backend/host-stack.ts, the default) or
+// 'loopback' (every guest frame handed back, src/backend/loopback-port.ts), so it runs inline or
+// on a worker. Queues: 0 = receiveq, 1 = transmitq (virtio 1.2 §5.1.2).
 //
 // Save/restore: NetDevice may hold popped rx chains between passes (a mergeable frame waiting
-// for more buffers) and the backend may have frames ready for the guest. save() quiesces: the
-// held chains are given back to the ring untouched (DeviceQueue.unpop; NetDevice is rebuilt so
-// it re-pops them) and the frames the backend has ready are moved into a replay queue in front of
-// it, which is saved. A backend that keeps producing output past that queue's capacity (a stream
-// source) makes save() refuse with a typed error instead of losing a frame.
+// for more buffers) and the port may have frames ready for the guest. save() quiesces: the held
+// chains are given back to the ring untouched (NetDevice.giveBackHeldRx) and the frames the port
+// has ready are moved into a replay queue in front of it, which is saved. A port that keeps
+// producing output past that queue's capacity (a stream source) makes save() refuse with a typed
+// error instead of losing a frame. A ring violation sets DEVICE_NEEDS_RESET (§2.1.2) and stops
+// the loop until the driver resets the device.
 // Runs in browser Web Workers: no `node:` imports.
 
 import { NetDevice, type NetDeviceStats } from '../net/device.js';
@@ -19,8 +24,13 @@ import { NET_CONFIG_BYTES } from '../net/config.js';
 import { NetF, VirtioF, type NetFeatureName } from '../net/features.js';
 import { emptyNetHdr, type VirtioNetHdr } from '../net/header.js';
 import { ipv4FromString, macFromString } from '../net/frames/addr.js';
-import type { PortRxFrame, NetPort } from '../net/port.js';
+import { portHasRx, type PortRxFrame, type NetPort } from '../net/port.js';
 import { HostStack } from '../backend/host-stack.js';
+import { LoopbackPort } from '../backend/loopback-port.js';
+import { NetDeviceService } from '../net/device-service.js';
+import { resolvePolicy } from '../policy/presets.js';
+import type { PolicyConfig } from '../policy/config.js';
+import type { LoopDoorbell } from '../policy/device-loop.js';
 import type { SinkState } from '../net/endpoint.js';
 import type { DeviceQueue } from '../virtqueue/index.js';
 import type { DeviceContext, VirtioDeviceBackend, VirtioDeviceKind } from './device.js';
@@ -71,19 +81,31 @@ export interface HostStackBackendOptions {
   sinkVerify?: boolean;
 }
 
+/** A port that hands every guest frame back to the guest (plain data: crosses to a worker). */
+export interface LoopbackBackendOptions {
+  type: 'loopback';
+  /** Frames that may wait for rx buffers before more are dropped and counted (default 1024). */
+  capacityFrames?: number;
+}
+
 export interface VirtioNetOptions {
+  /**
+   * The notification policy the device loop runs under: a preset name (src/policy/presets.ts,
+   * e.g. 'vhost', 'rfc-baseline', 'vhost-coalesce'), a JSON policy or a PolicyConfig (default
+   * 'vhost'). Its tx mitigation, interrupt rule, rx kick rule, busy polling and rx copy count
+   * apply; ring sizes and GSO are what the driver sets up and negotiates through the transport.
+   */
+  preset?: string | PolicyConfig;
   /** Guest MAC as "52:54:00:12:34:56" (default that). */
   mac?: string;
   /** MTU in config space and NetDevice's frame limit (default 1500). */
   mtu?: number;
   /** QueueNumMax of both queues (default 256). */
   queueSize?: number;
-  /** Tx chains and rx frames per pass before process() yields (default 64). */
-  budget?: number;
   /** Feature names (NetF keys) not to offer, e.g. ['MRG_RXBUF'] to model an older device. */
   withhold?: NetFeatureName[];
   /** What stands behind the device (default: the host stack with defaults). */
-  backend?: HostStackBackendOptions;
+  backend?: HostStackBackendOptions | LoopbackBackendOptions;
   /** Frames the save-time replay queue may hold (default 256). */
   replayFrames?: number;
 }
@@ -142,10 +164,10 @@ function fromHex(s: string): Uint8Array {
 }
 
 /**
- * A NetPort that serves saved frames first, then the wrapped backend's. Frames from the guest
- * go straight to the wrapped backend.
+ * A NetPort that serves saved frames first, then the wrapped port's. Frames from the guest go
+ * straight to the wrapped port.
  */
-class ReplayBackend implements NetPort {
+class ReplayPort implements NetPort {
   readonly fifo: SavedFrame[] = [];
   private readonly frame: PortRxFrame = { bytes: new Uint8Array(0), offset: 0, lenBytes: 0, hdr: emptyNetHdr() };
   private framePeeked: SavedFrame | null = null;
@@ -157,6 +179,9 @@ class ReplayBackend implements NetPort {
   }
   get acceptsPartialCsum(): boolean {
     return this.inner.acceptsPartialCsum;
+  }
+  negotiated(features: bigint): void {
+    this.inner.negotiated?.(features);
   }
   send(frame: Uint8Array, offset: number, lenBytes: number, hdr: Readonly<VirtioNetHdr>): void {
     this.inner.send(frame, offset, lenBytes, hdr);
@@ -182,11 +207,11 @@ class ReplayBackend implements NetPort {
       this.inner.consumeRx();
     }
   }
-  get hasRx(): boolean {
-    return this.fifo.length > 0 || this.inner.peekRx() !== null;
+  rxReady(): boolean {
+    return this.fifo.length > 0 || portHasRx(this.inner);
   }
 
-  /** Moves every frame the inner backend has ready into the fifo; false when it would exceed `cap`. */
+  /** Moves every frame the inner port has ready into the fifo; false when it would exceed `cap`. */
   drainInner(cap: number): boolean {
     for (;;) {
       const f = this.inner.peekRx();
@@ -214,10 +239,10 @@ export function effectiveMtu(configMtu: number, features: bigint): number {
 }
 
 /** Builds the NetPort for one activation (it may depend on the negotiated features). */
-export type NetBackendFactory = (features: bigint) => NetPort;
+export type NetPortFactory = (features: bigint) => NetPort;
 
 /** The host stack a 'host-stack' option describes, configured for the negotiated features. */
-export function hostStackFactory(guestMac: Uint8Array, mtu: number, o: HostStackBackendOptions): NetBackendFactory {
+export function hostStackFactory(guestMac: Uint8Array, mtu: number, o: HostStackBackendOptions): NetPortFactory {
   const hostMac = macFromString(o.hostMac ?? '52:54:00:ab:cd:ef');
   const hostIp = ipv4FromString(o.hostIp ?? '10.0.2.2');
   const guestIp = ipv4FromString(o.guestIp ?? '10.0.2.15');
@@ -241,7 +266,7 @@ export function hostStackFactory(guestMac: Uint8Array, mtu: number, o: HostStack
 
 /** Saved device state (plain, JSON-safe). */
 export interface VirtioNetState {
-  /** Frames the backend had ready for the guest, in order. */
+  /** Frames the port had ready for the guest, in order. */
   replay: SavedFrame[];
   /**
    * The rx queue's next avail index once held chains were given back. The transport may snapshot
@@ -250,125 +275,186 @@ export interface VirtioNetState {
    */
   rxNextAvail: number;
   stats: NetDeviceStats;
-  /** Host stack counters and sink state (when the backend is the host stack). */
+  /**
+   * The device loop's counters (kicks seen, interrupts, tx timer arms and fires, sleeps…) and
+   * the policy it ran under, for diagnostics: not restored (a restored device's loop starts afresh).
+   */
+  loop?: { policy: string; counters: Record<string, number> };
+  /** Host stack counters and sink state (when the port is the host stack). */
   hostStack?: { stats: Record<string, number>; sink: SinkState | null };
 }
+
+/** Most loop passes one inline turn runs before it hands the CPU back (and asks to be called again at once). */
+const MAX_PASSES_PER_TURN = 64;
 
 export class VirtioNetBackend implements VirtioDeviceBackend {
   private ctx: DeviceContext | null = null;
   private rxq: DeviceQueue | null = null;
   private txq: DeviceQueue | null = null;
-  private backend: ReplayBackend | null = null;
-  private deviceValue: NetDevice | null = null;
+  private replay: ReplayPort | null = null;
+  private serviceValue: NetDeviceService | null = null;
   private reported = false;
-  private readonly budget: number;
+  /** The loop is leaving run() (a command waits, or the device broke): its final notifications are not sent. */
+  private leaving = false;
+  private kicksSeen = 0;
+  readonly policy: PolicyConfig;
   private readonly mac: Uint8Array;
   private readonly mtu: number;
   private readonly replayCap: number;
-  private readonly factory: NetBackendFactory;
+  private readonly factory: NetPortFactory;
 
-  /** `factory` overrides options.backend (an inline device with a backend of your own). */
-  constructor(opts: VirtioNetOptions = {}, factory?: NetBackendFactory) {
-    this.budget = opts.budget ?? 64;
+  /** `factory` overrides options.backend (an inline device with a port of your own). */
+  constructor(opts: VirtioNetOptions = {}, factory?: NetPortFactory) {
     this.mac = macFromString(opts.mac ?? DEFAULT_MAC);
     this.mtu = opts.mtu ?? 1500;
     this.replayCap = opts.replayFrames ?? 256;
+    this.policy = typeof opts.preset === 'object' ? resolvePolicy(opts.preset) : resolvePolicy(opts.preset ?? 'vhost');
     if (factory) this.factory = factory;
     else {
       const b = opts.backend ?? { type: 'host-stack' };
-      if (b.type !== 'host-stack') throw new VirtioNetError('bad-options', `unknown backend '${String((b as { type: unknown }).type)}'`);
-      this.factory = hostStackFactory(this.mac, this.mtu, b);
+      if (b.type === 'host-stack') this.factory = hostStackFactory(this.mac, this.mtu, b);
+      else if (b.type === 'loopback') this.factory = () => new LoopbackPort(b.capacityFrames);
+      else throw new VirtioNetError('bad-options', `unknown backend '${String((b as { type: unknown }).type)}'`);
     }
   }
 
+  /** The running service: NetDevice, its DeviceLoop and port (null before DRIVER_OK and after reset). */
+  get service(): NetDeviceService | null {
+    return this.serviceValue;
+  }
   /** The live NetDevice (null before DRIVER_OK and after reset). */
   get device(): NetDevice | null {
-    return this.deviceValue;
+    return this.serviceValue?.device ?? null;
   }
-  /** The backend behind the device for this activation (a HostStack with the default factory). */
-  get netBackend(): NetPort | null {
-    return this.backend?.inner ?? null;
+  /** The port behind the device for this activation (a HostStack with the default factory). */
+  get port(): NetPort | null {
+    return this.replay?.inner ?? null;
   }
 
   activate(ctx: DeviceContext): void {
     this.ctx = ctx;
     this.reported = false;
+    this.leaving = false;
     this.rxq = ctx.queues[VIRTIO_NET_RX_QUEUE] ?? null;
     this.txq = ctx.queues[VIRTIO_NET_TX_QUEUE] ?? null;
-    this.backend = new ReplayBackend(this.factory(ctx.features));
-    this.deviceValue = this.rxq && this.txq ? this.newDevice() : null;
+    this.replay = new ReplayPort(this.factory(ctx.features));
+    this.kicksSeen = ctx.kicks(VIRTIO_NET_RX_QUEUE) + ctx.kicks(VIRTIO_NET_TX_QUEUE);
+    this.serviceValue = this.rxq && this.txq ? this.newService(ctx, this.rxq, this.txq, this.replay) : null;
   }
 
-  private newDevice(): NetDevice {
-    return new NetDevice({
-      mem: this.ctx!.mem,
-      rxq: this.rxq!,
-      txq: this.txq!,
-      features: this.ctx!.features,
-      backend: this.backend!,
-      config: { mac: this.mac, mtu: effectiveMtu(this.mtu, this.ctx!.features), linkUp: true },
+  private newService(ctx: DeviceContext, rxq: DeviceQueue, txq: DeviceQueue, port: NetPort): NetDeviceService {
+    // The loop's interrupt line: a used-buffer notification for the queue it names (the
+    // transport raises USED_BUFFER in InterruptStatus and the line, §4.2.3.4).
+    const irq: LoopDoorbell = {
+      seq: () => 0,
+      ring: (queue?: number) => {
+        // run()'s last act is one notification per queue so no driver waits on a deferred one;
+        // leaving for a command the same loop resumes afterwards (deferred interrupts and all),
+        // so those would only be spurious.
+        if (this.leaving) return false;
+        ctx.notifyUsed(queue ?? VIRTIO_NET_RX_QUEUE);
+        return true;
+      },
+      wait: () => 'timeout',
+      waitUntil: () => 'timeout',
+    };
+    return new NetDeviceService({
+      mem: ctx.mem,
+      rxq,
+      txq,
+      features: ctx.features,
+      port,
+      policy: this.policy,
+      kick: ctx.kick,
+      irq,
+      kicks: (q) => ctx.kicks(q),
+      onIteration: () => {
+        this.leaving = ctx.stopped() || this.failed();
+      },
+      // Also asked just before the loop sleeps: a queue that broke in the last pass must not
+      // leave the device asleep instead of reporting DEVICE_NEEDS_RESET.
+      stopped: () => {
+        if (!this.leaving && this.failed()) this.leaving = true;
+        return this.leaving || ctx.stopped();
+      },
+      config: { mac: this.mac, mtu: effectiveMtu(this.mtu, ctx.features), linkUp: true },
+      rxIndex: VIRTIO_NET_RX_QUEUE,
+      txIndex: VIRTIO_NET_TX_QUEUE,
     });
   }
 
+  /** True once a ring violation broke a queue; the first time, asks the transport for a reset (§2.1.2). */
+  private failed(): boolean {
+    if (this.reported) return true;
+    const err = this.serviceValue?.device.error ?? null;
+    if (err === null) return false;
+    this.reported = true;
+    this.ctx!.needsReset(err);
+    return true;
+  }
+
+  run(): void {
+    const svc = this.serviceValue;
+    if (svc === null || this.failed()) return;
+    this.leaving = false;
+    try {
+      svc.run();
+    } finally {
+      this.leaving = false;
+    }
+    this.failed();
+  }
+
+  turn(): number {
+    const svc = this.serviceValue;
+    const ctx = this.ctx;
+    if (svc === null || ctx === null) return Infinity;
+    const loop = svc.loop;
+    // Notifications since the last turn, for the loop's counters (each queue reads its own count).
+    const total = ctx.kicks(VIRTIO_NET_RX_QUEUE) + ctx.kicks(VIRTIO_NET_TX_QUEUE);
+    loop.counters.kicksSeen += total - this.kicksSeen;
+    this.kicksSeen = total;
+    for (let i = 0; i < MAX_PASSES_PER_TURN; i++) {
+      if (this.failed() || ctx.stopped()) return Infinity;
+      loop.counters.iterations++;
+      if (loop.pass(0)) continue;
+      // Where run() would sleep: re-enable notifications, full fence, re-check (§2.7.14).
+      if (loop.prepareSleep()) {
+        loop.counters.recheckHits++;
+        continue;
+      }
+      if (this.failed()) return Infinity;
+      return loop.nextDeadline(performance.now() * 1000).deadlineUs / 1000;
+    }
+    return performance.now(); // work remains: call again as soon as the CPU allows
+  }
+
   deactivate(): void {
-    // A reset drops what was in flight (§2.4): held rx chains, frames the backend had ready.
+    // A reset drops what was in flight (§2.4): held rx chains, frames the port had ready.
     this.ctx = null;
     this.rxq = null;
     this.txq = null;
-    this.backend = null;
-    this.deviceValue = null;
-  }
-
-  process(): boolean {
-    const { ctx, deviceValue: dev, rxq, txq, backend } = this;
-    if (ctx === null || dev === null || rxq === null || txq === null || backend === null || this.reported) return false;
-    // The device loop (DESIGN.md): notifications off, drain a bounded batch, publish, notify.
-    rxq.disableNotification();
-    txq.disableNotification();
-    const nTx = dev.processTx(this.budget);
-    const nRx = dev.fillRx(this.budget);
-    if (dev.flushTx()) ctx.notifyUsed(VIRTIO_NET_TX_QUEUE);
-    if (dev.flushRx()) ctx.notifyUsed(VIRTIO_NET_RX_QUEUE);
-    if (dev.error !== null) {
-      // A ring violation broke a queue: DEVICE_NEEDS_RESET (§2.1.2), then stay quiet until reset.
-      this.reported = true;
-      ctx.needsReset(dev.error);
-      return false;
-    }
-    let more = nTx === this.budget || nRx === this.budget;
-    // Re-enable and re-check. Tx: anything added since the drain means another pass. Rx is only
-    // interesting while a frame waits; when it waits for buffers NetDevice holds the chains it
-    // popped, so a plain enable asks for exactly the next kick.
-    if (txq.enableNotification()) more = true;
-    if (backend.hasRx) {
-      if (rxq.enableNotification() || !dev.rxWaitingForBuffers) more = true;
-    }
-    return more;
+    this.replay = null;
+    this.serviceValue = null;
   }
 
   save(): VirtioNetState | null {
-    const dev = this.deviceValue;
-    const backend = this.backend;
-    if (dev === null || backend === null || this.rxq === null) return null;
-    // Quiesce rx: chains NetDevice holds for a frame that did not fit yet go back to the ring,
-    // untouched (nothing is written into a held chain before the frame is delivered); a fresh
-    // NetDevice re-pops them on the next pass, in this run or the restored one.
-    const held = this.rxq.inFlight;
-    if (held > 0) {
-      this.rxq.unpop(held);
-      const fresh = this.newDevice();
-      copyStats(fresh.stats, dev.stats);
-      this.deviceValue = fresh;
-    }
-    if (!backend.drainInner(this.replayCap)) {
+    const dev = this.device;
+    const replay = this.replay;
+    if (dev === null || replay === null || this.rxq === null) return null;
+    // Quiesce rx: chains NetDevice holds for a frame that did not fit yet go back to the ring
+    // untouched; NetDevice pops them again on its next pass, in this run or the restored one.
+    dev.giveBackHeldRx();
+    if (!replay.drainInner(this.replayCap)) {
       throw new VirtioNetError('save-refused', `the backend has more than ${this.replayCap} frames ready for the guest (a stream source?); save when it is idle`);
     }
     const out: VirtioNetState = {
-      replay: backend.fifo.map((f) => ({ hex: f.hex, hdr: { ...f.hdr } })),
+      replay: replay.fifo.map((f) => ({ hex: f.hex, hdr: { ...f.hdr } })),
       rxNextAvail: this.rxq.nextAvail,
-      stats: JSON.parse(JSON.stringify(this.deviceValue!.stats)) as NetDeviceStats,
+      stats: JSON.parse(JSON.stringify(dev.stats)) as NetDeviceStats,
+      loop: { policy: this.policy.name, counters: this.serviceValue!.loop.toExtra() },
     };
-    const inner = backend.inner;
+    const inner = replay.inner;
     if (inner instanceof HostStack) {
       out.hostStack = { stats: { ...inner.endpoint.stats }, sink: inner.endpoint.sink ? { ...inner.endpoint.sink } : null };
     }
@@ -377,18 +463,25 @@ export class VirtioNetBackend implements VirtioDeviceBackend {
 
   restore(state: unknown): void {
     const s = state as VirtioNetState | null;
-    if (!s || this.deviceValue === null || this.backend === null || this.rxq === null) return;
+    const dev = this.device;
+    if (!s || dev === null || this.replay === null || this.rxq === null) return;
     if (typeof s.rxNextAvail === 'number') {
       // Chains the queue snapshot still counts as popped but save() gave back (see rxNextAvail).
       const held = (this.rxq.nextAvail - s.rxNextAvail) & 0xffff;
       if (held > 0 && held <= this.rxq.inFlight) this.rxq.unpop(held);
     }
-    if (Array.isArray(s.replay)) for (const f of s.replay) this.backend.fifo.push({ hex: String(f.hex), hdr: { ...f.hdr } });
-    if (s.stats) copyStats(this.deviceValue.stats, s.stats);
-    const inner = this.backend.inner;
+    if (Array.isArray(s.replay)) for (const f of s.replay) this.replay.fifo.push({ hex: String(f.hex), hdr: { ...f.hdr } });
+    if (s.stats) copyStats(dev.stats, s.stats);
+    const inner = this.replay.inner;
     if (s.hostStack && inner instanceof HostStack) {
       Object.assign(inner.endpoint.stats, s.hostStack.stats);
       if (s.hostStack.sink) inner.endpoint.sink = { ...s.hostStack.sink };
+    }
+    // A deferred interrupt (coalescing) of the saved device is not in the snapshot: one
+    // notification per queue makes the driver look (a spurious one is harmless, §2.7.7).
+    if (this.policy.interrupts.coalesce !== null || this.policy.adaptive !== null) {
+      this.ctx?.notifyUsed(VIRTIO_NET_RX_QUEUE);
+      this.ctx?.notifyUsed(VIRTIO_NET_TX_QUEUE);
     }
   }
 }
@@ -397,7 +490,7 @@ function copyStats(to: NetDeviceStats, from: NetDeviceStats): void {
   Object.assign(to, from, { txDrops: { ...from.txDrops }, rxDrops: { ...from.rxDrops } });
 }
 
-/** The registry entry: 'virtio-net' (NetDevice + host stack; options are plain data). */
+/** The registry entry: 'virtio-net' (NetDevice + DeviceLoop + a port; options are plain data). */
 export const virtioNetKind: VirtioDeviceKind<VirtioNetOptions | undefined> = {
   kind: 'virtio-net',
   frontend: (o) => new VirtioNetFrontend(o ?? {}),

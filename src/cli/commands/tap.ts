@@ -5,7 +5,7 @@
 // latency trace that `virtq trace analyze` reads. Needs root (or CAP_NET_ADMIN) and the addon.
 
 import type { Command } from 'commander';
-import { runTapDemo, type TapDemoStats } from '../../backend/tap.js';
+import { runTapDemo, type TapDemoStats } from '../../engine/tap-demo.js';
 import { describeFeatures } from '../../net/features.js';
 import { resolvePolicy } from '../../policy/index.js';
 import { TraceSession } from '../../trace/session.js';

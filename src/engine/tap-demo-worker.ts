@@ -1,4 +1,4 @@
-// Worker entry of the TAP demo (Node only); src/backend/tap.ts starts one of each role.
+// Worker entry of the TAP demo (Node only); src/engine/tap-demo.ts starts one of each role.
 // role 'guest': NetDriverService (NetDriver + the guest's NetEndpoint answering ARP/ICMP for the
 // guest address + DriverLoop) on the driver side of the rings, sleeping in poll(2) on the call
 // eventfd and ringing the kick eventfd. role 'host': NetDeviceService (NetDevice + DeviceLoop)
@@ -16,15 +16,15 @@ import { VirtioF } from '../net/features.js';
 import { NetDeviceService, txDescsPerFrame } from '../net/device-service.js';
 import { NetDriverService, txLayoutOf } from '../net/driver-service.js';
 import { BIG_LOCK_WORDS, BigLock, performanceClock } from '../policy/index.js';
-import { layoutOf, openMemory } from '../engine/setup.js';
+import { layoutOf, openMemory } from './setup.js';
 import { Tracer } from '../trace/tracer.js';
-import { FdDoorbell } from './fd-doorbell.js';
-import { TapPort } from './tap-port.js';
-import { PcapTeePort } from './pcap-tee.js';
-import { openPcapFile } from './pcap-file.js';
-import { loadIo } from './native.js';
+import { FdDoorbell } from '../backend/fd-doorbell.js';
+import { TapPort } from '../backend/tap-port.js';
+import { PcapTeePort } from '../backend/pcap-tee.js';
+import { openPcapFile } from '../backend/pcap-file.js';
+import { loadIo } from '../backend/native.js';
 import type { NetPort } from '../net/port.js';
-import { TAP_KICK_WORD0, TAP_LOCK_WORD0, TAP_STOP_WORD, type TapWorkerData, type TapWorkerMessage } from './tap-worker-protocol.js';
+import { TAP_KICK_WORD0, TAP_LOCK_WORD0, TAP_STOP_WORD, type TapWorkerData, type TapWorkerMessage } from './tap-demo-protocol.js';
 
 const d = workerData as TapWorkerData;
 const io = loadIo();

@@ -1,12 +1,12 @@
-// What the TAP demo's main thread and its two workers (src/backend/tap-worker.ts) exchange: the
+// What the TAP demo's main thread and its two workers (src/engine/tap-demo-worker.ts) exchange: the
 // worker data and the messages back, and the layout of the shared control words. Types and
 // constants only, so the main thread can import it without starting a worker.
 
 import type { EndpointStats } from '../net/endpoint.js';
-import type { SharedSetup } from '../engine/types.js';
+import type { SharedSetup } from './types.js';
 import type { PolicyConfig } from '../policy/config.js';
 import type { TracerSetup } from '../trace/tracer.js';
-import type { TapPortStats } from './tap-port.js';
+import type { TapPortStats } from '../backend/tap-port.js';
 
 /**
  * Int32 control words shared by the main thread and both workers, one 64-byte line per writer:

@@ -76,10 +76,11 @@ test(`Linux virtio_net in a QEMU guest pings virtq's vhost-user backend: ${PINGS
   const r = await h.stop();
   const p = guestPing(out);
   t.diagnostic(`guest ping -f: ${p.received}/${p.transmitted} in ${p.timeMs} ms guest time, rtt min/avg/max/mdev ${p.rtt} ms; boot+test ${((performance.now() - started) / 1000).toFixed(1)} s wall`);
-  t.diagnostic(`virtq device: ${r.frames.txFrames} frames from the driver, ${r.frames.rxFrames} to it, ${r.backend.calls} calls, ${r.backend.memTables} memory table(s); responder ${r.responder?.echoReplies} echo / ${r.responder?.arpReplies} ARP replies, ignored ${JSON.stringify(r.responder?.ignored)}`);
+  t.diagnostic(`virtq device: ${r.frames.txFrames} frames from the driver, ${r.frames.rxFrames} to it, ${r.backend.calls} calls, ${r.backend.memTables} memory table(s); host stack ${r.hoststack?.echoRequestsIn} echo / ${r.hoststack?.arpRequestsIn} ARP requests answered, ignored ${r.hoststack?.ignored}`);
   assert.equal(p.transmitted, PINGS);
   assert.equal(p.received, PINGS, '0 % loss');
-  assert.equal(r.responder?.echoReplies, PINGS);
+  assert.equal(r.hoststack?.echoRequestsIn, PINGS);
+  assert.equal(r.hoststack?.controlDrops, 0);
   assert.deepEqual(disconnects, [null], 'QEMU disconnected without a protocol error');
   assert.equal(r.server.protocolErrors, 0);
 });

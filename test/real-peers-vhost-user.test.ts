@@ -133,7 +133,7 @@ for (const { queueSize, mrg } of [
     assert.equal(disconnects.length, 1);
     assert.equal(disconnects[0], null, 'the frontend disconnected without a protocol error');
     assert.equal(pmd.rxDropped + pmd.txDropped, 0);
-    assert.equal(r.frames.txDropMalformed + r.frames.rxDropTooBig, 0);
+    assert.equal(r.frames.txDropped + r.frames.rxDropped, 0, `device drops: ${JSON.stringify(r.counters)}`);
     // Millions on a quiet machine; the floor only has to prove sustained traffic on a loaded one.
     assert.ok(pmd.tx >= 20_000, `too few packets moved: ${pmd.tx}`);
     // testpmd counts a burst as sent once it is in the ring; what it put there just before it

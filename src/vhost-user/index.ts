@@ -44,7 +44,7 @@ export interface VhostUserOptions {
   /** Record a latency trace into `trace.file` (device-side points: the driver is not ours). */
   trace?: TraceOptions & { file: string };
   /** Called when a frontend disconnects (error null for a clean close). */
-  onDisconnect?: (error: string | null, frames: FrameStats) => void;
+  onDisconnect?: (error: string | null, frames: FrameStats, features: bigint) => void;
 }
 
 export interface VhostUserResult extends Omit<VhostWorkerDone, 'type'> {
@@ -103,7 +103,7 @@ export async function startVhostUser(o: VhostUserOptions): Promise<VhostUserHand
   });
   w.on('message', (m: { type: 'listening' } | VhostWorkerDone | VhostWorkerDisconnect) => {
     if (m.type === 'listening') listening();
-    else if (m.type === 'disconnect') o.onDisconnect?.(m.error, m.frames);
+    else if (m.type === 'disconnect') o.onDisconnect?.(m.error, m.frames, m.features);
     else done = m;
   });
   try {

@@ -58,6 +58,8 @@ export interface VhostWorkerDisconnect {
   type: 'disconnect';
   error: string | null;
   frames: FrameStats;
+  /** The features the frontend accepted on that connection (SET_FEATURES). */
+  features: bigint;
 }
 
 const d = workerData as VhostWorkerData;
@@ -100,7 +102,7 @@ try {
     stopped: () => Atomics.load(stop, 0) !== 0, // pairs with the parent's Atomics.store in stop()
     onListening: () => parentPort!.postMessage({ type: 'listening' }),
     onDisconnect: (err, backend) => {
-      const m: VhostWorkerDisconnect = { type: 'disconnect', error: err ? `${err.name} ${(err as { code?: string }).code ?? ''}: ${err.message}` : null, frames: backend.frameStats };
+      const m: VhostWorkerDisconnect = { type: 'disconnect', error: err ? `${err.name} ${(err as { code?: string }).code ?? ''}: ${err.message}` : null, frames: backend.frameStats, features: backend.negotiatedFeatures };
       parentPort!.postMessage(m);
     },
   });

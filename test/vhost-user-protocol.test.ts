@@ -457,3 +457,21 @@ test('under the rfc-baseline preset (global lock held, per-buffer interrupts) ev
   assert.ok((b.counters.devLockAcquisitions ?? 0) > 0, 'the loop took the global lock');
   assert.ok(os.signals.filter((fd) => fd === calls[0]).length >= 1);
 });
+
+test('GET_VRING_BASE on the receive ring gives back buffers held for an unfinished mergeable frame', () => {
+  const { b, mem, rxq, txq, bufBase } = bringUp();
+  // One 64-byte buffer: the reflected 212-byte frame needs four, so the device pops it and waits.
+  rxq.add([], [{ addr: bufBase, len: 64 }], 0);
+  rxq.publish();
+  const f = new Uint8Array(12 + 200);
+  f.set([...H_MAC, ...G_MAC], 12);
+  mem.copyIn(bufBase + 20 * 2048, f);
+  txq.add([{ addr: bufBase + 20 * 2048, len: f.length }], [], 0);
+  txq.publish();
+  b.run();
+  assert.equal(b.service!.rxq.nextAvail, 1, 'the device popped the buffer');
+  assert.equal(b.service!.rxq.inFlight, 1, 'and holds it, unused');
+  const r = send(b, Req.GET_VRING_BASE, statePayload(0, 0))!;
+  assert.deepEqual([...r], [...statePayload(0, 0)], 'the ring resumes at the held buffer: it was never used (virtio 1.2 §2.7.14)');
+  assert.equal(rxq.reap(), null, 'nothing was written to the driver');
+});

@@ -260,6 +260,7 @@ for (const { preset, observe } of [
         const an = await run(process.execPath, [CLI, 'trace', 'analyze', traceFile, '--json'], { timeout: 120_000, maxBuffer: 64 << 20 });
         const report = JSON.parse(an.stdout) as { run: Record<string, unknown>; packets: number; events: Record<string, number>; skippedLines: number };
         t.diagnostic(`trace: ${JSON.stringify({ packets: report.packets, incomplete: report.run['incomplete'], events: report.events })}`);
+        assert.match(vout, / 0 not recordable/, 'the pcap tee recorded every frame');
         assert.equal(report.run['workload'], 'vhost-user');
         assert.equal(report.skippedLines, 0);
         // Only the device side is virtq's: its pop/done points make every traced frame a packet

@@ -52,6 +52,8 @@ export interface VhostWorkerDone {
   tap: TapPortStats | null;
   reflect: ReflectPortStats | null;
   pcapRecorded: number;
+  /** Frames the pcap tee could not record as they are (segmentation failed; see PcapTeePort). */
+  pcapErrors: number;
 }
 
 export interface VhostWorkerDisconnect {
@@ -118,6 +120,7 @@ try {
     tap: tap?.stats ?? null,
     reflect: reflect?.stats ?? null,
     pcapRecorded: tee?.recorded ?? 0,
+    pcapErrors: tee?.recordErrors ?? 0,
   };
   parentPort!.postMessage(done);
 } catch (e) {

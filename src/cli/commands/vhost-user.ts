@@ -75,7 +75,7 @@ export function registerVhostUser(program: Command): void {
         (r.hoststack ? `  host stack: ARP requests ${r.hoststack.arpRequestsIn}, echo requests ${r.hoststack.echoRequestsIn}, frames out ${r.hoststack.framesOut}, ignored ${r.hoststack.ignored}, dropped ${r.hoststack.controlDrops}\n` : '') +
         (r.tap ? `  tap: written ${r.tap.txFrames} (write errors ${r.tap.txWriteErrors}), read ${r.tap.rxFrames} (bad headers ${r.tap.rxBadHeader})\n` : '') +
         (r.reflect ? `  reflect: ${r.reflect.reflected} frames, dropped full ${r.reflect.dropsFull}, short ${r.reflect.dropsShort}\n` : '') +
-        (o.pcap !== undefined ? `  pcap: ${r.pcapRecorded} frames into ${o.pcap}\n` : '') +
+        (o.pcap !== undefined ? `  pcap: ${r.pcapRecorded} frames into ${o.pcap}, ${r.pcapErrors} not recordable\n` : '') +
         (r.trace ? `  trace: ${r.trace.path} (${r.trace.packets} packets, ${r.trace.incomplete} device-side only, ${r.trace.events} events)\n` : ''),
     );
   });

@@ -587,16 +587,19 @@ export class VhostUserBackend {
   }
 
   /**
-   * Ends the data path: its used entries are already published (DeviceLoop.run ends with a
-   * publish and a call per queue); rx chains it held unused are given back (DeviceQueue.unpop)
-   * so the ring resumes before them; its counters join the totals.
+   * Ends the data path: its used entries are published (DeviceLoop.run already ends with a
+   * publish and a call per queue; this publish only covers a caller that never ran it), rx
+   * chains it held unused are given back (DeviceQueue.unpop) so the ring resumes before them,
+   * and its counters join the totals.
    */
   private endService(): void {
     const s = this.svc;
     if (s === null) return;
     this.svc = null;
     for (const q of [s.rxq, s.txq]) {
-      if (!q.broken && q.inFlight > 0) q.unpop(q.inFlight);
+      if (q.broken) continue;
+      q.publishUsed();
+      if (q.inFlight > 0) q.unpop(q.inFlight);
     }
     addInto(this.totals, s.extra());
   }

@@ -212,9 +212,18 @@ export class VhostUserBackend {
   /** Counters of the services that ended (device and loop, flat). */
   private readonly totals: Record<string, number> = {};
   private doorbell: VhostDoorbell;
+  // Filled in place on each call (a doorbell asks before every poll): no allocation per sleep.
+  private readonly kickByQueue: number[] = new Array<number>(NUM_QUEUES).fill(-1);
+  private readonly callByQueue: number[] = new Array<number>(NUM_QUEUES).fill(-1);
   private readonly ringFds: VhostRingFds = {
-    kickFds: () => this.vrings.map((v) => (v.queue !== null ? v.kickFd : -1)),
-    callFds: () => this.vrings.map((v) => v.callFd),
+    kickFds: () => {
+      for (let i = 0; i < NUM_QUEUES; i++) this.kickByQueue[i] = this.vrings[i]!.queue !== null ? this.vrings[i]!.kickFd : -1;
+      return this.kickByQueue;
+    },
+    callFds: () => {
+      for (let i = 0; i < NUM_QUEUES; i++) this.callByQueue[i] = this.vrings[i]!.callFd;
+      return this.callByQueue;
+    },
   };
 
   constructor(

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TapPort } from '../src/backend/tap-port.js';
-import { TunF } from '../src/backend/tap-offload.js';
+import { TunF, tunOffloadFlags } from '../src/backend/tap-offload.js';
 import type { IoAddon } from '../src/backend/native.js';
 import { NetF, VirtioF } from '../src/net/features.js';
 import { emptyNetHdr, GsoType, NetHdrFlags } from '../src/net/header.js';
@@ -78,4 +78,13 @@ test('send() writes the virtio_net_hdr then the frame; peekRx() decodes one fram
   assert.equal(port.stats.rxFrames, 1);
   assert.equal(port.peekRx(), null, 'EAGAIN: nothing ready');
   assert.equal(port.rxReady(), false);
+});
+
+test('TUNSETOFFLOAD flags follow the GUEST_* features the driver accepted', () => {
+  assert.equal(tunOffloadFlags(VirtioF.VERSION_1), 0);
+  assert.equal(tunOffloadFlags(NetF.GUEST_TSO4), 0, 'TSO without GUEST_CSUM is never announced');
+  assert.equal(tunOffloadFlags(NetF.GUEST_CSUM), TunF.CSUM);
+  assert.equal(tunOffloadFlags(NetF.GUEST_CSUM | NetF.GUEST_TSO4 | NetF.GUEST_TSO6 | NetF.GUEST_ECN), TunF.CSUM | TunF.TSO4 | TunF.TSO6 | TunF.TSO_ECN);
+  assert.equal(tunOffloadFlags(NetF.GUEST_CSUM | NetF.GUEST_ECN), TunF.CSUM, 'ECN only with TSO');
+  assert.equal(tunOffloadFlags(NetF.GUEST_CSUM | NetF.GUEST_UFO | NetF.HOST_TSO4), TunF.CSUM | TunF.UFO, 'HOST_* bits are about the other direction');
 });

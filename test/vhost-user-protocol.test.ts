@@ -1,9 +1,12 @@
 // vhost-user without sockets or addons: the message codec (round trips, every malformed shape a
 // typed error, arbitrary bytes never anything else), and the backend state machine driven by a
 // fake operating system: a frontend's DriverQueues on "memfd" memory placed at a different
-// frontend virtual address, reflected frames, memory table replacement while rings run, and a
-// hostile frontend (overlapping or too small regions, rings outside memory, bad sizes, refused
-// requests) getting VhostUserError with every fd it sent closed.
+// frontend virtual address, frames through the one data path (NetDeviceService: NetDevice and
+// the policy's DeviceLoop) and the reflect port, offloads (TSO frames reflected whole or
+// segmented in software, bad headers dropped and counted), memory table replacement while
+// rings run, and a hostile frontend (overlapping or too small regions, rings outside memory,
+// bad sizes, inconsistent features, refused requests) getting VhostUserError with every fd it
+// sent closed.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,7 +30,11 @@ import {
   type Message,
 } from '../src/vhost-user/messages.js';
 import { VhostUserError } from '../src/vhost-user/errors.js';
-import { OFFERED_FEATURES, VhostUserBackend, reflectHandler, type VhostOs } from '../src/vhost-user/backend.js';
+import { OFFERED_FEATURES, VhostUserBackend, type VhostOs } from '../src/vhost-user/backend.js';
+import { ReflectPort } from '../src/backend/reflect-port.js';
+import { GsoType, NetHdrFlags, decodeNetHdr, emptyNetHdr, encodeNetHdr, type VirtioNetHdr } from '../src/net/header.js';
+import { IpProto, TcpFlags, buildTcpFrame, ipv4FromString, verifyL4Checksum } from '../src/net/frames/index.js';
+import { resolvePolicy } from '../src/policy/index.js';
 
 function wire(request: number, payload: Uint8Array, flags: number = Flags.VERSION): Uint8Array {
   const out = new Uint8Array(HEADER_BYTES + payload.length);
@@ -135,9 +142,9 @@ function send(b: VhostUserBackend, request: number, payload: Uint8Array, fds: nu
 }
 
 /** A backend brought up like QEMU does it, with frontend DriverQueues on the shared memory. */
-function bringUp(features = VirtioF.VERSION_1 | VirtioF.EVENT_IDX | NetF.MRG_RXBUF | VHOST_USER_F_PROTOCOL_FEATURES) {
+function bringUp(features = VirtioF.VERSION_1 | VirtioF.EVENT_IDX | NetF.MRG_RXBUF | VHOST_USER_F_PROTOCOL_FEATURES, preset = 'vhost') {
   const os = new FakeOs();
-  const b = new VhostUserBackend(os, reflectHandler);
+  const b = new VhostUserBackend(os, { port: new ReflectPort(), policy: resolvePolicy(preset) });
   const fd = os.memfd(MEM_BYTES);
   const mem = new GuestMemory([{ guestAddr: GPA, buffer: os.files.get(fd)! }]);
   const ringBytes = SplitLayout.packedBytes(Q);
@@ -179,9 +186,7 @@ test('frames sent by a frontend driver come back reflected through the backend, 
       txq.add([{ addr, len: frame.length }], [], k);
     }
     txq.publish();
-    while (b.service()) {
-      /* until idle */
-    }
+    assert.ok(b.run(), 'the data path runs (until idle: the fake OS has no fds to sleep on)');
     let tx = 0;
     for (let u = txq.reap(); u !== null; u = txq.reap()) tx++;
     assert.equal(tx, 10);
@@ -211,10 +216,10 @@ test('a memory table replaced while rings run keeps them running on the new mapp
   os.files.set(second, os.files.get(fd)!); // fake: the second "file" maps the same bytes
   send(b, Req.SET_MEM_TABLE, memTablePayload([{ guestAddr: GPA, sizeBytes: MEM_BYTES, userAddr: UVA, mmapOffset: 0 }, { guestAddr: GPA + MEM_BYTES, sizeBytes: half, userAddr: UVA + MEM_BYTES, mmapOffset: 0 }]), [fd, second]);
   assert.equal(b.mem.regionTable.length, 2);
-  mem.copyIn(bufBase + 20 * 2048, new Uint8Array(12 + 60).fill(7));
+  mem.copyIn(bufBase + 20 * 2048, new Uint8Array(12 + 60).fill(7).fill(0, 0, 12)); // a zero header: a plain frame
   txq.add([{ addr: bufBase + 20 * 2048, len: 72 }], [], 0);
   txq.publish();
-  b.service();
+  b.run();
   assert.equal(rxq.reap()?.len, 72);
 });
 
@@ -224,7 +229,7 @@ test('GET_VRING_BASE stops the ring and returns the next available index; a rest
   rxq.publish();
   for (let k = 0; k < 3; k++) txq.add([{ addr: bufBase + (8 + k) * 2048, len: 80 }], [], k);
   txq.publish();
-  b.service();
+  b.run();
   const r = send(b, Req.GET_VRING_BASE, statePayload(1, 0))!;
   assert.deepEqual([...r], [...statePayload(1, 3)]);
   assert.deepEqual(b.kickFds().length, 1, 'only the receive ring still runs');
@@ -264,14 +269,16 @@ test('a hostile frontend gets a typed error and every fd it sent is closed', () 
       send(b, Req.SET_VRING_ADDR, addrPayload({ index: 0, flags: 0, descUser: 0x10008, usedUser: 0x12000, availUser: 0x11000, logGuest: 0 }));
       send(b, Req.SET_VRING_KICK, u64Payload(0n), [os.eventfd()]);
     }, 'bad-queue'],
-    ['features never offered', (b) => void send(b, Req.SET_FEATURES, u64Payload(OFFERED_FEATURES | NetF.HOST_TSO4)), 'bad-state'],
+    ['features never offered', (b) => void send(b, Req.SET_FEATURES, u64Payload(OFFERED_FEATURES | NetF.HOST_UFO)), 'bad-state'],
+    ['HOST_TSO4 accepted without CSUM (virtio 1.2 §5.1.3.1)', (b) => void send(b, Req.SET_FEATURES, u64Payload(VirtioF.VERSION_1 | NetF.HOST_TSO4)), 'bad-state'],
+    ['GUEST_ECN accepted without GUEST_TSO4/6', (b) => void send(b, Req.SET_FEATURES, u64Payload(VirtioF.VERSION_1 | NetF.GUEST_CSUM | NetF.GUEST_ECN)), 'bad-state'],
     ['dirty logging', (b) => void send(b, Req.SET_LOG_BASE, new Uint8Array(0)), 'unsupported'],
     ['a kick without an fd (polling mode)', (b) => void send(b, Req.SET_VRING_KICK, u64Payload(0x100n)), 'unsupported'],
     ['fds attached to a request that takes none', (b, os) => void send(b, Req.SET_OWNER, new Uint8Array(0), [os.eventfd()]), 'bad-fds'],
   ];
   for (const [what, run, code] of cases) {
     const os = new FakeOs();
-    const b = new VhostUserBackend(os, reflectHandler);
+    const b = new VhostUserBackend(os, { port: new ReflectPort() });
     const before = os.closed.length;
     const sent: number[] = [];
     const origMemfd = os.memfd.bind(os);
@@ -284,8 +291,7 @@ test('a hostile frontend gets a typed error and every fd it sent is closed', () 
   }
 });
 
-test('a driver that corrupts its ring makes service() throw a VirtqueueError and the err fds get signalled', async () => {
-  const { VirtqueueError } = await import('../src/virtqueue/index.js');
+test('a driver that corrupts its ring breaks the data path with a named failure, and the err fds get signalled', () => {
   const { os, b, mem, rxq, txq, bufBase } = bringUp();
   const errFd = os.eventfd();
   send(b, Req.SET_VRING_ERR, u64Payload(1n), [errFd]);
@@ -297,7 +303,175 @@ test('a driver that corrupts its ring makes service() throw a VirtqueueError and
   const d = mem.bytes(desc, 8);
   new DataView(d.buffer, d.byteOffset, 8).setBigUint64(0, 0x7fff_0000_0000n, true);
   txq.publish();
-  assert.throws(() => b.service(), (e: unknown) => e instanceof VirtqueueError);
+  b.run();
+  assert.match(b.service!.failure ?? '', /device needs reset: .*queue 1/);
+  assert.equal(b.frameStats.queueErrors, 1);
   b.signalErrors();
   assert.ok(os.signals.includes(errFd));
+});
+
+// ---- offloads through the one data path (NetDevice behind the protocol)
+
+const G_MAC = Uint8Array.from([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+const H_MAC = Uint8Array.from([0x52, 0x54, 0, 0xab, 0xcd, 0xef]);
+
+/** A TCP/IPv4 frame of `payloadBytes` with a TSO4 header as Linux writes it (partial checksum). */
+function tsoFrame(payloadBytes: number, hdrFlags: number = NetHdrFlags.NEEDS_CSUM): { frame: Uint8Array; hdr: VirtioNetHdr } {
+  const frame = new Uint8Array(54 + payloadBytes);
+  const n = buildTcpFrame(frame, 0, {
+    link: { srcMac: G_MAC, dstMac: H_MAC },
+    ip: { version: 4, src: ipv4FromString('10.78.0.1'), dst: ipv4FromString('10.78.0.2') },
+    srcPort: 40000,
+    dstPort: 5201,
+    seq: 1000,
+    ack: 1,
+    flags: TcpFlags.ACK | TcpFlags.PSH,
+    payload: new Uint8Array(payloadBytes).map((_, i) => (i * 7) & 0xff),
+    checksum: 'partial',
+  });
+  const hdr = emptyNetHdr();
+  hdr.flags = hdrFlags;
+  hdr.gsoType = GsoType.TCPV4;
+  hdr.gsoSize = 1448;
+  hdr.hdrLen = 54;
+  hdr.csumStart = 34;
+  hdr.csumOffset = 16;
+  return { frame: frame.subarray(0, n), hdr };
+}
+
+/** Writes [virtio_net_hdr v1][frame] at `addr` and makes it available on the transmit queue. */
+function transmit(mem: GuestMemory, txq: DriverQueue<number>, addr: number, hdr: VirtioNetHdr, frame: Uint8Array): void {
+  const buf = new Uint8Array(12 + frame.length);
+  encodeNetHdr(hdr, 'v1', buf, 0);
+  buf.set(frame, 12);
+  mem.copyIn(addr, buf);
+  txq.add([{ addr, len: buf.length }], [], 0);
+  txq.publish();
+}
+
+/** Every frame the receive queue returned: header and frame bytes (mergeable buffers joined). */
+function received(mem: GuestMemory, rxq: DriverQueue<number>, bufBase: number): { hdr: VirtioNetHdr; frame: Uint8Array }[] {
+  const out: { hdr: VirtioNetHdr; frame: Uint8Array }[] = [];
+  let parts: Uint8Array[] = [];
+  let left = 0;
+  for (let u = rxq.reap(); u !== null; u = rxq.reap()) {
+    const bytes = mem.bytes(bufBase + u.token * 2048, u.len).slice();
+    if (left === 0) {
+      const h = decodeNetHdr(bytes, 0, 'v1', emptyNetHdr());
+      assert.ok(!(h instanceof Error));
+      left = h.numBuffers;
+      parts = [bytes.subarray(12)];
+      out.push({ hdr: h, frame: new Uint8Array(0) });
+    } else {
+      parts.push(bytes);
+    }
+    if (--left === 0) {
+      const f = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+      let at = 0;
+      for (const p of parts) {
+        f.set(p, at);
+        at += p.length;
+      }
+      out[out.length - 1]!.frame = f;
+    }
+  }
+  return out;
+}
+
+const OFFLOAD_BASE = VirtioF.VERSION_1 | VirtioF.EVENT_IDX | NetF.MRG_RXBUF | VHOST_USER_F_PROTOCOL_FEATURES | NetF.CSUM | NetF.HOST_TSO4;
+
+test('a TSO frame from the driver comes back whole, header kept, when the driver also takes GUEST_TSO4', () => {
+  const { b, mem, rxq, txq, bufBase } = bringUp(OFFLOAD_BASE | NetF.GUEST_CSUM | NetF.GUEST_TSO4);
+  for (let i = 0; i < Q; i++) rxq.add([], [{ addr: bufBase + i * 2048, len: 2048 }], i);
+  rxq.publish();
+  const { frame, hdr } = tsoFrame(3000);
+  transmit(mem, txq, bufBase + 40 * 2048, hdr, frame);
+  b.run();
+  assert.equal(txq.reap()?.token, 0);
+  const got = received(mem, rxq, bufBase);
+  assert.equal(got.length, 1);
+  const r = got[0]!;
+  assert.equal(r.hdr.gsoType, GsoType.TCPV4);
+  assert.equal(r.hdr.gsoSize, 1448);
+  assert.equal(r.hdr.flags & NetHdrFlags.NEEDS_CSUM, NetHdrFlags.NEEDS_CSUM);
+  assert.equal(r.hdr.numBuffers, 2, 'mergeable: 3054 + 12 bytes over two 2048-byte buffers');
+  assert.deepEqual([...r.frame.subarray(0, 12)], [...G_MAC, ...H_MAC], 'MACs swapped');
+  assert.deepEqual([...r.frame.subarray(12)], [...frame.subarray(12)], 'the rest intact');
+  const c = b.counters;
+  assert.equal(c['dev.txGsoFrames'], 1);
+  assert.equal(c['dev.txSwSegments'], 0);
+});
+
+test('without GUEST_TSO4/GUEST_CSUM the device segments a TSO frame in software and completes every checksum', () => {
+  const { b, mem, rxq, txq, bufBase } = bringUp(OFFLOAD_BASE);
+  for (let i = 0; i < Q; i++) rxq.add([], [{ addr: bufBase + i * 2048, len: 2048 }], i);
+  rxq.publish();
+  const { frame, hdr } = tsoFrame(3000);
+  transmit(mem, txq, bufBase + 40 * 2048, hdr, frame);
+  b.run();
+  const got = received(mem, rxq, bufBase);
+  assert.deepEqual(got.map((g) => g.frame.length), [54 + 1448, 54 + 1448, 54 + 104]);
+  let payload = 0;
+  for (const g of got) {
+    assert.equal(g.hdr.flags, 0, 'a completely checksummed frame (§5.1.6.2)');
+    assert.equal(g.hdr.gsoType, GsoType.NONE);
+    assert.ok(verifyL4Checksum(g.frame, 4, 14, IpProto.TCP, 34, g.frame.length - 34), 'TCP checksum valid');
+    payload += g.frame.length - 54;
+  }
+  assert.equal(payload, 3000);
+  assert.equal(b.counters['dev.txSwSegments'], 3);
+});
+
+test('a TSO header without NEEDS_CSUM from the driver is dropped and counted, and its chain still returned', () => {
+  const { b, mem, rxq, txq, bufBase } = bringUp(OFFLOAD_BASE | NetF.GUEST_CSUM | NetF.GUEST_TSO4);
+  for (let i = 0; i < Q; i++) rxq.add([], [{ addr: bufBase + i * 2048, len: 2048 }], i);
+  rxq.publish();
+  const { frame, hdr } = tsoFrame(3000, 0);
+  transmit(mem, txq, bufBase + 40 * 2048, hdr, frame);
+  b.run();
+  assert.equal(txq.reap()?.token, 0, 'used: the driver gets its buffer back');
+  assert.equal(rxq.reap(), null, 'nothing reflected');
+  assert.equal(b.frameStats.txDropped, 1);
+  assert.equal(b.counters['dev.txDrops.gso-without-needs-csum'], 1);
+});
+
+test('under the rfc-baseline preset (global lock held, per-buffer interrupts) every frame is reflected once', () => {
+  const { os, b, mem, rxq, txq, calls, bufBase } = bringUp(undefined, 'rfc-baseline');
+  for (let i = 0; i < Q; i++) rxq.add([], [{ addr: bufBase + i * 2048, len: 2048 }], i);
+  rxq.publish();
+  for (let k = 0; k < 8; k++) {
+    const f = new Uint8Array(12 + 60);
+    f.set([...H_MAC, ...G_MAC], 12);
+    f[12 + 20] = k;
+    mem.copyIn(bufBase + (Q + k) * 2048, f);
+    txq.add([{ addr: bufBase + (Q + k) * 2048, len: f.length }], [], k);
+  }
+  txq.publish();
+  // The tx timer of the baseline may defer the flush: run until every frame came back.
+  const seen: number[] = [];
+  for (let round = 0; round < 100 && seen.length < 8; round++) {
+    b.run();
+    for (let u = rxq.reap(); u !== null; u = rxq.reap()) seen.push(mem.bytes(bufBase + u.token * 2048, u.len)[12 + 20]!);
+  }
+  assert.deepEqual(seen, [0, 1, 2, 3, 4, 5, 6, 7]);
+  assert.ok((b.counters.devLockAcquisitions ?? 0) > 0, 'the loop took the global lock');
+  assert.ok(os.signals.filter((fd) => fd === calls[0]).length >= 1);
+});
+
+test('GET_VRING_BASE on the receive ring gives back buffers held for an unfinished mergeable frame', () => {
+  const { b, mem, rxq, txq, bufBase } = bringUp();
+  // One 64-byte buffer: the reflected 212-byte frame needs four, so the device pops it and waits.
+  rxq.add([], [{ addr: bufBase, len: 64 }], 0);
+  rxq.publish();
+  const f = new Uint8Array(12 + 200);
+  f.set([...H_MAC, ...G_MAC], 12);
+  mem.copyIn(bufBase + 20 * 2048, f);
+  txq.add([{ addr: bufBase + 20 * 2048, len: f.length }], [], 0);
+  txq.publish();
+  b.run();
+  assert.equal(b.service!.rxq.nextAvail, 1, 'the device popped the buffer');
+  assert.equal(b.service!.rxq.inFlight, 1, 'and holds it, unused');
+  const r = send(b, Req.GET_VRING_BASE, statePayload(0, 0))!;
+  assert.deepEqual([...r], [...statePayload(0, 0)], 'the ring resumes at the held buffer: it was never used (virtio 1.2 §2.7.14)');
+  assert.equal(rxq.reap(), null, 'nothing was written to the driver');
 });

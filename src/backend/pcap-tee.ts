@@ -18,8 +18,6 @@ export interface PcapTeeOptions {
 }
 
 export class PcapTeePort implements NetPort {
-  readonly acceptsGso: boolean;
-  readonly acceptsPartialCsum: boolean;
   onRxReady?: (() => void) | undefined;
   /** Frames recorded (segments count one each), and frames that could not be segmented. */
   recorded = 0;
@@ -35,10 +33,17 @@ export class PcapTeePort implements NetPort {
     readonly writer: PcapWriter,
     opts: PcapTeeOptions = {},
   ) {
-    this.acceptsGso = inner.acceptsGso;
-    this.acceptsPartialCsum = inner.acceptsPartialCsum;
     this.segmentGso = opts.segmentGso ?? false;
     this.nowNs = opts.nowNs ?? ((): number => Math.round((performance.timeOrigin + performance.now()) * 1e6));
+  }
+
+  /** What the inner port takes, asked each time: a port may decide in negotiated() (reflect). */
+  get acceptsGso(): boolean {
+    return this.inner.acceptsGso;
+  }
+
+  get acceptsPartialCsum(): boolean {
+    return this.inner.acceptsPartialCsum;
   }
 
   /** The inner port's fd (a TAP's), so the device loop polls it as if the tee were not there. */

@@ -303,6 +303,11 @@ export class NetEndpoint {
       const slot = this.controlSlot();
       if (slot === null) return;
       const requester = bytes.slice(a.senderMacOffset, a.senderMacOffset + 6);
+      // The peer asking tells us its MAC too (RFC 826: merge the sender into the table).
+      if (a.senderIp === this.peerIp) {
+        this.peerMac = requester;
+        this.link.dstMac = requester;
+      }
       slot.len = buildArpFrame(slot.buf, 0, { op: ArpOp.REPLY, srcMac: this.mac, dstMac: requester, senderIp: this.ip, targetIp: a.senderIp });
     } else if (a.op === ArpOp.REPLY && a.senderIp === this.peerIp) {
       this.stats.arpRepliesIn++;

@@ -2,16 +2,24 @@
 // features and protocol features, owner, the memory table (each region mmapped and placed into
 // one GuestMemory, replaced whole on every SET_MEM_TABLE, also while rings run), and per ring
 // num/addr/base/kick/call/err/enable. Ring addresses arrive as frontend virtual addresses and are
-// translated to guest physical addresses through the table, so the data path is virtq's own
-// DeviceQueue on the frontend's memory (FrameDevice: the seam where NetDevice plugs in later).
+// translated to guest physical addresses through the table. This file is the protocol only:
+// once the receive and transmit rings are started and enabled, their DeviceQueues go to the one
+// virtio-net data path, NetDeviceService (NetDevice + the policy's DeviceLoop + a NetPort), with
+// a doorbell made of the rings' kick and call fds (the caller's, see VhostDoorbell). Stopping a
+// ring folds that service's counters into the totals and ends it; GET_VRING_BASE returns where
+// the device will resume (virtio 1.2 §2.7: the next available index it has not consumed).
 // Operating-system access (mmap, close, eventfd writes) is injected, so the whole state machine
 // is unit-tested with a fake; runs in Web Workers too (no `node:` imports).
 
 import { GuestMemory } from '../memory/index.js';
-import { NetF, VirtioF } from '../net/features.js';
-import { headerSize } from '../net/header.js';
+import { NetF, VirtioF, negotiate } from '../net/features.js';
+import type { NetConfig } from '../net/config.js';
+import type { NetPort } from '../net/port.js';
+import { NetDeviceService } from '../net/device-service.js';
+import { BIG_LOCK_WORDS, BigLock, performanceClock, resolvePolicy, type LoopDoorbell, type PolicyConfig } from '../policy/index.js';
+import type { WaitResult } from '../notify/doorbell.js';
+import type { NetObserver } from '../net/observer.js';
 import { DeviceQueue, SplitLayout, availRingBytes, descTableBytes, isValidQueueSize, usedRingBytes } from '../virtqueue/index.js';
-import { FrameDevice, type FrameDeviceStats } from '../peers/frame-device.js';
 import { VhostUserError } from './errors.js';
 import { ProtocolF, Req, VHOST_USER_F_PROTOCOL_FEATURES, requestName, statePayload, u64Payload, type MemRegionDesc, type Message, type VringAddr } from './messages.js';
 
@@ -21,38 +29,106 @@ export interface VhostOs {
   fileSize(fd: number): number;
   mmapShared(fd: number, lengthBytes: number, offsetBytes: number): SharedArrayBuffer;
   close(fd: number): void;
-  /** Signals an eventfd (a call: used buffers for the driver). */
+  /** Signals an eventfd (a call: used buffers for the driver; an err: a broken ring). */
   signal(fd: number): void;
 }
 
-/**
- * What the device does with a transmitted frame: writes a frame to deliver back to the driver
- * into `out` (virtio_net_hdr first) and returns its length, or 0 for none.
- */
-export type FrameHandler = (frame: Uint8Array, lenBytes: number, out: Uint8Array, hdrBytes: number) => number;
+/** The rings' fds by virtio queue index (-1: none), read on every use (the frontend may replace them). */
+export interface VhostRingFds {
+  kickFds(): readonly number[];
+  callFds(): readonly number[];
+}
 
 /**
- * A frame endpoint behind the device (a TAP): frames the driver transmits go to send(); frames
- * from receive() go to the driver. Both carry the virtio_net_hdr first.
+ * The doorbell the device loop waits on and rings: on Node an FdDoorbell over the kick and call
+ * eventfds, the port's fd and the connection (src/backend/fd-doorbell.ts, wired in server.ts).
  */
-export interface FramePort {
-  /** The fd to poll for input (POLLIN means receive() has frames). */
-  readonly fd: number;
-  /** Returns false when the frame was dropped (counted by the backend). */
-  send(frame: Uint8Array, lenBytes: number): boolean;
-  /** One frame into buf: its length, or 0 when none is ready. */
-  receive(buf: Uint8Array): number;
-  /** The negotiated virtio_net_hdr size, when the rings start. */
-  setHeaderBytes(bytes: number): void;
+export interface VhostDoorbell extends LoopDoorbell {
+  /** Kicks seen on queue `queue`'s kick fd so far (cumulative). */
+  count(queue: number): number;
+  /**
+   * True when the device loop should return now: control input waits on the connection, or the
+   * server stops. Looked at every loop iteration, so it must be cheap.
+   */
+  interrupted(): boolean;
+}
+
+/**
+ * The doorbell used when the caller gives none (tests, embedders that poll): rings write the
+ * call fds through the OS; waiting ends the run at once, so run() drains until idle and returns.
+ */
+class OsDoorbell implements VhostDoorbell {
+  constructor(
+    private readonly os: VhostOs,
+    private readonly fds: VhostRingFds,
+  ) {}
+  seq(): number {
+    return 0;
+  }
+  count(): number {
+    return 0;
+  }
+  interrupted(): boolean {
+    return false;
+  }
+  ring(queue?: number): boolean {
+    const calls = this.fds.callFds();
+    let rang = false;
+    for (let q = 0; q < calls.length; q++) {
+      if ((queue === undefined || q === queue) && calls[q]! >= 0) {
+        this.os.signal(calls[q]!);
+        rang = true;
+      }
+    }
+    return rang;
+  }
+  wait(): WaitResult {
+    return 'stopped';
+  }
+  waitUntil(): WaitResult {
+    return 'stopped';
+  }
 }
 
 export const NUM_QUEUES = 2; // one receive (0) + one transmit (1) queue
 const PAGE = 4096;
+const LOCK_THREAD_ID = 1;
 
-/** Device features offered (virtio 1.2 §5.1.3, §6): split ring, no offloads, no config space. */
+/**
+ * Device features offered (virtio 1.2 §5.1.3, §6): split ring with event idx and indirect
+ * tables, the checksum and TCP segmentation offloads both ways with ECN, mergeable receive
+ * buffers, and the config-space features the frontend emulates (MTU, STATUS, MAC: QEMU and
+ * virtio_user serve config space themselves). NetDevice honours every one: it validates each tx
+ * header, and segments or completes checksums in software when the port cannot take a frame.
+ */
 export const OFFERED_FEATURES =
-  VirtioF.VERSION_1 | VirtioF.EVENT_IDX | VirtioF.INDIRECT_DESC | NetF.MRG_RXBUF | VHOST_USER_F_PROTOCOL_FEATURES;
+  VirtioF.VERSION_1 |
+  VirtioF.EVENT_IDX |
+  VirtioF.INDIRECT_DESC |
+  NetF.CSUM |
+  NetF.GUEST_CSUM |
+  NetF.HOST_TSO4 |
+  NetF.HOST_TSO6 |
+  NetF.HOST_ECN |
+  NetF.GUEST_TSO4 |
+  NetF.GUEST_TSO6 |
+  NetF.GUEST_ECN |
+  NetF.MRG_RXBUF |
+  NetF.MTU |
+  NetF.STATUS |
+  NetF.MAC |
+  VHOST_USER_F_PROTOCOL_FEATURES;
+/**
+ * UDP fragmentation offload both ways, offered only when the port takes UDP GSO frames (a TAP):
+ * NetDevice segments only TCP in software (§5.1.6.2), so a UFO frame for another port would be dropped.
+ */
+export const UFO_FEATURES = NetF.HOST_UFO | NetF.GUEST_UFO;
 export const OFFERED_PROTOCOL_FEATURES = (1n << BigInt(ProtocolF.MQ)) | (1n << BigInt(ProtocolF.REPLY_ACK));
+
+/** The features this backend offers for a port (UFO_FEATURES only when `ufo`). */
+export function offeredFeatures(ufo: boolean): bigint {
+  return OFFERED_FEATURES | (ufo ? UFO_FEATURES : 0n);
+}
 
 interface Vring {
   num: number;
@@ -79,11 +155,11 @@ export interface BackendStats {
   messages: number;
   memTables: number;
   ringStarts: number;
+  /** Times the data path (NetDeviceService) was built on a started, enabled ring pair. */
+  serviceStarts: number;
   calls: number;
-  /** Transmitted frames the port refused (a TAP write error). */
-  portTxDrop: number;
   /**
-   * Chains the driver had made available but the device had not popped when the ring was
+   * Chains the driver had made available but the device had not consumed when the ring was
    * stopped (GET_VRING_BASE), on transmit (odd) and receive (even) queues (virtio 1.2 §5.1.2).
    * They are not lost — the returned base resumes there, as vhost does — but a frontend that
    * exits right after stopping counts them as sent.
@@ -92,33 +168,92 @@ export interface BackendStats {
   rxLeftInRingAtStop: number;
 }
 
+/** The data path's frame counters (NetDevice's), summed over every service so far. */
+export interface FrameStats {
+  /** Frames from the driver handed to the port (after software segmentation, if any). */
+  txFrames: number;
+  txBytes: number;
+  /** Frames from the driver dropped (bad header, bad frame), by NetDevice's rules. */
+  txDropped: number;
+  rxFrames: number;
+  rxBytes: number;
+  /** Frames for the driver dropped (too long, no room, offload not negotiated). */
+  rxDropped: number;
+  /** Ring violations (each breaks its queue: DEVICE_NEEDS_RESET). */
+  queueErrors: number;
+}
+
+export interface VhostBackendOptions {
+  /** What stands behind the device: host stack, reflect, TAP, a pcap tee around one of them. */
+  port: NetPort;
+  /** The notification policy the device loop runs (default: the 'vhost' preset). */
+  policy?: PolicyConfig;
+  tracer?: NetObserver;
+  /** MAC and MTU for the device's frame limits (config space itself is the frontend's). */
+  config?: Partial<NetConfig>;
+  /** Offer UFO both ways (the port takes UDP GSO frames: a TAP). Default false. */
+  ufo?: boolean;
+}
+
 export class VhostUserBackend {
   readonly mem = new GuestMemory();
-  readonly stats: BackendStats = { messages: 0, memTables: 0, ringStarts: 0, calls: 0, portTxDrop: 0, txLeftInRingAtStop: 0, rxLeftInRingAtStop: 0 };
+  readonly stats: BackendStats = { messages: 0, memTables: 0, ringStarts: 0, serviceStarts: 0, calls: 0, txLeftInRingAtStop: 0, rxLeftInRingAtStop: 0 };
+  readonly port: NetPort;
+  readonly offered: bigint;
+  private readonly policy: PolicyConfig;
+  private readonly lock: BigLock | null;
   private features = 0n;
   private featuresSet = false;
   private protocolFeatures = 0n;
   private owner = false;
   private userRegions: UserRegion[] = [];
   private readonly vrings: Vring[] = [newVring(), newVring()];
-  private device: FrameDevice | null = null;
-  private deviceStatsTotal: FrameDeviceStats | null = null;
-
-  private readonly txBuf = new Uint8Array(65536 + 64);
-  private readonly outBuf = new Uint8Array(65536 + 64);
-  private pendingLen = 0; // a reply that found no receive buffer yet
-  /** Transmitted chains the last service() call handled. */
-  lastWork = 0;
+  private svc: NetDeviceService | null = null;
+  /** Counters of the services that ended (device and loop, flat). */
+  private readonly totals: Record<string, number> = {};
+  private doorbell: VhostDoorbell;
+  // Filled in place on each call (a doorbell asks before every poll): no allocation per sleep.
+  private readonly kickByQueue: number[] = new Array<number>(NUM_QUEUES).fill(-1);
+  private readonly callByQueue: number[] = new Array<number>(NUM_QUEUES).fill(-1);
+  private readonly ringFds: VhostRingFds = {
+    kickFds: () => {
+      for (let i = 0; i < NUM_QUEUES; i++) this.kickByQueue[i] = this.vrings[i]!.queue !== null ? this.vrings[i]!.kickFd : -1;
+      return this.kickByQueue;
+    },
+    callFds: () => {
+      for (let i = 0; i < NUM_QUEUES; i++) this.callByQueue[i] = this.vrings[i]!.callFd;
+      return this.callByQueue;
+    },
+  };
 
   constructor(
     private readonly os: VhostOs,
-    private readonly handler: FrameHandler,
-    private readonly port: FramePort | null = null,
-  ) {}
+    private readonly o: VhostBackendOptions,
+  ) {
+    this.port = o.port;
+    this.offered = offeredFeatures(o.ufo ?? false);
+    this.policy = o.policy ?? resolvePolicy('vhost');
+    // The QEMU-2008 global lock (presets with dataPath.lock 'held'/'dropped'): only this thread
+    // takes it — the frontend's vcpus live in another process and never contend — so it costs
+    // what the 2008 I/O thread paid uncontended. Private words, zeroed (the Mutex's idle state).
+    this.lock = this.policy.dataPath.lock === 'none' ? null : new BigLock(new Int32Array(new SharedArrayBuffer(BIG_LOCK_WORDS * 4)), LOCK_THREAD_ID, performanceClock);
+    this.doorbell = new OsDoorbell(os, this.ringFds);
+  }
 
-  /** Whether the port's fd should be polled (rings running and no frame waiting for buffers). */
-  wantsPortInput(): boolean {
-    return this.port !== null && this.device !== null && this.pendingLen === 0;
+  /** The rings' fds by queue index (kick fds only of started rings), for the caller's doorbell. */
+  get fds(): VhostRingFds {
+    return this.ringFds;
+  }
+
+  /** Uses `db` for the next services (a connection's fd doorbell); null: back to the OS default. */
+  setDoorbell(db: VhostDoorbell | null): void {
+    this.endService();
+    this.doorbell = db ?? new OsDoorbell(this.os, this.ringFds);
+  }
+
+  /** The running data path, or null while the rx/tx pair is not started and enabled. */
+  get service(): NetDeviceService | null {
+    return this.svc;
   }
 
   get negotiatedFeatures(): bigint {
@@ -127,24 +262,43 @@ export class VhostUserBackend {
   get replyAck(): boolean {
     return (this.protocolFeatures & (1n << BigInt(ProtocolF.REPLY_ACK))) !== 0n;
   }
-  /** Frame counters of the data path, summed over every ring start so far. */
-  get frameStats(): FrameDeviceStats {
-    const t = this.deviceStatsTotal ?? { txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, txDropMalformed: 0, rxDropTooBig: 0 };
-    const d = this.device?.stats;
-    if (!d) return { ...t };
+
+  /** Device and loop counters (NetDeviceService.extra), summed over every service so far. */
+  get counters(): Record<string, number> {
+    const out: Record<string, number> = { ...this.totals };
+    if (this.svc !== null) addInto(out, this.svc.extra());
+    return out;
+  }
+
+  /** The device's frame counters summed over every service so far. */
+  get frameStats(): FrameStats {
+    const c = this.counters;
+    const n = (k: string): number => c[`dev.${k}`] ?? 0;
     return {
-      txFrames: t.txFrames + d.txFrames,
-      txBytes: t.txBytes + d.txBytes,
-      rxFrames: t.rxFrames + d.rxFrames,
-      rxBytes: t.rxBytes + d.rxBytes,
-      txDropMalformed: t.txDropMalformed + d.txDropMalformed,
-      rxDropTooBig: t.rxDropTooBig + d.rxDropTooBig,
+      txFrames: n('txFrames'),
+      txBytes: n('txBytes'),
+      txDropped: n('txDropped'),
+      rxFrames: n('rxFrames'),
+      rxBytes: n('rxBytes'),
+      rxDropped: n('rxDropped'),
+      queueErrors: n('queueErrors'),
     };
   }
 
   /** Kick fds of started rings, for the caller's poll set. */
   kickFds(): number[] {
     return this.vrings.filter((v) => v.queue !== null && v.kickFd >= 0).map((v) => v.kickFd);
+  }
+
+  /**
+   * Runs the data path until the doorbell interrupts it (control input, stop) or, with the
+   * default doorbell, until idle. Returns false when there is no data path to run.
+   */
+  run(): boolean {
+    const s = this.svc;
+    if (s === null) return false;
+    s.run();
+    return true;
   }
 
   /**
@@ -170,11 +324,15 @@ export class VhostUserBackend {
     if (msg.kind !== 'mem' && msg.kind !== 'fd') wantFds(0);
     switch (msg.request) {
       case Req.GET_FEATURES:
-        return u64Payload(OFFERED_FEATURES);
+        return u64Payload(this.offered);
       case Req.SET_FEATURES: {
         const v = (msg as { value: bigint }).value;
-        if (v & ~OFFERED_FEATURES) throw new VhostUserError('bad-state', `SET_FEATURES 0x${v.toString(16)} includes bits never offered (0x${(v & ~OFFERED_FEATURES).toString(16)})`);
-        if (this.device !== null && v !== this.features) throw new VhostUserError('bad-state', 'SET_FEATURES changed the features while rings run');
+        if (v & ~this.offered) throw new VhostUserError('bad-state', `SET_FEATURES 0x${v.toString(16)} includes bits never offered (0x${(v & ~this.offered).toString(16)})`);
+        // The accepted set must satisfy the dependency rules (virtio 1.2 §5.1.3.1), as a device
+        // checks before FEATURES_OK (§2.2.2): e.g. HOST_TSO4 without CSUM is refused.
+        const n = negotiate(this.offered, v);
+        if (!n.ok) throw new VhostUserError('bad-state', `SET_FEATURES 0x${v.toString(16)}: ${n.error.message}`);
+        if (this.ringsRunning() && v !== this.features) throw new VhostUserError('bad-state', 'SET_FEATURES changed the features while rings run');
         this.features = v;
         this.featuresSet = true;
         return null;
@@ -223,7 +381,7 @@ export class VhostUserBackend {
         v.addr = a;
         if (v.queue !== null) {
           // Address change on a running ring (QEMU does this on some resets): restart it there.
-          const base = v.queue.nextAvail;
+          const base = this.resumeIndex(v.queue);
           this.stopRing(a.index);
           v.base = base;
           this.maybeStart(a.index);
@@ -233,7 +391,9 @@ export class VhostUserBackend {
       case Req.GET_VRING_BASE: {
         const { index } = msg as { index: number };
         const v = this.vring(index, name);
-        const base = v.queue !== null ? v.queue.nextAvail : v.base;
+        // Ends the data path first: its last used entries are published and the driver told.
+        this.endService();
+        const base = v.queue !== null ? this.resumeIndex(v.queue) : v.base;
         // virtio-net: even queues receive, odd queues transmit (virtio 1.2 §5.1.2).
         if (v.queue !== null && !v.queue.broken) {
           let left = 0;
@@ -280,6 +440,7 @@ export class VhostUserBackend {
         const { index, num } = msg as { index: number; num: number };
         const v = this.vring(index, name);
         v.enabled = num !== 0;
+        this.updateService();
         return null;
       }
       case Req.NET_SET_MTU:
@@ -349,6 +510,7 @@ export class VhostUserBackend {
     throw new VhostUserError('bad-queue', `queue ${index}: ${what} [0x${uva.toString(16)}, +${len}) lies outside every memory region`);
   }
 
+
   private maybeStart(index: number): void {
     const v = this.vrings[index]!;
     if (v.queue !== null || v.kickFd < 0 || v.addr === null || v.num === 0 || this.userRegions.length === 0) return;
@@ -362,6 +524,7 @@ export class VhostUserBackend {
     } catch (e) {
       throw new VhostUserError('bad-queue', `queue ${index}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
+    if (!this.featuresSet) this.features = 0n;
     const q = new DeviceQueue(this.mem, layout, {
       index,
       eventIdx: (this.features & VirtioF.EVENT_IDX) !== 0n,
@@ -371,32 +534,95 @@ export class VhostUserBackend {
     q.restore({ ...q.snapshot(), nextAvail: v.base, nextUsed: v.base, signalledUsedValid: false, inFlight: 0, broken: false });
     v.queue = q;
     this.stats.ringStarts++;
-    const rx = this.vrings[0]!.queue;
-    const tx = this.vrings[1]!.queue;
-    if (rx !== null && tx !== null) {
-      if (!this.featuresSet) this.features = 0n;
-      this.device = new FrameDevice(this.mem, rx, tx, {
-        hdrBytes: headerSize(this.features),
-        mergeable: (this.features & NetF.MRG_RXBUF) !== 0n,
-      });
-      this.port?.setHeaderBytes(headerSize(this.features));
+    this.updateService();
+  }
+
+  private ringsRunning(): boolean {
+    return this.vrings[0]!.queue !== null || this.vrings[1]!.queue !== null;
+  }
+
+  /**
+   * Where the driver resumes the ring: the next available index the device has not consumed.
+   * Rx chains the device popped and holds for a frame (mergeable buffers still being gathered)
+   * were never used, so they count as not consumed (NetDevice holds only the latest pops).
+   */
+  private resumeIndex(q: DeviceQueue): number {
+    return (q.nextAvail - q.inFlight) & 0xffff;
+  }
+
+  /** Starts the data path when the rx/tx pair is started and enabled; ends it when not. */
+  private updateService(): void {
+    const rx = this.vrings[0]!;
+    const tx = this.vrings[1]!;
+    const ready = rx.queue !== null && tx.queue !== null && rx.enabled && tx.enabled;
+    if (!ready) {
+      this.endService();
+      return;
     }
+    if (this.svc !== null) return;
+    const db = this.doorbell;
+    const stats = this.stats;
+    // Interrupts: the loop rings a queue's call fd; counted here for the reports.
+    const irq: LoopDoorbell = {
+      seq: () => db.seq(),
+      ring: (queue?: number) => {
+        const rang = db.ring(queue);
+        if (rang) stats.calls++;
+        return rang;
+      },
+      wait: (seen, deadlineMs) => db.wait(seen, deadlineMs),
+      waitUntil: (seen, deadlineMs) => db.waitUntil(seen, deadlineMs),
+    };
+    let svc: NetDeviceService | null = null;
+    svc = new NetDeviceService({
+      mem: this.mem,
+      rxq: rx.queue!,
+      txq: tx.queue!,
+      // The protocol's own bit (30) is not a device feature.
+      features: this.features & ~VHOST_USER_F_PROTOCOL_FEATURES,
+      port: this.port,
+      policy: this.policy,
+      kick: db,
+      irq,
+      lock: this.lock,
+      // A broken ring ends the run too: the caller signals the err fds and closes the connection.
+      stopped: () => db.interrupted() || (svc !== null && svc.device.error !== null),
+      kicks: (queue) => db.count(queue),
+      ...(this.o.config !== undefined ? { config: this.o.config } : {}),
+      ...(this.o.tracer !== undefined ? { tracer: this.o.tracer } : {}),
+    });
+    this.svc = svc;
+    this.stats.serviceStarts++;
+  }
+
+  /**
+   * Ends the data path: its used entries are published (DeviceLoop.run already ends with a
+   * publish and a call per queue; this publish only covers a caller that never ran it), rx
+   * chains it held unused are given back (DeviceQueue.unpop) so the ring resumes before them,
+   * and its counters join the totals.
+   */
+  private endService(): void {
+    const s = this.svc;
+    if (s === null) return;
+    this.svc = null;
+    for (const q of [s.rxq, s.txq]) {
+      if (q.broken) continue;
+      q.publishUsed();
+      if (q.inFlight > 0) q.unpop(q.inFlight);
+    }
+    addInto(this.totals, s.extra());
   }
 
   private stopRing(index: number): void {
     const v = this.vrings[index]!;
     if (v.queue === null) return;
+    this.endService();
     v.queue = null;
-    if (this.device !== null) {
-      const t = this.frameStats;
-      this.deviceStatsTotal = t;
-      this.device = null;
-    }
-    this.pendingLen = 0;
   }
 
   /** Back to the state of a fresh connection: rings stopped, fds closed, memory dropped. */
   reset(): void {
+    this.endService();
     for (let i = 0; i < NUM_QUEUES; i++) {
       this.stopRing(i);
       const v = this.vrings[i]!;
@@ -411,104 +637,13 @@ export class VhostUserBackend {
     this.mem.setRegions([]);
   }
 
-  /**
-   * Runs the data path: transmitted frames through the handler, answers into the receive queue,
-   * interrupts through the call fds. Processes at most `budget` frames; returns true when work
-   * is left (call again without sleeping). A VirtqueueError (a driver that broke its ring)
-   * propagates: the caller treats it like a protocol error.
-   */
-  service(budget = 256): boolean {
-    const dev = this.device;
-    this.lastWork = 0;
-    if (dev === null || !this.vrings[0]!.enabled || !this.vrings[1]!.enabled) return false;
-    if (this.port !== null) return this.servicePort(dev, this.port, budget);
-    const hdr = dev.opts.hdrBytes;
-    let done = 0;
-    let more = false;
-    while (done < budget) {
-      if (this.pendingLen > 0) {
-        if (dev.pushRx(this.outBuf, this.pendingLen) === 'no-buffer') break;
-        this.pendingLen = 0;
-      }
-      if (!dev.rxReady()) break; // backpressure: leave transmits queued until buffers arrive
-      const n = dev.popTx(this.txBuf);
-      if (n < 0) break;
-      done++;
-      if (n === 0) continue;
-      const r = this.handler(this.txBuf, n, this.outBuf, hdr);
-      if (r > 0) this.pendingLen = r;
-    }
-    if (done >= budget) more = true;
-    this.lastWork = done;
-    const f = dev.flush();
-    if (f.rx) this.call(0);
-    if (f.tx) this.call(1);
-    if (more) return true;
-    // Before sleeping, re-arm kicks on both queues and re-check (DeviceQueue.enableNotification).
-    // Receive kicks are wanted only while stalled for lack of receive buffers.
-    const rxq = this.vrings[0]!.queue!;
-    const txq = this.vrings[1]!.queue!;
-    const txMore = txq.enableNotification();
-    const stalled = this.pendingLen > 0 || txMore;
-    if (!stalled) {
-      rxq.disableNotification();
-      return false;
-    }
-    const rxMore = rxq.enableNotification();
-    return rxMore || dev.rxReady();
-  }
-
-  private servicePort(dev: FrameDevice, port: FramePort, budget: number): boolean {
-    let tx = 0;
-    for (; tx < budget; tx++) {
-      const n = dev.popTx(this.txBuf);
-      if (n < 0) break;
-      if (n > 0 && !port.send(this.txBuf, n)) this.stats.portTxDrop++;
-    }
-    let rx = 0;
-    for (; rx < budget; rx++) {
-      if (this.pendingLen === 0) {
-        const n = port.receive(this.outBuf);
-        if (n <= 0) break;
-        this.pendingLen = n;
-      }
-      if (dev.pushRx(this.outBuf, this.pendingLen) === 'no-buffer') break;
-      this.pendingLen = 0;
-    }
-    this.lastWork = tx + rx;
-    const f = dev.flush();
-    if (f.rx) this.call(0);
-    if (f.tx) this.call(1);
-    if (tx >= budget || rx >= budget) return true;
-    const rxq = this.vrings[0]!.queue!;
-    const txMore = this.vrings[1]!.queue!.enableNotification();
-    if (this.pendingLen > 0) return rxq.enableNotification() || txMore; // stalled: want rx kicks
-    rxq.disableNotification();
-    return txMore;
-  }
-
   /** Signals every ring's err fd (a ring was found broken). */
   signalErrors(): void {
     for (const v of this.vrings) if (v.errFd >= 0) this.os.signal(v.errFd);
   }
-
-  private call(index: number): void {
-    const fd = this.vrings[index]!.callFd;
-    if (fd >= 0) {
-      this.os.signal(fd);
-      this.stats.calls++;
-    }
-  }
 }
 
-/** The `reflect` handler: every frame back with its MAC addresses swapped (header zeroed). */
-export const reflectHandler: FrameHandler = (frame, len, out, hdr) => {
-  if (len < hdr + 12) return 0;
-  out.set(frame.subarray(0, len));
-  out.fill(0, 0, hdr);
-  for (let i = 0; i < 6; i++) {
-    out[hdr + i] = frame[hdr + 6 + i]!;
-    out[hdr + 6 + i] = frame[hdr + i]!;
-  }
-  return len;
-};
+/** Adds every counter of `from` into `into` (missing ones start at 0). */
+function addInto(into: Record<string, number>, from: Record<string, number>): void {
+  for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v;
+}

@@ -1,59 +1,74 @@
 // virtq as a vhost-user-net backend (Node only): startVhostUser() runs the socket server and the
-// data path in a worker and returns a handle; the main thread stays free for signals.
+// data path (NetDeviceService: NetDevice + the policy's DeviceLoop + a NetPort) in a worker and
+// returns a handle; the main thread stays free for signals, opens the TAP (root) and, when
+// tracing, owns the TraceSession that drains the worker's trace buffer and writes the file.
 
 import { Worker } from 'node:worker_threads';
 import { execFileSync } from 'node:child_process';
 import { loadIo, loadShm } from '../backend/native.js';
 import { TapDevice } from '../backend/tap.js';
-import { VirtioF } from '../net/features.js';
-import type { FrameDeviceStats } from '../peers/frame-device.js';
-import type { ResponderStats } from '../peers/responder.js';
-import type { BackendStats } from './backend.js';
-import type { ServerStats } from './server.js';
-import type { VhostWorkerData } from './worker.js';
+import { resolvePolicy } from '../policy/index.js';
+import { TraceSession, type TraceOptions } from '../trace/session.js';
+import { writeTraceFile, type TraceFileSummary } from '../trace/output.js';
+import type { FrameStats } from './backend.js';
+import type { VhostPortKind, VhostWorkerData, VhostWorkerDisconnect, VhostWorkerDone } from './worker.js';
 
 export { VhostUserError } from './errors.js';
 export type { VhostUserErrorCode } from './errors.js';
-export { VhostUserBackend, reflectHandler, OFFERED_FEATURES, OFFERED_PROTOCOL_FEATURES } from './backend.js';
-export type { VhostOs, FrameHandler } from './backend.js';
+export { VhostUserBackend, OFFERED_FEATURES, OFFERED_PROTOCOL_FEATURES, UFO_FEATURES, offeredFeatures } from './backend.js';
+export type { VhostOs, VhostDoorbell, VhostRingFds, VhostBackendOptions, BackendStats, FrameStats } from './backend.js';
+export type { VhostPortKind } from './worker.js';
 export * from './messages.js';
 
 export interface VhostUserOptions {
   socketPath: string;
   /**
-   * reflect: every frame back with MACs swapped; responder: answer ARP/ping for `address`;
-   * tap: frames to and from a TAP interface (`tapName`, host side `tapAddress`; root).
+   * What stands behind the device: reflect (every frame back with MACs swapped, offload header
+   * kept), hoststack (virtq's in-memory stack answering ARP/ping for `address`; 'responder' is
+   * an alias), tap (frames to and from a TAP interface `tapName`, host side `tapAddress`; root).
    */
-  backend?: 'reflect' | 'responder' | 'tap';
+  backend?: VhostPortKind | 'responder';
   tapName?: string;
   /** Host-side address of the TAP with prefix, e.g. 10.78.0.2/24. */
   tapAddress?: string;
+  /** The host stack's address and MAC. */
   address?: string;
   mac?: string;
-  /** Re-check the rings this long after work before sleeping in poll(2) (default 0). */
-  spinUs?: number;
+  /** The driver's address and MAC as the host stack first assumes them (QEMU's default MAC). */
+  peerAddress?: string;
+  peerMac?: string;
+  /** Notification policy: a preset name (default 'vhost') or policy JSON. */
+  preset?: string;
+  /** Record every frame both ways into this pcap file. */
+  pcapPath?: string;
+  /** Record a latency trace into `trace.file` (device-side points: the driver is not ours). */
+  trace?: TraceOptions & { file: string };
   /** Called when a frontend disconnects (error null for a clean close). */
-  onDisconnect?: (error: string | null, frames: FrameDeviceStats) => void;
+  onDisconnect?: (error: string | null, frames: FrameStats, features: bigint) => void;
 }
 
-export interface VhostUserResult {
-  server: ServerStats;
-  backend: BackendStats;
-  frames: FrameDeviceStats;
-  responder: ResponderStats | null;
+export interface VhostUserResult extends Omit<VhostWorkerDone, 'type'> {
+  /** The trace file written, with --trace. */
+  trace: TraceFileSummary | null;
 }
 
 export interface VhostUserHandle {
   stop(): Promise<VhostUserResult>;
 }
 
+/** How often the main thread copies the worker's trace records out while it runs. */
+const TRACE_DRAIN_MS = 200;
+
 export async function startVhostUser(o: VhostUserOptions): Promise<VhostUserHandle> {
   loadIo(); // fail here, with the build hint, rather than inside the worker
   loadShm();
+  const kind: VhostPortKind = o.backend === undefined ? 'reflect' : o.backend === 'responder' ? 'hoststack' : o.backend;
+  const policy = o.preset ?? 'vhost';
+  resolvePolicy(policy); // a bad preset fails here (PolicyError), not in the worker
   let tap: TapDevice | null = null;
-  if (o.backend === 'tap') {
-    // VERSION_1 header (12 bytes) until the features are known; no offloads are offered.
-    tap = TapDevice.open(o.tapName ?? 'vq0', VirtioF.VERSION_1);
+  if (kind === 'tap') {
+    // Opened without features: TapPort sets the header size and offloads once the driver's are known.
+    tap = TapDevice.open(o.tapName ?? 'vq0', 0n);
     try {
       if (o.tapAddress !== undefined) execFileSync('ip', ['addr', 'add', o.tapAddress, 'dev', tap.name]);
       execFileSync('ip', ['link', 'set', tap.name, 'up']);
@@ -62,40 +77,56 @@ export async function startVhostUser(o: VhostUserOptions): Promise<VhostUserHand
       throw e;
     }
   }
+  const session = o.trace !== undefined ? new TraceSession({ drainEveryMs: TRACE_DRAIN_MS, ...o.trace }) : null;
   const stop = new Int32Array(new SharedArrayBuffer(4));
   const data: VhostWorkerData = {
     socketPath: o.socketPath,
     stop: stop.buffer as SharedArrayBuffer,
-    backend: o.backend ?? 'reflect',
+    backend: kind,
     address: o.address ?? '10.78.0.2',
     mac: o.mac ?? '52:54:00:12:34:57',
-    spinUs: o.spinUs ?? 0,
+    peerAddress: o.peerAddress ?? '10.78.0.1',
+    peerMac: o.peerMac ?? '52:54:00:12:34:56',
     tapFd: tap?.fd ?? -1,
+    tapName: tap?.name ?? '',
+    policy,
+    pcapPath: o.pcapPath ?? '',
+    trace: session?.setupFor('host') ?? null,
   };
   const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: data });
-  let result: VhostUserResult | null = null;
+  let done: VhostWorkerDone | null = null;
   let listening!: () => void;
   const ready = new Promise<void>((r) => (listening = r));
   const exited = new Promise<void>((resolve, reject) => {
     w.on('error', reject);
     w.on('exit', () => resolve());
   });
-  w.on('message', (m: { type: string; error?: string | null; frames?: FrameDeviceStats } & Partial<VhostUserResult>) => {
+  w.on('message', (m: { type: 'listening' } | VhostWorkerDone | VhostWorkerDisconnect) => {
     if (m.type === 'listening') listening();
-    else if (m.type === 'disconnect') o.onDisconnect?.(m.error ?? null, m.frames!);
-    else if (m.type === 'done') result = { server: m.server!, backend: m.backend!, frames: m.frames!, responder: m.responder ?? null };
+    else if (m.type === 'disconnect') o.onDisconnect?.(m.error, m.frames, m.features);
+    else done = m;
   });
-  await Promise.race([ready, exited.then(() => Promise.reject(new Error('vhost-user worker exited before listening')))]);
+  try {
+    await Promise.race([ready, exited.then(() => Promise.reject(new Error('vhost-user worker exited before listening')))]);
+  } catch (e) {
+    tap?.close();
+    throw e;
+  }
+  session?.start();
   return {
     async stop(): Promise<VhostUserResult> {
-      Atomics.store(stop, 0, 1); // pairs with the worker's Atomics.load between polls
+      Atomics.store(stop, 0, 1); // pairs with the worker's Atomics.load in its stopped() check
       try {
         await exited;
       } finally {
         tap?.close();
+        session?.stop();
       }
-      if (result === null) throw new Error('vhost-user worker ended without reporting');
-      return result;
+      const d = done as VhostWorkerDone | null;
+      if (d === null) throw new Error('vhost-user worker ended without reporting');
+      const { type: _type, ...rest } = d;
+      const trace = session !== null && o.trace !== undefined ? writeTraceFile(session, o.trace.file, { workload: 'vhost-user', backend: kind, policy, socket: o.socketPath }) : null;
+      return { ...rest, trace };
     },
   };
 }

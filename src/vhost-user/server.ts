@@ -1,30 +1,30 @@
 // The vhost-user socket side (Node only): listens on a Unix socket, accepts one frontend at a
 // time, reads messages with their SCM_RIGHTS fds (libuv drops ancillary data, hence the addon),
 // feeds them to a VhostUserBackend and writes replies. One thread runs both the control plane
-// and the data path, sleeping in poll(2) on [socket, kick fds]; it is meant to run in a worker
-// so the main thread keeps handling signals. A protocol error closes the connection and resets
-// the backend; the server keeps listening.
+// and the data path: once the backend has started its NetDeviceService, the service's device
+// loop runs (sleeping in poll(2) on the kick fds, the port's fd and the socket, through a
+// ConnectionDoorbell) until a message arrives; the message is handled between two runs. It is
+// meant to run in a worker so the main thread keeps handling signals. A protocol error or a
+// broken ring closes the connection and resets the backend; the server keeps listening.
 
 import { fstatSync } from 'node:fs';
 import { check, loadIo, loadShm, type IoAddon } from '../backend/native.js';
 import { VirtqueueError } from '../virtqueue/index.js';
-import { VhostUserBackend, type FrameHandler, type FramePort, type VhostOs } from './backend.js';
+import { FdDoorbell } from '../backend/fd-doorbell.js';
+import { VhostUserBackend, type VhostBackendOptions, type VhostDoorbell, type VhostOs } from './backend.js';
 import { VhostUserError } from './errors.js';
 import { Flags, HEADER_BYTES, MAX_PAYLOAD_BYTES, decodeHeader, decodeMessage, encodeMessage, u64Payload } from './messages.js';
 
 export interface ServerOptions {
   socketPath: string;
-  handler: FrameHandler;
-  /** A frame endpoint behind the device instead of the handler (the TAP backend). */
-  port?: FramePort;
+  /** The device's port, policy, tracer and offers (VhostUserBackend's options). */
+  backend: VhostBackendOptions;
   /** Checked between polls; the loop ends when it returns true. */
   stopped: () => boolean;
   /** Called with each closed connection's reason (null for a clean close by the frontend). */
   onDisconnect?: (err: Error | null, backend: VhostUserBackend) => void;
   /** Called once the socket listens. */
   onListening?: () => void;
-  /** After a service pass that did work, re-check the rings this long before sleeping (default 0: on a busy 2-vCPU machine spinning competed with testpmd). */
-  spinUs?: number;
   /** How long a started message may take to arrive whole. */
   messageTimeoutMs?: number;
 }
@@ -46,10 +46,12 @@ export function nodeVhostOs(io: IoAddon = loadIo()): VhostOs {
 }
 
 const IDLE_POLL_MS = 100;
+/** A device loop that never sleeps looks for control input this often (iterations, a power of 2). */
+const CONTROL_CHECK_ITERATIONS = 256;
 
 export function serveVhostUser(o: ServerOptions): { backend: VhostUserBackend; stats: ServerStats } {
   const io = loadIo();
-  const backend = new VhostUserBackend(nodeVhostOs(io), o.handler, o.port ?? null);
+  const backend = new VhostUserBackend(nodeVhostOs(io), o.backend);
   const stats: ServerStats = { connections: 0, protocolErrors: 0, lastError: null };
   const listenFd = check(io.unixListen(o.socketPath), `listen on ${o.socketPath}`);
   o.onListening?.();
@@ -89,18 +91,13 @@ function serveConnection(io: IoAddon, conn: number, backend: VhostUserBackend, o
   const POLLIN = io.constants.POLLIN;
   const EAGAIN = io.constants.EAGAIN;
   const timeoutMs = o.messageTimeoutMs ?? 2000;
-  const spinMs = (o.spinUs ?? 0) / 1000;
   const hdrBuf = new Uint8Array(HEADER_BYTES);
   const payload = new Uint8Array(MAX_PAYLOAD_BYTES);
   const out = new Uint8Array(HEADER_BYTES + MAX_PAYLOAD_BYTES);
   const fdsIn = new Int32Array(16);
-  const fds = new Int32Array(4);
-  const ev = new Int32Array(4);
-  const rev = new Int32Array(4);
   const waitOne = new Int32Array(1);
   const waitEv = new Int32Array([POLLIN]);
   const waitRev = new Int32Array(1);
-  let busy = false;
 
   // Reads exactly buf.length bytes (collecting fds), waiting at most timeoutMs for the rest.
   const readExact = (buf: Uint8Array, got: number[], first: boolean): void => {
@@ -126,57 +123,92 @@ function serveConnection(io: IoAddon, conn: number, backend: VhostUserBackend, o
     }
   };
 
-  for (;;) {
-    if (o.stopped()) return;
-    let n = 0;
-    fds[n] = conn;
-    ev[n++] = POLLIN;
-    for (const k of backend.kickFds()) {
-      fds[n] = k;
-      ev[n++] = POLLIN;
-    }
-    const portAt = backend.wantsPortInput() ? n : -1;
-    if (portAt >= 0) {
-      fds[n] = o.port!.fd;
-      ev[n++] = POLLIN;
-    }
-    const ready = io.poll(fds.subarray(0, n), ev.subarray(0, n), rev.subarray(0, n), busy ? 0 : IDLE_POLL_MS);
-    if (ready > 0) {
-      for (let i = 1; i < n; i++) if (rev[i] !== 0 && i !== portAt) io.eventfdRead(fds[i]!); // kick fds are O_NONBLOCK (frontend's flag)
-      if (rev[0] !== 0) {
-        const got: number[] = [];
-        try {
-          readExact(hdrBuf, got, true);
-          const h = decodeHeader(hdrBuf, HEADER_BYTES);
-          const body = payload.subarray(0, h.size);
-          readExact(body, got, false);
-          const msg = decodeMessage(h, body);
-          const reply = backend.handle(msg, got.splice(0));
-          if (reply !== null) {
-            writeAll(io, conn, out, encodeMessage(out, h.request, Flags.VERSION | Flags.REPLY, reply));
-          } else if ((h.flags & Flags.NEED_REPLY) !== 0 && backend.replyAck) {
-            writeAll(io, conn, out, encodeMessage(out, h.request, Flags.VERSION | Flags.REPLY, u64Payload(0n)));
-          }
-        } catch (e) {
-          for (const fd of got) io.close(fd);
-          throw e;
-        }
-      }
-    }
+  const handleOne = (): void => {
+    const got: number[] = [];
     try {
-      busy = backend.service();
+      readExact(hdrBuf, got, true);
+      const h = decodeHeader(hdrBuf, HEADER_BYTES);
+      const body = payload.subarray(0, h.size);
+      readExact(body, got, false);
+      const msg = decodeMessage(h, body);
+      const reply = backend.handle(msg, got.splice(0));
+      if (reply !== null) {
+        writeAll(io, conn, out, encodeMessage(out, h.request, Flags.VERSION | Flags.REPLY, reply));
+      } else if ((h.flags & Flags.NEED_REPLY) !== 0 && backend.replyAck) {
+        writeAll(io, conn, out, encodeMessage(out, h.request, Flags.VERSION | Flags.REPLY, u64Payload(0n)));
+      }
     } catch (e) {
-      // The driver broke a ring (VirtqueueError): tell the frontend through the vring err fds
-      // (vhost-user "SET_VRING_ERR") before the connection is closed.
-      backend.signalErrors();
+      for (const fd of got) io.close(fd);
       throw e;
     }
-    if (!busy && backend.lastWork > 0 && spinMs > 0) {
-      // A polling driver (DPDK) answers within microseconds: look again for a short while before
-      // sleeping, so a busy machine's wake-up latency is not paid per burst.
-      const until = performance.now() + spinMs;
-      while (!busy && performance.now() < until) busy = backend.service() || backend.lastWork > 0;
+  };
+
+  const db = new ConnectionDoorbell(io, conn, backend, o.stopped);
+  backend.setDoorbell(db);
+  try {
+    for (;;) {
+      if (o.stopped()) return;
+      const svc = backend.service;
+      if (svc !== null) {
+        // The data path runs until control input arrives (or the server stops, or a ring breaks).
+        svc.run();
+        if (svc.failure !== null) {
+          // The driver broke a ring (VirtqueueError): tell the frontend through the vring err
+          // fds (vhost-user "SET_VRING_ERR") before the connection is closed.
+          backend.signalErrors();
+          throw svc.device.error!;
+        }
+        if (!db.controlReady) continue;
+        db.controlReady = false;
+      } else {
+        waitOne[0] = conn;
+        if (io.poll(waitOne, waitEv, waitRev, IDLE_POLL_MS) <= 0) continue;
+      }
+      handleOne();
     }
+  } finally {
+    backend.setDoorbell(null);
+  }
+}
+
+/**
+ * The doorbell of one connection: an FdDoorbell over the started rings' kick fds (waited on, by
+ * queue index), their call fds (rung), the port's fd while the device can take a frame, and the
+ * connection, whose readability ends the device loop's run so a message is handled between two
+ * runs. A loop that never sleeps (a polling driver keeping it busy) still looks at the
+ * connection every CONTROL_CHECK_ITERATIONS iterations with a zero-timeout poll.
+ */
+class ConnectionDoorbell extends FdDoorbell implements VhostDoorbell {
+  private iterations = 0;
+  private readonly one = new Int32Array(1);
+  private readonly ev: Int32Array;
+  private readonly rev = new Int32Array(1);
+
+  constructor(
+    private readonly io: IoAddon,
+    private readonly conn: number,
+    backend: VhostUserBackend,
+    private readonly stopped: () => boolean,
+  ) {
+    super({
+      io,
+      waitFds: () => backend.fds.kickFds(),
+      ringFds: () => backend.fds.callFds(),
+      ...(backend.port.fd !== undefined ? { inputFd: backend.port.fd } : {}),
+      wantInput: () => backend.service?.wantsPortInput() ?? false,
+      controlFd: conn,
+      stopped,
+      idlePollMs: IDLE_POLL_MS,
+    });
+    this.ev = new Int32Array([io.constants.POLLIN]);
+  }
+
+  interrupted(): boolean {
+    if (this.controlReady || this.stopped()) return true;
+    if ((++this.iterations & (CONTROL_CHECK_ITERATIONS - 1)) !== 0) return false;
+    this.one[0] = this.conn;
+    if (this.io.poll(this.one, this.ev, this.rev, 0) > 0) this.controlReady = true;
+    return this.controlReady;
   }
 }
 

@@ -1,66 +1,128 @@
-// Worker entry of the vhost-user backend (Node only): runs serveVhostUser until the shared stop
-// word is set, reporting each connection's end and finally the counters to the parent.
+// Worker entry of the vhost-user backend (Node only): builds the port behind the device (host
+// stack, reflect or a TAP the parent opened, optionally inside a pcap tee), the policy, the
+// tracer, then runs serveVhostUser until the shared stop word is set, reporting each
+// connection's end and finally the counters to the parent.
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { writeSync } from 'node:fs';
 import { ipv4FromString, macFromString } from '../net/frames/index.js';
-import { Responder } from '../peers/responder.js';
-import { reflectHandler, type FrameHandler, type FramePort } from './backend.js';
+import type { NetPort } from '../net/port.js';
+import type { EndpointStats } from '../net/endpoint.js';
+import { HostStack } from '../backend/host-stack.js';
+import { ReflectPort, type ReflectPortStats } from '../backend/reflect-port.js';
+import { TapPort, type TapPortStats } from '../backend/tap-port.js';
+import { PcapTeePort } from '../backend/pcap-tee.js';
+import { openPcapFile } from '../backend/pcap-file.js';
 import { loadIo } from '../backend/native.js';
-import { serveVhostUser } from './server.js';
+import { resolvePolicy } from '../policy/index.js';
+import { Tracer, type TracerSetup } from '../trace/tracer.js';
+import { serveVhostUser, type ServerStats } from './server.js';
+import type { BackendStats, FrameStats } from './backend.js';
+
+export type VhostPortKind = 'reflect' | 'hoststack' | 'tap';
 
 export interface VhostWorkerData {
   socketPath: string;
   stop: SharedArrayBuffer;
-  backend: 'reflect' | 'responder' | 'tap';
-  /** With backend 'tap': the TAP fd (opened and configured by the parent). */
+  backend: VhostPortKind;
+  /** With backend 'tap': the TAP fd (opened by the parent; header size and offloads set here). */
   tapFd: number;
+  tapName: string;
+  /** The host stack's own address and MAC. */
   address: string;
   mac: string;
-  spinUs: number;
+  /** The driver's address and MAC, as the host stack first assumes them (ARP requests update the MAC). */
+  peerAddress: string;
+  peerMac: string;
+  /** A preset name or policy JSON (resolvePolicy). */
+  policy: string;
+  /** Record every frame into this pcap file ('' = none). */
+  pcapPath: string;
+  trace: TracerSetup | null;
+}
+
+/** The worker's final report. */
+export interface VhostWorkerDone {
+  type: 'done';
+  server: ServerStats;
+  backend: BackendStats;
+  frames: FrameStats;
+  counters: Record<string, number>;
+  hoststack: EndpointStats | null;
+  tap: TapPortStats | null;
+  reflect: ReflectPortStats | null;
+  pcapRecorded: number;
+  /** Frames the pcap tee could not record as they are (segmentation failed; see PcapTeePort). */
+  pcapErrors: number;
+}
+
+export interface VhostWorkerDisconnect {
+  type: 'disconnect';
+  error: string | null;
+  frames: FrameStats;
+  /** The features the frontend accepted on that connection (SET_FEATURES). */
+  features: bigint;
 }
 
 const d = workerData as VhostWorkerData;
 const stop = new Int32Array(d.stop);
-let responder: Responder | null = null;
-let handler: FrameHandler = reflectHandler;
-if (d.backend === 'responder') {
-  const r = new Responder(macFromString(d.mac), ipv4FromString(d.address));
-  responder = r;
-  handler = (frame, len, out, hdr) => {
-    const n = r.respond(frame.subarray(hdr, len), len - hdr, out.subarray(hdr));
-    if (n === 0) return 0;
-    out.fill(0, 0, hdr);
-    return hdr + n;
-  };
-}
 
-let port: FramePort | undefined;
-if (d.backend === 'tap') {
-  const io = loadIo();
-  const fd = d.tapFd;
-  port = {
-    fd,
-    send: (frame, len) => io.write(fd, frame, len) === len,
-    receive: (buf) => Math.max(0, io.read(fd, buf)),
-    setHeaderBytes: (n) => {
-      const r = io.setVnetHdrSz(fd, n);
-      if (r < 0) throw new Error(`TUNSETVNETHDRSZ ${n} failed: errno ${-r}`);
-    },
-  };
+let hoststack: HostStack | null = null;
+let tap: TapPort | null = null;
+let reflect: ReflectPort | null = null;
+let port: NetPort;
+if (d.backend === 'hoststack') {
+  hoststack = new HostStack({
+    mac: macFromString(d.mac),
+    ip: ipv4FromString(d.address),
+    peerMac: macFromString(d.peerMac),
+    peerIp: ipv4FromString(d.peerAddress),
+  });
+  port = hoststack;
+} else if (d.backend === 'tap') {
+  tap = new TapPort(loadIo(), d.tapFd, d.tapName);
+  port = tap;
+} else {
+  reflect = new ReflectPort();
+  port = reflect;
 }
+const pcap = d.pcapPath !== '' ? openPcapFile(d.pcapPath) : null;
+// GSO frames as their MSS segments, so the capture reads as the wire would carry it.
+const tee = pcap !== null ? new PcapTeePort(port, pcap.writer, { segmentGso: true }) : null;
+const tracer = d.trace !== null ? new Tracer(d.trace) : undefined;
 
 try {
   const { backend, stats } = serveVhostUser({
-    ...(port ? { port } : {}),
     socketPath: d.socketPath,
-    handler,
-    spinUs: d.spinUs,
-    stopped: () => Atomics.load(stop, 0) !== 0, // pairs with the parent's Atomics.store
+    backend: {
+      port: tee ?? port,
+      policy: resolvePolicy(d.policy),
+      ...(tracer !== undefined ? { tracer } : {}),
+      // The TAP takes UDP GSO frames as the kernel does; the other ports only TCP (segmented in software when needed).
+      ufo: d.backend === 'tap',
+    },
+    stopped: () => Atomics.load(stop, 0) !== 0, // pairs with the parent's Atomics.store in stop()
     onListening: () => parentPort!.postMessage({ type: 'listening' }),
-    onDisconnect: (err, backend) => parentPort!.postMessage({ type: 'disconnect', error: err ? `${err.name} ${(err as { code?: string }).code ?? ''}: ${err.message}` : null, frames: backend.frameStats }),
+    onDisconnect: (err, backend) => {
+      const m: VhostWorkerDisconnect = { type: 'disconnect', error: err ? `${err.name} ${(err as { code?: string }).code ?? ''}: ${err.message}` : null, frames: backend.frameStats, features: backend.negotiatedFeatures };
+      parentPort!.postMessage(m);
+    },
   });
-  parentPort!.postMessage({ type: 'done', server: stats, backend: backend.stats, frames: backend.frameStats, responder: responder?.stats ?? null });
+  tracer?.flush();
+  pcap?.close();
+  const done: VhostWorkerDone = {
+    type: 'done',
+    server: stats,
+    backend: backend.stats,
+    frames: backend.frameStats,
+    counters: backend.counters,
+    hoststack: hoststack?.endpoint.stats ?? null,
+    tap: tap?.stats ?? null,
+    reflect: reflect?.stats ?? null,
+    pcapRecorded: tee?.recorded ?? 0,
+    pcapErrors: tee?.recordErrors ?? 0,
+  };
+  parentPort!.postMessage(done);
 } catch (e) {
   writeSync(2, `virtq vhost-user worker failed: ${e instanceof Error ? e.stack : String(e)}\n`);
   throw e;

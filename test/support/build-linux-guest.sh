@@ -1,13 +1,29 @@
 #!/bin/bash
-# Builds a tiny Linux guest for the QEMU real-peer test into $1 (a cache directory):
+# Builds a tiny Linux guest for the QEMU real-peer tests into $1 (a cache directory):
 #   $1/vmlinuz         Debian's kernel (apt-get download linux-image-<abi>-amd64; nothing installed)
-#   $1/initramfs.gz    busybox-static + virtio modules + iputils ping; /init runs the test
-# The /init loads virtio_net, puts eth0 at 10.78.0.1/24 and runs `ping -f -c $VQCOUNT 10.78.0.2`
-# (VQCOUNT comes from the kernel command line), printing VQ-BEGIN/VQ-END around the output,
-# then powers off. Reuses an existing build. Needs root (apt-get download, dpkg-deb).
+#   $1/initramfs.gz    busybox-static + virtio modules + iputils ping + iperf3 + ethtool (the
+#                      host's binaries with the libraries ldd names); /init runs the test
+#   $1/VERSION         what the initramfs holds (GUEST_VERSION below): a cache from an older
+#                      script (no iperf3) is rebuilt
+# /init loads virtio_net, puts eth0 at 10.78.0.1/24 and, per VQMODE on the kernel command line:
+#   ping (default)  `ping -f -c $VQCOUNT 10.78.0.2`, output between VQ-BEGIN/VQ-END;
+#   tcp             the negotiated features (VQ-FEATURES: /sys/class/net/eth0/device/features,
+#                   bit 0 first), `ethtool -k eth0` (VQ-ETHTOOL-BEGIN/END), the flood ping as
+#                   above, then iperf3 to 10.78.0.2 with $VQBYTES bytes guest → host and
+#                   host → guest (-R), each JSON report between VQ-IPERF-TX/RX-BEGIN and -END,
+#                   then $VQBYTES random bytes (base64 guest → host: busybox wget posts a
+#                   C string) each way over HTTP on 10.78.0.2:8080 (busybox
+#                   wget: POST /sink, GET /source) with their SHA-256 (VQ-TX-SHA, VQ-SINK,
+#                   VQ-RX lines), so the host can check every byte arrived intact.
+# Then it powers off. Reuses an existing build of the same version. Needs root (apt-get
+# download, dpkg-deb), and iperf3 and ethtool on the host to copy in.
 set -euo pipefail
+GUEST_VERSION=4-iperf3-ethtool-http
 out=$1
-[ -s "$out/vmlinuz" ] && [ -s "$out/initramfs.gz" ] && exit 0
+[ -s "$out/vmlinuz" ] && [ -s "$out/initramfs.gz" ] && [ "$(cat "$out/VERSION" 2>/dev/null)" = "$GUEST_VERSION" ] && exit 0
+for tool in ping iperf3 ethtool; do
+  command -v "$tool" >/dev/null || { echo "$tool not found on the host (apt-get install iputils-ping iperf3 ethtool)" >&2; exit 1; }
+done
 mkdir -p "$out"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -28,23 +44,46 @@ for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_p
     *) cp "$f" "$root/lib/modules/$m.ko" ;;
   esac
 done
-cp /usr/bin/ping "$root/usr/bin/ping"
-for lib in $(ldd /usr/bin/ping | grep -o '/[^ ]*'); do
-  mkdir -p "$root$(dirname "$lib")"
-  cp -L "$lib" "$root$lib"
+for tool in ping iperf3 ethtool; do
+  bin=$(command -v "$tool")
+  cp -L "$bin" "$root/usr/bin/$tool"
+  for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
 done
 cat > "$root/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
-mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev; mount -t tmpfs tmp /tmp
 for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mmio failover net_failover virtio_net; do
   insmod /lib/modules/$m.ko 2>/dev/null
 done
 ip link set lo up
 ip link set eth0 up && ip addr add 10.78.0.1/24 dev eth0
+if [ "${VQMODE:-ping}" = tcp ]; then
+  echo "VQ-FEATURES $(cat /sys/class/net/eth0/device/features)"
+  echo VQ-ETHTOOL-BEGIN
+  /usr/bin/ethtool -k eth0 2>&1
+  echo VQ-ETHTOOL-END
+fi
 echo VQ-BEGIN
 /usr/bin/ping -f -q -c "${VQCOUNT:-1000}" -w 120 10.78.0.2 2>&1
 echo VQ-END
+if [ "${VQMODE:-ping}" = tcp ]; then
+  echo VQ-IPERF-TX-BEGIN
+  /usr/bin/iperf3 -c 10.78.0.2 -n "${VQBYTES:-4M}" -J 2>&1
+  echo VQ-IPERF-TX-END
+  echo VQ-IPERF-RX-BEGIN
+  /usr/bin/iperf3 -c 10.78.0.2 -n "${VQBYTES:-4M}" -R -J 2>&1
+  echo VQ-IPERF-RX-END
+  head -c "$(( ${VQBYTES:-4194304} * 3 / 4 ))" /dev/urandom | base64 > /tmp/tx
+  echo "VQ-TX-SHA $(wc -c < /tmp/tx) $(sha256sum < /tmp/tx)"
+  wget -q -O - --post-file /tmp/tx http://10.78.0.2:8080/sink 2>&1
+  echo
+  wget -q -O /tmp/rx http://10.78.0.2:8080/source 2>&1
+  echo "VQ-RX $(wc -c < /tmp/rx) $(sha256sum < /tmp/rx)"
+fi
 poweroff -f
 INIT
 chmod +x "$root/init"
@@ -52,3 +91,4 @@ cp kernel/boot/vmlinuz-* "$out/vmlinuz.tmp"
 (cd "$root" && find . | ./bin/busybox cpio -o -H newc 2>/dev/null | gzip -1) > "$out/initramfs.gz.tmp"
 mv "$out/vmlinuz.tmp" "$out/vmlinuz"
 mv "$out/initramfs.gz.tmp" "$out/initramfs.gz"
+echo "$GUEST_VERSION" > "$out/VERSION"

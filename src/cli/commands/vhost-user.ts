@@ -1,46 +1,82 @@
-// `virtq vhost-user`: virtq's device as a vhost-user-net backend on a Unix socket, for QEMU
-// (-netdev vhost-user) or DPDK's virtio_user. Runs until SIGINT/SIGTERM (or --ms). Needs the
-// native addon (no root needed for the socket itself).
+// `virtq vhost-user`: virtq's device (NetDevice + the policy's DeviceLoop) as a vhost-user-net
+// backend on a Unix socket, for QEMU (-netdev vhost-user) or DPDK's virtio_user, with a port
+// behind it (host stack, reflect, TAP), a policy preset, and optional trace and pcap. Runs until
+// SIGINT/SIGTERM (or --ms). Needs the native addon (root only for a TAP).
 
 import type { Command } from 'commander';
-import { startVhostUser } from '../../vhost-user/index.js';
+import { startVhostUser, type VhostPortKind } from '../../vhost-user/index.js';
+import { addTraceOptions, traceOptionsFromCli, type TraceCliOptions } from '../trace-options.js';
+
+interface VhostUserCliOptions extends TraceCliOptions {
+  socket: string;
+  backend: string;
+  tapAddress?: string;
+  address: string;
+  peerAddress: string;
+  peerMac: string;
+  preset: string;
+  pcap?: string;
+  ms?: string;
+}
 
 export function registerVhostUser(program: Command): void {
-  program
+  const cmd = program
     .command('vhost-user')
     .description('serve a vhost-user-net backend on a Unix socket (QEMU, DPDK virtio_user); native addon')
     .requiredOption('--socket <path>', 'Unix socket path to listen on')
-    .option('--backend <b>', 'reflect (frames back with MACs swapped) | responder (answer ARP/ping for --address) | tap:NAME (frames to/from a TAP; root)', 'reflect')
+    .option('--backend <b>', 'hoststack (answer ARP/ping for --address; alias: responder) | reflect (frames back with MACs swapped) | tap:NAME (frames to/from a TAP; root)', 'reflect')
     .option('--tap-address <cidr>', 'with tap:NAME, the host-side address of the TAP, e.g. 10.78.0.2/24')
-    .option('--address <ipv4>', "the responder's address", '10.78.0.2')
-    .option('--spin-us <n>', 're-check the rings this long after work before sleeping', '0')
-    .option('--ms <n>', 'stop after this many milliseconds (default: until SIGINT/SIGTERM)')
-    .action(async (o: { socket: string; backend: string; tapAddress?: string; address: string; spinUs: string; ms?: string }) => {
-      const tapName = o.backend.startsWith('tap:') ? o.backend.slice(4) : undefined;
-      const backend = tapName !== undefined ? 'tap' : o.backend;
-      if (backend !== 'reflect' && backend !== 'responder' && backend !== 'tap') throw new Error(`--backend must be reflect, responder or tap:NAME (got ${o.backend})`);
-      if (tapName === '') throw new Error('--backend tap:NAME needs an interface name');
-      const h = await startVhostUser({
-        socketPath: o.socket,
-        backend,
-        ...(tapName !== undefined ? { tapName } : {}),
-        ...(o.tapAddress !== undefined ? { tapAddress: o.tapAddress } : {}),
-        address: o.address,
-        spinUs: Number(o.spinUs),
-        onDisconnect: (err, f) =>
-          process.stdout.write(`virtq vhost-user: frontend disconnected${err ? ` with error: ${err}` : ''}; frames tx ${f.txFrames} rx ${f.rxFrames}\n`),
-      });
-      process.stdout.write(`virtq vhost-user: listening on ${o.socket} (${o.backend})\nready\n`);
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
-        if (o.ms !== undefined) setTimeout(resolve, Number(o.ms)).unref();
-      });
-      const r = await h.stop();
-      process.stdout.write(
-        `virtq vhost-user: stopped after ${r.server.connections} connection(s), ${r.server.protocolErrors} protocol error(s)${r.server.lastError ? ` (last: ${r.server.lastError})` : ''}\n` +
-          `  frames: driver→device ${r.frames.txFrames}, device→driver ${r.frames.rxFrames}; drops: malformed tx ${r.frames.txDropMalformed}, too big ${r.frames.rxDropTooBig}\n` +
-          `  messages ${r.backend.messages}, memory tables ${r.backend.memTables}, ring starts ${r.backend.ringStarts}, calls ${r.backend.calls}\n`,
-      );
+    .option('--address <ipv4>', "the host stack's address", '10.78.0.2')
+    .option('--peer-address <ipv4>', "the driver's address, for the host stack", '10.78.0.1')
+    .option('--peer-mac <mac>', "the driver's MAC until its ARP request tells (QEMU's default)", '52:54:00:12:34:56')
+    .option('--preset <p>', 'notification policy: a preset (`virtq presets`) or policy JSON', 'vhost')
+    .option('--pcap <file>', 'record every frame both ways into a pcap file (GSO frames as their segments)')
+    .option('--ms <n>', 'stop after this many milliseconds (default: until SIGINT/SIGTERM)');
+  addTraceOptions(cmd).action(async (o: VhostUserCliOptions) => {
+    const tapName = o.backend.startsWith('tap:') ? o.backend.slice(4) : undefined;
+    const backend = tapName !== undefined ? 'tap' : o.backend === 'responder' ? 'hoststack' : o.backend;
+    if (backend !== 'reflect' && backend !== 'hoststack' && backend !== 'tap') throw new Error(`--backend must be hoststack, reflect or tap:NAME (got ${o.backend})`);
+    if (tapName === '') throw new Error('--backend tap:NAME needs an interface name');
+    const trace = traceOptionsFromCli(o);
+    const h = await startVhostUser({
+      socketPath: o.socket,
+      backend: backend as VhostPortKind,
+      ...(tapName !== undefined ? { tapName } : {}),
+      ...(o.tapAddress !== undefined ? { tapAddress: o.tapAddress } : {}),
+      address: o.address,
+      peerAddress: o.peerAddress,
+      peerMac: o.peerMac,
+      preset: o.preset,
+      ...(o.pcap !== undefined ? { pcapPath: o.pcap } : {}),
+      ...(trace !== undefined ? { trace } : {}),
+      onDisconnect: (err, f) =>
+        process.stdout.write(`virtq vhost-user: frontend disconnected${err ? ` with error: ${err}` : ''}; frames from driver ${f.txFrames} to driver ${f.rxFrames}\n`),
     });
+    process.stdout.write(`virtq vhost-user: listening on ${o.socket} (${o.backend}, preset ${o.preset})\nready\n`);
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+      if (o.ms !== undefined) setTimeout(resolve, Number(o.ms)).unref();
+    });
+    const r = await h.stop();
+    const c = r.counters;
+    const drops = (prefix: string): string =>
+      Object.entries(c)
+        .filter(([k, v]) => k.startsWith(prefix) && v > 0)
+        .map(([k, v]) => `${k.slice(prefix.length)} ${v}`)
+        .join(', ') || 'none';
+    process.stdout.write(
+      `virtq vhost-user: stopped after ${r.server.connections} connection(s), ${r.server.protocolErrors} protocol error(s)${r.server.lastError ? ` (last: ${r.server.lastError})` : ''}\n` +
+        `  frames: driver→device ${r.frames.txFrames} (${r.frames.txBytes} bytes), device→driver ${r.frames.rxFrames} (${r.frames.rxBytes} bytes)\n` +
+        `  drops: tx ${r.frames.txDropped} (${drops('dev.txDrops.')}), rx ${r.frames.rxDropped} (${drops('dev.rxDrops.')}); ring errors ${r.frames.queueErrors}\n` +
+        `  offloads: tx GSO frames ${c['dev.txGsoFrames'] ?? 0}, software segments ${c['dev.txSwSegments'] ?? 0}, checksums completed tx ${c['dev.txCsumCompleted'] ?? 0} rx ${c['dev.rxCsumCompleted'] ?? 0}\n` +
+        `  loop: kicks ${c.kicksSeen ?? 0}, interrupts ${c.interrupts ?? 0} (suppressed ${c.irqSuppressed ?? 0}), sleeps ${c.devSleeps ?? 0}, timer fires ${c.timerFires ?? 0}\n` +
+        `  messages ${r.backend.messages}, memory tables ${r.backend.memTables}, ring starts ${r.backend.ringStarts}, data path starts ${r.backend.serviceStarts}, calls ${r.backend.calls}\n` +
+        (r.hoststack ? `  host stack: ARP requests ${r.hoststack.arpRequestsIn}, echo requests ${r.hoststack.echoRequestsIn}, frames out ${r.hoststack.framesOut}, ignored ${r.hoststack.ignored}, dropped ${r.hoststack.controlDrops}\n` : '') +
+        (r.tap ? `  tap: written ${r.tap.txFrames} (write errors ${r.tap.txWriteErrors}), read ${r.tap.rxFrames} (bad headers ${r.tap.rxBadHeader})\n` : '') +
+        (r.reflect ? `  reflect: ${r.reflect.reflected} frames, dropped full ${r.reflect.dropsFull}, short ${r.reflect.dropsShort}\n` : '') +
+        (o.pcap !== undefined ? `  pcap: ${r.pcapRecorded} frames into ${o.pcap}, ${r.pcapErrors} not recordable\n` : '') +
+        (r.trace ? `  trace: ${r.trace.path} (${r.trace.packets} packets, ${r.trace.incomplete} device-side only, ${r.trace.events} events)\n` : ''),
+    );
+  });
 }

@@ -13,6 +13,7 @@
 import { execFileSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 import { NetF, VirtioF, negotiate } from '../net/features.js';
+import { NET_DEVICE_FEATURES } from '../net/device.js';
 import type { EndpointStats } from '../net/endpoint.js';
 import { planSharedSetup } from './setup.js';
 import type { SharedSetup } from './types.js';
@@ -39,22 +40,7 @@ export class TapDemoError extends Error {
  * What the TAP demo's device offers: everything a TAP can carry (the kernel takes GSO frames
  * and partial checksums from a vnet-header TAP, and sends them when TUNSETOFFLOAD allows).
  */
-export const TAP_DEVICE_FEATURES: bigint =
-  VirtioF.VERSION_1 |
-  VirtioF.EVENT_IDX |
-  VirtioF.INDIRECT_DESC |
-  NetF.MAC |
-  NetF.MTU |
-  NetF.STATUS |
-  NetF.CSUM |
-  NetF.GUEST_CSUM |
-  NetF.HOST_TSO4 |
-  NetF.HOST_TSO6 |
-  NetF.HOST_ECN |
-  NetF.GUEST_TSO4 |
-  NetF.GUEST_TSO6 |
-  NetF.GUEST_ECN |
-  NetF.MRG_RXBUF;
+export const TAP_DEVICE_FEATURES: bigint = NET_DEVICE_FEATURES;
 
 /**
  * What the demo's guest accepts under `policy`: event idx with the eventIdx interrupt mode,

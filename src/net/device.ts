@@ -23,7 +23,7 @@ import type { NetPort } from './port.js';
 import { NET_OBSERVER_OFF, NO_ID, type DropReason, type NetObserver } from './observer.js';
 import { encodeNetConfig, type NetConfig } from './config.js';
 import { NetError } from './errors.js';
-import { NetF } from './features.js';
+import { NetF, VirtioF } from './features.js';
 import { applyNeedsCsum, gsoSegmentTcp } from './gso.js';
 import {
   GsoType,
@@ -39,6 +39,34 @@ import {
   type TxDropReason,
   type VirtioNetHdr,
 } from './header.js';
+
+/**
+ * Every feature NetDevice honours, whatever the transport (virtio 1.2 §5.1.3, §6): the ring
+ * features, header validation with checksum and TCP segmentation offload both ways (software
+ * GSO and checksum completion when the port cannot take them), ECN, mergeable rx buffers, and
+ * the config fields MAC, STATUS and MTU. Transports offer this (minus what they withhold) and
+ * add their own bits. Not here: UFO/USO (software GSO is TCP only: NET_DEVICE_UFO_FEATURES,
+ * offered only when the port takes UDP GSO frames), the control queue, MQ, RSS, hash report.
+ */
+export const NET_DEVICE_FEATURES: bigint =
+  VirtioF.VERSION_1 |
+  VirtioF.EVENT_IDX |
+  VirtioF.INDIRECT_DESC |
+  NetF.MAC |
+  NetF.STATUS |
+  NetF.MTU |
+  NetF.MRG_RXBUF |
+  NetF.CSUM |
+  NetF.GUEST_CSUM |
+  NetF.HOST_TSO4 |
+  NetF.HOST_TSO6 |
+  NetF.HOST_ECN |
+  NetF.GUEST_TSO4 |
+  NetF.GUEST_TSO6 |
+  NetF.GUEST_ECN;
+
+/** UDP fragmentation offload both ways: only when the port takes UDP GSO frames (a TAP). */
+export const NET_DEVICE_UFO_FEATURES: bigint = NetF.HOST_UFO | NetF.GUEST_UFO;
 
 /** Why the device dropped a frame from the guest. */
 export type NetTxDrop =

@@ -13,6 +13,7 @@
 import { Arena, type GuestMemory } from '../memory/index.js';
 import { DriverQueue, SplitLayout } from '../virtqueue/index.js';
 import { NetF, VirtioF } from '../net/features.js';
+import { NET_DEVICE_FEATURES } from '../net/device.js';
 import { NetDriver, type NetDriverOptions, type ReceiveCallback } from '../net/driver.js';
 import { NetEndpoint, type EndpointOptions } from '../net/endpoint.js';
 import { emptyNetHdr, type VirtioNetHdr } from '../net/header.js';
@@ -38,23 +39,8 @@ export class MmioGuestError extends Error {
   }
 }
 
-/** What the guest asks for by default: the device's features a 1.x virtio-net driver understands. */
-export const GUEST_NET_FEATURES =
-  VirtioF.VERSION_1 |
-  VirtioF.EVENT_IDX |
-  VirtioF.INDIRECT_DESC |
-  NetF.MAC |
-  NetF.STATUS |
-  NetF.MTU |
-  NetF.MRG_RXBUF |
-  NetF.CSUM |
-  NetF.GUEST_CSUM |
-  NetF.HOST_TSO4 |
-  NetF.HOST_TSO6 |
-  NetF.HOST_ECN |
-  NetF.GUEST_TSO4 |
-  NetF.GUEST_TSO6 |
-  NetF.GUEST_ECN;
+/** What the guest asks for by default: NetDriver understands every feature NetDevice honours. */
+export const GUEST_NET_FEATURES = NET_DEVICE_FEATURES;
 
 export interface MmioNetGuestOptions {
   /** Guest memory the driver owns for rings and buffers. */

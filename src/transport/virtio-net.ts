@@ -19,9 +19,9 @@
 // the loop until the driver resets the device.
 // Runs in browser Web Workers: no `node:` imports.
 
-import { NetDevice, type NetDeviceStats } from '../net/device.js';
+import { NET_DEVICE_FEATURES, NetDevice, type NetDeviceStats } from '../net/device.js';
 import { NET_CONFIG_BYTES } from '../net/config.js';
-import { NetF, VirtioF, type NetFeatureName } from '../net/features.js';
+import { NetF, type NetFeatureName } from '../net/features.js';
 import { emptyNetHdr, type VirtioNetHdr } from '../net/header.js';
 import { ipv4FromString, macFromString } from '../net/frames/addr.js';
 import { portHasRx, type PortRxFrame, type NetPort } from '../net/port.js';
@@ -45,22 +45,7 @@ export const VIRTIO_NET_TX_QUEUE = 1;
  * Not offered: UFO/USO (NetDevice cannot segment them in software), the control queue, MQ, RSS,
  * hash report, SPEED_DUPLEX.
  */
-export const VIRTIO_NET_FEATURES =
-  VirtioF.VERSION_1 |
-  VirtioF.EVENT_IDX |
-  VirtioF.INDIRECT_DESC |
-  NetF.MAC |
-  NetF.STATUS |
-  NetF.MTU |
-  NetF.MRG_RXBUF |
-  NetF.CSUM |
-  NetF.GUEST_CSUM |
-  NetF.HOST_TSO4 |
-  NetF.HOST_TSO6 |
-  NetF.HOST_ECN |
-  NetF.GUEST_TSO4 |
-  NetF.GUEST_TSO6 |
-  NetF.GUEST_ECN;
+export const VIRTIO_NET_FEATURES = NET_DEVICE_FEATURES;
 
 /** The in-memory host stack behind the device (plain data: crosses to a worker). */
 export interface HostStackBackendOptions {

@@ -12,7 +12,8 @@
 // is unit-tested with a fake; runs in Web Workers too (no `node:` imports).
 
 import { GuestMemory } from '../memory/index.js';
-import { NetF, VirtioF, negotiate } from '../net/features.js';
+import { VirtioF, negotiate } from '../net/features.js';
+import { NET_DEVICE_FEATURES, NET_DEVICE_UFO_FEATURES } from '../net/device.js';
 import type { NetConfig } from '../net/config.js';
 import type { NetPort } from '../net/port.js';
 import { NetDeviceService } from '../net/device-service.js';
@@ -101,28 +102,12 @@ const LOCK_THREAD_ID = 1;
  * virtio_user serve config space themselves). NetDevice honours every one: it validates each tx
  * header, and segments or completes checksums in software when the port cannot take a frame.
  */
-export const OFFERED_FEATURES =
-  VirtioF.VERSION_1 |
-  VirtioF.EVENT_IDX |
-  VirtioF.INDIRECT_DESC |
-  NetF.CSUM |
-  NetF.GUEST_CSUM |
-  NetF.HOST_TSO4 |
-  NetF.HOST_TSO6 |
-  NetF.HOST_ECN |
-  NetF.GUEST_TSO4 |
-  NetF.GUEST_TSO6 |
-  NetF.GUEST_ECN |
-  NetF.MRG_RXBUF |
-  NetF.MTU |
-  NetF.STATUS |
-  NetF.MAC |
-  VHOST_USER_F_PROTOCOL_FEATURES;
+export const OFFERED_FEATURES = NET_DEVICE_FEATURES | VHOST_USER_F_PROTOCOL_FEATURES;
 /**
  * UDP fragmentation offload both ways, offered only when the port takes UDP GSO frames (a TAP):
  * NetDevice segments only TCP in software (§5.1.6.2), so a UFO frame for another port would be dropped.
  */
-export const UFO_FEATURES = NetF.HOST_UFO | NetF.GUEST_UFO;
+export const UFO_FEATURES = NET_DEVICE_UFO_FEATURES;
 export const OFFERED_PROTOCOL_FEATURES = (1n << BigInt(ProtocolF.MQ)) | (1n << BigInt(ProtocolF.REPLY_ACK));
 
 /** The features this backend offers for a port (UFO_FEATURES only when `ufo`). */

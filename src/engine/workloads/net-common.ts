@@ -21,7 +21,7 @@
 import { Arena } from '../../memory/index.js';
 import { DeviceQueue, DriverQueue } from '../../virtqueue/index.js';
 import { NetF, VirtioF, negotiate } from '../../net/features.js';
-import { NetDevice } from '../../net/device.js';
+import { NET_DEVICE_FEATURES, NetDevice } from '../../net/device.js';
 import { NetDeviceService, txDescsPerFrame } from '../../net/device-service.js';
 import type { NetDriver, TxLayout, RxBufferMode } from '../../net/driver.js';
 import { NetDriverService, endpointStats, txLayoutOf } from '../../net/driver-service.js';
@@ -178,9 +178,7 @@ function bigLock(ctx: SideContext, p: NetParams, threadId: number, words: Int32A
 
 /** The feature set both sides agree on: what the device offers ∩ what the driver accepts. */
 export function netFeatures(p: NetParams, indirect: boolean): bigint {
-  const offered =
-    VirtioF.VERSION_1 | VirtioF.EVENT_IDX | VirtioF.INDIRECT_DESC | NetF.MAC | NetF.MTU | NetF.STATUS | NetF.CSUM | NetF.GUEST_CSUM |
-    NetF.HOST_TSO4 | NetF.HOST_TSO6 | NetF.GUEST_TSO4 | NetF.GUEST_TSO6 | NetF.MRG_RXBUF;
+  const offered = NET_DEVICE_FEATURES;
   let accepted = VirtioF.VERSION_1 | NetF.MAC | NetF.MTU | NetF.STATUS;
   if (p.eventIdx) accepted |= VirtioF.EVENT_IDX;
   if (indirect) accepted |= VirtioF.INDIRECT_DESC;

@@ -10,7 +10,7 @@
 
 import type { NetPort, PortRxFrame } from '../net/port.js';
 import { NetF } from '../net/features.js';
-import { emptyNetHdr, type VirtioNetHdr } from '../net/header.js';
+import { copyNetHdrOffload, emptyNetHdr, type VirtioNetHdr } from '../net/header.js';
 
 export interface ReflectPortStats {
   /** Frames taken from the guest and queued to go back. */
@@ -71,13 +71,7 @@ export class ReflectPort implements NetPort {
     b.set(frame.subarray(offset, offset + 6), 6);
     b.set(frame.subarray(offset + ETH_ADDRS_BYTES, offset + lenBytes), ETH_ADDRS_BYTES);
     f.lenBytes = lenBytes;
-    const h = f.hdr;
-    h.flags = hdr.flags;
-    h.gsoType = hdr.gsoType;
-    h.hdrLen = hdr.hdrLen;
-    h.gsoSize = hdr.gsoSize;
-    h.csumStart = hdr.csumStart;
-    h.csumOffset = hdr.csumOffset;
+    copyNetHdrOffload(f.hdr, hdr);
     this.count++;
     this.stats.reflected++;
   }

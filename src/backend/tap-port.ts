@@ -7,7 +7,7 @@
 // the offload flags say, so the device never segments for a TAP. Non-blocking reads: peekRx
 // reads one frame only when the device has room for it; the device loop polls `fd` otherwise.
 
-import { decodeNetHdr, encodeNetHdr, headerLayout, emptyNetHdr, type NetHdrLayout, type VirtioNetHdr } from '../net/header.js';
+import { copyNetHdrOffload, decodeNetHdr, encodeNetHdr, headerLayout, emptyNetHdr, type NetHdrLayout, type VirtioNetHdr } from '../net/header.js';
 import { NetError } from '../net/errors.js';
 import type { NetPort, PortRxFrame } from '../net/port.js';
 import { NetF } from '../net/features.js';
@@ -62,14 +62,7 @@ export class TapPort implements NetPort {
   send(frame: Uint8Array, offset: number, lenBytes: number, hdr: Readonly<VirtioNetHdr>): void {
     const hs = this.hdrBytes;
     const out = this.txBuf;
-    const h = this.txHdr;
-    h.flags = hdr.flags;
-    h.gsoType = hdr.gsoType;
-    h.hdrLen = hdr.hdrLen;
-    h.gsoSize = hdr.gsoSize;
-    h.csumStart = hdr.csumStart;
-    h.csumOffset = hdr.csumOffset;
-    encodeNetHdr(h, this.layout, out, 0); // num_buffers 0: the kernel ignores it on write
+    encodeNetHdr(copyNetHdrOffload(this.txHdr, hdr), this.layout, out, 0); // num_buffers 0: the kernel ignores it on write
     out.set(frame.subarray(offset, offset + lenBytes), hs);
     const r = this.io.write(this.fd, out, hs + lenBytes);
     if (r !== hs + lenBytes) {

@@ -28,6 +28,7 @@ import { applyNeedsCsum, gsoSegmentTcp } from './gso.js';
 import {
   GsoType,
   clearNetHdr,
+  copyNetHdrOffload,
   MAX_GSO_FRAME_BYTES,
   NetHdrFlags,
   decodeNetHdr,
@@ -317,7 +318,7 @@ export class NetDevice {
       if (applyNeedsCsum(buf, hdr.csumStart, hdr.csumOffset, frameLen) !== null) return this.dropTx('csum-offset-past-frame');
       this.stats.txCsumCompleted++;
       const out = this.outHdr;
-      copyHdr(out, hdr);
+      copyNetHdrOffload(out, hdr);
       out.flags &= ~NetHdrFlags.NEEDS_CSUM;
       out.csumStart = 0;
       out.csumOffset = 0;
@@ -430,7 +431,7 @@ export class NetDevice {
   deliverRx(bytes: Uint8Array, offset: number, len: number, inHdr: Readonly<VirtioNetHdr>): RxResult {
     if (this.rxq.broken) return 'no-buffers';
     const hdr = this.outHdr;
-    copyHdr(hdr, inHdr);
+    copyNetHdrOffload(hdr, inHdr);
     if (len < ETH_HEADER_BYTES) return this.dropRx('rx-frame-too-short');
     const gsoBase = hdr.gsoType & ~GsoType.ECN;
     if (gsoBase !== GsoType.NONE) {
@@ -647,15 +648,3 @@ const RX_DROP_TRACE: Readonly<Record<NetRxDrop, DropReason>> = {
   'rx-buffer-too-small': 'no-buffer',
   'rx-no-room': 'no-buffer',
 };
-
-function copyHdr(to: VirtioNetHdr, from: Readonly<VirtioNetHdr>): void {
-  to.flags = from.flags;
-  to.gsoType = from.gsoType;
-  to.hdrLen = from.hdrLen;
-  to.gsoSize = from.gsoSize;
-  to.csumStart = from.csumStart;
-  to.csumOffset = from.csumOffset;
-  to.numBuffers = 0;
-  to.hashValue = 0;
-  to.hashReport = 0;
-}

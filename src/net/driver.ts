@@ -20,7 +20,7 @@ import type { DriverQueue, Segment } from '../virtqueue/driver-queue.js';
 import { NetError } from './errors.js';
 import { NET_OBSERVER_OFF, type NetObserver } from './observer.js';
 import { NetF } from './features.js';
-import { MAX_GSO_FRAME_BYTES, decodeNetHdr, emptyNetHdr, encodeNetHdr, headerLayout, NET_HDR_BYTES, NetHdrFlags, type NetHdrLayout, type VirtioNetHdr } from './header.js';
+import { MAX_GSO_FRAME_BYTES, copyNetHdrOffload, decodeNetHdr, emptyNetHdr, encodeNetHdr, headerLayout, NET_HDR_BYTES, NetHdrFlags, type NetHdrLayout, type VirtioNetHdr } from './header.js';
 
 export type RxBufferMode = 'mergeable' | 'big' | 'small';
 /** How a transmitted frame is laid out in descriptors. */
@@ -243,14 +243,7 @@ export class NetDriver {
       throw new NetError('bad-argument', 'net-driver', `frame of ${frameBytes} bytes (limit ${this.maxTxFrameBytes})`);
     }
     this.slotAddr = -1;
-    const h = this.hdr;
-    h.flags = offload.flags;
-    h.gsoType = offload.gsoType;
-    h.hdrLen = offload.hdrLen;
-    h.gsoSize = offload.gsoSize;
-    h.csumStart = offload.csumStart;
-    h.csumOffset = offload.csumOffset;
-    h.numBuffers = 0; // §5.1.6.2: the driver sets num_buffers to 0 on tx
+    const h = copyNetHdrOffload(this.hdr, offload); // §5.1.6.2: the driver sets num_buffers to 0 on tx
     encodeNetHdr(h, this.layout, this.region.u8, addr - this.region.guestAddr);
     const hs = this.hdrBytes;
     let head: number;

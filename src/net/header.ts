@@ -282,3 +282,21 @@ const TX_DROP_TEXT: Readonly<Record<TxDropReason, string>> = {
 export function describeTxDrop(reason: TxDropReason): string {
   return `${LAYER}: tx frame dropped: ${TX_DROP_TEXT[reason]} (virtio 1.2 §5.1.6.2.1)`;
 }
+
+/**
+ * Copies the offload fields (flags, gso_type, hdr_len, gso_size, csum_start, csum_offset) of
+ * `from` into `to`, and zeroes num_buffers and the hash fields: what a header keeps when a frame
+ * moves between a ring and a port (num_buffers is the receiving side's to set, §5.1.6.2/§5.1.6.4).
+ */
+export function copyNetHdrOffload(to: VirtioNetHdr, from: Readonly<VirtioNetHdr>): VirtioNetHdr {
+  to.flags = from.flags;
+  to.gsoType = from.gsoType;
+  to.hdrLen = from.hdrLen;
+  to.gsoSize = from.gsoSize;
+  to.csumStart = from.csumStart;
+  to.csumOffset = from.csumOffset;
+  to.numBuffers = 0;
+  to.hashValue = 0;
+  to.hashReport = 0;
+  return to;
+}

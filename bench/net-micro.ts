@@ -50,7 +50,7 @@ function runCase(c: Case, totalBytes: number): { gbps: number; nsPerFrame: numbe
   const dev = new NetDevice({
     mem,
     features,
-    backend: stack,
+    port: stack,
     rxq: new DeviceQueue(mem, rxL, { index: 0, eventIdx: true }),
     txq: new DeviceQueue(mem, txL, { index: 1, eventIdx: true }),
   });

@@ -136,7 +136,7 @@ export class NetDeviceService {
       rxq,
       txq,
       features: o.features,
-      backend: this.port,
+      port: this.port,
       ...(o.config !== undefined ? { config: o.config } : {}),
       // Two copies host → guest (2008: tap read into a staging buffer, then into the guest).
       rxStaging: policy.dataPath.copies === 2,

@@ -1,6 +1,6 @@
 // The virtio-net device (host side, virtio 1.2 §5.1) over two DeviceQueues: tx chains become
-// backend frames, backend frames become rx chains. Owns header validation on tx, software GSO
-// and checksum completion for a backend that cannot take them, the rx buffer rules (mergeable
+// port frames, port frames become rx chains. Owns header validation on tx, software GSO
+// and checksum completion for a port that cannot take them, the rx buffer rules (mergeable
 // buffers with num_buffers, or one buffer per frame of at least the spec's minimum), the device
 // config bytes, and counters with a reason for every dropped frame. Does not wait, sleep or ring
 // doorbells: the step methods return whether the driver wants a notification and the caller's
@@ -12,7 +12,7 @@
 // docs/tracing.md "virtio-net"): a tx frame's identity is the number of tx chains popped before
 // it, i.e. its avail ring position counted from 0, which is how the driver numbers the frames it
 // adds (the device pops in avail order, §2.7.13). The device records `pop` right after each tx pop
-// and `done` once the backend took the frame (or it was dropped), and every drop with its reason;
+// and `done` once the port took the frame (or it was dropped), and every drop with its reason;
 // used and interrupt are the caller's loop's.
 
 import type { GuestMemory } from '../memory/guest-memory.js';
@@ -88,10 +88,10 @@ export type NetRxDrop =
 export interface NetDeviceStats {
   txChains: number;
   txFrames: number;
-  /** Frame bytes (header excluded) handed to the backend, after segmentation. */
+  /** Frame bytes (header excluded) handed to the port, after segmentation. */
   txBytes: number;
   txGsoFrames: number;
-  /** Frames software segmentation produced (for a backend without GSO). */
+  /** Frames software segmentation produced (for a port without GSO). */
   txSwSegments: number;
   txCsumCompleted: number;
   txDrops: Partial<Record<NetTxDrop, number>>;
@@ -125,7 +125,7 @@ export interface NetDeviceOptions {
   txq: DeviceQueue;
   /** The negotiated feature set (after FEATURES_OK). */
   features: bigint;
-  backend: NetPort;
+  port: NetPort;
   config?: Partial<NetConfig>;
   /** Largest non-GSO frame either way; default mtu + 14 + 4 (one VLAN tag). */
   maxFrameBytes?: number;
@@ -173,7 +173,7 @@ export class NetDevice {
   private readonly mem: GuestMemory;
   private readonly rxq: DeviceQueue;
   private readonly txq: DeviceQueue;
-  private readonly backend: NetPort;
+  private readonly port: NetPort;
   private readonly rxStaging: boolean;
   private readonly rxMinBufferBytes: number;
   private readonly txChain = new DescriptorChain();
@@ -200,7 +200,7 @@ export class NetDevice {
     this.rxq = opts.rxq;
     this.txq = opts.txq;
     this.features = opts.features;
-    this.backend = opts.backend;
+    this.port = opts.port;
     this.layout = headerLayout(opts.features);
     this.hdrBytes = this.layout === 'legacy' ? 10 : this.layout === 'hash' ? 20 : 12;
     this.mergeable = (opts.features & NetF.MRG_RXBUF) !== 0n;
@@ -236,10 +236,10 @@ export class NetDevice {
     return this.error !== null;
   }
 
-  // ---- tx: guest → backend ----
+  // ---- tx: guest → port ----
 
   /**
-   * "Drain tx": pops up to `budget` tx chains, hands each frame to the backend (or drops it with a
+   * "Drain tx": pops up to `budget` tx chains, hands each frame to the port (or drops it with a
    * reason) and adds the used element (len 0: the device writes nothing into tx buffers). Used
    * elements become visible at flushTx(). Returns the chains processed.
    */
@@ -302,7 +302,7 @@ export class NetDevice {
     const needsCsum = (hdr.flags & NetHdrFlags.NEEDS_CSUM) !== 0;
     const isGso = gsoBase !== GsoType.NONE;
     if (isGso) this.stats.txGsoFrames++;
-    if (isGso && !this.backend.acceptsGso) {
+    if (isGso && !this.port.acceptsGso) {
       if (gsoBase !== GsoType.TCPV4 && gsoBase !== GsoType.TCPV6) return this.dropTx('gso-unsupported');
       const frame = this.frameView(c, hs, frameLen);
       const out = this.outHdr;
@@ -311,7 +311,7 @@ export class NetDevice {
       if (r instanceof NetError) this.dropTx('gso-malformed');
       return;
     }
-    if (needsCsum && !this.backend.acceptsPartialCsum) {
+    if (needsCsum && !this.port.acceptsPartialCsum) {
       // Completing the checksum writes into the frame: never into a device-readable buffer.
       const buf = this.frameScratch;
       readFromChain(this.mem, c, buf.subarray(0, frameLen), hs);
@@ -332,7 +332,7 @@ export class NetDevice {
   private toBackend(bytes: Uint8Array, offset: number, len: number, hdr: VirtioNetHdr): void {
     this.stats.txFrames++;
     this.stats.txBytes += len;
-    this.backend.send(bytes, offset, len, hdr);
+    this.port.send(bytes, offset, len, hdr);
   }
 
   private readonly view: { bytes: Uint8Array; offset: number } = { bytes: new Uint8Array(0), offset: 0 };
@@ -378,22 +378,22 @@ export class NetDevice {
     if (this.tracing) this.tracer.drop(TX_DROP_TRACE[reason], this.txSeq, this.txq.index);
   }
 
-  // ---- rx: backend → guest ----
+  // ---- rx: port → guest ----
 
   /**
-   * "Fill rx": moves up to `budget` frames from the backend into rx buffers. Stops early when the
-   * backend has nothing or the driver has posted too few buffers (the frame then stays in the
-   * backend; `rxWaitingForBuffers` is true). Used elements become visible at flushRx().
+   * "Fill rx": moves up to `budget` frames from the port into rx buffers. Stops early when the
+   * port has nothing or the driver has posted too few buffers (the frame then stays in the
+   * port; `rxWaitingForBuffers` is true). Used elements become visible at flushRx().
    */
   fillRx(budget: number): number {
     this.rxWaiting = false;
     let n = 0;
     while (n < budget && !this.rxq.broken) {
-      const f = this.backend.peekRx();
+      const f = this.port.peekRx();
       if (f === null) break;
       const r = this.deliverRx(f.bytes, f.offset, f.lenBytes, f.hdr);
       if (r === 'no-buffers') break;
-      this.backend.consumeRx();
+      this.port.consumeRx();
       if (r === 'delivered') n++;
     }
     return n;

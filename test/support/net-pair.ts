@@ -80,7 +80,7 @@ export function makeNetRig(o: RigOptions = {}): NetRig {
   const rxq = new DeviceQueue(mem, rxLayout, { index: 0, eventIdx, indirect });
   const txq = new DeviceQueue(mem, txLayout, { index: 1, eventIdx, indirect });
   const backend = o.backend ?? new RecordingBackend();
-  const device = new NetDevice({ mem, rxq, txq, features, backend, ...(o.device ?? {}) });
+  const device = new NetDevice({ mem, rxq, txq, features, port: backend, ...(o.device ?? {}) });
   return { mem, rxLayout, txLayout, rxq, txq, device, backend, dataBase, dataBytes, rxIndirectArea, txIndirectArea, features };
 }
 

@@ -2,7 +2,8 @@
 // external vhost-user device backend (DPDK's net_vhost, a C implementation nobody on the project
 // wrote). Guest memory is a memfd mapped into a SharedArrayBuffer and announced with
 // SET_MEM_TABLE (frontend virtual address = UVA_BASE + guest address); each ring gets a kick
-// and a call eventfd. The caller then runs DriverQueues on `memory` and rings `kick(i)`.
+// and a call eventfd. The caller then runs its driver on `memory`, ringing `kickFds` and
+// sleeping on `callFds` (an FdDoorbell, so virtq's one DriverLoop waits as with any peer).
 
 import { check, loadIo, loadShm, type IoAddon } from '../backend/native.js';
 import { GuestMemory } from '../memory/index.js';
@@ -32,6 +33,8 @@ export class VhostUserFrontend {
   private readonly inBuf = new Uint8Array(HEADER_BYTES + 512);
   private readonly kicks: number[] = [];
   private readonly calls: number[] = [];
+  /** What the backend offered (GET_FEATURES); `features` is what setup() then set (offered ∩ wanted). */
+  offeredFeatures = 0n;
   features = 0n;
 
   private constructor(
@@ -85,7 +88,7 @@ export class VhostUserFrontend {
 
   /** GET_FEATURES, SET_FEATURES(offered ∩ wanted), protocol features 0, SET_OWNER, SET_MEM_TABLE. */
   setup(wanted: bigint): bigint {
-    const offered = this.getU64(Req.GET_FEATURES);
+    const offered = (this.offeredFeatures = this.getU64(Req.GET_FEATURES));
     this.features = offered & wanted;
     if (this.features & VHOST_USER_F_PROTOCOL_FEATURES) {
       this.getU64(Req.GET_PROTOCOL_FEATURES);
@@ -99,6 +102,9 @@ export class VhostUserFrontend {
 
   /** Hands ring `index` (laid out at guest addresses) to the backend and enables it. */
   startRing(index: number, layout: SplitLayout): void {
+    // Rings not (yet) started read as -1, which a doorbell skips (never a hole that reads as fd 0).
+    while (this.kicks.length < index) this.kicks.push(-1);
+    while (this.calls.length < index) this.calls.push(-1);
     const kick = check(this.io.eventfd(0, true), 'eventfd');
     const call = check(this.io.eventfd(0, true), 'eventfd');
     this.kicks[index] = kick;
@@ -109,6 +115,16 @@ export class VhostUserFrontend {
     this.send(Req.SET_VRING_KICK, u64Payload(BigInt(index)), [kick]);
     this.send(Req.SET_VRING_CALL, u64Payload(BigInt(index)), [call]);
     if (this.features & VHOST_USER_F_PROTOCOL_FEATURES) this.send(Req.SET_VRING_ENABLE, statePayload(index, 1));
+  }
+
+  /** Kick eventfds by ring index (the driver writes them), -1 for a ring not started. */
+  get kickFds(): readonly number[] {
+    return this.kicks;
+  }
+
+  /** Call eventfds by ring index (the backend writes them; the driver sleeps on them), -1 for a ring not started. */
+  get callFds(): readonly number[] {
+    return this.calls;
   }
 
   kick(index: number): void {
@@ -124,6 +140,6 @@ export class VhostUserFrontend {
   close(): void {
     this.io.close(this.sock);
     this.io.close(this.memfd);
-    for (const fd of [...this.kicks, ...this.calls]) if (fd !== undefined) this.io.close(fd);
+    for (const fd of [...this.kicks, ...this.calls]) if (fd >= 0) this.io.close(fd);
   }
 }

@@ -12,7 +12,7 @@ import { NetF, VirtioF } from '../src/net/features.js';
 import { VIRTQ_DESC_F_NEXT } from '../src/virtqueue/index.js';
 import { NetHdrFlags, emptyNetHdr } from '../src/net/header.js';
 import { VIRTIO_NET_FEATURES, MmioNetGuest, Reg, Status, VirtioNetFrontend, checkSeqFrame, makeSeqFrame, type MmioBus, type MmioSnapshot, type VirtioNetState } from '../src/transport/index.js';
-import { guestFor, makeRig, pump, waitDevice, type MmioRig } from './support/mmio-rig.js';
+import { guestFor, makeRig, pump, waitDevice, waitNeedsReset, type MmioRig } from './support/mmio-rig.js';
 
 const NAMES = new Map<number, string>(Object.entries(Reg).map(([k, v]) => [v, k]));
 
@@ -139,7 +139,7 @@ for (const worker of [false, true]) {
       const tx = g.net.txq;
       tx.ring.storeAvailIdx((tx.ring.loadAvailIdx() + 1000) & 0xffff);
       rig.t.write(Reg.QueueNotify, 1, 4);
-      for (let i = 0; i < 100 && (rig.t.status & Status.DEVICE_NEEDS_RESET) === 0; i++) waitDevice(rig, 10);
+      waitNeedsReset(rig);
       assert.equal(rig.t.status & Status.DEVICE_NEEDS_RESET, Status.DEVICE_NEEDS_RESET);
       assert.equal(rig.t.status & Status.DRIVER_OK, Status.DRIVER_OK);
       assert.equal(rig.t.read(Reg.InterruptStatus, 4) & 2, 2, 'configuration change notification (§2.1.2)');

@@ -9,6 +9,7 @@ import {
   InlineRunner,
   MmioNetGuest,
   MmioTransport,
+  Status,
   VirtioNetBackend,
   VirtioNetFrontend,
   checkSeqFrame,
@@ -90,6 +91,22 @@ const sleepCell = new Int32Array(new SharedArrayBuffer(4));
  * work in the notify already, but a policy's timers (a tx timer, a deferred interrupt) need a
  * poll at their deadline, as an emulator's timer would.
  */
+const pauseCell = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Waits until the device set DEVICE_NEEDS_RESET, bounded by wall time (default 20 s) rather than
+ * by a count of waits: waitDevice returns at once while the interrupt line is still asserted,
+ * and a loaded machine may run the device late. Returns whether the bit was seen.
+ */
+export function waitNeedsReset(rig: MmioRig, timeoutMs = 20_000): boolean {
+  const until = performance.now() + timeoutMs;
+  while ((rig.t.status & Status.DEVICE_NEEDS_RESET) === 0 && performance.now() < until) {
+    waitDevice(rig, 10);
+    Atomics.wait(pauseCell, 0, 0, 1); // a plain 1 ms sleep: nothing notifies this cell
+  }
+  return (rig.t.status & Status.DEVICE_NEEDS_RESET) !== 0;
+}
+
 export function waitDevice(rig: MmioRig, ms = 50): void {
   const r = rig.runner as Partial<WorkerRunner> & Partial<InlineRunner>;
   if (typeof r.waitForInterrupt === 'function') {

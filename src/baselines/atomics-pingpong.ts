@@ -114,8 +114,9 @@ export function pingPongPinger(ctx: PeerWorkerContext): WorkerReport {
     errors: 0,
     latency: {
       rtts,
-      p50Ns: rtts > 0 ? hist.getValueAtPercentile(50) : 0,
-      p99Ns: rtts > 0 ? hist.getValueAtPercentile(99) : 0,
+      // An HDR percentile is its bucket's highest equivalent value: never above the largest sample.
+      p50Ns: rtts > 0 ? Math.min(hist.maxValue, hist.getValueAtPercentile(50)) : 0,
+      p99Ns: rtts > 0 ? Math.min(hist.maxValue, hist.getValueAtPercentile(99)) : 0,
       maxNs: rtts > 0 ? hist.maxValue : 0,
       meanNs: rtts > 0 ? hist.mean : 0,
     },

@@ -172,7 +172,8 @@ export function hdrPercentiles(rttsUs: readonly number[]): { p50Us: number; p99U
   const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3, autoResize: true, useWebAssembly: false });
   try {
     for (const r of rttsUs) h.recordValue(Math.max(1, Math.trunc(r)));
-    return { p50Us: h.getValueAtPercentile(50), p99Us: h.getValueAtPercentile(99) };
+    // A percentile is its bucket's highest equivalent value: never reported above the largest sample.
+    return { p50Us: Math.min(h.maxValue, h.getValueAtPercentile(50)), p99Us: Math.min(h.maxValue, h.getValueAtPercentile(99)) };
   } finally {
     h.destroy();
   }

@@ -87,9 +87,11 @@ export function guest(ctx: SideContext): SideStats {
   }
   const s = ctx.finish();
   s.extra.rtts = histogram.totalCount;
-  s.extra.p50Ns = histogram.getValueAtPercentile(50);
-  s.extra.p99Ns = histogram.getValueAtPercentile(99);
+  // An HDR percentile is its bucket's highest equivalent value, which can exceed the largest
+  // sample recorded: no percentile is reported above the maximum.
   s.extra.maxNs = histogram.maxValue;
+  s.extra.p50Ns = Math.min(histogram.maxValue, histogram.getValueAtPercentile(50));
+  s.extra.p99Ns = Math.min(histogram.maxValue, histogram.getValueAtPercentile(99));
   s.extra.meanNs = histogram.mean;
   histogram.destroy();
   return s;

@@ -7,24 +7,12 @@
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { DEFAULT_STRATEGIES, formatPeersTable, peerCases, runPeersBench, type PeerCaseResult, type PingPongResult } from '../../baselines/index.js';
+import { listOf, positiveInt, words } from '../args.js';
 
 const DEFAULT_PAYLOADS = [64, 1500, 65536];
 
-function positiveInt(text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`"${text}" is not a positive integer`);
-  return n;
-}
-
-function list(text: string): string[] {
-  return text.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
-}
-
-function intList(text: string): number[] {
-  return list(text).map(positiveInt);
-}
 
 interface CliOptions {
   quick?: boolean;
@@ -55,9 +43,9 @@ export function configurePeersCommand(command: Command): Command {
     .option('--json', 'print the report as JSON instead of a table')
     .option('--runs <n>', 'runs per case (default 5, --quick 1)', positiveInt)
     .option('--ms <n>', 'measured window per run in ms (default 500, --quick 200)', positiveInt)
-    .option('--payloads <list>', 'payload sizes in bytes', intList)
-    .option('--strategies <list>', 'kick strategies: wait, spin<N>+wait, spin', list)
-    .option('--cases <list>', `cases to run (built in: ${[...peerCases.keys()].join(', ')})`, list)
+    .option('--payloads <list>', 'payload sizes in bytes', listOf(positiveInt))
+    .option('--strategies <list>', 'kick strategies: wait, spin<N>+wait, spin', words)
+    .option('--cases <list>', `cases to run (built in: ${[...peerCases.keys()].join(', ')})`, words)
     .option('--module <paths...>', 'import these case modules first (each registers its cases)')
     .action(async (o: CliOptions) => {
       for (const path of o.module ?? []) await import(pathToFileURL(resolve(path)).href);

@@ -11,7 +11,6 @@ import type { Command } from 'commander';
 import {
   FAITHFUL_PLAN,
   ProgressLine,
-  findPreset,
   formatProgress,
   formatStudy,
   quickPlan,
@@ -22,25 +21,28 @@ import {
   type StudyPlan,
 } from '../../study/index.js';
 import { runStudy } from '../../study/runner.js';
-import { parseMode, parsePositive, parseWait, runTraceFromCli } from './bench-net.js';
+import { runTraceFromCli, studyMode, studyPresetOf, waitOf, waitStrategy } from './bench-net.js';
+import { listOf, nonNegativeInt, outputDir, outputFileMkdir, policySpec, positiveInt, positiveNumber } from '../args.js';
+import type { WaitSettings } from '../../engine/index.js';
+import type { StudyMode } from '../../study/index.js';
 import { addTraceOptions, type TraceCliOptions } from '../trace-options.js';
 
 interface StudyOpts extends TraceCliOptions {
   quick?: boolean;
-  runs?: string;
-  seconds?: string;
-  count?: string;
-  warmupMs?: string;
-  mode: string;
-  rows?: string;
+  runs?: number;
+  seconds?: number;
+  count?: number;
+  warmupMs?: number;
+  mode: StudyMode;
+  rows?: string[];
   modern: boolean;
-  msgSize: string;
+  msgSize: number;
   out: string;
   json?: string;
   md?: string;
   svg?: string;
   streamWorkload: string;
-  wait?: string;
+  wait?: WaitSettings['strategy'];
   pingWorkload: string;
 }
 
@@ -54,32 +56,32 @@ export function registerStudy(program: Command): void {
     .command('study')
     .description("the 2008 virtio_net RFC's study: every row × stream and flood ping in both directions, as tables, JSON, Markdown and SVG")
     .option('--quick', 'fit the whole study in under 3 minutes (3 short runs per cell, time-capped pings)')
-    .option('--runs <n>', 'stream runs per cell (faithful: 10)')
-    .option('--seconds <s>', 'measured seconds per stream run (faithful: 20)')
-    .option('--count <n>', 'echo requests per ping cell (faithful: 100000)')
-    .option('--warmup-ms <ms>', 'excluded from each stream run (faithful: 1000, quick: 200)')
-    .option('--mode <m>', 'cumulative (each row adds one change, as the RFC did) or isolated (each change alone against the baseline)', 'cumulative')
-    .option('--rows <list>', 'comma-separated preset names or slugs (default: every row)')
+    .option('--runs <n>', 'stream runs per cell (faithful: 10)', positiveInt)
+    .option('--seconds <s>', 'measured seconds per stream run (faithful: 20)', positiveNumber)
+    .option('--count <n>', 'echo requests per ping cell (faithful: 100000)', positiveInt)
+    .option('--warmup-ms <ms>', 'excluded from each stream run (faithful: 1000, quick: 200)', nonNegativeInt)
+    .option('--mode <m>', 'cumulative (each row adds one change, as the RFC did) or isolated (each change alone against the baseline)', studyMode, 'cumulative')
+    .option('--rows <list>', 'comma-separated presets (`virtq presets` lists them; RFC row labels and slugs too; default: every row)', listOf(policySpec))
     .option('--no-modern', 'only the RFC rows')
-    .option('--msg-size <bytes>', 'stream send size (netperf -m)', '16384')
-    .option('--out <dir>', 'directory for study.json, study.md and study.svg', 'out')
-    .option('--json <file>', 'JSON report path (default <out>/study.json)')
-    .option('--md <file>', 'Markdown report path (default <out>/study.md)')
-    .option('--svg <file>', 'SVG chart path (default <out>/study.svg)')
+    .option('--msg-size <bytes>', 'stream send size (netperf -m)', positiveInt, 16384)
+    .option('--out <dir>', 'directory for study.json, study.md and study.svg', outputDir, 'out')
+    .option('--json <file>', 'JSON report path (default <out>/study.json)', outputFileMkdir)
+    .option('--md <file>', 'Markdown report path (default <out>/study.md)', outputFileMkdir)
+    .option('--svg <file>', 'SVG chart path (default <out>/study.svg)', outputFileMkdir)
     .option('--stream-workload <name>', 'stream workload name or module path', 'net-stream')
     .option('--ping-workload <name>', 'ping workload name or module path', 'net-ping')
-    .option('--wait <strategy>', 'both sides wait by block, hybrid (spin then block) or spin (default: the engine\'s, hybrid)');
+    .option('--wait <strategy>', 'both sides wait by block, hybrid (spin then block) or spin (default: the engine\'s, hybrid)', waitStrategy);
   addTraceOptions(study).action(async (o: StudyOpts) => {
-    const mode = parseMode(o.mode);
-    let rows = o.rows !== undefined ? o.rows.split(',').map((s) => findPreset(s.trim(), mode)) : studyPresets(mode);
+    const mode = o.mode;
+    let rows = o.rows !== undefined ? o.rows.map((s) => studyPresetOf(s, mode)) : studyPresets(mode);
     if (o.rows === undefined && !o.modern) rows = rows.filter((r) => r.kind === 'rfc');
     const base: StudyPlan = o.quick ? quickPlan(rows.length) : FAITHFUL_PLAN;
     const plan: StudyPlan = {
       ...base,
-      ...(o.runs !== undefined ? { runs: parsePositive('--runs', o.runs) } : {}),
-      ...(o.seconds !== undefined ? { seconds: parsePositive('--seconds', o.seconds, false) } : {}),
-      ...(o.count !== undefined ? { count: parsePositive('--count', o.count) } : {}),
-      ...(o.warmupMs !== undefined ? { warmupMs: parsePositive('--warmup-ms', o.warmupMs) } : {}),
+      ...(o.runs !== undefined ? { runs: o.runs } : {}),
+      ...(o.seconds !== undefined ? { seconds: o.seconds } : {}),
+      ...(o.count !== undefined ? { count: o.count } : {}),
+      ...(o.warmupMs !== undefined ? { warmupMs: o.warmupMs } : {}),
     };
     const progress = new ProgressLine(process.stderr);
     const trace = runTraceFromCli(o, false, progress);
@@ -87,8 +89,8 @@ export function registerStudy(program: Command): void {
       rows,
       plan,
       mode,
-      ...parseWait(o.wait),
-      msgBytes: parsePositive('--msg-size', o.msgSize),
+      ...waitOf(o.wait),
+      msgBytes: o.msgSize,
       streamWorkload: o.streamWorkload,
       pingWorkload: o.pingWorkload,
       ...(trace !== undefined ? { trace } : {}),

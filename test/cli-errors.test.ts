@@ -8,7 +8,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,8 @@ const VERSION = (JSON.parse(readFileSync(fileURLToPath(new URL('../../package.js
 const dir = mkdtempSync(join(tmpdir(), 'virtq-cli-errors-'));
 const afile = join(dir, 'afile');
 writeFileSync(afile, 'a regular file, not a directory\n');
+// <dir>/taken/study.json is a directory: the study's default JSON path cannot be written.
+mkdirSync(join(dir, 'taken', 'study.json'), { recursive: true });
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 const PRESET_CHOICES = `${listPresets().map((p) => p.name).join(', ')}; or <rfc preset>-alone, or a JSON object such as '{"base":"vhost"}'`;
@@ -64,9 +66,12 @@ const ROWS: Row[] = [
   { args: ['presets', '--show', '{"base":'], code: 2, stderr: /^error: option '--show <policy>' argument '\{"base":' is invalid\. policy JSON does not parse: .+\. Choose from: / },
   { args: ['presets', '--show', 'rfc-gso-alone'], code: 0, stdout: /"name": "rfc-gso-alone"/ },
   { args: ['presets', '--show', '{"base":"vhost"}'], code: 0, stdout: /"name": "vhost\+custom"/ },
-  { args: ['study', '--json', join(afile, 'study.json')], code: 2, stderr: invalid('--json <file>', join(afile, 'study.json'), `${afile} is not a directory (ENOTDIR).`) },
+  { args: ['study', '--json', join(afile, 'study.json')], code: 2, stderr: invalid('--json [file]', join(afile, 'study.json'), `${afile} is not a directory (ENOTDIR).`) },
   { args: ['study', '--out', join(afile, 'out')], code: 2, stderr: invalid('--out <dir>', join(afile, 'out'), `${afile} is not a directory (ENOTDIR).`) },
   { args: ['bench', 'stream', '--trace', join(afile, 't.ndjson')], code: 2, stderr: invalid('--trace <file>', join(afile, 't.ndjson'), `${afile} is not a directory (ENOTDIR).`) },
+  { args: ['bench', 'stream', '--json', join(afile, 'cell.json')], code: 2, stderr: invalid('--json [file]', join(afile, 'cell.json'), `${afile} is not a directory (ENOTDIR).`) },
+  { args: ['trace', 'analyze', join(dir, 'missing.ndjson'), '--json', join(afile, 'r.json')], code: 2, stderr: invalid('--json [file]', join(afile, 'r.json'), `${afile} is not a directory (ENOTDIR).`) },
+  { args: ['study', '--out', join(dir, 'taken'), '--rows', 'rfc-baseline'], code: 2, stderr: `error: option '--out <dir>': cannot write ${join(dir, 'taken')}/study.json. ${join(dir, 'taken')}/study.json is a directory (EISDIR).` },
   { args: ['bench', 'stream', '--trace', dir], code: 2, stderr: invalid('--trace <file>', dir, `${dir} is a directory (EISDIR).`) },
   { args: ['--log-level', 'loud', 'presets'], code: 2, stderr: invalid('--log-level <level>', 'loud', 'Expected one of: trace, debug, info, warn, error, fatal, silent.') },
   { args: ['presets'], env: { VIRTQ_LOG_LEVEL: 'loud' }, code: 2, stderr: "virtq: VIRTQ_LOG_LEVEL 'loud' is invalid. Expected one of: trace, debug, info, warn, error, fatal, silent." },

@@ -200,3 +200,27 @@ export function socketPath(value: string): string {
 export function usageExit(err: { exitCode: number }): never {
   process.exit(err.exitCode === 0 ? 0 : 2);
 }
+
+/** The value of `--json [file]`: true for JSON on stdout, a (checked) path for JSON into a file. */
+export type JsonOption = true | string | undefined;
+
+/** The help text of `--json [file]`, the same on every command that reports. */
+export function jsonHelp(what: string): string {
+  return `print ${what} as JSON instead of text, or with FILE write it into FILE (and print the text)`;
+}
+
+/**
+ * Writes a command's report as `--json [file]` asks: JSON on stdout (in place of the text), or
+ * the text on stdout and the JSON into FILE (reported on stderr), or the text alone.
+ */
+export function emitReport(json: JsonOption, jsonText: () => string, text: () => string, write: (file: string, data: string) => void): void {
+  if (json === true) {
+    process.stdout.write(jsonText());
+    return;
+  }
+  process.stdout.write(text());
+  if (typeof json === 'string') {
+    write(json, jsonText());
+    process.stderr.write(`wrote ${json}\n`);
+  }
+}

@@ -9,7 +9,8 @@ import type { WaitSettings } from '../../engine/index.js';
 import { resolvePolicy } from '../../policy/index.js';
 import { findPreset, formatPingCell, formatStreamCell, ProgressLine, duration, slugOf, type Direction, type StudyMode, type StudyPreset } from '../../study/index.js';
 import { runPingCell, runStreamCell, type RunTrace } from '../../study/runner.js';
-import { nonNegativeInt, oneOf, policySpec, positiveInt, positiveNumber, powerOfTwo } from '../args.js';
+import { writeFileSync } from 'node:fs';
+import { emitReport, jsonHelp, nonNegativeInt, oneOf, outputFile, type JsonOption, policySpec, positiveInt, positiveNumber, powerOfTwo } from '../args.js';
 import { addTraceOptions, traceOptionsFromCli, type TraceCliOptions } from '../trace-options.js';
 
 export const direction = oneOf<Direction>(['g2h', 'h2g']);
@@ -64,7 +65,7 @@ interface StreamOpts extends TraceCliOptions {
   mode: StudyMode;
   workload?: string;
   wait?: WaitSettings['strategy'];
-  json?: boolean;
+  json?: JsonOption;
 }
 
 interface PingOpts extends TraceCliOptions {
@@ -75,7 +76,7 @@ interface PingOpts extends TraceCliOptions {
   mode: StudyMode;
   workload?: string;
   wait?: WaitSettings['strategy'];
-  json?: boolean;
+  json?: JsonOption;
 }
 
 /**
@@ -110,7 +111,7 @@ export function registerBenchNet(bench: Command): void {
     .option('--mode <m>', 'cumulative (the row with every earlier change) or isolated (baseline + this change)', studyMode, 'cumulative')
     .option('--workload <name>', 'stream workload name or module path', 'net-stream')
     .option('--wait <strategy>', 'both sides wait by block, hybrid (spin then block) or spin (default: the engine\'s, hybrid)', waitStrategy)
-    .option('--json', 'print the cell as JSON');
+    .option('--json [file]', jsonHelp('the cell'), outputFile);
   addTraceOptions(stream).action(async (o: StreamOpts) => {
     const { direction, mode, runs, seconds } = o;
     const preset = studyPresetOf(o.preset, mode);
@@ -132,7 +133,7 @@ export function registerBenchNet(bench: Command): void {
       (run) => progress.update(`stream ${direction} "${preset.name}" run ${run}/${runs} · ${duration(performance.now() - t0)} elapsed`),
     );
     progress.clear();
-    process.stdout.write(o.json ? JSON.stringify({ schema: 'virtq-bench-stream/1', command: ['virtq', ...process.argv.slice(2)].join(' '), seconds, ...cell }, null, 2) + '\n' : formatStreamCell(cell, seconds));
+    emitReport(o.json, () => JSON.stringify({ schema: 'virtq-bench-stream/1', command: ['virtq', ...process.argv.slice(2)].join(' '), seconds, ...cell }, null, 2) + '\n', () => formatStreamCell(cell, seconds), writeFileSync);
     if (cell.error !== undefined || cell.errors > 0) process.exitCode = 1;
   });
 
@@ -146,7 +147,7 @@ export function registerBenchNet(bench: Command): void {
     .option('--mode <m>', 'cumulative or isolated', studyMode, 'cumulative')
     .option('--workload <name>', 'ping workload name or module path', 'net-ping')
     .option('--wait <strategy>', 'both sides wait by block, hybrid (spin then block) or spin (default: the engine\'s, hybrid)', waitStrategy)
-    .option('--json', 'print the cell as JSON');
+    .option('--json [file]', jsonHelp('the cell'), outputFile);
   addTraceOptions(ping).action(async (o: PingOpts) => {
     const { direction, mode, count } = o;
     const preset = studyPresetOf(o.preset, mode);
@@ -161,7 +162,7 @@ export function registerBenchNet(bench: Command): void {
       ...(trace !== undefined ? { trace } : {}),
     });
     progress.clear();
-    process.stdout.write(o.json ? JSON.stringify({ schema: 'virtq-bench-ping/1', command: ['virtq', ...process.argv.slice(2)].join(' '), ...cell }, null, 2) + '\n' : formatPingCell(cell));
+    emitReport(o.json, () => JSON.stringify({ schema: 'virtq-bench-ping/1', command: ['virtq', ...process.argv.slice(2)].join(' '), ...cell }, null, 2) + '\n', () => formatPingCell(cell), writeFileSync);
     if (cell.result === null || cell.result.errors > 0) process.exitCode = 1;
   });
 }

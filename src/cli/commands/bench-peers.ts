@@ -9,14 +9,15 @@ import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { DEFAULT_STRATEGIES, formatPeersTable, peerCases, runPeersBench, type PeerCaseResult, type PingPongResult } from '../../baselines/index.js';
-import { listOf, positiveInt, words } from '../args.js';
+import { writeFileSync } from 'node:fs';
+import { emitReport, jsonHelp, listOf, outputFile, positiveInt, words, type JsonOption } from '../args.js';
 
 const DEFAULT_PAYLOADS = [64, 1500, 65536];
 
 
 interface CliOptions {
   quick?: boolean;
-  json?: boolean;
+  json?: JsonOption;
   runs?: number;
   ms?: number;
   payloads?: number[];
@@ -40,7 +41,7 @@ export function configurePeersCommand(command: Command): Command {
   return command
     .description('peer baselines beside the virtq ring: bare SAB ring, postMessage, ringbuf.js, Atomics ping-pong')
     .option('--quick', 'short run: 1 run × 200 ms per case, under a minute in all')
-    .option('--json', 'print the report as JSON instead of a table')
+    .option('--json [file]', jsonHelp('the report'), outputFile)
     .option('--runs <n>', 'runs per case (default 5, --quick 1)', positiveInt)
     .option('--ms <n>', 'measured window per run in ms (default 500, --quick 200)', positiveInt)
     .option('--payloads <list>', 'payload sizes in bytes', listOf(positiveInt))
@@ -59,7 +60,7 @@ export function configurePeersCommand(command: Command): Command {
         ...(o.cases !== undefined ? { cases: o.cases } : {}),
         onResult: (r, i, n) => process.stderr.write(`${progressLine(r, i, n)}\n`),
       });
-      process.stdout.write(o.json === true ? `${JSON.stringify(report, null, 2)}\n` : `${formatPeersTable(report)}\n`);
+      emitReport(o.json, () => `${JSON.stringify(report, null, 2)}\n`, () => `${formatPeersTable(report)}\n`, writeFileSync);
       const failed = report.throughput.some((s) => !s.allVerified) || report.latency.some((s) => s.results.some((r) => r.error !== undefined));
       if (failed) process.exitCode = 1;
     });

@@ -7,7 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { basename, dirname, relative } from 'node:path';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import {
   FAITHFUL_PLAN,
   ProgressLine,
@@ -22,7 +22,7 @@ import {
 } from '../../study/index.js';
 import { runStudy } from '../../study/runner.js';
 import { runTraceFromCli, studyMode, studyPresetOf, waitOf, waitStrategy } from './bench-net.js';
-import { listOf, nonNegativeInt, outputDir, outputFileMkdir, policySpec, positiveInt, positiveNumber } from '../args.js';
+import { listOf, nonNegativeInt, outputDir, outputFileMkdir, policySpec, positiveInt, positiveNumber, type JsonOption } from '../args.js';
 import type { WaitSettings } from '../../engine/index.js';
 import type { StudyMode } from '../../study/index.js';
 import { addTraceOptions, type TraceCliOptions } from '../trace-options.js';
@@ -38,7 +38,7 @@ interface StudyOpts extends TraceCliOptions {
   modern: boolean;
   msgSize: number;
   out: string;
-  json?: string;
+  json?: JsonOption;
   md?: string;
   svg?: string;
   streamWorkload: string;
@@ -65,13 +65,26 @@ export function registerStudy(program: Command): void {
     .option('--no-modern', 'only the RFC rows')
     .option('--msg-size <bytes>', 'stream send size (netperf -m)', positiveInt, 16384)
     .option('--out <dir>', 'directory for study.json, study.md and study.svg', outputDir, 'out')
-    .option('--json <file>', 'JSON report path (default <out>/study.json)', outputFileMkdir)
+    .option('--json [file]', 'JSON report path (default <out>/study.json); without FILE also print the JSON instead of the tables', outputFileMkdir)
     .option('--md <file>', 'Markdown report path (default <out>/study.md)', outputFileMkdir)
     .option('--svg <file>', 'SVG chart path (default <out>/study.svg)', outputFileMkdir)
     .option('--stream-workload <name>', 'stream workload name or module path', 'net-stream')
     .option('--ping-workload <name>', 'ping workload name or module path', 'net-ping')
     .option('--wait <strategy>', 'both sides wait by block, hybrid (spin then block) or spin (default: the engine\'s, hybrid)', waitStrategy);
-  addTraceOptions(study).action(async (o: StudyOpts) => {
+  addTraceOptions(study).action(async (o: StudyOpts, cmd: Command) => {
+    // Every output path is checked before the first cell runs (the explicit ones already were,
+    // as they were parsed): a study can take hours, and its results must not be lost at the end.
+    const jsonPath = typeof o.json === 'string' ? o.json : `${o.out}/study.json`;
+    const mdPath = o.md ?? `${o.out}/study.md`;
+    const svgPath = o.svg ?? `${o.out}/study.svg`;
+    for (const [flag, path] of [['--out <dir>', jsonPath], ['--out <dir>', mdPath], ['--out <dir>', svgPath]] as const) {
+      try {
+        outputFileMkdir(path);
+      } catch (e) {
+        if (!(e instanceof InvalidArgumentError)) throw e;
+        cmd.error(`error: option '${flag}': cannot write ${path}. ${e.message}`);
+      }
+    }
     const mode = o.mode;
     let rows = o.rows !== undefined ? o.rows.map((s) => studyPresetOf(s, mode)) : studyPresets(mode);
     if (o.rows === undefined && !o.modern) rows = rows.filter((r) => r.kind === 'rfc');
@@ -99,15 +112,17 @@ export function registerStudy(program: Command): void {
       onProgress: (e) => progress.update(formatProgress(e)),
     });
     progress.clear();
-    const jsonPath = o.json ?? `${o.out}/study.json`;
-    const mdPath = o.md ?? `${o.out}/study.md`;
-    const svgPath = o.svg ?? `${o.out}/study.svg`;
     writeOut(jsonPath, JSON.stringify(report, null, 2) + '\n');
     writeOut(svgPath, renderSvg(report));
     const href = relative(dirname(mdPath), svgPath) || basename(svgPath);
     writeOut(mdPath, renderMarkdown(report, { svgHref: href }));
-    process.stdout.write(formatStudy(report));
-    process.stdout.write(`\nwrote ${jsonPath}, ${mdPath}, ${svgPath}\n`);
+    if (o.json === true) {
+      process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+      process.stderr.write(`wrote ${jsonPath}, ${mdPath}, ${svgPath}\n`);
+    } else {
+      process.stdout.write(formatStudy(report));
+      process.stdout.write(`\nwrote ${jsonPath}, ${mdPath}, ${svgPath}\n`);
+    }
     if (reportHasProblems(report)) process.exitCode = 1;
   });
 }

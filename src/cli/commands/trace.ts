@@ -7,7 +7,8 @@ import type { WaitStrategy } from '../../notify/index.js';
 import { runTraced } from '../../engine/index.js';
 import { analyzeTraceFile, formatReport, writeTraceHtml, type TraceLevelName } from '../../trace/node.js';
 import { DEFAULT_SAMPLE_BLOCK, type TraceStamping } from '../../trace/index.js';
-import { multipleOf, nonNegativeInt, nonNegativeNumber, oneOf, outputFile, positiveInt, powerOfTwo } from '../args.js';
+import { writeFileSync } from 'node:fs';
+import { emitReport, jsonHelp, type JsonOption, multipleOf, nonNegativeInt, nonNegativeNumber, oneOf, outputFile, positiveInt, powerOfTwo } from '../args.js';
 import { sampleBlock, traceLevel, traceStamping, TRACE_LEVEL_NAMES } from '../trace-options.js';
 import { queueSize } from './bench-net.js';
 
@@ -71,13 +72,12 @@ export function registerTrace(program: Command): void {
   trace
     .command('analyze <file>')
     .description('per-stage latency percentiles, slowest packets and events of a trace file')
-    .option('--json', 'print the report as JSON')
+    .option('--json [file]', jsonHelp('the report'), outputFile)
     .option('--html <file>', 'also write the HTML view (self-contained) to this file', outputFile)
     .option('--slowest <n>', 'how many slowest packets to show', nonNegativeInt, 10)
-    .action(async (file: string, o: { json?: boolean; html?: string; slowest: number }) => {
+    .action(async (file: string, o: { json?: JsonOption; html?: string; slowest: number }) => {
       const report = await analyzeTraceFile(file, { slowest: o.slowest });
       if (o.html) writeTraceHtml(report, o.html, `virtq trace: ${file}`);
-      process.stdout.write(o.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report));
-      if (o.html && !o.json) process.stdout.write(`HTML view: ${o.html}\n`);
+      emitReport(o.json, () => JSON.stringify(report, null, 2) + '\n', () => formatReport(report) + (o.html ? `HTML view: ${o.html}\n` : ''), writeFileSync);
     });
 }

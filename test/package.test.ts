@@ -89,6 +89,9 @@ test('the packed tarball installs into a fresh project, every entry point import
         `for (const [name, m] of Object.entries(mods)) if (Object.keys(m).length === 0) throw new Error(name + ' exports nothing');\n` +
         `for (const name of ['Engine', 'DeviceQueue', 'DriverQueue', 'GuestMemory', 'NetDevice', 'NetDeviceService', 'NetDriverService', 'NetEndpoint', 'resolvePolicy', 'listPresets', 'MmioTransport', 'Tracer', 'TraceSession', 'startNodeDeviceWorker']) if (typeof m0[name] !== 'function') throw new Error('virtq has no ' + name);\n` +
         `if (typeof mods['virtq/vhost-user'].startVhostUser !== 'function') throw new Error('virtq/vhost-user has no startVhostUser');\n` +
+        // The workers ship too: a short verified run through the engine's processor workers.
+        `const r = await m0.Engine.run({ workload: 'stream', queues: [{ size: 64 }], durationMs: 200, params: { payloadBytes: 64, verify: 'full', warmupMs: 0 } });\n` +
+        `if (!(r.host.packets > 0) || r.host.errors + r.guest.errors !== 0) throw new Error('engine run: ' + JSON.stringify(r.host));\n` +
         `console.log(Object.keys(mods).length + ' entry points');\n`,
     );
     assert.match(ok(sh(process.execPath, ['check.mjs'], proj), 'importing every entry point'), new RegExp(`^${SPECIFIERS.length} entry points`));

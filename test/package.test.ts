@@ -1,7 +1,8 @@
 // The package as a user gets it: `npm pack`, install the tarball into a fresh project, import
 // every entry point of the `exports` map from plain ESM, type-check a TypeScript file against
-// them (moduleResolution node16 and bundler), and run `npx virtq --version`. Also pins that the
-// tarball holds what runs and nothing else (no compiled tests, no CI files).
+// them (moduleResolution node16 and bundler), run the README's engine example verbatim, and run
+// `npx virtq --version`. Also pins that the tarball holds what runs and nothing else (no compiled
+// tests, no CI files).
 //
 // The tarball is packed with --ignore-scripts: `npm test` has just built dist, and the prepack
 // build (pinned below) would rebuild the same files. The install is offline: npm's cache usually
@@ -27,6 +28,13 @@ const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
 };
 const TSC = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 const SUBPATHS = Object.keys(PKG.exports).filter((k) => k !== './package.json');
+/** The ```ts block under "## Starting an engine" in the README, as written there. */
+const README_ENGINE_EXAMPLE = ((): string => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const m = /## Starting an engine\n+```ts\n([\s\S]*?)```/.exec(readme);
+  assert.ok(m !== null, 'the README has a ts block under "## Starting an engine"');
+  return m[1]!;
+})();
 const SPECIFIERS = SUBPATHS.map((k) => (k === '.' ? 'virtq' : `virtq/${k.slice(2)}`));
 
 function sh(cmd: string, args: string[], cwd: string, timeoutMs = 60_000): SpawnSyncReturns<string> {
@@ -96,6 +104,11 @@ test('the packed tarball installs into a fresh project, every entry point import
     );
     assert.match(ok(sh(process.execPath, ['check.mjs'], proj), 'importing every entry point'), new RegExp(`^${SPECIFIERS.length} entry points`));
 
+    // The README's library example, verbatim, runs against the installed package (and type-checks below).
+    writeFileSync(join(proj, 'readme-engine.mjs'), README_ENGINE_EXAMPLE);
+    writeFileSync(join(proj, 'readme-engine.ts'), README_ENGINE_EXAMPLE);
+    assert.match(ok(sh(process.execPath, ['readme-engine.mjs'], proj), "the README's engine example"), /^\d+(\.\d+)?(e\+\d+)? packets\/s$/m);
+
     // TypeScript against the shipped declarations, with both resolutions people use.
     writeFileSync(
       join(proj, 'check.ts'),
@@ -117,7 +130,7 @@ test('the packed tarball installs into a fresh project, every entry point import
     );
     const typeRoots = join(ROOT, 'node_modules', '@types');
     for (const [mod, res] of [['node16', 'node16'], ['esnext', 'bundler']] as const) {
-      const r = sh(process.execPath, [TSC, '--noEmit', '--strict', '--skipLibCheck', 'false', '--target', 'es2022', '--lib', 'es2023', '--module', mod, '--moduleResolution', res, '--typeRoots', typeRoots, '--types', 'node', 'check.ts'], proj, 120_000);
+      const r = sh(process.execPath, [TSC, '--noEmit', '--strict', '--skipLibCheck', 'false', '--target', 'es2022', '--lib', 'es2023', '--module', mod, '--moduleResolution', res, '--typeRoots', typeRoots, '--types', 'node', 'check.ts', 'readme-engine.ts'], proj, 120_000);
       ok(r, `tsc --moduleResolution ${res}`);
     }
 

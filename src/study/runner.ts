@@ -218,6 +218,10 @@ export interface StudyOptions extends CellOptions {
   /** Where it ran (the CLI fills it from node:os). */
   machine?: StudyReport['machine'];
   onProgress?: (e: ProgressEvent) => void;
+  /** Checked before each cell: once aborted, nothing more runs and the report so far comes back (`interrupted`). */
+  signal?: AbortSignal;
+  /** After every finished cell, the report so far (the CLI writes it, so a crash or Ctrl-C loses at most the cell in flight). */
+  onCell?: (soFar: StudyReport) => void;
 }
 
 /** The whole matrix, row by row in order: stream g→h, stream h→g, ping g→h, ping h→g. */
@@ -230,7 +234,29 @@ export async function runStudy(o: StudyOptions): Promise<StudyReport> {
   const totalPlannedMs = rowPlannedMs * o.rows.length;
   let plannedDone = 0;
   const rows: RowResult[] = [];
-  for (let ri = 0; ri < o.rows.length; ri++) {
+  let interrupted = false;
+  const stopNow = (): boolean => (interrupted ||= o.signal?.aborted === true);
+  const report = (): StudyReport => ({
+    schema: REPORT_SCHEMA,
+    generatedAt: new Date().toISOString(),
+    command: o.command ?? '',
+    machine: o.machine ?? { node: process.version, platform: `${process.platform} ${process.arch}`, cpus: NaN, cpuModel: 'unknown' },
+    plan: {
+      ...plan,
+      mode: o.mode ?? 'cumulative',
+      msgBytes: o.msgBytes ?? 16384,
+      mtu: o.mtu ?? 1500,
+      streamWorkload: o.streamWorkload ?? DEFAULT_STREAM_WORKLOAD,
+      pingWorkload: o.pingWorkload ?? DEFAULT_PING_WORKLOAD,
+      waitStrategy: o.wait?.strategy ?? 'engine default (hybrid)',
+    },
+    rfcSource: RFC_SOURCE,
+    rows: rows.map((r) => ({ ...r, stream: { ...r.stream }, ping: { ...r.ping } })),
+    totalSeconds: (performance.now() - t0) / 1000,
+    ...(interrupted ? { interrupted: true as const } : {}),
+  });
+  allRows: for (let ri = 0; ri < o.rows.length; ri++) {
+    if (stopNow()) break;
     const p = o.rows[ri]!;
     const progress = (cell: string, run: number, runs: number): void => {
       if (!o.onProgress) return;
@@ -247,37 +273,24 @@ export async function runStudy(o: StudyOptions): Promise<StudyReport> {
       stream: { g2h: null, h2g: null },
       ping: { g2h: null, h2g: null },
     };
+    rows.push(row);
     for (const d of ['g2h', 'h2g'] as Direction[]) {
+      if (stopNow()) break allRows;
       const cellStart = plannedDone;
       row.stream[d] = await runStreamCell(p, d, plan, o, (run) => {
         plannedDone = cellStart + (run - 1) * streamMs;
         progress(`stream ${d}`, run, plan.runs);
       });
       plannedDone = cellStart + plan.runs * streamMs;
+      o.onCell?.(report());
     }
     for (const d of ['g2h', 'h2g'] as Direction[]) {
+      if (stopNow()) break allRows;
       progress(`ping ${d}`, 1, 1);
       row.ping[d] = await runPingCell(p, d, plan, o);
       plannedDone += pingMs;
+      o.onCell?.(report());
     }
-    rows.push(row);
   }
-  return {
-    schema: REPORT_SCHEMA,
-    generatedAt: new Date().toISOString(),
-    command: o.command ?? '',
-    machine: o.machine ?? { node: process.version, platform: `${process.platform} ${process.arch}`, cpus: NaN, cpuModel: 'unknown' },
-    plan: {
-      ...plan,
-      mode: o.mode ?? 'cumulative',
-      msgBytes: o.msgBytes ?? 16384,
-      mtu: o.mtu ?? 1500,
-      streamWorkload: o.streamWorkload ?? DEFAULT_STREAM_WORKLOAD,
-      pingWorkload: o.pingWorkload ?? DEFAULT_PING_WORKLOAD,
-      waitStrategy: o.wait?.strategy ?? 'engine default (hybrid)',
-    },
-    rfcSource: RFC_SOURCE,
-    rows,
-    totalSeconds: (performance.now() - t0) / 1000,
-  };
+  return report();
 }

@@ -4,7 +4,7 @@
 // (what `npm start` runs); without it the plan is the RFC's (10 × 20 s, 100000 pings). With
 // --trace FILE every engine run is traced into FILE-<row>-<cell>-<run> (docs/tracing.md).
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { basename, dirname, relative } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
@@ -46,9 +46,12 @@ interface StudyOpts extends TraceCliOptions {
   pingWorkload: string;
 }
 
+/** Writes whole or not at all (a temporary file renamed over the path): a reader never sees half a report. */
 function writeOut(path: string, text: string): void {
   mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, text);
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, path);
 }
 
 export function registerStudy(program: Command): void {
@@ -98,6 +101,16 @@ export function registerStudy(program: Command): void {
     };
     const progress = new ProgressLine(process.stderr);
     const trace = runTraceFromCli(o, false, progress);
+    // Ctrl-C: finish the cell in flight, then write and print what is done (a second one quits at once;
+    // the JSON written after each cell holds every finished one).
+    const stop = new AbortController();
+    const onSigint = (): void => {
+      if (stop.signal.aborted) process.exit(130);
+      stop.abort();
+      progress.clear();
+      process.stderr.write(`virtq study: stopping after the cell in flight (Ctrl-C again to quit now; finished cells are in ${jsonPath})\n`);
+    };
+    process.on('SIGINT', onSigint);
     const report = await runStudy({
       rows,
       plan,
@@ -110,7 +123,10 @@ export function registerStudy(program: Command): void {
       command: ['virtq', ...process.argv.slice(2)].join(' '),
       machine: { node: process.version, platform: `${process.platform} ${process.arch}`, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown' },
       onProgress: (e) => progress.update(formatProgress(e)),
+      signal: stop.signal,
+      onCell: (soFar) => writeOut(jsonPath, JSON.stringify(soFar, null, 2) + '\n'),
     });
+    process.off('SIGINT', onSigint);
     progress.clear();
     writeOut(jsonPath, JSON.stringify(report, null, 2) + '\n');
     writeOut(svgPath, renderSvg(report));
@@ -123,6 +139,9 @@ export function registerStudy(program: Command): void {
       process.stdout.write(formatStudy(report));
       process.stdout.write(`\nwrote ${jsonPath}, ${mdPath}, ${svgPath}\n`);
     }
-    if (reportHasProblems(report)) process.exitCode = 1;
+    if (report.interrupted) {
+      process.stderr.write('virtq study: interrupted; the reports hold the cells finished before Ctrl-C\n');
+      process.exitCode = 130;
+    } else if (reportHasProblems(report)) process.exitCode = 1;
   });
 }

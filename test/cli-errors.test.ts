@@ -21,6 +21,8 @@ const afile = join(dir, 'afile');
 writeFileSync(afile, 'a regular file, not a directory\n');
 // <dir>/taken/study.json is a directory: the study's default JSON path cannot be written.
 mkdirSync(join(dir, 'taken', 'study.json'), { recursive: true });
+// A study report of another plan (3 runs per cell; the faithful plan has 10).
+writeFileSync(join(dir, 'other-plan.json'), JSON.stringify({ schema: 'virtq-study/1', plan: { runs: 3 }, rows: [] }));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 const PRESET_CHOICES = `${listPresets().map((p) => p.name).join(', ')}; or <rfc preset>-alone, or a JSON object such as '{"base":"vhost"}'`;
@@ -73,6 +75,9 @@ const ROWS: Row[] = [
   { args: ['trace', 'analyze', join(dir, 'missing.ndjson'), '--json', join(afile, 'r.json')], code: 2, stderr: invalid('--json [file]', join(afile, 'r.json'), `${afile} is not a directory (ENOTDIR).`) },
   { args: ['study', '--out', join(dir, 'taken'), '--rows', 'rfc-baseline'], code: 2, stderr: `error: option '--out <dir>': cannot write ${join(dir, 'taken')}/study.json. ${join(dir, 'taken')}/study.json is a directory (EISDIR).` },
   { args: ['bench', 'stream', '--trace', dir], code: 2, stderr: invalid('--trace <file>', dir, `${dir} is a directory (EISDIR).`) },
+  { args: ['study', '--resume', '--json', join(dir, 'none.json')], code: 2, stderr: `error: option '--resume': cannot read ${join(dir, 'none.json')} (ENOENT).` },
+  { args: ['study', '--resume', '--json', join(dir, 'other-plan.json')], code: 2, stderr: `error: option '--resume': ${join(dir, 'other-plan.json')} is a study of another plan (plan.runs was 3, now 10).` },
+  { args: ['study', '--resume', '--json', afile], code: 2, stderr: /^error: option '--resume': cannot read .*afile \(Unexpected token/ },
   { args: ['--log-level', 'loud', 'presets'], code: 2, stderr: invalid('--log-level <level>', 'loud', 'Expected one of: trace, debug, info, warn, error, fatal, silent.') },
   { args: ['presets'], env: { VIRTQ_LOG_LEVEL: 'loud' }, code: 2, stderr: "virtq: VIRTQ_LOG_LEVEL 'loud' is invalid. Expected one of: trace, debug, info, warn, error, fatal, silent." },
   { args: ['nosuch'], code: 2, stderr: "error: unknown command 'nosuch'" },

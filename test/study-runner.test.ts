@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { findPreset, type ProgressEvent, type StudyPreset } from '../src/study/index.js';
-import { runPingCell, runStreamCell, runStudy } from '../src/study/runner.js';
+import { resumeMismatch, runPingCell, runStreamCell, runStudy } from '../src/study/runner.js';
 
 const STREAM = fileURLToPath(new URL('./workers/fake-net-stream.js', import.meta.url));
 const PING = fileURLToPath(new URL('./workers/fake-net-ping.js', import.meta.url));
@@ -152,7 +152,7 @@ test('bad arguments are clear errors', async () => {
   await assert.rejects(run(process.execPath, [CLI, 'study', '--rows', 'nope']), (e: { stderr: string; code: number }) => e.code === 2 && /option '--rows <list>' argument 'nope' is invalid\. Unknown preset\. Choose from: rfc-baseline, /.test(e.stderr));
 });
 
-test('an aborted study stops before the next cell and returns the cells it finished, each also handed to onCell', async () => {
+test('an aborted study stops before the next cell and returns the cells it finished, each also handed to onCell; resumed, it keeps them and runs the rest', async () => {
   const stop = new AbortController();
   const seen: number[] = [];
   const report = await runStudy({
@@ -170,6 +170,19 @@ test('an aborted study stops before the next cell and returns the cells it finis
   assert.ok(report.rows[0]!.stream.g2h !== null, 'the finished cell is kept');
   assert.equal(report.rows[0]!.stream.h2g, null, 'nothing ran after the abort');
   assert.deepEqual(seen, [1]);
+
+  // Resumed with the same plan: the finished cell is kept as it was, every other one runs.
+  const resumed = await runStudy({
+    rows: [findPreset('baseline'), findPreset('gso')],
+    plan: { runs: 1, seconds: 0.05, warmupMs: 0, count: 20, pingCapMs: 2000, quick: true },
+    ...fakes,
+    resumeFrom: JSON.parse(JSON.stringify(report)) as typeof report,
+  });
+  assert.equal(resumed.interrupted, undefined);
+  assert.deepEqual(resumed.rows[0]!.stream.g2h, JSON.parse(JSON.stringify(report.rows[0]!.stream.g2h)));
+  for (const r of resumed.rows) for (const d of ['g2h', 'h2g'] as const) assert.ok(r.stream[d] !== null && r.ping[d] !== null, `${r.name} ${d} ran`);
+  assert.equal(resumeMismatch(report, { ...report.plan, runs: 2 }), 'plan.runs was 1, now 2');
+  assert.equal(resumeMismatch(report, report.plan), null);
 });
 
 test('virtq study on SIGINT finishes the cell in flight, writes and prints what it has, and exits 130', async () => {

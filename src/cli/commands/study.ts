@@ -4,7 +4,7 @@
 // (what `npm start` runs); without it the plan is the RFC's (10 × 20 s, 100000 pings). With
 // --trace FILE every engine run is traced into FILE-<row>-<cell>-<run> (docs/tracing.md).
 
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { basename, dirname, relative } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
@@ -19,8 +19,10 @@ import {
   renderSvg,
   studyPresets,
   type StudyPlan,
+  type StudyReport,
+  REPORT_SCHEMA,
 } from '../../study/index.js';
-import { runStudy } from '../../study/runner.js';
+import { resumeMismatch, runStudy, studyPlanOf, type StudyOptions } from '../../study/runner.js';
 import { runTraceFromCli, studyMode, studyPresetOf, waitOf, waitStrategy } from './bench-net.js';
 import { listOf, nonNegativeInt, outputDir, outputFileMkdir, policySpec, positiveInt, positiveNumber, type JsonOption } from '../args.js';
 import type { WaitSettings } from '../../engine/index.js';
@@ -36,6 +38,7 @@ interface StudyOpts extends TraceCliOptions {
   mode: StudyMode;
   rows?: string[];
   modern: boolean;
+  resume?: boolean;
   msgSize: number;
   out: string;
   json?: JsonOption;
@@ -54,6 +57,21 @@ function writeOut(path: string, text: string): void {
   renameSync(tmp, path);
 }
 
+/** The earlier report --resume continues, checked to be a study of the same plan (else a usage error). */
+function readResumable(path: string, plan: StudyReport['plan'], cmd: Command): StudyReport {
+  let earlier: StudyReport;
+  try {
+    earlier = JSON.parse(readFileSync(path, 'utf8')) as StudyReport;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return cmd.error(`error: option '--resume': cannot read ${path} (${code ?? (e as Error).message}).`);
+  }
+  if (earlier.schema !== REPORT_SCHEMA || !Array.isArray(earlier.rows)) return cmd.error(`error: option '--resume': ${path} is not a study report (${REPORT_SCHEMA}).`);
+  const why = resumeMismatch(earlier, plan);
+  if (why !== null) return cmd.error(`error: option '--resume': ${path} is a study of another plan (${why}).`);
+  return earlier;
+}
+
 export function registerStudy(program: Command): void {
   const study = program
     .command('study')
@@ -66,6 +84,7 @@ export function registerStudy(program: Command): void {
     .option('--mode <m>', 'cumulative (each row adds one change, as the RFC did) or isolated (each change alone against the baseline)', studyMode, 'cumulative')
     .option('--rows <list>', 'comma-separated presets (`virtq presets` lists them; RFC row labels and slugs too; default: every row)', listOf(policySpec))
     .option('--no-modern', 'only the RFC rows')
+    .option('--resume', 'continue the study in the JSON report (--json, or <out>/study.json) that an interrupted run of the same plan wrote: its finished cells are kept')
     .option('--msg-size <bytes>', 'stream send size (netperf -m)', positiveInt, 16384)
     .option('--out <dir>', 'directory for study.json, study.md and study.svg', outputDir, 'out')
     .option('--json [file]', 'JSON report path (default <out>/study.json); without FILE also print the JSON instead of the tables', outputFileMkdir)
@@ -110,8 +129,7 @@ export function registerStudy(program: Command): void {
       progress.clear();
       process.stderr.write(`virtq study: stopping after the cell in flight (Ctrl-C again to quit now; finished cells are in ${jsonPath})\n`);
     };
-    process.on('SIGINT', onSigint);
-    const report = await runStudy({
+    const studyOptions: StudyOptions = {
       rows,
       plan,
       mode,
@@ -123,6 +141,12 @@ export function registerStudy(program: Command): void {
       command: ['virtq', ...process.argv.slice(2)].join(' '),
       machine: { node: process.version, platform: `${process.platform} ${process.arch}`, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown' },
       onProgress: (e) => progress.update(formatProgress(e)),
+    };
+    const resumeFrom = o.resume === true ? readResumable(jsonPath, studyPlanOf(studyOptions), cmd) : undefined;
+    process.on('SIGINT', onSigint);
+    const report = await runStudy({
+      ...studyOptions,
+      ...(resumeFrom !== undefined ? { resumeFrom } : {}),
       signal: stop.signal,
       onCell: (soFar) => writeOut(jsonPath, JSON.stringify(soFar, null, 2) + '\n'),
     });

@@ -67,6 +67,7 @@ const ROWS: Row[] = [
   { args: ['study', '--rows', 'rfc-gso,nope'], code: 2, stderr: invalid('--rows <list>', 'rfc-gso,nope', `Unknown preset. Choose from: ${PRESET_CHOICES}.`) },
   { args: ['presets', '--show', '{"base":'], code: 2, stderr: /^error: option '--show <policy>' argument '\{"base":' is invalid\. policy JSON does not parse: .+\. Choose from: / },
   { args: ['presets', '--show', 'rfc-gso-alone'], code: 0, stdout: /"name": "rfc-gso-alone"/ },
+  { args: ['presets', '--show', 'gso'], code: 0, stdout: /"name": "rfc-gso"/ },
   { args: ['presets', '--show', '{"base":"vhost"}'], code: 0, stdout: /"name": "vhost\+custom"/ },
   { args: ['study', '--json', join(afile, 'study.json')], code: 2, stderr: invalid('--json [file]', join(afile, 'study.json'), `${afile} is not a directory (ENOTDIR).`) },
   { args: ['study', '--out', join(afile, 'out')], code: 2, stderr: invalid('--out <dir>', join(afile, 'out'), `${afile} is not a directory (ENOTDIR).`) },

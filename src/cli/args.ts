@@ -111,7 +111,8 @@ export function presetChoices(): string {
 
 /**
  * A notification policy: a preset `virtq presets` lists, `<rfc preset>-alone`, a policy JSON
- * object, or a study row's label or slug (what earlier versions took). Returned as given.
+ * object, or a study row's label or slug (what earlier versions took). Returned as a spec
+ * resolvePolicy takes: as given, or for a row label or slug its preset's name ("gso" → "rfc-gso").
  */
 export function policySpec(value: string): string {
   try {
@@ -121,8 +122,7 @@ export function policySpec(value: string): string {
     if (!(e instanceof PolicyError)) throw e;
     if (!value.trim().startsWith('{')) {
       try {
-        findPreset(value);
-        return value;
+        return findPreset(value, 'cumulative').policy;
       } catch {
         // not a row label or slug either: report the policy's names
       }

@@ -5,6 +5,7 @@
 //   node dist/bench/ring-micro.js [--runs N] [--chains N] [--json]
 
 import { Command } from 'commander';
+import { positiveInt, powerOfTwo, usageExit } from '../src/cli/args.js';
 import { GuestMemory } from '../src/memory/index.js';
 import { DescriptorChain, DeviceQueue, DriverQueue, SplitLayout, type Segment } from '../src/virtqueue/index.js';
 
@@ -55,17 +56,16 @@ function stats(xs: number[]): { min: number; median: number; max: number } {
 }
 
 const program = new Command()
-  .option('--runs <n>', 'runs per case', '7')
-  .option('--chains <n>', 'chains per run', '1000000')
-  .option('--queue-size <n>', 'queue size', '256')
-  .option('--batch <n>', 'chains per publish', '32')
+  .exitOverride(usageExit)
+  .option('--runs <n>', 'runs per case', positiveInt, 7)
+  .option('--chains <n>', 'chains per run', positiveInt, 1000000)
+  .option('--queue-size <n>', 'queue size', powerOfTwo(1, 32768), 256)
+  .option('--batch <n>', 'chains per publish', positiveInt, 32)
   .option('--json', 'print JSON')
   .parse();
-const o = program.opts<{ runs: string; chains: string; queueSize: string; batch: string; json?: boolean }>();
-const runs = Number(o.runs);
-const chains = Number(o.chains);
-const queueSize = Number(o.queueSize);
-const batch = Math.min(Number(o.batch), queueSize);
+const o = program.opts<{ runs: number; chains: number; queueSize: number; batch: number; json?: boolean }>();
+const { runs, chains, queueSize } = o;
+const batch = Math.min(o.batch, queueSize);
 
 // Warm-up so every case is optimised before timing, then interleave the cases per run.
 for (const c of CASES) runCase(c, 100_000, queueSize, batch);

@@ -4,6 +4,7 @@
 //   node dist/bench/runner-compare.js [--runs 7] [--ms 500] [--payload 1500] [--strategy hybrid] [--json]
 
 import { Command } from 'commander';
+import { multipleOf, oneOf, positiveInt, usageExit } from '../src/cli/args.js';
 import { spread } from '../src/baselines/index.js';
 import { Engine, type Runner } from '../src/engine/index.js';
 import type { WaitStrategy } from '../src/notify/index.js';
@@ -38,20 +39,21 @@ async function once(runner: Runner, ms: number, payloadBytes: number, strategy: 
 
 const program = new Command()
   .name('runner-compare')
-  .option('--runs <n>', 'runs per runner', '7')
-  .option('--ms <n>', 'measured window per run, ms', '500')
-  .option('--payload <bytes>', 'payload bytes', '1500')
-  .option('--strategy <s>', 'wait strategy', 'hybrid')
+  .exitOverride(usageExit)
+  .option('--runs <n>', 'runs per runner', positiveInt, 7)
+  .option('--ms <n>', 'measured window per run, ms', positiveInt, 500)
+  .option('--payload <bytes>', 'payload bytes (multiple of 4)', multipleOf(4, 8), 1500)
+  .option('--strategy <s>', 'wait strategy: block | hybrid | spin', oneOf<WaitStrategy>(['block', 'hybrid', 'spin']), 'hybrid')
   .option('--json', 'print JSON')
   .parse();
-const o = program.opts<{ runs: string; ms: string; payload: string; strategy: string; json?: boolean }>();
-const runs = Number(o.runs);
+const o = program.opts<{ runs: number; ms: number; payload: number; strategy: WaitStrategy; json?: boolean }>();
+const runs = o.runs;
 const samples: Sample[] = [];
 // One untimed run per runner first (module loading, JIT of the workload).
-for (const runner of ['piscina', 'worker'] as Runner[]) await once(runner, 100, Number(o.payload), o.strategy as WaitStrategy);
+for (const runner of ['piscina', 'worker'] as Runner[]) await once(runner, 100, o.payload, o.strategy);
 for (let i = 0; i < runs; i++) {
   const order: Runner[] = i % 2 === 0 ? ['piscina', 'worker'] : ['worker', 'piscina'];
-  for (const runner of order) samples.push(await once(runner, Number(o.ms), Number(o.payload), o.strategy as WaitStrategy));
+  for (const runner of order) samples.push(await once(runner, o.ms, o.payload, o.strategy));
 }
 const summary = (['piscina', 'worker'] as Runner[]).map((runner) => {
   const s = samples.filter((x) => x.runner === runner);

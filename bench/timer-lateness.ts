@@ -12,6 +12,7 @@
 // inherit it; the default is 50 µs, which is most of Atomics.wait's overshoot) and restores it.
 
 import { Command } from 'commander';
+import { nonNegativeInt, nonNegativeNumber, positiveInt, usageExit } from '../src/cli/args.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { DEFAULT_GUARD_US, DoorbellBlock, LatenessRecorder } from '../src/notify/index.js';
@@ -165,18 +166,17 @@ async function main(): Promise<void> {
   const program = new Command()
     .name('timer-lateness')
     .description('lateness of 50/150/250 µs timers: Atomics.wait timeout vs the precise-deadline mode')
-    .option('--samples <n>', 'timers per method and interval', '2000')
-    .option('--guard-us <n>', 'precise mode: stop blocking this many µs before the deadline', String(DEFAULT_GUARD_US))
-    .option('--timerslack-ns <n>', 'set the Linux timer slack inherited by the worker (restored afterwards)')
+    .exitOverride(usageExit)
+    .option('--samples <n>', 'timers per method and interval', positiveInt, 2000)
+    .option('--guard-us <n>', 'precise mode: stop blocking this many µs before the deadline', nonNegativeNumber, DEFAULT_GUARD_US)
+    .option('--timerslack-ns <n>', 'set the Linux timer slack inherited by the worker (restored afterwards)', nonNegativeInt)
     .option('--json', 'print JSON instead of a table', false)
     .parse();
-  const opts = program.opts<{ samples: string; guardUs: string; timerslackNs?: string; json: boolean }>();
-  const config: BenchConfig = { samples: Number(opts.samples), guardUs: Number(opts.guardUs) };
-  if (!Number.isInteger(config.samples) || config.samples < 1) throw new Error(`--samples ${opts.samples}: need an integer ≥ 1`);
-  if (!(config.guardUs >= 0)) throw new Error(`--guard-us ${opts.guardUs}: need a number ≥ 0`);
+  const opts = program.opts<{ samples: number; guardUs: number; timerslackNs?: number; json: boolean }>();
+  const config: BenchConfig = { samples: opts.samples, guardUs: opts.guardUs };
 
   const slackBeforeNs = readSlackNs();
-  if (opts.timerslackNs !== undefined) writeFileSync(TIMERSLACK_PATH, `${Number(opts.timerslackNs)}\n`);
+  if (opts.timerslackNs !== undefined) writeFileSync(TIMERSLACK_PATH, `${opts.timerslackNs}\n`);
   const slackNs = readSlackNs();
   let report: WorkerReport;
   try {

@@ -214,7 +214,7 @@ test(`--pcap and --trace: tshark decodes every frame, each echo once, no malform
 
     // The trace: one complete timeline per frame the guest sent (tx queue identities), read back by analyze.
     const sent = counter(out, /(\d+) sent,/);
-    const report = JSON.parse(execFileSync(process.execPath, [CLI, 'trace', 'analyze', '--json', trace], { encoding: 'utf8' })) as { run: { incomplete?: number; workload?: string }; packets: number; outOfOrder: number; sumMismatches: number; skippedLines: number };
+    const report = JSON.parse(execFileSync(process.execPath, [CLI, 'trace', 'analyze', trace, '--json'], { encoding: 'utf8' })) as { run: { incomplete?: number; workload?: string }; packets: number; outOfOrder: number; sumMismatches: number; skippedLines: number };
     assert.equal(report.run.workload, 'virtq tap');
     assert.equal(report.packets, sent, 'a timeline for every frame the guest sent');
     assert.equal(report.run.incomplete, 0, 'every traced frame has every point');

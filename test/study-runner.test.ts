@@ -5,14 +5,14 @@
 
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { findPreset, type ProgressEvent, type StudyPreset } from '../src/study/index.js';
-import { runPingCell, runStreamCell, runStudy } from '../src/study/runner.js';
+import { resumeMismatch, runPingCell, runStreamCell, runStudy } from '../src/study/runner.js';
 
 const STREAM = fileURLToPath(new URL('./workers/fake-net-stream.js', import.meta.url));
 const PING = fileURLToPath(new URL('./workers/fake-net-ping.js', import.meta.url));
@@ -148,6 +148,66 @@ test('virtq bench stream --json and bench ping print their cell', async () => {
 });
 
 test('bad arguments are clear errors', async () => {
-  await assert.rejects(run(process.execPath, [CLI, 'bench', 'stream', '--direction', 'up']), (e: { stderr: string }) => /--direction must be g2h or h2g/.test(e.stderr));
-  await assert.rejects(run(process.execPath, [CLI, 'study', '--rows', 'nope']), (e: { stderr: string }) => /unknown preset "nope"/.test(e.stderr));
+  await assert.rejects(run(process.execPath, [CLI, 'bench', 'stream', '--direction', 'up']), (e: { stderr: string; code: number }) => e.code === 2 && /option '--direction <d>' argument 'up' is invalid\. Expected one of: g2h, h2g\./.test(e.stderr));
+  await assert.rejects(run(process.execPath, [CLI, 'study', '--rows', 'nope']), (e: { stderr: string; code: number }) => e.code === 2 && /option '--rows <list>' argument 'nope' is invalid\. Unknown preset\. Choose from: rfc-baseline, /.test(e.stderr));
+});
+
+test('an aborted study stops before the next cell and returns the cells it finished, each also handed to onCell; resumed, it keeps them and runs the rest', async () => {
+  const stop = new AbortController();
+  const seen: number[] = [];
+  const report = await runStudy({
+    rows: [findPreset('baseline'), findPreset('gso')],
+    plan: { runs: 1, seconds: 0.05, warmupMs: 0, count: 20, pingCapMs: 2000, quick: true },
+    ...fakes,
+    signal: stop.signal,
+    onCell: (soFar) => {
+      seen.push(soFar.rows.length);
+      stop.abort(); // as SIGINT would, during the first cell
+    },
+  });
+  assert.equal(report.interrupted, true);
+  assert.equal(report.rows.length, 1);
+  assert.ok(report.rows[0]!.stream.g2h !== null, 'the finished cell is kept');
+  assert.equal(report.rows[0]!.stream.h2g, null, 'nothing ran after the abort');
+  assert.deepEqual(seen, [1]);
+
+  // Resumed with the same plan: the finished cell is kept as it was, every other one runs.
+  const resumed = await runStudy({
+    rows: [findPreset('baseline'), findPreset('gso')],
+    plan: { runs: 1, seconds: 0.05, warmupMs: 0, count: 20, pingCapMs: 2000, quick: true },
+    ...fakes,
+    resumeFrom: JSON.parse(JSON.stringify(report)) as typeof report,
+  });
+  assert.equal(resumed.interrupted, undefined);
+  assert.deepEqual(resumed.rows[0]!.stream.g2h, JSON.parse(JSON.stringify(report.rows[0]!.stream.g2h)));
+  for (const r of resumed.rows) for (const d of ['g2h', 'h2g'] as const) assert.ok(r.stream[d] !== null && r.ping[d] !== null, `${r.name} ${d} ran`);
+  assert.equal(resumeMismatch(report, { ...report.plan, runs: 2 }), 'plan.runs was 1, now 2');
+  assert.equal(resumeMismatch(report, report.plan), null);
+});
+
+test('virtq study on SIGINT finishes the cell in flight, writes and prints what it has, and exits 130', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'virtq-study-int-'));
+  const json = join(dir, 'r.json');
+  const child = spawn(process.execPath, [
+    CLI, 'study', '--runs', '1', '--seconds', '0.1', '--warmup-ms', '0', '--count', '20',
+    '--stream-workload', STREAM, '--ping-workload', PING, '--out', dir, '--json', json,
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  const closed = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  // The JSON appears after the first finished cell; the whole study (every row) would take minutes.
+  const deadline = Date.now() + 60_000;
+  while (!existsSync(json) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(existsSync(json), 'the JSON is written as cells finish');
+  child.kill('SIGINT');
+  const code = await closed;
+  assert.equal(code, 130, stderr);
+  assert.match(stderr, /stopping after the cell in flight/);
+  const j = JSON.parse(readFileSync(json, 'utf8')) as { interrupted?: boolean; rows: { stream: { g2h: unknown } }[] };
+  assert.equal(j.interrupted, true);
+  assert.ok(j.rows.length >= 1 && j.rows[0]!.stream.g2h !== null);
+  assert.match(stdout, /^baseline\s+g->h\s/m, 'the tables are printed for what finished');
+  assert.ok(existsSync(join(dir, 'study.md')) && existsSync(join(dir, 'study.svg')));
 });

@@ -43,6 +43,13 @@ test('trace record writes a trace that trace analyze reports, and each side logs
     assert.equal(report.run.stamping, 'interpolated', 'the stream interpolates its kept points');
     assert.ok(report.slowest.every((p) => Math.floor(p.seq / 32) % 10 === 0));
     assert.ok(existsSync(html) && readFileSync(html, 'utf8').includes('class="stage-row"'));
+
+    // --json FILE: the same JSON into the file, the text on stdout (as on every command with --json).
+    const jsonFile = join(dir, 'r.json');
+    const an2 = await run(process.execPath, [CLI, 'trace', 'analyze', file, '--json', jsonFile, '--slowest', '3'], { timeout: 60_000 });
+    assert.deepEqual(JSON.parse(readFileSync(jsonFile, 'utf8')), report);
+    assert.doesNotMatch(an2.stdout, /^\{/, 'text, not JSON, on stdout');
+    assert.match(an2.stderr, new RegExp(`wrote ${jsonFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

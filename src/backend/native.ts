@@ -69,7 +69,11 @@ export interface ShmAddon {
   mmapShared(fd: number, lengthBytes: number, offsetBytes: number): SharedArrayBuffer;
 }
 
-const BUILD_HINT = 'run `npm run build:native` (node-gyp rebuild --directory native --nodedir=/usr; needs g++, make, python3)';
+// Says what works both in a checkout and where virtq is a dependency (npm explore runs the
+// script inside node_modules/virtq, which ships native/ and the script).
+const BUILD_HINT =
+  'build it with `npm run build:native` in a virtq checkout, or `npm explore virtq -- npm run build:native` in a project that depends on virtq ' +
+  "(node-gyp against the running Node's headers; needs g++, make, python3)";
 
 /** Where the built .node files live: $VIRTQ_NATIVE_DIR, else <package>/native/build/Release. */
 export function nativeDir(): string {

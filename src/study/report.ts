@@ -63,6 +63,8 @@ export interface StudyReport {
   rfcSource: string;
   rows: RowResult[];
   totalSeconds: number;
+  /** True when the study was stopped (SIGINT) before its last cell: the last row may lack cells (null). */
+  interrupted?: true;
 }
 
 export interface ProgressEvent {

@@ -218,6 +218,37 @@ export interface StudyOptions extends CellOptions {
   /** Where it ran (the CLI fills it from node:os). */
   machine?: StudyReport['machine'];
   onProgress?: (e: ProgressEvent) => void;
+  /** Checked before each cell: once aborted, nothing more runs and the report so far comes back (`interrupted`). */
+  signal?: AbortSignal;
+  /** After every finished cell, the report so far (the CLI writes it, so a crash or Ctrl-C loses at most the cell in flight). */
+  onCell?: (soFar: StudyReport) => void;
+  /**
+   * An earlier (interrupted) report of the same plan: its cells that finished without an error are
+   * taken as they are, by row slug, and only the others run. Check the plans match first
+   * (`resumeMismatch`).
+   */
+  resumeFrom?: StudyReport;
+}
+
+/** Why `earlier` cannot be resumed under `now` (a plan field that differs), or null when it can. */
+export function resumeMismatch(earlier: StudyReport, now: StudyReport['plan']): string | null {
+  const a = earlier.plan as unknown as Record<string, unknown>;
+  const b = now as unknown as Record<string, unknown>;
+  for (const k of Object.keys(b)) if (JSON.stringify(a[k]) !== JSON.stringify(b[k])) return `plan.${k} was ${JSON.stringify(a[k])}, now ${JSON.stringify(b[k])}`;
+  return null;
+}
+
+/** The plan a study with these options records in its report (what a resumed study must match). */
+export function studyPlanOf(o: StudyOptions): StudyReport['plan'] {
+  return {
+    ...(o.plan ?? FAITHFUL_PLAN),
+    mode: o.mode ?? 'cumulative',
+    msgBytes: o.msgBytes ?? 16384,
+    mtu: o.mtu ?? 1500,
+    streamWorkload: o.streamWorkload ?? DEFAULT_STREAM_WORKLOAD,
+    pingWorkload: o.pingWorkload ?? DEFAULT_PING_WORKLOAD,
+    waitStrategy: o.wait?.strategy ?? 'engine default (hybrid)',
+  };
 }
 
 /** The whole matrix, row by row in order: stream g→h, stream h→g, ping g→h, ping h→g. */
@@ -230,7 +261,21 @@ export async function runStudy(o: StudyOptions): Promise<StudyReport> {
   const totalPlannedMs = rowPlannedMs * o.rows.length;
   let plannedDone = 0;
   const rows: RowResult[] = [];
-  for (let ri = 0; ri < o.rows.length; ri++) {
+  let interrupted = false;
+  const stopNow = (): boolean => (interrupted ||= o.signal?.aborted === true);
+  const report = (): StudyReport => ({
+    schema: REPORT_SCHEMA,
+    generatedAt: new Date().toISOString(),
+    command: o.command ?? '',
+    machine: o.machine ?? { node: process.version, platform: `${process.platform} ${process.arch}`, cpus: NaN, cpuModel: 'unknown' },
+    plan: studyPlanOf(o),
+    rfcSource: RFC_SOURCE,
+    rows: rows.map((r) => ({ ...r, stream: { ...r.stream }, ping: { ...r.ping } })),
+    totalSeconds: (performance.now() - t0) / 1000,
+    ...(interrupted ? { interrupted: true as const } : {}),
+  });
+  allRows: for (let ri = 0; ri < o.rows.length; ri++) {
+    if (stopNow()) break;
     const p = o.rows[ri]!;
     const progress = (cell: string, run: number, runs: number): void => {
       if (!o.onProgress) return;
@@ -247,37 +292,37 @@ export async function runStudy(o: StudyOptions): Promise<StudyReport> {
       stream: { g2h: null, h2g: null },
       ping: { g2h: null, h2g: null },
     };
+    rows.push(row);
+    const earlier = o.resumeFrom?.rows.find((r) => r.slug === p.slug);
     for (const d of ['g2h', 'h2g'] as Direction[]) {
+      if (stopNow()) break allRows;
       const cellStart = plannedDone;
+      const kept = earlier?.stream[d];
+      if (kept != null && kept.error === undefined && kept.errors === 0) {
+        row.stream[d] = kept;
+        plannedDone = cellStart + plan.runs * streamMs;
+        continue;
+      }
       row.stream[d] = await runStreamCell(p, d, plan, o, (run) => {
         plannedDone = cellStart + (run - 1) * streamMs;
         progress(`stream ${d}`, run, plan.runs);
       });
       plannedDone = cellStart + plan.runs * streamMs;
+      o.onCell?.(report());
     }
     for (const d of ['g2h', 'h2g'] as Direction[]) {
+      if (stopNow()) break allRows;
+      const kept = earlier?.ping[d];
+      if (kept != null && kept.error === undefined && kept.result !== null && kept.result.errors === 0) {
+        row.ping[d] = kept;
+        plannedDone += pingMs;
+        continue;
+      }
       progress(`ping ${d}`, 1, 1);
       row.ping[d] = await runPingCell(p, d, plan, o);
       plannedDone += pingMs;
+      o.onCell?.(report());
     }
-    rows.push(row);
   }
-  return {
-    schema: REPORT_SCHEMA,
-    generatedAt: new Date().toISOString(),
-    command: o.command ?? '',
-    machine: o.machine ?? { node: process.version, platform: `${process.platform} ${process.arch}`, cpus: NaN, cpuModel: 'unknown' },
-    plan: {
-      ...plan,
-      mode: o.mode ?? 'cumulative',
-      msgBytes: o.msgBytes ?? 16384,
-      mtu: o.mtu ?? 1500,
-      streamWorkload: o.streamWorkload ?? DEFAULT_STREAM_WORKLOAD,
-      pingWorkload: o.pingWorkload ?? DEFAULT_PING_WORKLOAD,
-      waitStrategy: o.wait?.strategy ?? 'engine default (hybrid)',
-    },
-    rfcSource: RFC_SOURCE,
-    rows,
-    totalSeconds: (performance.now() - t0) / 1000,
-  };
+  return report();
 }

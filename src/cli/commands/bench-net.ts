@@ -6,55 +6,77 @@
 
 import type { Command } from 'commander';
 import type { WaitSettings } from '../../engine/index.js';
-import { findPreset, formatPingCell, formatStreamCell, ProgressLine, duration, type Direction, type StudyMode } from '../../study/index.js';
+import { resolvePolicy } from '../../policy/index.js';
+import { findPreset, formatPingCell, formatStreamCell, ProgressLine, duration, slugOf, type Direction, type StudyMode, type StudyPreset } from '../../study/index.js';
 import { runPingCell, runStreamCell, type RunTrace } from '../../study/runner.js';
+import { writeFileSync } from 'node:fs';
+import { emitReport, jsonHelp, nonNegativeInt, oneOf, outputFile, type JsonOption, policySpec, positiveInt, positiveNumber, powerOfTwo } from '../args.js';
 import { addTraceOptions, traceOptionsFromCli, type TraceCliOptions } from '../trace-options.js';
 
-export function parseDirection(s: string): Direction {
-  if (s === 'g2h' || s === 'h2g') return s;
-  throw new Error(`--direction must be g2h or h2g (got ${s})`);
+export const direction = oneOf<Direction>(['g2h', 'h2g']);
+export const studyMode = oneOf<StudyMode>(['cumulative', 'isolated']);
+export const waitStrategy = oneOf<WaitSettings['strategy']>(['block', 'hybrid', 'spin']);
+/** A queue size the engine accepts (virtio 1.2 §2.7: a power of 2, at most 32768). */
+export const queueSize = powerOfTwo(1, 32768);
+
+export function waitOf(s: WaitSettings['strategy'] | undefined): { wait?: WaitSettings } {
+  return s === undefined ? {} : { wait: { strategy: s } };
 }
 
-export function parsePositive(name: string, s: string, integer = true): number {
-  const x = Number(s);
-  if (!Number.isFinite(x) || x <= 0 || (integer && !Number.isInteger(x))) throw new Error(`${name} must be a positive ${integer ? 'integer' : 'number'} (got ${s})`);
-  return x;
+function tryFind(spec: string, mode: StudyMode): StudyPreset | undefined {
+  try {
+    return findPreset(spec, mode);
+  } catch {
+    return undefined;
+  }
 }
 
-export function parseWait(s: string | undefined): { wait?: WaitSettings } {
-  if (s === undefined) return {};
-  if (s === 'block' || s === 'hybrid' || s === 'spin') return { wait: { strategy: s } };
-  throw new Error(`--wait must be block, hybrid or spin (got ${s})`);
-}
-
-export function parseMode(s: string): StudyMode {
-  if (s === 'cumulative' || s === 'isolated') return s;
-  throw new Error(`--mode must be cumulative or isolated (got ${s})`);
+/**
+ * The study row a --preset value (checked by policySpec) names in `mode`: a row by label, slug
+ * or policy preset name; otherwise (a modern preset, `<rfc preset>-alone`, policy JSON) a row of
+ * its own whose data path comes from the policy, which the workloads resolve again by spec.
+ */
+export function studyPresetOf(spec: string, mode: StudyMode): StudyPreset {
+  const row = tryFind(spec, mode) ?? (mode === 'isolated' ? tryFind(spec, 'cumulative') : undefined);
+  if (row !== undefined) return row.kind === 'rfc' && mode === 'isolated' ? findPreset(row.name, mode) : row;
+  const c = resolvePolicy(spec);
+  return {
+    name: c.name,
+    policy: spec,
+    slug: slugOf(c.name),
+    kind: 'modern',
+    description: c.description,
+    rfcIndex: null,
+    ringSize: c.dataPath.txRingSize,
+    gso: c.dataPath.gso,
+    mergeable: c.dataPath.mergeableRxBuffers,
+    eventIdx: c.interrupts.mode === 'eventIdx',
+  };
 }
 
 interface StreamOpts extends TraceCliOptions {
-  direction: string;
-  runs: string;
-  seconds: string;
+  direction: Direction;
+  runs: number;
+  seconds: number;
   preset: string;
-  msgSize: string;
-  queueSize?: string;
-  warmupMs: string;
-  mode: string;
+  msgSize: number;
+  queueSize?: number;
+  warmupMs: number;
+  mode: StudyMode;
   workload?: string;
-  wait?: string;
-  json?: boolean;
+  wait?: WaitSettings['strategy'];
+  json?: JsonOption;
 }
 
 interface PingOpts extends TraceCliOptions {
-  direction: string;
-  count: string;
+  direction: Direction;
+  count: number;
   preset: string;
-  queueSize?: string;
-  mode: string;
+  queueSize?: number;
+  mode: StudyMode;
   workload?: string;
-  wait?: string;
-  json?: boolean;
+  wait?: WaitSettings['strategy'];
+  json?: JsonOption;
 }
 
 /**
@@ -79,73 +101,68 @@ export function registerBenchNet(bench: Command): void {
   const stream = bench
     .command('stream')
     .description('netperf-like TCP stream through virtio-net: Gb/s per run, min/avg/max/stddev, mechanism counters, CPU per GB')
-    .option('--direction <d>', 'g2h (sender in the guest) or h2g', 'g2h')
-    .option('--runs <n>', 'runs (the RFC: 10)', '10')
-    .option('--seconds <s>', 'measured seconds per run (the RFC: 20)', '20')
-    .option('--preset <name>', 'policy preset (RFC row name or slug, or a modern preset)', 'baseline')
-    .option('--msg-size <bytes>', 'send size (netperf -m)', '16384')
-    .option('--queue-size <n>', "queue size for rx and tx (default: the preset's)")
-    .option('--warmup-ms <ms>', 'excluded from each run', '1000')
-    .option('--mode <m>', 'cumulative (the row with every earlier change) or isolated (baseline + this change)', 'cumulative')
+    .option('--direction <d>', 'g2h (sender in the guest) or h2g', direction, 'g2h')
+    .option('--runs <n>', 'runs (the RFC: 10)', positiveInt, 10)
+    .option('--seconds <s>', 'measured seconds per run (the RFC: 20; the default run takes over 3 minutes)', positiveNumber, 20)
+    .option('--preset <name>', 'policy preset (`virtq presets` lists them; <rfc preset>-alone; policy JSON)', policySpec, 'rfc-baseline')
+    .option('--msg-size <bytes>', 'send size (netperf -m)', positiveInt, 16384)
+    .option('--queue-size <n>', "queue size for rx and tx (default: the preset's)", queueSize)
+    .option('--warmup-ms <ms>', 'excluded from each run', nonNegativeInt, 1000)
+    .option('--mode <m>', 'cumulative (the row with every earlier change) or isolated (baseline + this change)', studyMode, 'cumulative')
     .option('--workload <name>', 'stream workload name or module path', 'net-stream')
-    .option('--wait <strategy>', 'both sides wait by block, hybrid (spin then block) or spin (default: the engine\'s, hybrid)')
-    .option('--json', 'print the cell as JSON');
+    .option('--wait <strategy>', 'both sides wait by block, hybrid (spin then block) or spin (default: the engine\'s, hybrid)', waitStrategy)
+    .option('--json [file]', jsonHelp('the cell'), outputFile);
   addTraceOptions(stream).action(async (o: StreamOpts) => {
-    const direction = parseDirection(o.direction);
-    const mode = parseMode(o.mode);
-    const preset = findPreset(o.preset, mode);
-    const runs = parsePositive('--runs', o.runs);
-    const seconds = parsePositive('--seconds', o.seconds, false);
+    const { direction, mode, runs, seconds } = o;
+    const preset = studyPresetOf(o.preset, mode);
     const progress = new ProgressLine(process.stderr);
     const trace = runTraceFromCli(o, runs === 1, progress);
     const t0 = performance.now();
     const cell = await runStreamCell(
       preset,
       direction,
-      { runs, seconds, warmupMs: Number(o.warmupMs) },
+      { runs, seconds, warmupMs: o.warmupMs },
       {
         mode,
-        ...parseWait(o.wait),
-        msgBytes: parsePositive('--msg-size', o.msgSize),
-        ...(o.queueSize !== undefined ? { queueSize: parsePositive('--queue-size', o.queueSize) } : {}),
+        ...waitOf(o.wait),
+        msgBytes: o.msgSize,
+        ...(o.queueSize !== undefined ? { queueSize: o.queueSize } : {}),
         ...(o.workload !== undefined ? { streamWorkload: o.workload } : {}),
         ...(trace !== undefined ? { trace } : {}),
       },
       (run) => progress.update(`stream ${direction} "${preset.name}" run ${run}/${runs} · ${duration(performance.now() - t0)} elapsed`),
     );
     progress.clear();
-    process.stdout.write(o.json ? JSON.stringify({ schema: 'virtq-bench-stream/1', command: ['virtq', ...process.argv.slice(2)].join(' '), seconds, ...cell }, null, 2) + '\n' : formatStreamCell(cell, seconds));
+    emitReport(o.json, () => JSON.stringify({ schema: 'virtq-bench-stream/1', command: ['virtq', ...process.argv.slice(2)].join(' '), seconds, ...cell }, null, 2) + '\n', () => formatStreamCell(cell, seconds), writeFileSync);
     if (cell.error !== undefined || cell.errors > 0) process.exitCode = 1;
   });
 
   const ping = bench
     .command('ping')
     .description('ping -f-like flood ping through virtio-net: iputils min/avg/max/mdev, p50/p99')
-    .option('--direction <d>', 'g2h (the guest pings the host) or h2g', 'g2h')
-    .option('--count <n>', 'echo requests (the RFC: 100000)', '100000')
-    .option('--preset <name>', 'policy preset (RFC row name or slug, or a modern preset)', 'baseline')
-    .option('--queue-size <n>', "queue size for rx and tx (default: the preset's)")
-    .option('--mode <m>', 'cumulative or isolated', 'cumulative')
+    .option('--direction <d>', 'g2h (the guest pings the host) or h2g', direction, 'g2h')
+    .option('--count <n>', 'echo requests (the RFC: 100000)', positiveInt, 100000)
+    .option('--preset <name>', 'policy preset (`virtq presets` lists them; <rfc preset>-alone; policy JSON)', policySpec, 'rfc-baseline')
+    .option('--queue-size <n>', "queue size for rx and tx (default: the preset's)", queueSize)
+    .option('--mode <m>', 'cumulative or isolated', studyMode, 'cumulative')
     .option('--workload <name>', 'ping workload name or module path', 'net-ping')
-    .option('--wait <strategy>', 'both sides wait by block, hybrid (spin then block) or spin (default: the engine\'s, hybrid)')
-    .option('--json', 'print the cell as JSON');
+    .option('--wait <strategy>', 'both sides wait by block, hybrid (spin then block) or spin (default: the engine\'s, hybrid)', waitStrategy)
+    .option('--json [file]', jsonHelp('the cell'), outputFile);
   addTraceOptions(ping).action(async (o: PingOpts) => {
-    const direction = parseDirection(o.direction);
-    const mode = parseMode(o.mode);
-    const preset = findPreset(o.preset, mode);
-    const count = parsePositive('--count', o.count);
+    const { direction, mode, count } = o;
+    const preset = studyPresetOf(o.preset, mode);
     const progress = new ProgressLine(process.stderr);
     const trace = runTraceFromCli(o, true, progress);
     progress.update(`ping ${direction} "${preset.name}": ${count} requests…`);
     const cell = await runPingCell(preset, direction, { count, pingCapMs: null }, {
       mode,
-      ...parseWait(o.wait),
-      ...(o.queueSize !== undefined ? { queueSize: parsePositive('--queue-size', o.queueSize) } : {}),
+      ...waitOf(o.wait),
+      ...(o.queueSize !== undefined ? { queueSize: o.queueSize } : {}),
       ...(o.workload !== undefined ? { pingWorkload: o.workload } : {}),
       ...(trace !== undefined ? { trace } : {}),
     });
     progress.clear();
-    process.stdout.write(o.json ? JSON.stringify({ schema: 'virtq-bench-ping/1', command: ['virtq', ...process.argv.slice(2)].join(' '), ...cell }, null, 2) + '\n' : formatPingCell(cell));
+    emitReport(o.json, () => JSON.stringify({ schema: 'virtq-bench-ping/1', command: ['virtq', ...process.argv.slice(2)].join(' '), ...cell }, null, 2) + '\n', () => formatPingCell(cell), writeFileSync);
     if (cell.result === null || cell.result.errors > 0) process.exitCode = 1;
   });
 }

@@ -7,28 +7,17 @@
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { DEFAULT_STRATEGIES, formatPeersTable, peerCases, runPeersBench, type PeerCaseResult, type PingPongResult } from '../../baselines/index.js';
+import { writeFileSync } from 'node:fs';
+import { emitReport, jsonHelp, listOf, outputFile, positiveInt, words, type JsonOption } from '../args.js';
 
 const DEFAULT_PAYLOADS = [64, 1500, 65536];
 
-function positiveInt(text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`"${text}" is not a positive integer`);
-  return n;
-}
-
-function list(text: string): string[] {
-  return text.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
-}
-
-function intList(text: string): number[] {
-  return list(text).map(positiveInt);
-}
 
 interface CliOptions {
   quick?: boolean;
-  json?: boolean;
+  json?: JsonOption;
   runs?: number;
   ms?: number;
   payloads?: number[];
@@ -52,12 +41,12 @@ export function configurePeersCommand(command: Command): Command {
   return command
     .description('peer baselines beside the virtq ring: bare SAB ring, postMessage, ringbuf.js, Atomics ping-pong')
     .option('--quick', 'short run: 1 run × 200 ms per case, under a minute in all')
-    .option('--json', 'print the report as JSON instead of a table')
+    .option('--json [file]', jsonHelp('the report'), outputFile)
     .option('--runs <n>', 'runs per case (default 5, --quick 1)', positiveInt)
     .option('--ms <n>', 'measured window per run in ms (default 500, --quick 200)', positiveInt)
-    .option('--payloads <list>', 'payload sizes in bytes', intList)
-    .option('--strategies <list>', 'kick strategies: wait, spin<N>+wait, spin', list)
-    .option('--cases <list>', `cases to run (built in: ${[...peerCases.keys()].join(', ')})`, list)
+    .option('--payloads <list>', 'payload sizes in bytes', listOf(positiveInt))
+    .option('--strategies <list>', 'kick strategies: wait, spin<N>+wait, spin', words)
+    .option('--cases <list>', `cases to run (built in: ${[...peerCases.keys()].join(', ')})`, words)
     .option('--module <paths...>', 'import these case modules first (each registers its cases)')
     .action(async (o: CliOptions) => {
       for (const path of o.module ?? []) await import(pathToFileURL(resolve(path)).href);
@@ -71,7 +60,7 @@ export function configurePeersCommand(command: Command): Command {
         ...(o.cases !== undefined ? { cases: o.cases } : {}),
         onResult: (r, i, n) => process.stderr.write(`${progressLine(r, i, n)}\n`),
       });
-      process.stdout.write(o.json === true ? `${JSON.stringify(report, null, 2)}\n` : `${formatPeersTable(report)}\n`);
+      emitReport(o.json, () => `${JSON.stringify(report, null, 2)}\n`, () => `${formatPeersTable(report)}\n`, writeFileSync);
       const failed = report.throughput.some((s) => !s.allVerified) || report.latency.some((s) => s.results.some((r) => r.error !== undefined));
       if (failed) process.exitCode = 1;
     });

@@ -5,25 +5,24 @@
 import type { Command } from 'commander';
 import { Engine } from '../../engine/index.js';
 import type { WaitStrategy } from '../../notify/index.js';
+import { multipleOf, oneOf, positiveInt } from '../args.js';
+import { queueSize } from './bench-net.js';
 
 export function registerDemo(program: Command): void {
   program
     .command('demo')
     .description('send packets through a split virtqueue between two worker threads and report')
-    .option('--ms <n>', 'how long to run', '1000')
-    .option('--payload <bytes>', 'payload bytes per packet (multiple of 4)', '1500')
-    .option('--queue-size <n>', 'queue size (power of 2, 1..32768)', '256')
-    .option('--strategy <s>', 'wait strategy: block | hybrid | spin', 'hybrid')
-    .action(async (o: { ms: string; payload: string; queueSize: string; strategy: string }) => {
-      const strategy = o.strategy as WaitStrategy;
-      if (!['block', 'hybrid', 'spin'].includes(strategy)) throw new Error(`--strategy must be block, hybrid or spin (got ${o.strategy})`);
-      const payloadBytes = Number(o.payload);
-      if (!Number.isInteger(payloadBytes) || payloadBytes < 8 || payloadBytes % 4 !== 0) throw new Error(`--payload must be a multiple of 4 and at least 8 (got ${o.payload})`);
+    .option('--ms <n>', 'how long to run', positiveInt, 1000)
+    .option('--payload <bytes>', 'payload bytes per packet (multiple of 4)', multipleOf(4, 8), 1500)
+    .option('--queue-size <n>', 'queue size (power of 2, 1..32768)', queueSize, 256)
+    .option('--strategy <s>', 'wait strategy: block | hybrid | spin', oneOf<WaitStrategy>(['block', 'hybrid', 'spin']), 'hybrid')
+    .action(async (o: { ms: number; payload: number; queueSize: number; strategy: WaitStrategy }) => {
+      const { strategy, payload: payloadBytes } = o;
       const result = await Engine.run({
         workload: 'stream',
-        queues: [{ size: Number(o.queueSize) }],
+        queues: [{ size: o.queueSize }],
         wait: { strategy },
-        durationMs: Number(o.ms),
+        durationMs: o.ms,
         params: { payloadBytes, verify: 'full', warmupMs: 100 },
       });
       const g = result.guest;

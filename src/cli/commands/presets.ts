@@ -3,12 +3,13 @@
 
 import type { Command } from 'commander';
 import { listPresets, resolvePolicy } from '../../policy/index.js';
+import { policySpec } from '../args.js';
 
 export function registerPresets(program: Command): void {
   program
     .command('presets')
     .description('list the notification-policy presets (RFC rows and modern ones)')
-    .option('--show <policy>', 'print one resolved policy (a preset name, <rfc preset>-alone, or a JSON object) as JSON')
+    .option('--show <policy>', 'print one resolved policy (a preset name, <rfc preset>-alone, or a JSON object) as JSON', policySpec)
     .action((o: { show?: string }) => {
       if (o.show !== undefined) {
         // JSON cannot say Infinity: print it as the string the parser accepts back.

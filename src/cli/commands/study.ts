@@ -4,14 +4,13 @@
 // (what `npm start` runs); without it the plan is the RFC's (10 × 20 s, 100000 pings). With
 // --trace FILE every engine run is traced into FILE-<row>-<cell>-<run> (docs/tracing.md).
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { basename, dirname, relative } from 'node:path';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import {
   FAITHFUL_PLAN,
   ProgressLine,
-  findPreset,
   formatProgress,
   formatStudy,
   quickPlan,
@@ -20,33 +19,57 @@ import {
   renderSvg,
   studyPresets,
   type StudyPlan,
+  type StudyReport,
+  REPORT_SCHEMA,
 } from '../../study/index.js';
-import { runStudy } from '../../study/runner.js';
-import { parseMode, parsePositive, parseWait, runTraceFromCli } from './bench-net.js';
+import { resumeMismatch, runStudy, studyPlanOf, type StudyOptions } from '../../study/runner.js';
+import { runTraceFromCli, studyMode, studyPresetOf, waitOf, waitStrategy } from './bench-net.js';
+import { listOf, nonNegativeInt, outputDir, outputFileMkdir, policySpec, positiveInt, positiveNumber, type JsonOption } from '../args.js';
+import type { WaitSettings } from '../../engine/index.js';
+import type { StudyMode } from '../../study/index.js';
 import { addTraceOptions, type TraceCliOptions } from '../trace-options.js';
 
 interface StudyOpts extends TraceCliOptions {
   quick?: boolean;
-  runs?: string;
-  seconds?: string;
-  count?: string;
-  warmupMs?: string;
-  mode: string;
-  rows?: string;
+  runs?: number;
+  seconds?: number;
+  count?: number;
+  warmupMs?: number;
+  mode: StudyMode;
+  rows?: string[];
   modern: boolean;
-  msgSize: string;
+  resume?: boolean;
+  msgSize: number;
   out: string;
-  json?: string;
+  json?: JsonOption;
   md?: string;
   svg?: string;
   streamWorkload: string;
-  wait?: string;
+  wait?: WaitSettings['strategy'];
   pingWorkload: string;
 }
 
+/** Writes whole or not at all (a temporary file renamed over the path): a reader never sees half a report. */
 function writeOut(path: string, text: string): void {
   mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, text);
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, path);
+}
+
+/** The earlier report --resume continues, checked to be a study of the same plan (else a usage error). */
+function readResumable(path: string, plan: StudyReport['plan'], cmd: Command): StudyReport {
+  let earlier: StudyReport;
+  try {
+    earlier = JSON.parse(readFileSync(path, 'utf8')) as StudyReport;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return cmd.error(`error: option '--resume': cannot read ${path} (${code ?? (e as Error).message}).`);
+  }
+  if (earlier.schema !== REPORT_SCHEMA || !Array.isArray(earlier.rows)) return cmd.error(`error: option '--resume': ${path} is not a study report (${REPORT_SCHEMA}).`);
+  const why = resumeMismatch(earlier, plan);
+  if (why !== null) return cmd.error(`error: option '--resume': ${path} is a study of another plan (${why}).`);
+  return earlier;
 }
 
 export function registerStudy(program: Command): void {
@@ -54,58 +77,95 @@ export function registerStudy(program: Command): void {
     .command('study')
     .description("the 2008 virtio_net RFC's study: every row × stream and flood ping in both directions, as tables, JSON, Markdown and SVG")
     .option('--quick', 'fit the whole study in under 3 minutes (3 short runs per cell, time-capped pings)')
-    .option('--runs <n>', 'stream runs per cell (faithful: 10)')
-    .option('--seconds <s>', 'measured seconds per stream run (faithful: 20)')
-    .option('--count <n>', 'echo requests per ping cell (faithful: 100000)')
-    .option('--warmup-ms <ms>', 'excluded from each stream run (faithful: 1000, quick: 200)')
-    .option('--mode <m>', 'cumulative (each row adds one change, as the RFC did) or isolated (each change alone against the baseline)', 'cumulative')
-    .option('--rows <list>', 'comma-separated preset names or slugs (default: every row)')
+    .option('--runs <n>', 'stream runs per cell (faithful: 10)', positiveInt)
+    .option('--seconds <s>', 'measured seconds per stream run (faithful: 20)', positiveNumber)
+    .option('--count <n>', 'echo requests per ping cell (faithful: 100000)', positiveInt)
+    .option('--warmup-ms <ms>', 'excluded from each stream run (faithful: 1000, quick: 200)', nonNegativeInt)
+    .option('--mode <m>', 'cumulative (each row adds one change, as the RFC did) or isolated (each change alone against the baseline)', studyMode, 'cumulative')
+    .option('--rows <list>', 'comma-separated presets (`virtq presets` lists them; RFC row labels and slugs too; default: every row)', listOf(policySpec))
     .option('--no-modern', 'only the RFC rows')
-    .option('--msg-size <bytes>', 'stream send size (netperf -m)', '16384')
-    .option('--out <dir>', 'directory for study.json, study.md and study.svg', 'out')
-    .option('--json <file>', 'JSON report path (default <out>/study.json)')
-    .option('--md <file>', 'Markdown report path (default <out>/study.md)')
-    .option('--svg <file>', 'SVG chart path (default <out>/study.svg)')
+    .option('--resume', 'continue the study in the JSON report (--json, or <out>/study.json) that an interrupted run of the same plan wrote: its finished cells are kept')
+    .option('--msg-size <bytes>', 'stream send size (netperf -m)', positiveInt, 16384)
+    .option('--out <dir>', 'directory for study.json, study.md and study.svg', outputDir, 'out')
+    .option('--json [file]', 'JSON report path (default <out>/study.json); without FILE also print the JSON instead of the tables', outputFileMkdir)
+    .option('--md <file>', 'Markdown report path (default <out>/study.md)', outputFileMkdir)
+    .option('--svg <file>', 'SVG chart path (default <out>/study.svg)', outputFileMkdir)
     .option('--stream-workload <name>', 'stream workload name or module path', 'net-stream')
     .option('--ping-workload <name>', 'ping workload name or module path', 'net-ping')
-    .option('--wait <strategy>', 'both sides wait by block, hybrid (spin then block) or spin (default: the engine\'s, hybrid)');
-  addTraceOptions(study).action(async (o: StudyOpts) => {
-    const mode = parseMode(o.mode);
-    let rows = o.rows !== undefined ? o.rows.split(',').map((s) => findPreset(s.trim(), mode)) : studyPresets(mode);
+    .option('--wait <strategy>', 'both sides wait by block, hybrid (spin then block) or spin (default: the engine\'s, hybrid)', waitStrategy);
+  addTraceOptions(study).action(async (o: StudyOpts, cmd: Command) => {
+    // Every output path is checked before the first cell runs (the explicit ones already were,
+    // as they were parsed): a study can take hours, and its results must not be lost at the end.
+    const jsonPath = typeof o.json === 'string' ? o.json : `${o.out}/study.json`;
+    const mdPath = o.md ?? `${o.out}/study.md`;
+    const svgPath = o.svg ?? `${o.out}/study.svg`;
+    for (const [flag, path] of [['--out <dir>', jsonPath], ['--out <dir>', mdPath], ['--out <dir>', svgPath]] as const) {
+      try {
+        outputFileMkdir(path);
+      } catch (e) {
+        if (!(e instanceof InvalidArgumentError)) throw e;
+        cmd.error(`error: option '${flag}': cannot write ${path}. ${e.message}`);
+      }
+    }
+    const mode = o.mode;
+    let rows = o.rows !== undefined ? o.rows.map((s) => studyPresetOf(s, mode)) : studyPresets(mode);
     if (o.rows === undefined && !o.modern) rows = rows.filter((r) => r.kind === 'rfc');
     const base: StudyPlan = o.quick ? quickPlan(rows.length) : FAITHFUL_PLAN;
     const plan: StudyPlan = {
       ...base,
-      ...(o.runs !== undefined ? { runs: parsePositive('--runs', o.runs) } : {}),
-      ...(o.seconds !== undefined ? { seconds: parsePositive('--seconds', o.seconds, false) } : {}),
-      ...(o.count !== undefined ? { count: parsePositive('--count', o.count) } : {}),
-      ...(o.warmupMs !== undefined ? { warmupMs: parsePositive('--warmup-ms', o.warmupMs) } : {}),
+      ...(o.runs !== undefined ? { runs: o.runs } : {}),
+      ...(o.seconds !== undefined ? { seconds: o.seconds } : {}),
+      ...(o.count !== undefined ? { count: o.count } : {}),
+      ...(o.warmupMs !== undefined ? { warmupMs: o.warmupMs } : {}),
     };
     const progress = new ProgressLine(process.stderr);
     const trace = runTraceFromCli(o, false, progress);
-    const report = await runStudy({
+    // Ctrl-C: finish the cell in flight, then write and print what is done (a second one quits at once;
+    // the JSON written after each cell holds every finished one).
+    const stop = new AbortController();
+    const onSigint = (): void => {
+      if (stop.signal.aborted) process.exit(130);
+      stop.abort();
+      progress.clear();
+      process.stderr.write(`virtq study: stopping after the cell in flight (Ctrl-C again to quit now; finished cells are in ${jsonPath})\n`);
+    };
+    const studyOptions: StudyOptions = {
       rows,
       plan,
       mode,
-      ...parseWait(o.wait),
-      msgBytes: parsePositive('--msg-size', o.msgSize),
+      ...waitOf(o.wait),
+      msgBytes: o.msgSize,
       streamWorkload: o.streamWorkload,
       pingWorkload: o.pingWorkload,
       ...(trace !== undefined ? { trace } : {}),
       command: ['virtq', ...process.argv.slice(2)].join(' '),
       machine: { node: process.version, platform: `${process.platform} ${process.arch}`, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown' },
       onProgress: (e) => progress.update(formatProgress(e)),
+    };
+    const resumeFrom = o.resume === true ? readResumable(jsonPath, studyPlanOf(studyOptions), cmd) : undefined;
+    process.on('SIGINT', onSigint);
+    const report = await runStudy({
+      ...studyOptions,
+      ...(resumeFrom !== undefined ? { resumeFrom } : {}),
+      signal: stop.signal,
+      onCell: (soFar) => writeOut(jsonPath, JSON.stringify(soFar, null, 2) + '\n'),
     });
+    process.off('SIGINT', onSigint);
     progress.clear();
-    const jsonPath = o.json ?? `${o.out}/study.json`;
-    const mdPath = o.md ?? `${o.out}/study.md`;
-    const svgPath = o.svg ?? `${o.out}/study.svg`;
     writeOut(jsonPath, JSON.stringify(report, null, 2) + '\n');
     writeOut(svgPath, renderSvg(report));
     const href = relative(dirname(mdPath), svgPath) || basename(svgPath);
     writeOut(mdPath, renderMarkdown(report, { svgHref: href }));
-    process.stdout.write(formatStudy(report));
-    process.stdout.write(`\nwrote ${jsonPath}, ${mdPath}, ${svgPath}\n`);
-    if (reportHasProblems(report)) process.exitCode = 1;
+    if (o.json === true) {
+      process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+      process.stderr.write(`wrote ${jsonPath}, ${mdPath}, ${svgPath}\n`);
+    } else {
+      process.stdout.write(formatStudy(report));
+      process.stdout.write(`\nwrote ${jsonPath}, ${mdPath}, ${svgPath}\n`);
+    }
+    if (report.interrupted) {
+      process.stderr.write('virtq study: interrupted; the reports hold the cells finished before Ctrl-C\n');
+      process.exitCode = 130;
+    } else if (reportHasProblems(report)) process.exitCode = 1;
   });
 }

@@ -11,16 +11,17 @@ import { resolvePolicy } from '../../policy/index.js';
 import { TraceSession } from '../../trace/session.js';
 import { writeTraceFile } from '../../trace/output.js';
 import { addTraceOptions, traceOptionsFromCli, type TraceCliOptions } from '../trace-options.js';
+import { ipv4, ipv4Cidr, outputFile, policySpec, positiveInt, powerOfTwo } from '../args.js';
 
 interface TapOpts extends TraceCliOptions {
   name: string;
   address?: string;
   guestAddress: string;
   preset: string;
-  queueSize?: string;
+  queueSize?: number;
   offload: boolean;
   pcap?: string;
-  ms?: string;
+  ms?: number;
 }
 
 function n(x: number | undefined): number {
@@ -50,19 +51,16 @@ export function registerTap(program: Command): void {
     .command('tap')
     .description("answer ARP and ping for --guest-address behind a TAP interface, through virtq's driver, rings and device (root, native addon)")
     .requiredOption('--name <ifname>', 'TAP interface name to create (e.g. vq0)')
-    .option('--address <cidr>', 'host-side address of the TAP, e.g. 10.77.0.1/24')
-    .requiredOption('--guest-address <ipv4>', "the guest's address, e.g. 10.77.0.2")
-    .option('--preset <name>', 'notification policy of both loops (`virtq presets` lists them; JSON accepted)', 'vhost')
-    .option('--queue-size <n>', "ring size of both queues (default: the preset's)")
+    .option('--address <cidr>', 'host-side address of the TAP, e.g. 10.77.0.1/24', ipv4Cidr)
+    .requiredOption('--guest-address <ipv4>', "the guest's address, e.g. 10.77.0.2", ipv4)
+    .option('--preset <name>', 'notification policy of both loops (`virtq presets` lists them; JSON accepted)', policySpec, 'vhost')
+    .option('--queue-size <n>', "ring size of both queues (default: the preset's)", powerOfTwo(2, 32768))
     .option('--no-offload', 'the guest accepts no checksum/segmentation offloads (TUNSETOFFLOAD 0)')
-    .option('--pcap <file>', 'record every frame crossing the TAP into a pcap file')
-    .option('--ms <n>', 'stop after this many milliseconds (default: until SIGINT/SIGTERM)');
+    .option('--pcap <file>', 'record every frame crossing the TAP into a pcap file', outputFile)
+    .option('--ms <n>', 'stop after this many milliseconds (default: until SIGINT/SIGTERM)', positiveInt);
   addTraceOptions(cmd).action(async (o: TapOpts) => {
     const policy = resolvePolicy(o.preset);
-    const queueSize = o.queueSize !== undefined ? Number(o.queueSize) : undefined;
-    if (queueSize !== undefined && (!Number.isInteger(queueSize) || queueSize < 2 || (queueSize & (queueSize - 1)) !== 0 || queueSize > 32768)) {
-      throw new Error(`--queue-size must be a power of two in 2..32768 (got ${o.queueSize})`);
-    }
+    const queueSize = o.queueSize;
     const traceOpts = traceOptionsFromCli(o);
     // Long runs: copy the records out while the demo runs, so a full buffer drops nothing.
     const session = traceOpts !== undefined ? new TraceSession({ ...traceOpts, drainEveryMs: 200 }) : undefined;
@@ -84,7 +82,7 @@ export function registerTap(program: Command): void {
       const finish = (): void => resolve();
       process.once('SIGINT', finish);
       process.once('SIGTERM', finish);
-      if (o.ms !== undefined) setTimeout(finish, Number(o.ms)).unref();
+      if (o.ms !== undefined) setTimeout(finish, o.ms).unref();
     });
     const s = await demo.stop();
     process.stdout.write(`virtq tap: stopped\n${formatTapStats(s)}`);

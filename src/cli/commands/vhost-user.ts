@@ -6,6 +6,8 @@
 import type { Command } from 'commander';
 import { startVhostUser, type VhostPortKind } from '../../vhost-user/index.js';
 import { addTraceOptions, traceOptionsFromCli, type TraceCliOptions } from '../trace-options.js';
+import { ipv4, ipv4Cidr, mac, outputFile, policySpec, positiveInt, socketPath } from '../args.js';
+import { InvalidArgumentError } from 'commander';
 
 interface VhostUserCliOptions extends TraceCliOptions {
   socket: string;
@@ -16,22 +18,28 @@ interface VhostUserCliOptions extends TraceCliOptions {
   peerMac: string;
   preset: string;
   pcap?: string;
-  ms?: string;
+  ms?: number;
+}
+
+/** --backend: hoststack (alias responder), reflect, or tap:NAME. */
+function backendArg(value: string): string {
+  if (value === 'hoststack' || value === 'responder' || value === 'reflect' || /^tap:[^\s/]{1,15}$/.test(value)) return value;
+  throw new InvalidArgumentError('Expected hoststack, responder, reflect or tap:NAME (an interface name of 1..15 characters).');
 }
 
 export function registerVhostUser(program: Command): void {
   const cmd = program
     .command('vhost-user')
     .description('serve a vhost-user-net backend on a Unix socket (QEMU, DPDK virtio_user); native addon')
-    .requiredOption('--socket <path>', 'Unix socket path to listen on')
-    .option('--backend <b>', 'hoststack (answer ARP/ping for --address; alias: responder) | reflect (frames back with MACs swapped) | tap:NAME (frames to/from a TAP; root)', 'reflect')
-    .option('--tap-address <cidr>', 'with tap:NAME, the host-side address of the TAP, e.g. 10.78.0.2/24')
-    .option('--address <ipv4>', "the host stack's address", '10.78.0.2')
-    .option('--peer-address <ipv4>', "the driver's address, for the host stack", '10.78.0.1')
-    .option('--peer-mac <mac>', "the driver's MAC until its ARP request tells (QEMU's default)", '52:54:00:12:34:56')
-    .option('--preset <p>', 'notification policy: a preset (`virtq presets`) or policy JSON', 'vhost')
-    .option('--pcap <file>', 'record every frame both ways into a pcap file (GSO frames as their segments)')
-    .option('--ms <n>', 'stop after this many milliseconds (default: until SIGINT/SIGTERM)');
+    .requiredOption('--socket <path>', 'Unix socket path to listen on (its directory must exist)', socketPath)
+    .option('--backend <b>', 'hoststack (answer ARP/ping for --address; alias: responder) | reflect (frames back with MACs swapped) | tap:NAME (frames to/from a TAP; root)', backendArg, 'reflect')
+    .option('--tap-address <cidr>', 'with tap:NAME, the host-side address of the TAP, e.g. 10.78.0.2/24', ipv4Cidr)
+    .option('--address <ipv4>', "the host stack's address", ipv4, '10.78.0.2')
+    .option('--peer-address <ipv4>', "the driver's address, for the host stack", ipv4, '10.78.0.1')
+    .option('--peer-mac <mac>', "the driver's MAC until its ARP request tells (QEMU's default)", mac, '52:54:00:12:34:56')
+    .option('--preset <p>', 'notification policy: a preset (`virtq presets`), <rfc preset>-alone, or policy JSON', policySpec, 'vhost')
+    .option('--pcap <file>', 'record every frame both ways into a pcap file (GSO frames as their segments)', outputFile)
+    .option('--ms <n>', 'stop after this many milliseconds (default: until SIGINT/SIGTERM)', positiveInt);
   addTraceOptions(cmd).action(async (o: VhostUserCliOptions) => {
     const tapName = o.backend.startsWith('tap:') ? o.backend.slice(4) : undefined;
     const backend = tapName !== undefined ? 'tap' : o.backend === 'responder' ? 'hoststack' : o.backend;
@@ -56,7 +64,7 @@ export function registerVhostUser(program: Command): void {
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);
-      if (o.ms !== undefined) setTimeout(resolve, Number(o.ms)).unref();
+      if (o.ms !== undefined) setTimeout(resolve, o.ms).unref();
     });
     const r = await h.stop();
     const c = r.counters;

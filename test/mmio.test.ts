@@ -144,6 +144,19 @@ test('accesses of the wrong width, misaligned or at undefined offsets are ignore
   assert.equal(count(rig, 'out-of-range'), 5);
 });
 
+test('a write whose value is not a number (a bigint from a 64-bit access path) is ignored and counted, never thrown', async () => {
+  const rig = await makeRig();
+  const big = 1n as unknown as number; // what an emulator passing a 64-bit bus value hands in
+  assert.doesNotThrow(() => rig.t.write(Reg.Status, big, 4));
+  assert.doesNotThrow(() => rig.t.write(MMIO_CONFIG_OFFSET, big, 1));
+  assert.doesNotThrow(() => rig.t.write(Reg.QueueNum, Symbol('x') as unknown as number, 4));
+  assert.equal(r(rig, Reg.Status), 0, 'Status did not change');
+  assert.equal(count(rig, 'bad-value'), 3);
+  // A later well-formed write still works.
+  w(rig, Reg.Status, Status.ACKNOWLEDGE);
+  assert.equal(r(rig, Reg.Status), Status.ACKNOWLEDGE);
+});
+
 test('writes to read-only registers are ignored and reads of write-only registers return 0', async () => {
   const rig = await makeRig();
   for (const off of [Reg.MagicValue, Reg.Version, Reg.DeviceID, Reg.VendorID, Reg.DeviceFeatures, Reg.QueueNumMax, Reg.InterruptStatus, Reg.ConfigGeneration, Reg.SHMLenLow]) w(rig, off, 0x1234);

@@ -28,6 +28,7 @@ export type MmioIssueCode =
   | 'bad-width' // control register access not 32 bits wide (§4.2.2.2), or config access not 1/2/4
   | 'unaligned' // offset not a multiple of the access width
   | 'out-of-range' // no register at this offset, or past the end of the config space
+  | 'bad-value' // a written value that is not a number (a bigint, a symbol): the caller's bug, ignored
   | 'read-only' // write to a register of direction R
   | 'write-only' // read of a register of direction W (returns 0)
   | 'queue-not-available' // QueueSel names a queue the device does not have
@@ -200,6 +201,11 @@ export class MmioTransport {
 
   /** A guest write of `size` bytes at `offset` in the MMIO window. Never throws. */
   write(offset: number, value: number, size: number): void {
+    if (typeof value !== 'number') {
+      // `value >>> 0` would throw a TypeError on a bigint; the contract is to ignore and count.
+      this.issue('bad-value', typeof offset === 'number' ? offset : -1, typeof size === 'number' ? size : 0, undefined, `value of type ${typeof value}`);
+      return;
+    }
     if (!Number.isInteger(offset) || offset < 0) {
       this.issue('out-of-range', offset, size, value);
       return;

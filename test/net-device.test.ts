@@ -23,6 +23,7 @@ import {
   type IpFields,
 } from '../src/net/frames/index.js';
 import { NetError } from '../src/net/errors.js';
+import { MIN_SW_GSO_SIZE } from '../src/net/device.js';
 import type { GuestMemory } from '../src/memory/index.js';
 
 const SEED = Number(process.env.FC_SEED ?? 4242);
@@ -163,6 +164,21 @@ test('a GSO frame goes whole to a GSO backend and as MSS segments with valid che
       assert.equal(r.device.stats.txSwSegments, backend.sent.length);
     }
   }
+});
+
+test('software GSO refuses a gso_size below MIN_SW_GSO_SIZE, so one notify of 64 KiB frames with gso_size 1 is bounded work', () => {
+  const backend = new RecordingBackend(false, false);
+  const r = makeNetRig({ features: BASE_FEATURES | ALL_OFFLOADS, backend });
+  const { tx } = mockDrivers(r);
+  const { frame, hdr } = gsoFrame(60000);
+  for (const [k, gsoSize] of [1, MIN_SW_GSO_SIZE - 1, MIN_SW_GSO_SIZE].entries()) {
+    putTx(r.mem, tx, 2 * k, r.dataBase + 0x10000 * k, hdrBytes({ ...hdr, gsoSize }), frame);
+  }
+  assert.equal(r.device.processTx(64), 3);
+  assert.equal(r.device.stats.txDrops['gso-size-too-small'], 2);
+  // The frame at the floor is segmented: ceil(60000 / 48) segments, all of it delivered.
+  assert.equal(r.device.stats.txSwSegments, Math.ceil(60000 / MIN_SW_GSO_SIZE));
+  assert.equal(backend.sent.length, Math.ceil(60000 / MIN_SW_GSO_SIZE));
 });
 
 test('NEEDS_CSUM is completed for a backend without partial checksums and the guest buffer is left untouched', () => {

@@ -69,12 +69,20 @@ export const NET_DEVICE_FEATURES: bigint =
 /** UDP fragmentation offload both ways: only when the port takes UDP GSO frames (a TAP). */
 export const NET_DEVICE_UFO_FEATURES: bigint = NetF.HOST_UFO | NetF.GUEST_UFO;
 
+/**
+ * Smallest gso_size the device segments in software: Linux's TCP_MIN_SND_MSS (48), the floor the
+ * kernel puts under every sender's MSS since CVE-2019-11479. It bounds software GSO to about
+ * 1400 segments per 64 KiB frame.
+ */
+export const MIN_SW_GSO_SIZE = 48;
+
 /** Why the device dropped a frame from the guest. */
 export type NetTxDrop =
   | TxDropReason
   | 'header-truncated' // the chain's readable bytes do not hold a whole virtio_net_hdr
   | 'gso-unsupported' // a negotiated GSO type the device cannot segment in software (UFO/USO)
-  | 'gso-malformed'; // software segmentation failed: the frame is not the TCP frame its header says
+  | 'gso-malformed' // software segmentation failed: the frame is not the TCP frame its header says
+  | 'gso-size-too-small'; // software GSO with gso_size below MIN_SW_GSO_SIZE: a work bomb, not an MSS
 
 /** Why the device dropped a frame for the guest. */
 export type NetRxDrop =
@@ -304,6 +312,9 @@ export class NetDevice {
     if (isGso) this.stats.txGsoFrames++;
     if (isGso && !this.port.acceptsGso) {
       if (gsoBase !== GsoType.TCPV4 && gsoBase !== GsoType.TCPV6) return this.dropTx('gso-unsupported');
+      // Bounded work per chain: a 64 KiB frame with gso_size 1 would be 65 k segments (64 such
+      // chains in one notify blocked the thread for seconds). No TCP sender uses an MSS this small.
+      if (hdr.gsoSize < MIN_SW_GSO_SIZE) return this.dropTx('gso-size-too-small');
       const frame = this.frameView(c, hs, frameLen);
       const out = this.outHdr;
       clearNetHdr(out);
@@ -637,6 +648,7 @@ const TX_DROP_TRACE: Readonly<Record<NetTxDrop, DropReason>> = {
   'header-truncated': 'bad-header',
   'gso-unsupported': 'bad-header',
   'gso-malformed': 'bad-header',
+  'gso-size-too-small': 'bad-header',
 };
 
 /** Each rx drop reason as the trace's coarser vocabulary (the exact reason is in rxDrops). */

@@ -24,7 +24,7 @@ import {
 } from '../src/net/frames/index.js';
 import { NetError } from '../src/net/errors.js';
 import { MIN_SW_GSO_SIZE } from '../src/net/device.js';
-import type { GuestMemory } from '../src/memory/index.js';
+import { GuestMemoryError, type GuestMemory } from '../src/memory/index.js';
 
 const SEED = Number(process.env.FC_SEED ?? 4242);
 const link = { srcMac: macFromString('52:54:00:12:34:56'), dstMac: macFromString('52:54:00:ab:cd:ef') };
@@ -290,6 +290,33 @@ test('mergeable: a frame waits in the backend while too few buffers are posted, 
   r.device.flushRx();
   assert.equal(rx.usedIdx(), Math.ceil((HS + frame.length) / 4096));
   assert.equal(r.device.stats.rxDropped, 0);
+});
+
+test('fillRx never throws when the memory table is replaced while rx chains are held: the rx queue breaks with bad-address, counted', () => {
+  const r = makeNetRig({ features: BASE_FEATURES | ALL_OFFLOADS | NetF.MRG_RXBUF });
+  const { rx } = mockDrivers(r);
+  postRx(rx, 0, 3, r.dataBase, 4096);
+  const { frame, hdr } = gsoFrame(30000);
+  (r.backend as RecordingBackend).offer(frame, hdr);
+  assert.equal(r.device.fillRx(64), 0, 'three chains are held, waiting for more');
+  // SET_MEM_TABLE: the new table no longer maps the three held buffers, but maps new ones.
+  const sab = r.mem.regionTable[0]!.buffer;
+  const keep = r.dataBase + 3 * 4096;
+  r.mem.setRegions([
+    { guestAddr: 0, buffer: sab, byteOffset: 0, length: r.dataBase },
+    { guestAddr: keep, buffer: sab, byteOffset: keep, length: sab.byteLength - keep },
+  ]);
+  postRx(rx, 3, 10, keep, 4096);
+  let n = -1;
+  assert.doesNotThrow(() => (n = r.device.fillRx(64)));
+  assert.equal(n, 0);
+  assert.equal(r.device.needsReset, true);
+  assert.equal(r.device.error?.code, 'bad-address');
+  assert.ok(r.device.error?.cause instanceof GuestMemoryError);
+  assert.equal(r.rxq.broken, true);
+  assert.equal(r.device.stats.queueErrors, 1);
+  assert.equal(r.txq.broken, false, 'the tx queue is unaffected');
+  assert.doesNotThrow(() => r.device.fillRx(64), 'a broken queue stays quiet');
 });
 
 test('mergeable: a frame larger than the whole ring can hold is dropped with rx-no-room', () => {

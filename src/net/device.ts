@@ -19,6 +19,7 @@ import type { GuestMemory } from '../memory/guest-memory.js';
 import { DescriptorChain, readFromChain, writeToChain } from '../virtqueue/chain.js';
 import type { DeviceQueue } from '../virtqueue/device-queue.js';
 import { VirtqueueError } from '../virtqueue/errors.js';
+import { GuestMemoryError } from '../memory/errors.js';
 import type { NetPort } from './port.js';
 import { NET_OBSERVER_OFF, NO_ID, type DropReason, type NetObserver } from './observer.js';
 import { encodeNetConfig, type NetConfig } from './config.js';
@@ -266,7 +267,7 @@ export class NetDevice {
         this.txq.addUsed(c.head, 0);
       }
     } catch (e) {
-      this.queueFailed(e);
+      this.queueFailed(e, this.txq);
     }
     return n;
   }
@@ -480,7 +481,7 @@ export class NetDevice {
     try {
       return this.mergeable ? this.writeMergeable(src, srcOff, len, hdr) : this.writeOne(src, srcOff, len, hdr);
     } catch (e) {
-      this.queueFailed(e);
+      this.queueFailed(e, this.rxq);
       return 'no-buffers';
     }
   }
@@ -612,12 +613,21 @@ export class NetDevice {
 
   /**
    * Records a ring violation (a VirtqueueError: the queue is broken, DEVICE_NEEDS_RESET) seen by
-   * this device or by the loop around it; anything else is rethrown.
+   * this device or by the loop around it. A GuestMemoryError is one too: a chain popped (and
+   * checked) under one region table whose buffers the next table no longer maps (vhost-user
+   * SET_MEM_TABLE while an rx chain is held for a mergeable frame). It breaks `queue` (when
+   * known) as a 'bad-address' violation. Anything else is a bug of ours and is rethrown.
    */
-  queueFailed(e: unknown): void {
-    if (!(e instanceof VirtqueueError)) throw e;
+  queueFailed(e: unknown, queue?: DeviceQueue): void {
+    let err = e;
+    if (e instanceof GuestMemoryError) {
+      const v = new VirtqueueError('bad-address', { queue: queue?.index, addr: e.addr, len: e.len, detail: `a buffer no longer in guest memory (${e.code})` }, { cause: e });
+      queue?.markBroken(v);
+      err = v;
+    }
+    if (!(err instanceof VirtqueueError)) throw err;
     this.stats.queueErrors++;
-    this.error ??= e;
+    this.error ??= err;
   }
 
   /** A flat copy of the counters for SideStats.extra (`dev.` prefix, drops by reason). */

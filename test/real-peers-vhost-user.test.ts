@@ -10,11 +10,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadIo } from '../src/backend/native.js';
-import { startVhostUser } from '../src/vhost-user/index.js';
+import { VhostUserError, startVhostUser } from '../src/vhost-user/index.js';
 import { Flags, HEADER_BYTES, OFFERED_FEATURES, Req, encodeMessage, memTablePayload, statePayload, u64Payload } from '../src/vhost-user/index.js';
 import { NetF, featureName } from '../src/net/features.js';
 import { firstMissing, needAddon, needRoot, needTool } from './support/real-peers.js';
@@ -73,6 +73,79 @@ test('a misbehaving frontend loses its connection and the server keeps serving t
     rmSync(dir, { recursive: true, force: true });
     assert.equal(r.server.protocolErrors, 5, `protocol errors: ${JSON.stringify(errors)}`);
     assert.ok(errors.slice(0, 5).every((e) => e !== null && /VhostUserError/.test(e)), JSON.stringify(errors));
+  }
+});
+
+/** Connects, asks GET_FEATURES and returns the answer (null when the server closed or stayed silent for `waitMs`). */
+async function getFeatures(path: string, waitMs = 5000): Promise<bigint | null> {
+  const io = loadIo();
+  const c = io.unixConnect(path);
+  assert.ok(c >= 0, `connect ${path}: errno ${-c}`);
+  try {
+    const out = new Uint8Array(HEADER_BYTES + 8);
+    io.sendMsg(c, out, encodeMessage(out, Req.GET_FEATURES, Flags.VERSION, new Uint8Array(0)), new Int32Array(0));
+    io.setNonblock(c);
+    const inBuf = new Uint8Array(64);
+    const deadline = Date.now() + waitMs;
+    while (Date.now() < deadline) {
+      const r = io.recvMsg(c, inBuf, new Int32Array(4));
+      if (typeof r !== 'number') return r.bytes === HEADER_BYTES + 8 ? new DataView(inBuf.buffer).getBigUint64(HEADER_BYTES, true) : null;
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    return null;
+  } finally {
+    io.close(c);
+  }
+}
+
+test('a second server on a live socket path is refused with socket-in-use and the first keeps serving; the socket is gone after stop', { skip: needAddon() ?? false }, async () => {
+  const { dir, path } = tmpSocket();
+  try {
+    const h = await startVhostUser({ socketPath: path });
+    let stopped = false;
+    try {
+      await assert.rejects(startVhostUser({ socketPath: path }), (e: unknown) => e instanceof VhostUserError && e.code === 'socket-in-use' && e.message.includes(path));
+      assert.equal(await getFeatures(path), OFFERED_FEATURES, 'the first server still answers');
+      await h.stop();
+      stopped = true;
+      assert.equal(existsSync(path), false, 'a clean stop removes the socket file');
+    } finally {
+      if (!stopped) await h.stop();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a --socket path holding a regular file is refused with not-a-socket and the file is left intact', { skip: needAddon() ?? false }, async () => {
+  const { dir, path } = tmpSocket();
+  try {
+    writeFileSync(path, 'precious data\n');
+    await assert.rejects(startVhostUser({ socketPath: path }), (e: unknown) => e instanceof VhostUserError && e.code === 'not-a-socket');
+    assert.equal(readFileSync(path, 'utf8'), 'precious data\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a stale socket (nobody listening) is replaced and served', { skip: needAddon() ?? false }, async () => {
+  const io = loadIo();
+  const { dir, path } = tmpSocket();
+  try {
+    // A dead server's leftover: bound, then closed without unlinking.
+    const fd = io.unixListen(path);
+    assert.ok(fd >= 0);
+    io.close(fd);
+    assert.ok(existsSync(path));
+    const h = await startVhostUser({ socketPath: path });
+    try {
+      assert.equal(await getFeatures(path), OFFERED_FEATURES);
+    } finally {
+      await h.stop();
+    }
+    assert.equal(existsSync(path), false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

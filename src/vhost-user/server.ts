@@ -6,8 +6,11 @@
 // ConnectionDoorbell) until a message arrives; the message is handled between two runs. It is
 // meant to run in a worker so the main thread keeps handling signals. A protocol error or a
 // broken ring closes the connection and resets the backend; the server keeps listening.
+// The socket path is claimed as QEMU and DPDK claim theirs: a live socket or a file that is not
+// a socket is refused, a stale socket is replaced, and our socket is removed on a clean stop.
 
-import { fstatSync } from 'node:fs';
+import { fstatSync, lstatSync, statSync, unlinkSync, type Stats } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { check, loadIo, loadShm, type IoAddon } from '../backend/native.js';
 import { VirtqueueError } from '../virtqueue/index.js';
 import { FdDoorbell } from '../backend/fd-doorbell.js';
@@ -53,7 +56,14 @@ export function serveVhostUser(o: ServerOptions): { backend: VhostUserBackend; s
   const io = loadIo();
   const backend = new VhostUserBackend(nodeVhostOs(io), o.backend);
   const stats: ServerStats = { connections: 0, protocolErrors: 0, lastError: null };
-  const listenFd = check(io.unixListen(o.socketPath), `listen on ${o.socketPath}`);
+  claimSocketPath(io, o.socketPath);
+  const listenFd = io.unixListen(o.socketPath);
+  if (listenFd === -osConstants.errno.EADDRINUSE) {
+    // Someone bound the path between the claim and our bind.
+    throw new VhostUserError('socket-in-use', `${o.socketPath}: another server bound this path while virtq was starting`);
+  }
+  check(listenFd, `listen on ${o.socketPath}`);
+  const ours = statSync(o.socketPath);
   o.onListening?.();
   const POLLIN = io.constants.POLLIN;
   const one = { fds: new Int32Array(1), ev: new Int32Array([POLLIN]), rev: new Int32Array(1) };
@@ -83,8 +93,48 @@ export function serveVhostUser(o: ServerOptions): { backend: VhostUserBackend; s
     }
   } finally {
     io.close(listenFd);
+    removeOwnSocket(o.socketPath, ours);
   }
   return { backend, stats };
+}
+
+/**
+ * Makes `path` free for bind(2), as QEMU and DPDK do (never an unconditional unlink): nothing
+ * there, free; a socket nobody accepts on (connect: ECONNREFUSED), a dead server's leftover,
+ * removed; a socket that accepts a connection, VhostUserError 'socket-in-use'; anything else (a
+ * regular file, a directory), VhostUserError 'not-a-socket', left untouched.
+ */
+export function claimSocketPath(io: IoAddon, path: string): void {
+  let st: Stats;
+  try {
+    st = lstatSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
+  if (!st.isSocket()) {
+    throw new VhostUserError('not-a-socket', `${path} exists and is not a socket (${st.isDirectory() ? 'a directory' : st.isFile() ? 'a regular file' : 'a special file'}); refusing to replace it`);
+  }
+  const c = io.unixConnect(path);
+  if (c >= 0) {
+    io.close(c);
+    throw new VhostUserError('socket-in-use', `${path}: another server is listening on this socket (is a second virtq, or a QEMU/DPDK server=1, using it?)`);
+  }
+  if (c === -osConstants.errno.ENOENT) return;
+  if (c !== -osConstants.errno.ECONNREFUSED) {
+    throw new VhostUserError('socket-in-use', `${path}: cannot tell whether the socket is live (connect: errno ${-c}); refusing to replace it`);
+  }
+  unlinkSync(path); // stale: its server is gone
+}
+
+/** Removes the socket file at `path` if it is still the one we bound (`ours`), not a successor's. */
+function removeOwnSocket(path: string, ours: Stats): void {
+  try {
+    const now = lstatSync(path);
+    if (now.ino === ours.ino && now.dev === ours.dev) unlinkSync(path);
+  } catch {
+    // Already gone (removed by hand): nothing to clean up.
+  }
 }
 
 function serveConnection(io: IoAddon, conn: number, backend: VhostUserBackend, o: ServerOptions): void {

@@ -17,6 +17,7 @@ import { loadIo } from '../backend/native.js';
 import { resolvePolicy } from '../policy/index.js';
 import { Tracer, type TracerSetup } from '../trace/tracer.js';
 import { serveVhostUser, type ServerStats } from './server.js';
+import { VhostUserError, type VhostUserErrorCode } from './errors.js';
 import type { BackendStats, FrameStats } from './backend.js';
 
 export type VhostPortKind = 'reflect' | 'hoststack' | 'tap';
@@ -54,6 +55,13 @@ export interface VhostWorkerDone {
   pcapRecorded: number;
   /** Frames the pcap tee could not record as they are (segmentation failed; see PcapTeePort). */
   pcapErrors: number;
+}
+
+/** The socket path was refused before the server listened (claimSocketPath). */
+export interface VhostWorkerRefused {
+  type: 'refused';
+  code: VhostUserErrorCode;
+  message: string;
 }
 
 export interface VhostWorkerDisconnect {
@@ -124,6 +132,12 @@ try {
   };
   parentPort!.postMessage(done);
 } catch (e) {
-  writeSync(2, `virtq vhost-user worker failed: ${e instanceof Error ? e.stack : String(e)}\n`);
-  throw e;
+  if (e instanceof VhostUserError && (e.code === 'socket-in-use' || e.code === 'not-a-socket')) {
+    // The socket path was refused before listening: the caller gets it as a typed error.
+    const m: VhostWorkerRefused = { type: 'refused', code: e.code, message: e.message };
+    parentPort!.postMessage(m);
+  } else {
+    writeSync(2, `virtq vhost-user worker failed: ${e instanceof Error ? e.stack : String(e)}\n`);
+    throw e;
+  }
 }

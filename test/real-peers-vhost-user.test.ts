@@ -149,6 +149,66 @@ test('a stale socket (nobody listening) is replaced and served', { skip: needAdd
   }
 });
 
+/** Waits until the server closes `c` (recv returns 0 bytes); false when it stays open for `waitMs`. */
+async function closedByServer(c: number, waitMs: number): Promise<boolean> {
+  const io = loadIo();
+  io.setNonblock(c);
+  const buf = new Uint8Array(64);
+  const deadline = Date.now() + waitMs;
+  while (Date.now() < deadline) {
+    const r = io.recvMsg(c, buf, new Int32Array(4));
+    if (typeof r !== 'number') return r.bytes === 0;
+    if (r !== -io.constants.EAGAIN) return true;
+    await new Promise((res) => setTimeout(res, 20));
+  }
+  return false;
+}
+
+test('an idle client that never speaks is closed after the handshake timeout and the good client behind it is served', { skip: needAddon() ?? false, timeout: 60_000 }, async () => {
+  const io = loadIo();
+  const { dir, path } = tmpSocket();
+  const disconnects: (string | null)[] = [];
+  const h = await startVhostUser({ socketPath: path, handshakeTimeoutMs: 1000, onDisconnect: (e) => disconnects.push(e) });
+  try {
+    const idle = io.unixConnect(path); // like `socat -u - UNIX-CONNECT:SOCK` with no input
+    assert.ok(idle >= 0);
+    await new Promise((res) => setTimeout(res, 200)); // the server has accepted it
+    // Liveness only: served well within the bound, however loaded the machine.
+    assert.equal(await getFeatures(path, 20_000), OFFERED_FEATURES, 'the good client is answered');
+    assert.equal(await closedByServer(idle, 5000), true, 'the idle client was closed');
+    io.close(idle);
+    assert.match(disconnects[0] ?? '', /timeout.*SET_OWNER/);
+  } finally {
+    await h.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a second frontend is refused at once, with a reason, while one that finished its handshake is served', { skip: needAddon() ?? false, timeout: 60_000 }, async () => {
+  const io = loadIo();
+  const { dir, path } = tmpSocket();
+  const refused: string[] = [];
+  // A handshake timeout far above the bound below: the refusal must not be the timeout.
+  const h = await startVhostUser({ socketPath: path, handshakeTimeoutMs: 60_000, onRefused: (r) => refused.push(r) });
+  try {
+    const first = io.unixConnect(path);
+    const out = new Uint8Array(HEADER_BYTES + 8);
+    io.sendMsg(first, out, encodeMessage(out, Req.SET_OWNER, Flags.VERSION, new Uint8Array(0)), new Int32Array(0));
+    await new Promise((res) => setTimeout(res, 200));
+    const second = io.unixConnect(path);
+    assert.ok(second >= 0);
+    assert.equal(await closedByServer(second, 20_000), true, 'the second frontend sees EOF instead of hanging');
+    io.close(second);
+    assert.equal(await closedByServer(first, 300), false, 'the first stays connected');
+    io.close(first);
+  } finally {
+    const r = await h.stop();
+    rmSync(dir, { recursive: true, force: true });
+    assert.equal(r.server.refusedBusy, 1);
+    assert.match(refused[0] ?? '', /another one is being served/);
+  }
+});
+
 interface TestpmdTotals {
   rx: number;
   tx: number;

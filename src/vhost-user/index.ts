@@ -11,7 +11,7 @@ import { resolvePolicy } from '../policy/index.js';
 import { TraceSession, type TraceOptions } from '../trace/session.js';
 import { writeTraceFile, type TraceFileSummary } from '../trace/output.js';
 import type { FrameStats } from './backend.js';
-import type { VhostPortKind, VhostWorkerData, VhostWorkerDisconnect, VhostWorkerDone, VhostWorkerRefused } from './worker.js';
+import type { VhostPortKind, VhostWorkerData, VhostWorkerDisconnect, VhostWorkerDone, VhostWorkerRefused, VhostWorkerBusy } from './worker.js';
 import { VhostUserError } from './errors.js';
 
 export { VhostUserError } from './errors.js';
@@ -51,6 +51,13 @@ export interface VhostUserOptions {
   trace?: TraceOptions & { file: string };
   /** Called when a frontend disconnects (error null for a clean close). */
   onDisconnect?: (error: string | null, frames: FrameStats, features: bigint) => void;
+  /** Called when a second frontend is refused at once because one is being served. */
+  onRefused?: (reason: string) => void;
+  /**
+   * A connection that has not sent SET_OWNER within this many ms of silence is closed, so an
+   * idle client cannot block the frontends behind it (default 3000).
+   */
+  handshakeTimeoutMs?: number;
 }
 
 export interface VhostUserResult extends Omit<VhostWorkerDone, 'type'> {
@@ -98,6 +105,7 @@ export async function startVhostUser(o: VhostUserOptions): Promise<VhostUserHand
     policy,
     pcapPath: o.pcapPath ?? '',
     trace: session?.setupFor('host') ?? null,
+    ...(o.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: o.handshakeTimeoutMs } : {}),
   };
   const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: data });
   let done: VhostWorkerDone | null = null;
@@ -108,8 +116,9 @@ export async function startVhostUser(o: VhostUserOptions): Promise<VhostUserHand
     w.on('error', reject);
     w.on('exit', () => resolve());
   });
-  w.on('message', (m: { type: 'listening' } | VhostWorkerDone | VhostWorkerDisconnect | VhostWorkerRefused) => {
+  w.on('message', (m: { type: 'listening' } | VhostWorkerDone | VhostWorkerDisconnect | VhostWorkerRefused | VhostWorkerBusy) => {
     if (m.type === 'listening') listening();
+    else if (m.type === 'busy') o.onRefused?.(m.reason);
     else if (m.type === 'refused') refused(new VhostUserError(m.code, m.message));
     else if (m.type === 'disconnect') o.onDisconnect?.(m.error, m.frames, m.features);
     else done = m;

@@ -30,10 +30,20 @@ export interface ServerOptions {
   onListening?: () => void;
   /** How long a started message may take to arrive whole. */
   messageTimeoutMs?: number;
+  /**
+   * How long a connection that has not sent SET_OWNER (its opening handshake) may stay silent
+   * before it is closed, so an idle client never blocks the frontends queued behind it. After
+   * SET_OWNER a frontend may idle (QEMU waits there for its guest's driver). Default 3000 ms.
+   */
+  handshakeTimeoutMs?: number;
+  /** Called with the reason when a connection is refused because another frontend is served. */
+  onRefused?: (reason: VhostUserError) => void;
 }
 
 export interface ServerStats {
   connections: number;
+  /** Connections closed at once because another frontend was being served. */
+  refusedBusy: number;
   protocolErrors: number;
   lastError: string | null;
 }
@@ -55,7 +65,7 @@ const CONTROL_CHECK_ITERATIONS = 256;
 export function serveVhostUser(o: ServerOptions): { backend: VhostUserBackend; stats: ServerStats } {
   const io = loadIo();
   const backend = new VhostUserBackend(nodeVhostOs(io), o.backend);
-  const stats: ServerStats = { connections: 0, protocolErrors: 0, lastError: null };
+  const stats: ServerStats = { connections: 0, refusedBusy: 0, protocolErrors: 0, lastError: null };
   claimSocketPath(io, o.socketPath);
   const listenFd = io.unixListen(o.socketPath);
   if (listenFd === -osConstants.errno.EADDRINUSE) {
@@ -77,7 +87,7 @@ export function serveVhostUser(o: ServerOptions): { backend: VhostUserBackend; s
       stats.connections++;
       let err: Error | null = null;
       try {
-        serveConnection(io, conn, backend, o);
+        serveConnection(io, conn, listenFd, backend, o, stats);
       } catch (e) {
         if (!(e instanceof VhostUserError) && !(e instanceof VirtqueueError)) throw e;
         if (!(e instanceof VhostUserError && e.code === 'closed')) {
@@ -137,10 +147,28 @@ function removeOwnSocket(path: string, ours: Stats): void {
   }
 }
 
-function serveConnection(io: IoAddon, conn: number, backend: VhostUserBackend, o: ServerOptions): void {
+/**
+ * Serves one frontend until it closes, breaks the protocol or a ring, or the server stops. One
+ * frontend at a time (vhost-user is one device per socket): a second connection is accepted and
+ * closed at once, with a reason to onRefused, once the current one has finished its handshake
+ * (SET_OWNER); before that it waits in the backlog for at most the handshake timeout.
+ */
+function serveConnection(io: IoAddon, conn: number, listenFd: number, backend: VhostUserBackend, o: ServerOptions, stats: ServerStats): void {
   const POLLIN = io.constants.POLLIN;
   const EAGAIN = io.constants.EAGAIN;
   const timeoutMs = o.messageTimeoutMs ?? 2000;
+  const handshakeMs = o.handshakeTimeoutMs ?? 3000;
+  let lastMessageMs = Date.now();
+  const two = { fds: new Int32Array([conn, listenFd]), ev: new Int32Array([POLLIN, POLLIN]), rev: new Int32Array(2) };
+  // Accepts and closes a frontend that arrived while this one is served (it sees EOF at once
+  // instead of hanging in the backlog).
+  const refuseNewcomer = (): void => {
+    const c = io.accept(listenFd);
+    if (c < 0) return;
+    io.close(c);
+    stats.refusedBusy++;
+    o.onRefused?.(new VhostUserError('busy', 'refused a second frontend: another one is being served (one connection at a time)'));
+  };
   const hdrBuf = new Uint8Array(HEADER_BYTES);
   const payload = new Uint8Array(MAX_PAYLOAD_BYTES);
   const out = new Uint8Array(HEADER_BYTES + MAX_PAYLOAD_BYTES);
@@ -211,10 +239,18 @@ function serveConnection(io: IoAddon, conn: number, backend: VhostUserBackend, o
         if (!db.controlReady) continue;
         db.controlReady = false;
       } else {
-        waitOne[0] = conn;
-        if (io.poll(waitOne, waitEv, waitRev, IDLE_POLL_MS) <= 0) continue;
+        two.rev.fill(0);
+        io.poll(two.fds, two.ev, two.rev, IDLE_POLL_MS);
+        if (two.rev[1]! !== 0 && backend.hasOwner) refuseNewcomer();
+        if (two.rev[0]! === 0) {
+          if (!backend.hasOwner && Date.now() - lastMessageMs > handshakeMs) {
+            throw new VhostUserError('timeout', `no message for ${handshakeMs} ms before SET_OWNER (handshake timeout): an idle client is closed so it cannot block the next frontend`);
+          }
+          continue;
+        }
       }
       handleOne();
+      lastMessageMs = Date.now();
     }
   } finally {
     backend.setDoorbell(null);

@@ -40,6 +40,14 @@ export interface VhostWorkerData {
   /** Record every frame into this pcap file ('' = none). */
   pcapPath: string;
   trace: TracerSetup | null;
+  /** ServerOptions.handshakeTimeoutMs (undefined: the server's default). */
+  handshakeTimeoutMs?: number;
+}
+
+/** A connection refused at once because another frontend is served. */
+export interface VhostWorkerBusy {
+  type: 'busy';
+  reason: string;
 }
 
 /** The worker's final report. */
@@ -111,6 +119,8 @@ try {
     },
     stopped: () => Atomics.load(stop, 0) !== 0, // pairs with the parent's Atomics.store in stop()
     onListening: () => parentPort!.postMessage({ type: 'listening' }),
+    ...(d.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: d.handshakeTimeoutMs } : {}),
+    onRefused: (e) => parentPort!.postMessage({ type: 'busy', reason: e.message } satisfies VhostWorkerBusy),
     onDisconnect: (err, backend) => {
       const m: VhostWorkerDisconnect = { type: 'disconnect', error: err ? `${err.name} ${(err as { code?: string }).code ?? ''}: ${err.message}` : null, frames: backend.frameStats, features: backend.negotiatedFeatures };
       parentPort!.postMessage(m);

@@ -209,6 +209,59 @@ test('a second frontend is refused at once, with a reason, while one that finish
   }
 });
 
+test('a frontend that fails its handshake in a tight loop is backed off, and every disconnect says which request failed and why', { skip: needAddon() ?? false, timeout: 60_000 }, async (t) => {
+  const io = loadIo();
+  const { dir, path } = tmpSocket();
+  const reasons: string[] = [];
+  const h = await startVhostUser({ socketPath: path, onDisconnect: (_e, _f, _feat, reason) => reasons.push(reason) });
+  const out = new Uint8Array(HEADER_BYTES + 8);
+  const stormMs = 3000;
+  let attempts = 0;
+  let r;
+  try {
+    const end = Date.now() + stormMs;
+    while (Date.now() < end) {
+      // GET_FEATURES without the version bit: a protocol error, the connection is closed.
+      const c = io.unixConnect(path);
+      if (c < 0) continue;
+      attempts++;
+      io.sendMsg(c, out, encodeMessage(out, Req.GET_FEATURES, 0x2, new Uint8Array(0)), new Int32Array(0));
+      await closedByServer(c, 6000);
+      io.close(c);
+    }
+  } finally {
+    r = await h.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  // Unthrottled, this loop makes hundreds of connections in 3 s; with the back-off (5 free, then
+  // 100, 200, 400, 800, 1600 ms…) about a dozen. The bound is loose: it only has to be finite.
+  t.diagnostic(`${attempts} attempts, ${r.server.connections} connections served, ${r.server.backoffs} back-offs`);
+  assert.ok(r.server.connections <= 40, `accepts not bounded: ${r.server.connections} in ${stormMs} ms`);
+  assert.ok(r.server.backoffs >= 1);
+  assert.ok(reasons.length >= 5);
+  assert.match(reasons[0]!, /^bad-version at GET_FEATURES: /, reasons[0]);
+  assert.ok(reasons.some((x) => /connections without a running ring in 10 s: the next accept waits \d+ ms/.test(x)), JSON.stringify(reasons.slice(0, 8)));
+});
+
+test('a frontend that closes cleanly is reported with the last request it sent', { skip: needAddon() ?? false }, async () => {
+  const io = loadIo();
+  const { dir, path } = tmpSocket();
+  const reasons: string[] = [];
+  const h = await startVhostUser({ socketPath: path, onDisconnect: (_e, _f, _feat, reason) => reasons.push(reason) });
+  try {
+    const c = io.unixConnect(path);
+    const out = new Uint8Array(HEADER_BYTES + 8);
+    io.sendMsg(c, out, encodeMessage(out, Req.GET_QUEUE_NUM, Flags.VERSION, new Uint8Array(0)), new Int32Array(0));
+    await new Promise((res) => setTimeout(res, 200));
+    io.close(c); // as QEMU does when the guest wants more queue pairs than GET_QUEUE_NUM offers
+    for (let i = 0; i < 200 && reasons.length === 0; i++) await new Promise((res) => setTimeout(res, 20));
+  } finally {
+    await h.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.equal(reasons[0], 'the frontend closed the connection after GET_QUEUE_NUM, before any ring ran');
+});
+
 interface TestpmdTotals {
   rx: number;
   tx: number;

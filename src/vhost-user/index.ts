@@ -49,8 +49,11 @@ export interface VhostUserOptions {
   pcapPath?: string;
   /** Record a latency trace into `trace.file` (device-side points: the driver is not ours). */
   trace?: TraceOptions & { file: string };
-  /** Called when a frontend disconnects (error null for a clean close). */
-  onDisconnect?: (error: string | null, frames: FrameStats, features: bigint) => void;
+  /**
+   * Called when a frontend disconnects: the error (null for a close by the frontend) and why, as
+   * a sentence naming the last request (and the accept back-off, when a reconnect storm began).
+   */
+  onDisconnect?: (error: string | null, frames: FrameStats, features: bigint, reason: string) => void;
   /** Called when a second frontend is refused at once because one is being served. */
   onRefused?: (reason: string) => void;
   /**
@@ -120,7 +123,7 @@ export async function startVhostUser(o: VhostUserOptions): Promise<VhostUserHand
     if (m.type === 'listening') listening();
     else if (m.type === 'busy') o.onRefused?.(m.reason);
     else if (m.type === 'refused') refused(new VhostUserError(m.code, m.message));
-    else if (m.type === 'disconnect') o.onDisconnect?.(m.error, m.frames, m.features);
+    else if (m.type === 'disconnect') o.onDisconnect?.(m.error, m.frames, m.features, m.reason);
     else done = m;
   });
   try {

@@ -16,7 +16,7 @@ import { VirtqueueError } from '../virtqueue/index.js';
 import { FdDoorbell } from '../backend/fd-doorbell.js';
 import { VhostUserBackend, type VhostBackendOptions, type VhostDoorbell, type VhostOs } from './backend.js';
 import { VhostUserError } from './errors.js';
-import { Flags, HEADER_BYTES, MAX_PAYLOAD_BYTES, decodeHeader, decodeMessage, encodeMessage, u64Payload } from './messages.js';
+import { Flags, HEADER_BYTES, MAX_PAYLOAD_BYTES, decodeHeader, decodeMessage, encodeMessage, requestName, u64Payload } from './messages.js';
 
 export interface ServerOptions {
   socketPath: string;
@@ -24,8 +24,12 @@ export interface ServerOptions {
   backend: VhostBackendOptions;
   /** Checked between polls; the loop ends when it returns true. */
   stopped: () => boolean;
-  /** Called with each closed connection's reason (null for a clean close by the frontend). */
-  onDisconnect?: (err: Error | null, backend: VhostUserBackend) => void;
+  /**
+   * Called when a connection ends: the error (null for a close by the frontend) and, always, a
+   * sentence saying why — the last request and what went wrong, and the accept back-off if one
+   * started.
+   */
+  onDisconnect?: (err: Error | null, backend: VhostUserBackend, reason: string) => void;
   /** Called once the socket listens. */
   onListening?: () => void;
   /** How long a started message may take to arrive whole. */
@@ -44,6 +48,8 @@ export interface ServerStats {
   connections: number;
   /** Connections closed at once because another frontend was being served. */
   refusedBusy: number;
+  /** Times the accept back-off started or grew (a frontend reconnecting in a tight loop). */
+  backoffs: number;
   protocolErrors: number;
   lastError: string | null;
 }
@@ -65,7 +71,9 @@ const CONTROL_CHECK_ITERATIONS = 256;
 export function serveVhostUser(o: ServerOptions): { backend: VhostUserBackend; stats: ServerStats } {
   const io = loadIo();
   const backend = new VhostUserBackend(nodeVhostOs(io), o.backend);
-  const stats: ServerStats = { connections: 0, refusedBusy: 0, protocolErrors: 0, lastError: null };
+  const stats: ServerStats = { connections: 0, refusedBusy: 0, backoffs: 0, protocolErrors: 0, lastError: null };
+  const storm = new AcceptBackoff();
+  const noEvents = new Int32Array(1);
   claimSocketPath(io, o.socketPath);
   const listenFd = io.unixListen(o.socketPath);
   if (listenFd === -osConstants.errno.EADDRINUSE) {
@@ -80,14 +88,21 @@ export function serveVhostUser(o: ServerOptions): { backend: VhostUserBackend; s
   try {
     while (!o.stopped()) {
       one.fds[0] = listenFd;
+      const holdMs = storm.holdMs(Date.now());
+      if (holdMs > 0) {
+        // Backing off: leave newcomers in the backlog; sleep in short steps to notice stop.
+        io.poll(one.fds, noEvents, one.rev, Math.min(holdMs, IDLE_POLL_MS));
+        continue;
+      }
       if (io.poll(one.fds, one.ev, one.rev, IDLE_POLL_MS) <= 0) continue;
       const conn = io.accept(listenFd);
       if (conn < 0) continue;
       io.setNonblock(conn);
       stats.connections++;
       let err: Error | null = null;
+      const outcome: ConnectionOutcome = { lastRequest: 'no request', ranRings: false };
       try {
-        serveConnection(io, conn, listenFd, backend, o, stats);
+        serveConnection(io, conn, listenFd, backend, o, stats, outcome);
       } catch (e) {
         if (!(e instanceof VhostUserError) && !(e instanceof VirtqueueError)) throw e;
         if (!(e instanceof VhostUserError && e.code === 'closed')) {
@@ -98,7 +113,13 @@ export function serveVhostUser(o: ServerOptions): { backend: VhostUserBackend; s
       } finally {
         io.close(conn);
       }
-      o.onDisconnect?.(err, backend);
+      let reason = describeEnd(err, outcome);
+      const delayMs = storm.ended(Date.now(), outcome.ranRings);
+      if (delayMs > 0) {
+        stats.backoffs++;
+        reason += `; ${storm.failures} connections without a running ring in ${BACKOFF_WINDOW_MS / 1000} s: the next accept waits ${delayMs} ms`;
+      }
+      o.onDisconnect?.(err, backend, reason);
       backend.reset();
     }
   } finally {
@@ -106,6 +127,66 @@ export function serveVhostUser(o: ServerOptions): { backend: VhostUserBackend; s
     removeOwnSocket(o.socketPath, ours);
   }
   return { backend, stats };
+}
+
+/** What the accept loop learns from one connection. */
+interface ConnectionOutcome {
+  /** The name of the last request read (or started), for the disconnect reason. */
+  lastRequest: string;
+  /** Whether the rings ever ran: a frontend that got that far is not reconnecting in a loop. */
+  ranRings: boolean;
+}
+
+/** Why a connection ended, as one sentence for the log. */
+function describeEnd(err: Error | null, c: ConnectionOutcome): string {
+  if (err === null) return `the frontend closed the connection after ${c.lastRequest}${c.ranRings ? '' : ', before any ring ran'}`;
+  if (err instanceof VirtqueueError) return `the driver broke a ring (${err.code}) while the rings ran: ${err.message}`;
+  const code = err instanceof VhostUserError ? err.code : err.name;
+  return `${code} at ${c.lastRequest}: ${err.message}`;
+}
+
+/** Failed connections tolerated in BACKOFF_WINDOW_MS before accepts are delayed. */
+const BACKOFF_AFTER = 5;
+const BACKOFF_WINDOW_MS = 10_000;
+const BACKOFF_FIRST_MS = 100;
+const BACKOFF_MAX_MS = 5_000;
+
+/**
+ * Slows a frontend that reconnects in a tight loop (QEMU asking for more queue pairs than offered
+ * reconnected 126 k times in 50 s): after BACKOFF_AFTER connections that ended without a running
+ * ring within BACKOFF_WINDOW_MS, each further one delays the next accept, doubling from
+ * BACKOFF_FIRST_MS up to BACKOFF_MAX_MS. A connection whose rings ran resets it.
+ */
+class AcceptBackoff {
+  private readonly ends: number[] = [];
+  private notBeforeMs = 0;
+  private delayMs = 0;
+
+  get failures(): number {
+    return this.ends.length;
+  }
+
+  holdMs(nowMs: number): number {
+    return Math.max(0, this.notBeforeMs - nowMs);
+  }
+
+  /** Records a connection's end; returns the delay before the next accept (0: none). */
+  ended(nowMs: number, good: boolean): number {
+    if (good) {
+      this.ends.length = 0;
+      this.delayMs = 0;
+      return 0;
+    }
+    this.ends.push(nowMs);
+    while (this.ends.length > 0 && nowMs - this.ends[0]! > BACKOFF_WINDOW_MS) this.ends.shift();
+    if (this.ends.length <= BACKOFF_AFTER) {
+      this.delayMs = 0;
+      return 0;
+    }
+    this.delayMs = this.delayMs === 0 ? BACKOFF_FIRST_MS : Math.min(2 * this.delayMs, BACKOFF_MAX_MS);
+    this.notBeforeMs = nowMs + this.delayMs;
+    return this.delayMs;
+  }
 }
 
 /**
@@ -153,7 +234,7 @@ function removeOwnSocket(path: string, ours: Stats): void {
  * closed at once, with a reason to onRefused, once the current one has finished its handshake
  * (SET_OWNER); before that it waits in the backlog for at most the handshake timeout.
  */
-function serveConnection(io: IoAddon, conn: number, listenFd: number, backend: VhostUserBackend, o: ServerOptions, stats: ServerStats): void {
+function serveConnection(io: IoAddon, conn: number, listenFd: number, backend: VhostUserBackend, o: ServerOptions, stats: ServerStats, outcome: ConnectionOutcome): void {
   const POLLIN = io.constants.POLLIN;
   const EAGAIN = io.constants.EAGAIN;
   const timeoutMs = o.messageTimeoutMs ?? 2000;
@@ -170,6 +251,7 @@ function serveConnection(io: IoAddon, conn: number, listenFd: number, backend: V
     o.onRefused?.(new VhostUserError('busy', 'refused a second frontend: another one is being served (one connection at a time)'));
   };
   const hdrBuf = new Uint8Array(HEADER_BYTES);
+  const hdrView = new DataView(hdrBuf.buffer);
   const payload = new Uint8Array(MAX_PAYLOAD_BYTES);
   const out = new Uint8Array(HEADER_BYTES + MAX_PAYLOAD_BYTES);
   const fdsIn = new Int32Array(16);
@@ -205,6 +287,7 @@ function serveConnection(io: IoAddon, conn: number, listenFd: number, backend: V
     const got: number[] = [];
     try {
       readExact(hdrBuf, got, true);
+      outcome.lastRequest = requestName(hdrView.getUint32(0, true)); // before decoding: a bad header names its request too
       const h = decodeHeader(hdrBuf, HEADER_BYTES);
       const body = payload.subarray(0, h.size);
       readExact(body, got, false);
@@ -228,6 +311,7 @@ function serveConnection(io: IoAddon, conn: number, listenFd: number, backend: V
       if (o.stopped()) return;
       const svc = backend.service;
       if (svc !== null) {
+        outcome.ranRings = true;
         // The data path runs until control input arrives (or the server stops, or a ring breaks).
         svc.run();
         if (svc.failure !== null) {

@@ -75,6 +75,8 @@ export interface VhostWorkerRefused {
 export interface VhostWorkerDisconnect {
   type: 'disconnect';
   error: string | null;
+  /** Why the connection ended: the last request and what went wrong (always set). */
+  reason: string;
   frames: FrameStats;
   /** The features the frontend accepted on that connection (SET_FEATURES). */
   features: bigint;
@@ -121,8 +123,8 @@ try {
     onListening: () => parentPort!.postMessage({ type: 'listening' }),
     ...(d.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: d.handshakeTimeoutMs } : {}),
     onRefused: (e) => parentPort!.postMessage({ type: 'busy', reason: e.message } satisfies VhostWorkerBusy),
-    onDisconnect: (err, backend) => {
-      const m: VhostWorkerDisconnect = { type: 'disconnect', error: err ? `${err.name} ${(err as { code?: string }).code ?? ''}: ${err.message}` : null, frames: backend.frameStats, features: backend.negotiatedFeatures };
+    onDisconnect: (err, backend, reason) => {
+      const m: VhostWorkerDisconnect = { type: 'disconnect', error: err ? `${err.name} ${(err as { code?: string }).code ?? ''}: ${err.message}` : null, reason, frames: backend.frameStats, features: backend.negotiatedFeatures };
       parentPort!.postMessage(m);
     },
   });

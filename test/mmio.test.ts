@@ -206,6 +206,38 @@ test('a queue refuses to become ready with a size above QueueNumMax, a size not 
   assert.equal(setupQueue(rig, 0, 128, 0x10000), 1, 'a valid setup is accepted');
 });
 
+test('a ring area across two adjacent regions of one buffer is legal: ready at QueueReady and running after DRIVER_OK', async () => {
+  const sab = new SharedArrayBuffer(1 << 20);
+  // Guest RAM as two regions split inside queue 0's descriptor table (0x10000 + 128 × 16 bytes).
+  const cut = 0x10800 - 0x400;
+  const mem = new GuestMemory([
+    { guestAddr: 0, buffer: sab, byteOffset: 0, length: cut },
+    { guestAddr: cut, buffer: sab, byteOffset: cut, length: sab.byteLength - cut },
+  ]);
+  const rig = await makeRig({ mem, device: { queueSize: 128 } });
+  negotiate(rig, VIRTIO_NET_FEATURES);
+  assert.equal(setupQueue(rig, 0, 128, 0x10000), 1, rig.t.lastRefusal ?? '');
+  assert.equal(setupQueue(rig, 1, 128, 0x20000), 1);
+  w(rig, Reg.Status, Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK | Status.DRIVER_OK);
+  w(rig, Reg.QueueNotify, 1);
+  assert.equal(r(rig, Reg.Status) & Status.DEVICE_NEEDS_RESET, 0, 'the device runs');
+  assert.equal(count(rig, 'device-failed'), 0);
+  await rig.close();
+});
+
+test('a ring area across regions of different buffers is refused at QueueReady with the reason, never at DRIVER_OK', async () => {
+  const cut = 0x10800 - 0x400;
+  const mem = new GuestMemory([
+    { guestAddr: 0, buffer: new SharedArrayBuffer(cut) },
+    { guestAddr: cut, buffer: new SharedArrayBuffer(1 << 20) },
+  ]);
+  const rig = await makeRig({ mem, device: { queueSize: 128 } });
+  negotiate(rig, VIRTIO_NET_FEATURES);
+  assert.equal(setupQueue(rig, 0, 128, 0x10000), 0);
+  assert.match(rig.t.lastRefusal ?? '', /descriptor area .* spans two regions backed by different buffers/);
+  await rig.close();
+});
+
 test('queue setup registers are locked while the queue is ready and after DRIVER_OK', async () => {
   const rig = await makeRig();
   negotiate(rig, VIRTIO_NET_FEATURES);

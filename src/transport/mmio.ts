@@ -11,7 +11,7 @@
 // Nothing a driver writes can make read() or write() throw.
 // Runs in browser Web Workers: no `node:` imports.
 
-import type { GuestMemory } from '../memory/index.js';
+import { GuestMemoryError, type GuestMemory } from '../memory/index.js';
 import { SplitLayout, availRingBytes, descTableBytes, isValidQueueSize, usedRingBytes } from '../virtqueue/index.js';
 import { VirtioF } from '../net/features.js';
 import type { ActivationPlan, BackendSnapshot, QueueConfig, VirtioDeviceFrontend } from './device.js';
@@ -467,9 +467,11 @@ export class MmioTransport {
       if (hi >= 0x20_0000) return `queue ${index}: ${name} address beyond 2^53`;
       const addr = hi * TWO_POW_32 + lo;
       try {
-        this.mem.check(addr, bytes);
+        // The device keeps one view per area: the area must lie in one buffer (it may cross a
+        // boundary between adjacent regions of that buffer). Refused here, not at DRIVER_OK.
+        this.mem.bytes(addr, bytes);
       } catch (e) {
-        return `queue ${index}: ${name} [0x${addr.toString(16)}, +${bytes}) is not in guest memory`;
+        return `queue ${index}: ${name} [0x${addr.toString(16)}, +${bytes}) ${e instanceof GuestMemoryError && e.code === 'split-view' ? 'spans two regions backed by different buffers (one view per ring area)' : 'is not in guest memory'}`;
       }
       addrs.push(addr);
     }

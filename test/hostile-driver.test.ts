@@ -111,11 +111,64 @@ test('nested indirect tables', () => {
   }, { indirect: true });
 });
 
-test('a misaligned indirect table', () => {
-  expectViolation('indirect-misaligned', 4, ({ drv, dataBase }) => {
-    drv.writeDesc(0, dataBase + 8, 32, F_INDIRECT, 0);
+/** Pops one chain whose indirect table sits at `tableAddr` and checks its two buffers. */
+function popIndirectAt(rig: ReturnType<typeof makeRig>, tableAddr: number, buf: number): void {
+  rig.drv.writeDescAt(tableAddr, 0, buf, 16, F_NEXT, 1);
+  rig.drv.writeDescAt(tableAddr, 1, buf + 16, 32, F_WRITE, 0);
+  rig.drv.writeDesc(0, tableAddr, 32, F_INDIRECT, 0);
+  rig.drv.makeAvailable(0);
+  const c = rig.dev.pop();
+  assert.ok(c !== null);
+  assert.equal(rig.dev.broken, false);
+  assert.equal(c.indirect, true);
+  assert.deepEqual([c.count, c.readableCount, c.addrs[0], c.lens[0], c.addrs[1], c.lens[1]], [2, 1, buf, 16, buf + 16, 32]);
+}
+
+test('an indirect table that is not 16-byte aligned is accepted (§2.7.5.3: only the queue areas have alignment rules)', () => {
+  for (const misalign of [8, 4, 2, 1]) {
+    const rig = makeRig(4, { indirect: true }, 64 * 1024);
+    popIndirectAt(rig, rig.dataBase + 0x100 + misalign, rig.dataBase + 0x1000);
+  }
+});
+
+test('an indirect table spanning two adjacent memory regions is accepted', () => {
+  const size = 4;
+  const a = new SharedArrayBuffer(0x4000);
+  const b = new SharedArrayBuffer(0x4000);
+  const mem = new GuestMemory([{ guestAddr: 0, buffer: a }, { guestAddr: 0x4000, buffer: b }]);
+  const layout = SplitLayout.packedAt(size, 0);
+  const dev = new DeviceQueue(mem, layout, { indirect: true });
+  const drv = new MockDriver(mem, size, layout.descAddr, layout.availAddr, layout.usedAddr);
+  popIndirectAt({ mem, layout, dev, drv, dataBase: 0x1000, memBytes: 0x8000 }, 0x4000 - 16, 0x5000);
+});
+
+test('a huge indirect table is refused by its length before it is read (§2.7.5.3.1: no chain longer than the Queue Size)', () => {
+  // 16 Mi entries named on a queue of 8, far past the end of memory: refused by length alone.
+  expectViolation('chain-too-long', 8, ({ drv, dataBase }) => {
+    drv.writeDesc(0, dataBase, 16 * 2 ** 24, F_INDIRECT, 0);
     drv.makeAvailable(0);
   }, { indirect: true });
+  // One entry more than the queue size.
+  expectViolation('chain-too-long', 8, ({ drv, dataBase }) => {
+    drv.writeDesc(0, dataBase, 16 * 9, F_INDIRECT, 0);
+    drv.makeAvailable(0);
+  }, { indirect: true });
+  // Direct descriptors before the table count too: 2 + 3 > 4.
+  expectViolation('chain-too-long', 4, ({ drv, dataBase }) => {
+    drv.writeDesc(0, dataBase, 16, F_NEXT, 1);
+    drv.writeDesc(1, dataBase, 16, F_NEXT, 2);
+    drv.writeDesc(2, dataBase + 0x100, 48, F_INDIRECT, 0);
+    drv.makeAvailable(0);
+  }, { indirect: true });
+});
+
+test('an indirect table of exactly the queue size is accepted', () => {
+  const rig = makeRig(8, { indirect: true }, 64 * 1024);
+  const t = rig.dataBase + 0x100;
+  for (let k = 0; k < 8; k++) rig.drv.writeDescAt(t, k, rig.dataBase + 0x1000 + 16 * k, 16, k < 7 ? F_NEXT : 0, k + 1);
+  rig.drv.writeDesc(0, t, 16 * 8, F_INDIRECT, 0);
+  rig.drv.makeAvailable(0);
+  assert.equal(rig.dev.pop()?.count, 8);
 });
 
 test('an indirect table whose length is not a multiple of 16, or zero', () => {

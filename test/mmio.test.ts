@@ -144,6 +144,19 @@ test('accesses of the wrong width, misaligned or at undefined offsets are ignore
   assert.equal(count(rig, 'out-of-range'), 5);
 });
 
+test('a write whose value is not a number (a bigint from a 64-bit access path) is ignored and counted, never thrown', async () => {
+  const rig = await makeRig();
+  const big = 1n as unknown as number; // what an emulator passing a 64-bit bus value hands in
+  assert.doesNotThrow(() => rig.t.write(Reg.Status, big, 4));
+  assert.doesNotThrow(() => rig.t.write(MMIO_CONFIG_OFFSET, big, 1));
+  assert.doesNotThrow(() => rig.t.write(Reg.QueueNum, Symbol('x') as unknown as number, 4));
+  assert.equal(r(rig, Reg.Status), 0, 'Status did not change');
+  assert.equal(count(rig, 'bad-value'), 3);
+  // A later well-formed write still works.
+  w(rig, Reg.Status, Status.ACKNOWLEDGE);
+  assert.equal(r(rig, Reg.Status), Status.ACKNOWLEDGE);
+});
+
 test('writes to read-only registers are ignored and reads of write-only registers return 0', async () => {
   const rig = await makeRig();
   for (const off of [Reg.MagicValue, Reg.Version, Reg.DeviceID, Reg.VendorID, Reg.DeviceFeatures, Reg.QueueNumMax, Reg.InterruptStatus, Reg.ConfigGeneration, Reg.SHMLenLow]) w(rig, off, 0x1234);
@@ -191,6 +204,38 @@ test('a queue refuses to become ready with a size above QueueNumMax, a size not 
   assert.equal(r(rig, Reg.QueueReady), 0, 'driver area not 2-aligned');
   assert.equal(count(rig, 'bad-queue-setup'), 7);
   assert.equal(setupQueue(rig, 0, 128, 0x10000), 1, 'a valid setup is accepted');
+});
+
+test('a ring area across two adjacent regions of one buffer is legal: ready at QueueReady and running after DRIVER_OK', async () => {
+  const sab = new SharedArrayBuffer(1 << 20);
+  // Guest RAM as two regions split inside queue 0's descriptor table (0x10000 + 128 × 16 bytes).
+  const cut = 0x10800 - 0x400;
+  const mem = new GuestMemory([
+    { guestAddr: 0, buffer: sab, byteOffset: 0, length: cut },
+    { guestAddr: cut, buffer: sab, byteOffset: cut, length: sab.byteLength - cut },
+  ]);
+  const rig = await makeRig({ mem, device: { queueSize: 128 } });
+  negotiate(rig, VIRTIO_NET_FEATURES);
+  assert.equal(setupQueue(rig, 0, 128, 0x10000), 1, rig.t.lastRefusal ?? '');
+  assert.equal(setupQueue(rig, 1, 128, 0x20000), 1);
+  w(rig, Reg.Status, Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK | Status.DRIVER_OK);
+  w(rig, Reg.QueueNotify, 1);
+  assert.equal(r(rig, Reg.Status) & Status.DEVICE_NEEDS_RESET, 0, 'the device runs');
+  assert.equal(count(rig, 'device-failed'), 0);
+  await rig.close();
+});
+
+test('a ring area across regions of different buffers is refused at QueueReady with the reason, never at DRIVER_OK', async () => {
+  const cut = 0x10800 - 0x400;
+  const mem = new GuestMemory([
+    { guestAddr: 0, buffer: new SharedArrayBuffer(cut) },
+    { guestAddr: cut, buffer: new SharedArrayBuffer(1 << 20) },
+  ]);
+  const rig = await makeRig({ mem, device: { queueSize: 128 } });
+  negotiate(rig, VIRTIO_NET_FEATURES);
+  assert.equal(setupQueue(rig, 0, 128, 0x10000), 0);
+  assert.match(rig.t.lastRefusal ?? '', /descriptor area .* spans two regions backed by different buffers/);
+  await rig.close();
 });
 
 test('queue setup registers are locked while the queue is ready and after DRIVER_OK', async () => {

@@ -23,7 +23,8 @@ import {
   type IpFields,
 } from '../src/net/frames/index.js';
 import { NetError } from '../src/net/errors.js';
-import type { GuestMemory } from '../src/memory/index.js';
+import { MIN_SW_GSO_SIZE } from '../src/net/device.js';
+import { GuestMemoryError, type GuestMemory } from '../src/memory/index.js';
 
 const SEED = Number(process.env.FC_SEED ?? 4242);
 const link = { srcMac: macFromString('52:54:00:12:34:56'), dstMac: macFromString('52:54:00:ab:cd:ef') };
@@ -165,6 +166,21 @@ test('a GSO frame goes whole to a GSO backend and as MSS segments with valid che
   }
 });
 
+test('software GSO refuses a gso_size below MIN_SW_GSO_SIZE, so one notify of 64 KiB frames with gso_size 1 is bounded work', () => {
+  const backend = new RecordingBackend(false, false);
+  const r = makeNetRig({ features: BASE_FEATURES | ALL_OFFLOADS, backend });
+  const { tx } = mockDrivers(r);
+  const { frame, hdr } = gsoFrame(60000);
+  for (const [k, gsoSize] of [1, MIN_SW_GSO_SIZE - 1, MIN_SW_GSO_SIZE].entries()) {
+    putTx(r.mem, tx, 2 * k, r.dataBase + 0x10000 * k, hdrBytes({ ...hdr, gsoSize }), frame);
+  }
+  assert.equal(r.device.processTx(64), 3);
+  assert.equal(r.device.stats.txDrops['gso-size-too-small'], 2);
+  // The frame at the floor is segmented: ceil(60000 / 48) segments, all of it delivered.
+  assert.equal(r.device.stats.txSwSegments, Math.ceil(60000 / MIN_SW_GSO_SIZE));
+  assert.equal(backend.sent.length, Math.ceil(60000 / MIN_SW_GSO_SIZE));
+});
+
 test('NEEDS_CSUM is completed for a backend without partial checksums and the guest buffer is left untouched', () => {
   const backend = new RecordingBackend(false, false);
   const r = makeNetRig({ features: BASE_FEATURES | NetF.CSUM, backend });
@@ -274,6 +290,33 @@ test('mergeable: a frame waits in the backend while too few buffers are posted, 
   r.device.flushRx();
   assert.equal(rx.usedIdx(), Math.ceil((HS + frame.length) / 4096));
   assert.equal(r.device.stats.rxDropped, 0);
+});
+
+test('fillRx never throws when the memory table is replaced while rx chains are held: the rx queue breaks with bad-address, counted', () => {
+  const r = makeNetRig({ features: BASE_FEATURES | ALL_OFFLOADS | NetF.MRG_RXBUF });
+  const { rx } = mockDrivers(r);
+  postRx(rx, 0, 3, r.dataBase, 4096);
+  const { frame, hdr } = gsoFrame(30000);
+  (r.backend as RecordingBackend).offer(frame, hdr);
+  assert.equal(r.device.fillRx(64), 0, 'three chains are held, waiting for more');
+  // SET_MEM_TABLE: the new table no longer maps the three held buffers, but maps new ones.
+  const sab = r.mem.regionTable[0]!.buffer;
+  const keep = r.dataBase + 3 * 4096;
+  r.mem.setRegions([
+    { guestAddr: 0, buffer: sab, byteOffset: 0, length: r.dataBase },
+    { guestAddr: keep, buffer: sab, byteOffset: keep, length: sab.byteLength - keep },
+  ]);
+  postRx(rx, 3, 10, keep, 4096);
+  let n = -1;
+  assert.doesNotThrow(() => (n = r.device.fillRx(64)));
+  assert.equal(n, 0);
+  assert.equal(r.device.needsReset, true);
+  assert.equal(r.device.error?.code, 'bad-address');
+  assert.ok(r.device.error?.cause instanceof GuestMemoryError);
+  assert.equal(r.rxq.broken, true);
+  assert.equal(r.device.stats.queueErrors, 1);
+  assert.equal(r.txq.broken, false, 'the tx queue is unaffected');
+  assert.doesNotThrow(() => r.device.fillRx(64), 'a broken queue stays quiet');
 });
 
 test('mergeable: a frame larger than the whole ring can hold is dropped with rx-no-room', () => {

@@ -57,6 +57,7 @@ test('random driver/device interleavings return every buffer once, leak nothing,
           switch (op.kind) {
             case 'add': {
               if (op.readable.length + op.writable.length === 0) break;
+              if (op.readable.length + op.writable.length > size) break; // §2.7.5.3.1: no chain longer than the queue
               const token = nextToken++;
               const head = drv.add(op.readable.map((len, i) => ({ addr: 0x80000 + 512 * i, len })), op.writable.map((len, i) => ({ addr: 0xa0000 + 512 * i, len })), token);
               if (head < 0) break;

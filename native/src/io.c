@@ -236,7 +236,9 @@ static napi_value unix_listen(napi_env env, napi_callback_info info) {
   if (args(env, info, 1, argv) || fill_sun(env, argv[0], &sa)) return NULL;
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return num(env, -errno);
-  unlink(sa.sun_path);
+  // No unlink before bind: a path that exists fails with EADDRINUSE. The caller decides whether
+  // an existing path is a stale socket it may remove (claimSocketPath in src/vhost-user/server.ts),
+  // as QEMU and DPDK do; unlinking here took over live sockets and deleted regular files.
   if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 4) < 0) {
     int e = errno;
     close(fd);

@@ -8,7 +8,8 @@ export type GuestMemoryErrorCode =
   | 'misaligned' // a typed view or atomic access whose address is not naturally aligned
   | 'bad-region' // a region description that is itself invalid
   | 'overlap' // two regions claim the same guest addresses
-  | 'out-of-space'; // the arena allocator has no room left
+  | 'out-of-space' // the arena allocator has no room left
+  | 'split-view'; // a view asked across adjacent regions of different buffers (no one view covers it)
 
 /** Formats a guest address (number or 64-bit bigint) as 0x-prefixed hex. */
 export function hexAddr(addr: number | bigint): string {
@@ -43,6 +44,7 @@ export class GuestMemoryError extends Error {
       'bad-region': `invalid memory region at ${hexAddr(addr)} (len ${len})`,
       overlap: `memory region ${where} overlaps another region`,
       'out-of-space': `arena cannot allocate ${len} bytes`,
+      'split-view': `guest memory ${where} spans adjacent regions backed by different buffers: no single view covers it`,
     };
     return detail ? `${base[code]}: ${detail}` : base[code];
   }

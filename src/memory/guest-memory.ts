@@ -190,25 +190,50 @@ export class GuestMemory {
     return { region, offset: addr - region.guestAddr };
   }
 
-  /** Zero-copy view of `[addr, addr+len)`; the range must lie in one region. */
+  /**
+   * Where `[addr, addr+len)` lies in one buffer: in one region, or across adjacent regions that
+   * are also adjacent windows of the same buffer (an emulator's RAM split into regions). Throws
+   * GuestMemoryError otherwise (outside memory, or across regions of different buffers, which no
+   * single view can cover).
+   */
+  private window(addr: number, len: number): { buffer: SharedArrayBuffer | ArrayBuffer; byteOffset: number } {
+    const last = this.last;
+    if (last !== null && addr >= last.guestAddr && addr + len <= last.end && len >= 0) {
+      return { buffer: last.buffer, byteOffset: last.byteOffset + (addr - last.guestAddr) };
+    }
+    this.checkArgs(addr, len);
+    const first = this.findRegion(addr, 0);
+    let r = first;
+    let i = this.regions.indexOf(first);
+    while (addr + len > r.end) {
+      const next = this.regions[++i];
+      if (next === undefined || next.guestAddr !== r.end) throw new GuestMemoryError('out-of-range', addr, len, `crosses the end of the region at ${'0x' + r.guestAddr.toString(16)}`);
+      if (next.buffer !== r.buffer || next.byteOffset !== r.byteOffset + r.length) {
+        throw new GuestMemoryError('split-view', addr, len, `at ${'0x' + next.guestAddr.toString(16)}`);
+      }
+      r = next;
+    }
+    return { buffer: first.buffer, byteOffset: first.byteOffset + (addr - first.guestAddr) };
+  }
+
+  /** Zero-copy view of `[addr, addr+len)`; the range must lie in one buffer (see window()). */
   bytes(addr: number, len: number): Uint8Array {
-    const r = this.region(addr, len);
-    const off = r.byteOffset + (addr - r.guestAddr);
-    return new Uint8Array(r.buffer, off, len);
+    const w = this.window(addr, len);
+    return new Uint8Array(w.buffer, w.byteOffset, len);
   }
 
   /** Typed view of `count` u16 at `addr` (2-aligned), for ring fields. */
   u16Array(addr: number, count: number): Uint16Array {
     if (addr % 2 !== 0) throw new GuestMemoryError('misaligned', addr, count * 2);
-    const r = this.region(addr, count * 2);
-    return new Uint16Array(r.buffer, r.byteOffset + (addr - r.guestAddr), count);
+    const w = this.window(addr, count * 2);
+    return new Uint16Array(w.buffer, w.byteOffset, count);
   }
 
   /** Typed view of `count` u32 at `addr` (4-aligned), for descriptors and used entries. */
   u32Array(addr: number, count: number): Uint32Array {
     if (addr % 4 !== 0) throw new GuestMemoryError('misaligned', addr, count * 4);
-    const r = this.region(addr, count * 4);
-    return new Uint32Array(r.buffer, r.byteOffset + (addr - r.guestAddr), count);
+    const w = this.window(addr, count * 4);
+    return new Uint32Array(w.buffer, w.byteOffset, count);
   }
 
   readU8(addr: number): number {

@@ -170,7 +170,7 @@ export class NetDeviceService {
       try {
         return f();
       } catch (e) {
-        dev.queueFailed(e);
+        dev.queueFailed(e, q);
         return idle;
       }
     };
@@ -243,7 +243,7 @@ export class NetDeviceService {
     try {
       return this.rxq.pending() > 0;
     } catch (e) {
-      this.device.queueFailed(e);
+      this.device.queueFailed(e, this.rxq);
       return false;
     }
   }

@@ -19,6 +19,7 @@ import type { GuestMemory } from '../memory/guest-memory.js';
 import { DescriptorChain, readFromChain, writeToChain } from '../virtqueue/chain.js';
 import type { DeviceQueue } from '../virtqueue/device-queue.js';
 import { VirtqueueError } from '../virtqueue/errors.js';
+import { GuestMemoryError } from '../memory/errors.js';
 import type { NetPort } from './port.js';
 import { NET_OBSERVER_OFF, NO_ID, type DropReason, type NetObserver } from './observer.js';
 import { encodeNetConfig, type NetConfig } from './config.js';
@@ -69,12 +70,20 @@ export const NET_DEVICE_FEATURES: bigint =
 /** UDP fragmentation offload both ways: only when the port takes UDP GSO frames (a TAP). */
 export const NET_DEVICE_UFO_FEATURES: bigint = NetF.HOST_UFO | NetF.GUEST_UFO;
 
+/**
+ * Smallest gso_size the device segments in software: Linux's TCP_MIN_SND_MSS (48), the floor the
+ * kernel puts under every sender's MSS since CVE-2019-11479. It bounds software GSO to about
+ * 1400 segments per 64 KiB frame.
+ */
+export const MIN_SW_GSO_SIZE = 48;
+
 /** Why the device dropped a frame from the guest. */
 export type NetTxDrop =
   | TxDropReason
   | 'header-truncated' // the chain's readable bytes do not hold a whole virtio_net_hdr
   | 'gso-unsupported' // a negotiated GSO type the device cannot segment in software (UFO/USO)
-  | 'gso-malformed'; // software segmentation failed: the frame is not the TCP frame its header says
+  | 'gso-malformed' // software segmentation failed: the frame is not the TCP frame its header says
+  | 'gso-size-too-small'; // software GSO with gso_size below MIN_SW_GSO_SIZE: a work bomb, not an MSS
 
 /** Why the device dropped a frame for the guest. */
 export type NetRxDrop =
@@ -258,7 +267,7 @@ export class NetDevice {
         this.txq.addUsed(c.head, 0);
       }
     } catch (e) {
-      this.queueFailed(e);
+      this.queueFailed(e, this.txq);
     }
     return n;
   }
@@ -304,6 +313,9 @@ export class NetDevice {
     if (isGso) this.stats.txGsoFrames++;
     if (isGso && !this.port.acceptsGso) {
       if (gsoBase !== GsoType.TCPV4 && gsoBase !== GsoType.TCPV6) return this.dropTx('gso-unsupported');
+      // Bounded work per chain: a 64 KiB frame with gso_size 1 would be 65 k segments (64 such
+      // chains in one notify blocked the thread for seconds). No TCP sender uses an MSS this small.
+      if (hdr.gsoSize < MIN_SW_GSO_SIZE) return this.dropTx('gso-size-too-small');
       const frame = this.frameView(c, hs, frameLen);
       const out = this.outHdr;
       clearNetHdr(out);
@@ -469,7 +481,7 @@ export class NetDevice {
     try {
       return this.mergeable ? this.writeMergeable(src, srcOff, len, hdr) : this.writeOne(src, srcOff, len, hdr);
     } catch (e) {
-      this.queueFailed(e);
+      this.queueFailed(e, this.rxq);
       return 'no-buffers';
     }
   }
@@ -601,12 +613,21 @@ export class NetDevice {
 
   /**
    * Records a ring violation (a VirtqueueError: the queue is broken, DEVICE_NEEDS_RESET) seen by
-   * this device or by the loop around it; anything else is rethrown.
+   * this device or by the loop around it. A GuestMemoryError is one too: a chain popped (and
+   * checked) under one region table whose buffers the next table no longer maps (vhost-user
+   * SET_MEM_TABLE while an rx chain is held for a mergeable frame). It breaks `queue` (when
+   * known) as a 'bad-address' violation. Anything else is a bug of ours and is rethrown.
    */
-  queueFailed(e: unknown): void {
-    if (!(e instanceof VirtqueueError)) throw e;
+  queueFailed(e: unknown, queue?: DeviceQueue): void {
+    let err = e;
+    if (e instanceof GuestMemoryError) {
+      const v = new VirtqueueError('bad-address', { queue: queue?.index, addr: e.addr, len: e.len, detail: `a buffer no longer in guest memory (${e.code})` }, { cause: e });
+      queue?.markBroken(v);
+      err = v;
+    }
+    if (!(err instanceof VirtqueueError)) throw err;
     this.stats.queueErrors++;
-    this.error ??= e;
+    this.error ??= err;
   }
 
   /** A flat copy of the counters for SideStats.extra (`dev.` prefix, drops by reason). */
@@ -637,6 +658,7 @@ const TX_DROP_TRACE: Readonly<Record<NetTxDrop, DropReason>> = {
   'header-truncated': 'bad-header',
   'gso-unsupported': 'bad-header',
   'gso-malformed': 'bad-header',
+  'gso-size-too-small': 'bad-header',
 };
 
 /** Each rx drop reason as the trace's coarser vocabulary (the exact reason is in rxDrops). */

@@ -179,6 +179,10 @@ export class NetDriver {
     this.txLayout = opts.txLayout ?? 'inline';
     const txDescs = this.txLayout === 'inline' ? 1 : this.txLayout === 'header-apart' ? 2 : 1 + Math.ceil(this.maxTxFrameBytes / PAGE);
     this.txMaxDescs = txDescs > 1 && this.txq.indirect ? 1 : txDescs;
+    // §2.7.5.3.1: no chain longer than the Queue Size, even through an indirect table.
+    if (this.rxSegsPerBuf > this.rxq.size || txDescs > this.txq.size) {
+      throw new NetError('bad-argument', 'net-driver', `chains of ${Math.max(this.rxSegsPerBuf, txDescs)} descriptors (big rx buffers or paged tx) do not fit queue size ${Math.min(this.rxq.size, this.txq.size)}`);
+    }
     const txCount = opts.txBuffers ?? Math.max(1, Math.min(this.txq.size, Math.floor((opts.txMemoryBytes ?? 4 << 20) / this.txBufBytes)));
     this.txPool = new BufferPool(opts.arena, this.txBufBytes, txCount, 64);
     this.region = this.mem.region(opts.arena.base, opts.arena.size);

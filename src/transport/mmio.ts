@@ -11,7 +11,7 @@
 // Nothing a driver writes can make read() or write() throw.
 // Runs in browser Web Workers: no `node:` imports.
 
-import type { GuestMemory } from '../memory/index.js';
+import { GuestMemoryError, type GuestMemory } from '../memory/index.js';
 import { SplitLayout, availRingBytes, descTableBytes, isValidQueueSize, usedRingBytes } from '../virtqueue/index.js';
 import { VirtioF } from '../net/features.js';
 import type { ActivationPlan, BackendSnapshot, QueueConfig, VirtioDeviceFrontend } from './device.js';
@@ -28,6 +28,7 @@ export type MmioIssueCode =
   | 'bad-width' // control register access not 32 bits wide (§4.2.2.2), or config access not 1/2/4
   | 'unaligned' // offset not a multiple of the access width
   | 'out-of-range' // no register at this offset, or past the end of the config space
+  | 'bad-value' // a written value that is not a number (a bigint, a symbol): the caller's bug, ignored
   | 'read-only' // write to a register of direction R
   | 'write-only' // read of a register of direction W (returns 0)
   | 'queue-not-available' // QueueSel names a queue the device does not have
@@ -200,6 +201,11 @@ export class MmioTransport {
 
   /** A guest write of `size` bytes at `offset` in the MMIO window. Never throws. */
   write(offset: number, value: number, size: number): void {
+    if (typeof value !== 'number') {
+      // `value >>> 0` would throw a TypeError on a bigint; the contract is to ignore and count.
+      this.issue('bad-value', typeof offset === 'number' ? offset : -1, typeof size === 'number' ? size : 0, undefined, `value of type ${typeof value}`);
+      return;
+    }
     if (!Number.isInteger(offset) || offset < 0) {
       this.issue('out-of-range', offset, size, value);
       return;
@@ -461,9 +467,11 @@ export class MmioTransport {
       if (hi >= 0x20_0000) return `queue ${index}: ${name} address beyond 2^53`;
       const addr = hi * TWO_POW_32 + lo;
       try {
-        this.mem.check(addr, bytes);
+        // The device keeps one view per area: the area must lie in one buffer (it may cross a
+        // boundary between adjacent regions of that buffer). Refused here, not at DRIVER_OK.
+        this.mem.bytes(addr, bytes);
       } catch (e) {
-        return `queue ${index}: ${name} [0x${addr.toString(16)}, +${bytes}) is not in guest memory`;
+        return `queue ${index}: ${name} [0x${addr.toString(16)}, +${bytes}) ${e instanceof GuestMemoryError && e.code === 'split-view' ? 'spans two regions backed by different buffers (one view per ring area)' : 'is not in guest memory'}`;
       }
       addrs.push(addr);
     }

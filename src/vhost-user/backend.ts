@@ -191,6 +191,10 @@ export class VhostUserBackend {
   private featuresSet = false;
   private protocolFeatures = 0n;
   private owner = false;
+  /** SET_OWNER arrived: the frontend finished its opening handshake (QEMU and DPDK send it first). */
+  get hasOwner(): boolean {
+    return this.owner;
+  }
   private userRegions: UserRegion[] = [];
   private readonly vrings: Vring[] = [newVring(), newVring()];
   private svc: NetDeviceService | null = null;

@@ -13,7 +13,10 @@ export type VhostUserErrorCode =
   | 'bad-queue' // queue index out of range, size not a power of 2, addresses outside memory
   | 'bad-state' // a request out of order (features after DRIVER_OK, ring use before memory…)
   | 'timeout' // a message was started but not finished in time
-  | 'closed'; // the frontend closed the connection
+  | 'closed' // the frontend closed the connection
+  | 'busy' // a second frontend connected while one is served: closed at once
+  | 'socket-in-use' // --socket names a socket another server listens on (probed with connect)
+  | 'not-a-socket'; // --socket names an existing file that is not a socket (left untouched)
 
 export class VhostUserError extends Error {
   override readonly name = 'VhostUserError';

@@ -11,7 +11,8 @@ import { resolvePolicy } from '../policy/index.js';
 import { TraceSession, type TraceOptions } from '../trace/session.js';
 import { writeTraceFile, type TraceFileSummary } from '../trace/output.js';
 import type { FrameStats } from './backend.js';
-import type { VhostPortKind, VhostWorkerData, VhostWorkerDisconnect, VhostWorkerDone } from './worker.js';
+import type { VhostPortKind, VhostWorkerData, VhostWorkerDisconnect, VhostWorkerDone, VhostWorkerRefused, VhostWorkerBusy } from './worker.js';
+import { VhostUserError } from './errors.js';
 
 export { VhostUserError } from './errors.js';
 export type { VhostUserErrorCode } from './errors.js';
@@ -21,6 +22,11 @@ export type { VhostPortKind } from './worker.js';
 export * from './messages.js';
 
 export interface VhostUserOptions {
+  /**
+   * The Unix socket to listen on. An existing path is refused with a VhostUserError when it is a
+   * live socket ('socket-in-use') or not a socket ('not-a-socket'); a stale socket is replaced.
+   * The socket is removed when the server stops.
+   */
   socketPath: string;
   /**
    * What stands behind the device: reflect (every frame back with MACs swapped, offload header
@@ -43,8 +49,18 @@ export interface VhostUserOptions {
   pcapPath?: string;
   /** Record a latency trace into `trace.file` (device-side points: the driver is not ours). */
   trace?: TraceOptions & { file: string };
-  /** Called when a frontend disconnects (error null for a clean close). */
-  onDisconnect?: (error: string | null, frames: FrameStats, features: bigint) => void;
+  /**
+   * Called when a frontend disconnects: the error (null for a close by the frontend) and why, as
+   * a sentence naming the last request (and the accept back-off, when a reconnect storm began).
+   */
+  onDisconnect?: (error: string | null, frames: FrameStats, features: bigint, reason: string) => void;
+  /** Called when a second frontend is refused at once because one is being served. */
+  onRefused?: (reason: string) => void;
+  /**
+   * A connection that has not sent SET_OWNER within this many ms of silence is closed, so an
+   * idle client cannot block the frontends behind it (default 3000).
+   */
+  handshakeTimeoutMs?: number;
 }
 
 export interface VhostUserResult extends Omit<VhostWorkerDone, 'type'> {
@@ -92,24 +108,29 @@ export async function startVhostUser(o: VhostUserOptions): Promise<VhostUserHand
     policy,
     pcapPath: o.pcapPath ?? '',
     trace: session?.setupFor('host') ?? null,
+    ...(o.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: o.handshakeTimeoutMs } : {}),
   };
   const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: data });
   let done: VhostWorkerDone | null = null;
   let listening!: () => void;
-  const ready = new Promise<void>((r) => (listening = r));
+  let refused!: (e: VhostUserError) => void;
+  const ready = new Promise<void>((res, rej) => ((listening = res), (refused = rej)));
   const exited = new Promise<void>((resolve, reject) => {
     w.on('error', reject);
     w.on('exit', () => resolve());
   });
-  w.on('message', (m: { type: 'listening' } | VhostWorkerDone | VhostWorkerDisconnect) => {
+  w.on('message', (m: { type: 'listening' } | VhostWorkerDone | VhostWorkerDisconnect | VhostWorkerRefused | VhostWorkerBusy) => {
     if (m.type === 'listening') listening();
-    else if (m.type === 'disconnect') o.onDisconnect?.(m.error, m.frames, m.features);
+    else if (m.type === 'busy') o.onRefused?.(m.reason);
+    else if (m.type === 'refused') refused(new VhostUserError(m.code, m.message));
+    else if (m.type === 'disconnect') o.onDisconnect?.(m.error, m.frames, m.features, m.reason);
     else done = m;
   });
   try {
     await Promise.race([ready, exited.then(() => Promise.reject(new Error('vhost-user worker exited before listening')))]);
   } catch (e) {
     tap?.close();
+    await exited.catch(() => undefined);
     throw e;
   }
   session?.start();

@@ -6,14 +6,17 @@
 // ConnectionDoorbell) until a message arrives; the message is handled between two runs. It is
 // meant to run in a worker so the main thread keeps handling signals. A protocol error or a
 // broken ring closes the connection and resets the backend; the server keeps listening.
+// The socket path is claimed as QEMU and DPDK claim theirs: a live socket or a file that is not
+// a socket is refused, a stale socket is replaced, and our socket is removed on a clean stop.
 
-import { fstatSync } from 'node:fs';
+import { fstatSync, lstatSync, statSync, unlinkSync, type Stats } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { check, loadIo, loadShm, type IoAddon } from '../backend/native.js';
 import { VirtqueueError } from '../virtqueue/index.js';
 import { FdDoorbell } from '../backend/fd-doorbell.js';
 import { VhostUserBackend, type VhostBackendOptions, type VhostDoorbell, type VhostOs } from './backend.js';
 import { VhostUserError } from './errors.js';
-import { Flags, HEADER_BYTES, MAX_PAYLOAD_BYTES, decodeHeader, decodeMessage, encodeMessage, u64Payload } from './messages.js';
+import { Flags, HEADER_BYTES, MAX_PAYLOAD_BYTES, decodeHeader, decodeMessage, encodeMessage, requestName, u64Payload } from './messages.js';
 
 export interface ServerOptions {
   socketPath: string;
@@ -21,16 +24,32 @@ export interface ServerOptions {
   backend: VhostBackendOptions;
   /** Checked between polls; the loop ends when it returns true. */
   stopped: () => boolean;
-  /** Called with each closed connection's reason (null for a clean close by the frontend). */
-  onDisconnect?: (err: Error | null, backend: VhostUserBackend) => void;
+  /**
+   * Called when a connection ends: the error (null for a close by the frontend) and, always, a
+   * sentence saying why — the last request and what went wrong, and the accept back-off if one
+   * started.
+   */
+  onDisconnect?: (err: Error | null, backend: VhostUserBackend, reason: string) => void;
   /** Called once the socket listens. */
   onListening?: () => void;
   /** How long a started message may take to arrive whole. */
   messageTimeoutMs?: number;
+  /**
+   * How long a connection that has not sent SET_OWNER (its opening handshake) may stay silent
+   * before it is closed, so an idle client never blocks the frontends queued behind it. After
+   * SET_OWNER a frontend may idle (QEMU waits there for its guest's driver). Default 3000 ms.
+   */
+  handshakeTimeoutMs?: number;
+  /** Called with the reason when a connection is refused because another frontend is served. */
+  onRefused?: (reason: VhostUserError) => void;
 }
 
 export interface ServerStats {
   connections: number;
+  /** Connections closed at once because another frontend was being served. */
+  refusedBusy: number;
+  /** Times the accept back-off started or grew (a frontend reconnecting in a tight loop). */
+  backoffs: number;
   protocolErrors: number;
   lastError: string | null;
 }
@@ -52,22 +71,38 @@ const CONTROL_CHECK_ITERATIONS = 256;
 export function serveVhostUser(o: ServerOptions): { backend: VhostUserBackend; stats: ServerStats } {
   const io = loadIo();
   const backend = new VhostUserBackend(nodeVhostOs(io), o.backend);
-  const stats: ServerStats = { connections: 0, protocolErrors: 0, lastError: null };
-  const listenFd = check(io.unixListen(o.socketPath), `listen on ${o.socketPath}`);
+  const stats: ServerStats = { connections: 0, refusedBusy: 0, backoffs: 0, protocolErrors: 0, lastError: null };
+  const storm = new AcceptBackoff();
+  const noEvents = new Int32Array(1);
+  claimSocketPath(io, o.socketPath);
+  const listenFd = io.unixListen(o.socketPath);
+  if (listenFd === -osConstants.errno.EADDRINUSE) {
+    // Someone bound the path between the claim and our bind.
+    throw new VhostUserError('socket-in-use', `${o.socketPath}: another server bound this path while virtq was starting`);
+  }
+  check(listenFd, `listen on ${o.socketPath}`);
+  const ours = statSync(o.socketPath);
   o.onListening?.();
   const POLLIN = io.constants.POLLIN;
   const one = { fds: new Int32Array(1), ev: new Int32Array([POLLIN]), rev: new Int32Array(1) };
   try {
     while (!o.stopped()) {
       one.fds[0] = listenFd;
+      const holdMs = storm.holdMs(Date.now());
+      if (holdMs > 0) {
+        // Backing off: leave newcomers in the backlog; sleep in short steps to notice stop.
+        io.poll(one.fds, noEvents, one.rev, Math.min(holdMs, IDLE_POLL_MS));
+        continue;
+      }
       if (io.poll(one.fds, one.ev, one.rev, IDLE_POLL_MS) <= 0) continue;
       const conn = io.accept(listenFd);
       if (conn < 0) continue;
       io.setNonblock(conn);
       stats.connections++;
       let err: Error | null = null;
+      const outcome: ConnectionOutcome = { lastRequest: 'no request', ranRings: false };
       try {
-        serveConnection(io, conn, backend, o);
+        serveConnection(io, conn, listenFd, backend, o, stats, outcome);
       } catch (e) {
         if (!(e instanceof VhostUserError) && !(e instanceof VirtqueueError)) throw e;
         if (!(e instanceof VhostUserError && e.code === 'closed')) {
@@ -78,20 +113,145 @@ export function serveVhostUser(o: ServerOptions): { backend: VhostUserBackend; s
       } finally {
         io.close(conn);
       }
-      o.onDisconnect?.(err, backend);
+      let reason = describeEnd(err, outcome);
+      const delayMs = storm.ended(Date.now(), outcome.ranRings);
+      if (delayMs > 0) {
+        stats.backoffs++;
+        reason += `; ${storm.failures} connections without a running ring in ${BACKOFF_WINDOW_MS / 1000} s: the next accept waits ${delayMs} ms`;
+      }
+      o.onDisconnect?.(err, backend, reason);
       backend.reset();
     }
   } finally {
     io.close(listenFd);
+    removeOwnSocket(o.socketPath, ours);
   }
   return { backend, stats };
 }
 
-function serveConnection(io: IoAddon, conn: number, backend: VhostUserBackend, o: ServerOptions): void {
+/** What the accept loop learns from one connection. */
+interface ConnectionOutcome {
+  /** The name of the last request read (or started), for the disconnect reason. */
+  lastRequest: string;
+  /** Whether the rings ever ran: a frontend that got that far is not reconnecting in a loop. */
+  ranRings: boolean;
+}
+
+/** Why a connection ended, as one sentence for the log. */
+function describeEnd(err: Error | null, c: ConnectionOutcome): string {
+  if (err === null) return `the frontend closed the connection after ${c.lastRequest}${c.ranRings ? '' : ', before any ring ran'}`;
+  if (err instanceof VirtqueueError) return `the driver broke a ring (${err.code}) while the rings ran: ${err.message}`;
+  const code = err instanceof VhostUserError ? err.code : err.name;
+  return `${code} at ${c.lastRequest}: ${err.message}`;
+}
+
+/** Failed connections tolerated in BACKOFF_WINDOW_MS before accepts are delayed. */
+const BACKOFF_AFTER = 5;
+const BACKOFF_WINDOW_MS = 10_000;
+const BACKOFF_FIRST_MS = 100;
+const BACKOFF_MAX_MS = 5_000;
+
+/**
+ * Slows a frontend that reconnects in a tight loop (QEMU asking for more queue pairs than offered
+ * reconnected 126 k times in 50 s): after BACKOFF_AFTER connections that ended without a running
+ * ring within BACKOFF_WINDOW_MS, each further one delays the next accept, doubling from
+ * BACKOFF_FIRST_MS up to BACKOFF_MAX_MS. A connection whose rings ran resets it.
+ */
+class AcceptBackoff {
+  private readonly ends: number[] = [];
+  private notBeforeMs = 0;
+  private delayMs = 0;
+
+  get failures(): number {
+    return this.ends.length;
+  }
+
+  holdMs(nowMs: number): number {
+    return Math.max(0, this.notBeforeMs - nowMs);
+  }
+
+  /** Records a connection's end; returns the delay before the next accept (0: none). */
+  ended(nowMs: number, good: boolean): number {
+    if (good) {
+      this.ends.length = 0;
+      this.delayMs = 0;
+      return 0;
+    }
+    this.ends.push(nowMs);
+    while (this.ends.length > 0 && nowMs - this.ends[0]! > BACKOFF_WINDOW_MS) this.ends.shift();
+    if (this.ends.length <= BACKOFF_AFTER) {
+      this.delayMs = 0;
+      return 0;
+    }
+    this.delayMs = this.delayMs === 0 ? BACKOFF_FIRST_MS : Math.min(2 * this.delayMs, BACKOFF_MAX_MS);
+    this.notBeforeMs = nowMs + this.delayMs;
+    return this.delayMs;
+  }
+}
+
+/**
+ * Makes `path` free for bind(2), as QEMU and DPDK do (never an unconditional unlink): nothing
+ * there, free; a socket nobody accepts on (connect: ECONNREFUSED), a dead server's leftover,
+ * removed; a socket that accepts a connection, VhostUserError 'socket-in-use'; anything else (a
+ * regular file, a directory), VhostUserError 'not-a-socket', left untouched.
+ */
+export function claimSocketPath(io: IoAddon, path: string): void {
+  let st: Stats;
+  try {
+    st = lstatSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
+  if (!st.isSocket()) {
+    throw new VhostUserError('not-a-socket', `${path} exists and is not a socket (${st.isDirectory() ? 'a directory' : st.isFile() ? 'a regular file' : 'a special file'}); refusing to replace it`);
+  }
+  const c = io.unixConnect(path);
+  if (c >= 0) {
+    io.close(c);
+    throw new VhostUserError('socket-in-use', `${path}: another server is listening on this socket (is a second virtq, or a QEMU/DPDK server=1, using it?)`);
+  }
+  if (c === -osConstants.errno.ENOENT) return;
+  if (c !== -osConstants.errno.ECONNREFUSED) {
+    throw new VhostUserError('socket-in-use', `${path}: cannot tell whether the socket is live (connect: errno ${-c}); refusing to replace it`);
+  }
+  unlinkSync(path); // stale: its server is gone
+}
+
+/** Removes the socket file at `path` if it is still the one we bound (`ours`), not a successor's. */
+function removeOwnSocket(path: string, ours: Stats): void {
+  try {
+    const now = lstatSync(path);
+    if (now.ino === ours.ino && now.dev === ours.dev) unlinkSync(path);
+  } catch {
+    // Already gone (removed by hand): nothing to clean up.
+  }
+}
+
+/**
+ * Serves one frontend until it closes, breaks the protocol or a ring, or the server stops. One
+ * frontend at a time (vhost-user is one device per socket): a second connection is accepted and
+ * closed at once, with a reason to onRefused, once the current one has finished its handshake
+ * (SET_OWNER); before that it waits in the backlog for at most the handshake timeout.
+ */
+function serveConnection(io: IoAddon, conn: number, listenFd: number, backend: VhostUserBackend, o: ServerOptions, stats: ServerStats, outcome: ConnectionOutcome): void {
   const POLLIN = io.constants.POLLIN;
   const EAGAIN = io.constants.EAGAIN;
   const timeoutMs = o.messageTimeoutMs ?? 2000;
+  const handshakeMs = o.handshakeTimeoutMs ?? 3000;
+  let lastMessageMs = Date.now();
+  const two = { fds: new Int32Array([conn, listenFd]), ev: new Int32Array([POLLIN, POLLIN]), rev: new Int32Array(2) };
+  // Accepts and closes a frontend that arrived while this one is served (it sees EOF at once
+  // instead of hanging in the backlog).
+  const refuseNewcomer = (): void => {
+    const c = io.accept(listenFd);
+    if (c < 0) return;
+    io.close(c);
+    stats.refusedBusy++;
+    o.onRefused?.(new VhostUserError('busy', 'refused a second frontend: another one is being served (one connection at a time)'));
+  };
   const hdrBuf = new Uint8Array(HEADER_BYTES);
+  const hdrView = new DataView(hdrBuf.buffer);
   const payload = new Uint8Array(MAX_PAYLOAD_BYTES);
   const out = new Uint8Array(HEADER_BYTES + MAX_PAYLOAD_BYTES);
   const fdsIn = new Int32Array(16);
@@ -127,6 +287,7 @@ function serveConnection(io: IoAddon, conn: number, backend: VhostUserBackend, o
     const got: number[] = [];
     try {
       readExact(hdrBuf, got, true);
+      outcome.lastRequest = requestName(hdrView.getUint32(0, true)); // before decoding: a bad header names its request too
       const h = decodeHeader(hdrBuf, HEADER_BYTES);
       const body = payload.subarray(0, h.size);
       readExact(body, got, false);
@@ -150,6 +311,7 @@ function serveConnection(io: IoAddon, conn: number, backend: VhostUserBackend, o
       if (o.stopped()) return;
       const svc = backend.service;
       if (svc !== null) {
+        outcome.ranRings = true;
         // The data path runs until control input arrives (or the server stops, or a ring breaks).
         svc.run();
         if (svc.failure !== null) {
@@ -161,10 +323,18 @@ function serveConnection(io: IoAddon, conn: number, backend: VhostUserBackend, o
         if (!db.controlReady) continue;
         db.controlReady = false;
       } else {
-        waitOne[0] = conn;
-        if (io.poll(waitOne, waitEv, waitRev, IDLE_POLL_MS) <= 0) continue;
+        two.rev.fill(0);
+        io.poll(two.fds, two.ev, two.rev, IDLE_POLL_MS);
+        if (two.rev[1]! !== 0 && backend.hasOwner) refuseNewcomer();
+        if (two.rev[0]! === 0) {
+          if (!backend.hasOwner && Date.now() - lastMessageMs > handshakeMs) {
+            throw new VhostUserError('timeout', `no message for ${handshakeMs} ms before SET_OWNER (handshake timeout): an idle client is closed so it cannot block the next frontend`);
+          }
+          continue;
+        }
       }
       handleOne();
+      lastMessageMs = Date.now();
     }
   } finally {
     backend.setDoorbell(null);

@@ -17,6 +17,7 @@ import { loadIo } from '../backend/native.js';
 import { resolvePolicy } from '../policy/index.js';
 import { Tracer, type TracerSetup } from '../trace/tracer.js';
 import { serveVhostUser, type ServerStats } from './server.js';
+import { VhostUserError, type VhostUserErrorCode } from './errors.js';
 import type { BackendStats, FrameStats } from './backend.js';
 
 export type VhostPortKind = 'reflect' | 'hoststack' | 'tap';
@@ -39,6 +40,14 @@ export interface VhostWorkerData {
   /** Record every frame into this pcap file ('' = none). */
   pcapPath: string;
   trace: TracerSetup | null;
+  /** ServerOptions.handshakeTimeoutMs (undefined: the server's default). */
+  handshakeTimeoutMs?: number;
+}
+
+/** A connection refused at once because another frontend is served. */
+export interface VhostWorkerBusy {
+  type: 'busy';
+  reason: string;
 }
 
 /** The worker's final report. */
@@ -56,9 +65,18 @@ export interface VhostWorkerDone {
   pcapErrors: number;
 }
 
+/** The socket path was refused before the server listened (claimSocketPath). */
+export interface VhostWorkerRefused {
+  type: 'refused';
+  code: VhostUserErrorCode;
+  message: string;
+}
+
 export interface VhostWorkerDisconnect {
   type: 'disconnect';
   error: string | null;
+  /** Why the connection ended: the last request and what went wrong (always set). */
+  reason: string;
   frames: FrameStats;
   /** The features the frontend accepted on that connection (SET_FEATURES). */
   features: bigint;
@@ -103,8 +121,10 @@ try {
     },
     stopped: () => Atomics.load(stop, 0) !== 0, // pairs with the parent's Atomics.store in stop()
     onListening: () => parentPort!.postMessage({ type: 'listening' }),
-    onDisconnect: (err, backend) => {
-      const m: VhostWorkerDisconnect = { type: 'disconnect', error: err ? `${err.name} ${(err as { code?: string }).code ?? ''}: ${err.message}` : null, frames: backend.frameStats, features: backend.negotiatedFeatures };
+    ...(d.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: d.handshakeTimeoutMs } : {}),
+    onRefused: (e) => parentPort!.postMessage({ type: 'busy', reason: e.message } satisfies VhostWorkerBusy),
+    onDisconnect: (err, backend, reason) => {
+      const m: VhostWorkerDisconnect = { type: 'disconnect', error: err ? `${err.name} ${(err as { code?: string }).code ?? ''}: ${err.message}` : null, reason, frames: backend.frameStats, features: backend.negotiatedFeatures };
       parentPort!.postMessage(m);
     },
   });
@@ -124,6 +144,12 @@ try {
   };
   parentPort!.postMessage(done);
 } catch (e) {
-  writeSync(2, `virtq vhost-user worker failed: ${e instanceof Error ? e.stack : String(e)}\n`);
-  throw e;
+  if (e instanceof VhostUserError && (e.code === 'socket-in-use' || e.code === 'not-a-socket')) {
+    // The socket path was refused before listening: the caller gets it as a typed error.
+    const m: VhostWorkerRefused = { type: 'refused', code: e.code, message: e.message };
+    parentPort!.postMessage(m);
+  } else {
+    writeSync(2, `virtq vhost-user worker failed: ${e instanceof Error ? e.stack : String(e)}\n`);
+    throw e;
+  }
 }

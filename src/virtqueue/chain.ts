@@ -4,7 +4,7 @@
 // against guest memory, and any violation is a VirtqueueError naming the queue, head and index.
 // Also owns the byte I/O over a chain, so a device can never write outside its writable buffers.
 
-import type { GuestMemory } from '../memory/guest-memory.js';
+import type { GuestMemory, MemoryRegion } from '../memory/guest-memory.js';
 import { addrFromParts } from '../memory/guest-memory.js';
 import { GuestMemoryError } from '../memory/errors.js';
 import { VirtqueueError } from './errors.js';
@@ -93,17 +93,24 @@ export function parseChain(ctx: ChainParseContext, head: number, out: Descriptor
       if (!ctx.indirectAllowed) throw new VirtqueueError('indirect-not-negotiated', { queue, head, index: i });
       if (inIndirect) throw new VirtqueueError('nested-indirect', { queue, head, index: i });
       if (flags & VIRTQ_DESC_F_NEXT) throw new VirtqueueError('indirect-with-next', { queue, head, index: i });
+      if (len === 0 || len % 16 !== 0) throw new VirtqueueError('indirect-bad-length', { queue, head, index: i, len });
+      // §2.7.5.3.1: no chain is longer than the Queue Size. Refused by length before the table is
+      // touched, so a huge table costs nothing (a work bomb, not a chain).
+      if (len / 16 > ctx.size - out.count) {
+        throw new VirtqueueError('chain-too-long', { queue, head, index: i, seen: out.count + len / 16, size: ctx.size, detail: 'indirect table' });
+      }
       const addr = bufferAddr(mem, queue, head, i, lo, hi, len);
-      if (len === 0 || len % 16 !== 0) throw new VirtqueueError('indirect-bad-length', { queue, head, index: i, addr, len });
-      if (addr % 16 !== 0) throw new VirtqueueError('indirect-misaligned', { queue, head, index: i, addr, len });
-      try {
-        // Index the region's whole u32 view instead of allocating a view per table.
-        const r = mem.region(addr, len);
+      // §2.7.5.3: the table may sit at any address (only the queue's own areas have alignment
+      // rules) and may cross a boundary between adjacent regions. Index the region's u32 view
+      // in place when the table is 4-aligned in one region; otherwise copy it (at most Queue
+      // Size entries, bounded above) into a scratch table.
+      const r = regionOrNull(mem, addr, len);
+      if (r !== null && (addr - r.guestAddr) % 4 === 0) {
         table = r.u32;
         base = (addr - r.guestAddr) / 4;
-      } catch (e) {
-        // bufferAddr accepted a table straddling two regions; a table must be contiguous here.
-        throw new VirtqueueError('bad-address', { queue, head, index: i, addr, len, detail: ' (indirect table spans regions)' }, { cause: e });
+      } else {
+        table = copyTable(mem, addr, len);
+        base = 0;
       }
       tableSize = len / 16;
       ttl = tableSize;
@@ -119,6 +126,10 @@ export function parseChain(ctx: ChainParseContext, head: number, out: Descriptor
     if (!writable && out.readableCount !== out.count) {
       throw new VirtqueueError('readable-after-writable', { queue, head, index: i });
     }
+    if (out.count >= ctx.size) {
+      // §2.7.5.3.1 / §2.7.4: a chain never holds more buffers than the Queue Size.
+      throw new VirtqueueError('chain-too-long', { queue, head, index: i, seen: out.count + 1, size: ctx.size });
+    }
     total += len;
     if (total > MAX_CHAIN_BYTES) throw new VirtqueueError('chain-too-large', { queue, head, index: i });
     out.push(addr, len, writable);
@@ -129,6 +140,29 @@ export function parseChain(ctx: ChainParseContext, head: number, out: Descriptor
     }
     i = next;
   }
+}
+
+function regionOrNull(mem: GuestMemory, addr: number, len: number): MemoryRegion | null {
+  try {
+    return mem.region(addr, len);
+  } catch {
+    return null; // bufferAddr checked the range: it spans adjacent regions
+  }
+}
+
+// Scratch for indirect tables that cannot be indexed in place; grows to the largest table seen,
+// which the length check bounds by the Queue Size (at most 32768 × 16 bytes). parseChain runs
+// to completion before anything else touches it (one thread, no re-entry).
+let scratchBytes = new Uint8Array(0);
+let scratchWords = new Uint32Array(0);
+
+function copyTable(mem: GuestMemory, addr: number, len: number): Uint32Array {
+  if (scratchBytes.length < len) {
+    scratchWords = new Uint32Array(Math.max(len, 256) / 4);
+    scratchBytes = new Uint8Array(scratchWords.buffer);
+  }
+  mem.copyOut(addr, scratchBytes.subarray(0, len));
+  return scratchWords;
 }
 
 function bufferAddr(mem: GuestMemory, queue: number, head: number, index: number, lo: number, hi: number, len: number): number {

@@ -350,6 +350,15 @@ export class DeviceQueue {
     }
   }
 
+  /**
+   * Marks the queue broken for a violation found above the ring (a held chain whose buffers left
+   * guest memory when the region table was replaced): DEVICE_NEEDS_RESET, as for the ring's own.
+   */
+  markBroken(e: VirtqueueError): void {
+    this.st[S_BROKEN] = 1;
+    this.lastError ??= e;
+  }
+
   /** Marks the queue broken and rethrows the violation as a VirtqueueError. */
   private fail(e: unknown): never {
     const err = e instanceof VirtqueueError ? e : new VirtqueueError('bad-address', { queue: this.index, detail: String(e) }, { cause: e });

@@ -127,6 +127,10 @@ export class DriverQueue<T = unknown> {
     this.checkUsable();
     const total = readable.length + writable.length;
     if (total === 0) throw new VirtqueueError('bad-argument', { queue: this.index, detail: 'a chain needs at least one buffer' });
+    if (total > this.size) {
+      // §2.7.5.3.1: the driver MUST NOT create a chain longer than the Queue Size, indirect or not.
+      throw new VirtqueueError('bad-argument', { queue: this.index, detail: `a chain of ${total} buffers is longer than queue size ${this.size}` });
+    }
     const useIndirect = this.indirect && total > 1 && total <= this.indirectMax;
     const need = useIndirect ? 1 : total;
     if (need > this.numFreeDescs) {

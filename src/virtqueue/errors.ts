@@ -12,12 +12,13 @@ export type VirtqueueErrorCode =
   | 'descriptor-loop' // the chain revisits a descriptor (longer than its table)
   | 'zero-length-descriptor'
   | 'chain-too-large' // total chain length exceeds 2^32 - 1 bytes
+  | 'chain-too-long' // §2.7.5.3.1: more descriptors than the Queue Size (indirect tables included)
   | 'readable-after-writable' // §2.7.4.2: device-readable descriptors must come first
   | 'indirect-not-negotiated'
   | 'nested-indirect' // §2.7.5.3.1: an indirect table must not contain INDIRECT
   | 'indirect-with-next' // §2.7.5.3.1: INDIRECT and NEXT must not both be set
   | 'indirect-bad-length' // table length zero or not a multiple of 16
-  | 'indirect-misaligned'
+  | 'indirect-misaligned' // no longer raised: §2.7.5.3 lets a table sit at any address
   | 'bad-address' // a buffer or table outside guest memory (cause: GuestMemoryError)
   | 'used-idx-jump' // driver: used.idx moved more than the queue size
   | 'used-id-out-of-range' // driver: used element id >= queue size
@@ -67,6 +68,8 @@ export class VirtqueueError extends Error {
         return `${q}: descriptor chain${head} loops (${c.seen} descriptors seen, table size ${c.size})`;
       case 'zero-length-descriptor':
         return `${q}: descriptor chain${head}: descriptor ${c.index} has length 0`;
+      case 'chain-too-long':
+        return `${q}: descriptor chain${head} holds ${c.seen} descriptors${c.detail ? ` (${c.detail})` : ''} at descriptor ${c.index}, more than queue size ${c.size}`;
       case 'chain-too-large':
         return `${q}: descriptor chain${head} totals more than 2^32 - 1 bytes`;
       case 'readable-after-writable':

@@ -57,8 +57,9 @@ export function registerVhostUser(program: Command): void {
       preset: o.preset,
       ...(o.pcap !== undefined ? { pcapPath: o.pcap } : {}),
       ...(trace !== undefined ? { trace } : {}),
-      onDisconnect: (err, f) =>
-        process.stdout.write(`virtq vhost-user: frontend disconnected${err ? ` with error: ${err}` : ''}; frames from driver ${f.txFrames} to driver ${f.rxFrames}\n`),
+      onDisconnect: (err, f, _features, reason) =>
+        process.stdout.write(`virtq vhost-user: frontend disconnected${err ? ' with an error' : ''}: ${reason}; frames from driver ${f.txFrames} to driver ${f.rxFrames}\n`),
+      onRefused: (reason) => process.stdout.write(`virtq vhost-user: ${reason}\n`),
     });
     process.stdout.write(`virtq vhost-user: listening on ${o.socket} (${o.backend}, preset ${o.preset})\nready\n`);
     await new Promise<void>((resolve) => {

@@ -10,7 +10,9 @@
 // - with --no-offload the guest accepts no offload, TUNSETOFFLOAD is 0 and UDP arrives complete;
 // - with --pcap and --trace, tshark decodes the capture with no malformed packet and no bad
 //   checksum, every echo request and reply is in it exactly once, and `virtq trace analyze`
-//   reads the trace with one complete timeline per frame the guest sent.
+//   reads the trace with one complete timeline per frame the guest sent;
+// - a second `virtq tap --name vq0` while the first holds it, and a --pcap file the host worker
+//   cannot open, each fail with one line naming the errno, exit code 1 and no stack.
 // Skips with a message when not root, or /dev/net/tun, the addon, `ip`, `ping` or `tshark` is missing.
 
 import { test } from 'node:test';
@@ -223,5 +225,32 @@ test(`--pcap and --trace: tshark decodes every frame, each echo once, no malform
     assert.equal(report.skippedLines, 0);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Asserts that a failed `virtq tap` printed exactly one line on stderr, no stack, and exited 1. */
+function assertOneLineFailure(r: { status: number | null; stdout: string; stderr: string }, line: RegExp): void {
+  assert.equal(r.status, 1, `exit code 1:\n${r.stdout}\n${r.stderr}`);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, `no stack:\n${r.stderr}`);
+  assert.equal(r.stderr.trimEnd().split('\n').length, 1, `one line on stderr:\n${r.stderr}`);
+  assert.match(r.stderr, line);
+}
+
+test('operational failures of `virtq tap` are one line naming the errno, exit 1, no stack: a TAP name already in use, a pcap file the host worker cannot open', { skip: missing ?? false, timeout: 120_000 }, async () => {
+  const tapArgs = (nsName: string, extra: string[]): string[] => ['netns', 'exec', nsName, process.execPath, CLI, 'tap', '--name', 'vq0', '--address', '10.77.0.1/24', '--guest-address', '10.77.0.2', '--ms', '2000', ...extra];
+  // A second `virtq tap --name vq0` while the first holds vq0.
+  await withTap('vqbusy', [], (nsName) => {
+    const r = spawnSync('ip', tapArgs(nsName, []), { encoding: 'utf8', timeout: 60_000 });
+    assertOneLineFailure(r, /^virtq: TUNSETIFF vq0 failed: errno 16 \(EBUSY\)$/m);
+  });
+  // The pcap file is opened in the host worker: /proc takes no new files (ENOENT).
+  const nsPcap = 'vqpcapfail';
+  spawnSync('ip', ['netns', 'del', nsPcap]);
+  execFileSync('ip', ['netns', 'add', nsPcap]);
+  try {
+    const r = spawnSync('ip', tapArgs(nsPcap, ['--pcap', '/proc/virtq-no-such.pcap']), { encoding: 'utf8', timeout: 60_000 });
+    assertOneLineFailure(r, /^virtq: tap host worker: ENOENT: no such file or directory, open '\/proc\/virtq-no-such\.pcap'$/m);
+  } finally {
+    spawnSync('ip', ['netns', 'del', nsPcap]);
   }
 });

@@ -170,3 +170,30 @@ test('a gap (records dropped) ends the batches in progress instead of giving the
   assert.equal(t.outOfOrder, 0, 'packet 1 did not get publish 70 (after its pop at 40)');
   assert.equal(t.events.filter((e) => e.kind === TraceKind.Gap).length, 2);
 });
+
+test('the slowest list skips the warm-up: packets 0–9 are slowest of all, yet the list shows the later packets slower than the median, and the totals still count the warm-up', () => {
+  const a = new TraceAnalyzer(3, 1000);
+  a.add(RUN);
+  const pkt = (seq: number, e2eNs: number) => ({ level: 10, msg: 'packet', seq, q: 0, len: 64, e2eNs, t: { add: seq * 10_000, reap: seq * 10_000 + e2eNs } });
+  for (let seq = 0; seq < 3000; seq++) {
+    // The JIT warm-up: packets 0–9 take 1 ms; the rest 1 µs, except three slow ones later.
+    const e2eNs = seq < 10 ? 1_000_000 - seq : seq === 1500 ? 50_000 : seq === 2200 ? 40_000 : seq === 2999 ? 30_000 : 1000;
+    a.add(pkt(seq, e2eNs));
+  }
+  const r = a.report();
+  assert.deepEqual(r.slowest.map((p) => p.seq), [1500, 2200, 2999]);
+  assert.equal(r.slowestInWarmup, false);
+  assert.equal(r.e2e.count, 3000, 'the warm-up is in the totals');
+  assert.equal(r.e2e.maxNs, 1_000_000, 'and its slowest packet is the maximum');
+  assert.match(formatReport(r), /slowest 3 packets after the first 1000 \(warm-up/);
+});
+
+test('a trace shorter than the warm-up lists its slowest packets and says they are all in the warm-up', () => {
+  const a = new TraceAnalyzer(2, 1000);
+  a.add(RUN);
+  for (let k = 1; k <= 5; k++) a.add(fixturePacket(k));
+  const r = a.report();
+  assert.deepEqual(r.slowest.map((p) => p.seq), [5, 4]);
+  assert.equal(r.slowestInWarmup, true);
+  assert.match(formatReport(r), /all in the warm-up/);
+});

@@ -1,6 +1,6 @@
 // The HTML view of a real traced run, loaded in headless Chromium (Debian package `chromium`,
 // driven by playwright-core): the stage table has the expected rows, every row a histogram, and
-// the slowest packet a timeline whose segments are the packet's stages. Skips with a message
+// the slowest packet (past the first 1000, the warm-up) a timeline whose segments are the packet's stages. Skips with a message
 // when Chromium is not installed.
 
 import test from 'node:test';
@@ -47,6 +47,10 @@ test('the HTML view of a traced stream run shows the expected stage rows in head
       const segs = await page.$$eval('details.packet[open] svg.timeline rect.seg', (rs) => rs.map((r) => r.getAttribute('data-stage')));
       assert.deepEqual(segs, slow.stages.map((s) => s.name));
       assert.equal(await page.locator('details.packet').count(), 5);
+      // The slowest list skips the JIT warm-up (packets 0–999), and the page says so.
+      const seqs = await page.$$eval('details.packet', (ds) => ds.map((d) => Number(d.getAttribute('data-seq'))));
+      assert.ok(seqs.every((q) => q >= 1000), `listed packets ${seqs.join(', ')} are past the warm-up`);
+      assert.match((await page.locator('#slowest-title').textContent()) ?? '', /^Slowest 5 packets after the first 1000 \(warm-up/);
     } finally {
       await browser.close();
     }

@@ -164,7 +164,15 @@ try {
   if (d.role === 'host') host();
   else guest();
 } catch (e) {
-  // The main thread may be waiting on us: make the failure visible at once.
+  // An operational failure (a system call refused: a pcap path that cannot be opened, a
+  // descriptor gone) is the user's to fix, not a bug: it goes to the main thread as one line
+  // naming the role and the errno, which the CLI prints (`virtq: tap host worker: ENOENT: …`),
+  // exit code 1, no stack.
+  const code = (e as { code?: unknown }).code;
+  if (e instanceof Error && typeof code === 'string' && /^E[A-Z0-9]+$/.test(code)) {
+    throw Object.assign(new Error(`tap ${d.role} worker: ${e.message.includes(code) ? e.message : `${e.message} (${code})`}`), { code });
+  }
+  // Anything else is a bug: the main thread may be waiting on us, so show it at once, stack and all.
   writeSync(2, `virtq tap ${d.role} worker failed: ${e instanceof Error ? e.stack : String(e)}\n`);
   throw e;
 }

@@ -11,13 +11,16 @@ export function xmlEscape(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
 }
 
-const W = 1040;
 const LABEL_W = 230;
 const TP_X = LABEL_W + 10;
 const TP_W = 390;
 const LAT_X = TP_X + TP_W + 60;
-const LAT_W = W - LAT_X - 30;
-const TOP = 70;
+const LAT_W = 310;
+const TOP = 84;
+const MAX_FONT = 9;
+// An upper bound on a sans-serif glyph's advance in em (digits and lower case are ~0.55): the
+// "max … ms" labels are sized from it so the longest one fits inside the viewBox.
+const EM_ADVANCE = 0.65;
 const ROW_H = 34;
 const BAR_H = 11;
 const COLORS: Record<Direction, string> = { g2h: '#3b6fb6', h2g: '#d9822b' };
@@ -45,6 +48,14 @@ function whisker(x1: number, x2: number, y: number): string {
 export function renderSvg(report: StudyReport): string {
   const rows = report.rows;
   const H = TOP + rows.length * ROW_H + 70;
+  const maxLabel = (us: number): string => `max ${us >= 1000 ? `${fmt(us / 1000, 1)} ms` : `${us} µs`}`;
+  let labelChars = 0;
+  for (const r of rows) for (const d of ['g2h', 'h2g'] as Direction[]) {
+    const p = r.ping[d]?.result;
+    if (p && p.rtt.count > 0) labelChars = Math.max(labelChars, maxLabel(p.rtt.maxUs).length);
+  }
+  // The widest label starts at most 4 px right of the latency axis; the chart is that much wider.
+  const W = LAT_X + LAT_W + 4 + Math.ceil(labelChars * MAX_FONT * EM_ADVANCE) + 10;
   let tpMax = 0;
   let latMaxUs = 1;
   for (const r of rows) {
@@ -68,13 +79,16 @@ export function renderSvg(report: StudyReport): string {
   out.push(`<title>virtq study: throughput and flood-ping latency per preset</title>`);
   out.push(`<desc>${xmlEscape(`${report.generatedAt}; ${report.plan.runs} x ${report.plan.seconds} s stream runs, ${report.plan.count} pings; RFC 2008 averages as diamonds (2008 hardware under KVM)`)}</desc>`);
   out.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="#fff"/>`);
-  out.push(`<text x="${TP_X}" y="20" font-size="13" font-weight="bold">Throughput, Gb/s (bar = avg, whiskers = min–max over runs)</text>`);
-  out.push(`<text x="${LAT_X}" y="20" font-size="13" font-weight="bold">Flood-ping RTT, µs, log scale</text>`);
-  out.push(`<text x="${LAT_X}" y="34" fill="#555">bar = avg, whiskers = min–p99, number = max</text>`);
+  // Each panel's title is short enough to end well before the next panel starts; what the
+  // marks mean goes on the line below it.
+  out.push(`<text class="panel-title" x="${TP_X}" y="20" font-size="13" font-weight="bold">Throughput, Gb/s</text>`);
+  out.push(`<text x="${TP_X}" y="36" fill="#555">bar = avg, whiskers = min–max over runs</text>`);
+  out.push(`<text class="panel-title" x="${LAT_X}" y="20" font-size="13" font-weight="bold">Flood-ping RTT, µs, log scale</text>`);
+  out.push(`<text x="${LAT_X}" y="36" fill="#555">bar = avg, whiskers = min–p99, number = max</text>`);
   // Legend.
-  out.push(`<g class="legend"><rect x="${TP_X}" y="30" width="12" height="${BAR_H}" fill="${COLORS.g2h}"/><text x="${TP_X + 16}" y="40">guest→host</text>`);
-  out.push(`<rect x="${TP_X + 100}" y="30" width="12" height="${BAR_H}" fill="${COLORS.h2g}"/><text x="${TP_X + 116}" y="40">host→guest</text>`);
-  out.push(`${diamond(TP_X + 215, 36, 5, 'RFC 2008 average')}<text x="${TP_X + 225}" y="40">RFC 2008 avg (2008 hardware, KVM)</text></g>`);
+  out.push(`<g class="legend"><rect x="${TP_X}" y="46" width="12" height="${BAR_H}" fill="${COLORS.g2h}"/><text x="${TP_X + 16}" y="56">guest→host</text>`);
+  out.push(`<rect x="${TP_X + 100}" y="46" width="12" height="${BAR_H}" fill="${COLORS.h2g}"/><text x="${TP_X + 116}" y="56">host→guest</text>`);
+  out.push(`${diamond(TP_X + 215, 52, 5, 'RFC 2008 average')}<text x="${TP_X + 225}" y="56">RFC 2008 avg (2008 hardware, KVM)</text></g>`);
   // Axes and grid.
   const axisY = TOP + rows.length * ROW_H + 6;
   out.push('<g class="axes" stroke="#ccc">');
@@ -108,7 +122,7 @@ export function renderSvg(report: StudyReport): string {
       if (p && p.rtt.count > 0) {
         out.push(`<rect class="bar lat ${d}" x="${LAT_X}" y="${y}" width="${num(Math.max(1, latx(p.rtt.avgUs) - LAT_X))}" height="${BAR_H}" fill="${COLORS[d]}" fill-opacity="0.8"><title>${xmlEscape(`${r.name} ping ${d}: ${p.rtt.line}; p50 ${p.p50Us} µs, p99 ${p.p99Us} µs`)}</title></rect>`);
         out.push(whisker(latx(p.rtt.minUs), latx(p.p99Us), cy));
-        out.push(`<text x="${num(Math.min(LAT_X + LAT_W, latx(p.p99Us)) + 4)}" y="${y + 9}" font-size="9" fill="#555">${xmlEscape(`max ${p.rtt.maxUs >= 1000 ? `${fmt(p.rtt.maxUs / 1000, 1)} ms` : `${p.rtt.maxUs} µs`}`)}</text>`);
+        out.push(`<text x="${num(Math.min(LAT_X + LAT_W, latx(p.p99Us)) + 4)}" y="${y + 9}" font-size="${MAX_FONT}" fill="#555">${xmlEscape(maxLabel(p.rtt.maxUs))}</text>`);
       } else {
         out.push(`<text x="${LAT_X + 4}" y="${y + 9}" fill="#a00">${xmlEscape(r.ping[d]?.error ? 'error' : 'no replies')}</text>`);
       }

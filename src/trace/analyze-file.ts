@@ -7,8 +7,8 @@ import { TraceAnalyzer, TraceFormatError, type TraceReport } from './analyze.js'
 import { renderHtml } from './html.js';
 
 /** Reads and analyzes a trace file. A line that is not JSON is a TraceFormatError naming it. */
-export async function analyzeTraceFile(path: string, opts: { slowest?: number } = {}): Promise<TraceReport> {
-  const a = new TraceAnalyzer(opts.slowest ?? 10);
+export async function analyzeTraceFile(path: string, opts: { slowest?: number; warmupPackets?: number } = {}): Promise<TraceReport> {
+  const a = new TraceAnalyzer(opts.slowest ?? 10, opts.warmupPackets);
   const rl = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
   let n = 0;
   for await (const line of rl) {

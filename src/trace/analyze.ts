@@ -44,7 +44,12 @@ export interface TraceReport {
   e2e: LatencyStats;
   /** Stages in path order. */
   stages: LatencyStats[];
+  /** The slowest packets after the warm-up (seq ≥ warmupPackets); when no packet is past the
+   * warm-up, the slowest of the warm-up itself (and `slowestInWarmup` is true). */
   slowest: SlowPacket[];
+  /** Packets with seq below this are the warm-up: counted in every total, not listed as slowest. */
+  warmupPackets: number;
+  slowestInWarmup: boolean;
   events: Record<string, number>;
   drops: Record<string, number>;
   errors: Record<string, number>;
@@ -110,13 +115,26 @@ interface PacketLine {
   t: Record<string, number>;
 }
 
+/** Packets with seq below this are the JIT warm-up (always the slowest of a run otherwise). */
+export const DEFAULT_WARMUP_PACKETS = 1000;
+
+/** Keeps the n slowest packets, slowest first. */
+function keepSlowest(list: SlowPacket[], n: number, e2eNs: number, make: () => SlowPacket): void {
+  if (n > 0 && (list.length < n || e2eNs > list[list.length - 1]!.e2eNs)) {
+    list.push(make());
+    list.sort((a, b) => b.e2eNs - a.e2eNs);
+    if (list.length > n) list.length = n;
+  }
+}
+
 /** Feed it parsed lines (`add`), then ask for the `report`. */
 export class TraceAnalyzer {
   private run: Record<string, unknown> | undefined;
   private readonly e2e = new Latency('end-to-end');
   private readonly stages = new Map<string, Latency>();
   private readonly timer = new Latency('timer lateness');
-  private slow: SlowPacket[] = [];
+  private readonly slow: SlowPacket[] = [];
+  private readonly warmupSlow: SlowPacket[] = [];
   private packets = 0;
   private outOfOrder = 0;
   private sumMismatches = 0;
@@ -125,7 +143,10 @@ export class TraceAnalyzer {
   private readonly drops: Record<string, number> = {};
   private readonly errors: Record<string, number> = {};
 
-  constructor(readonly slowestN = 10) {}
+  constructor(
+    readonly slowestN = 10,
+    readonly warmupPackets = DEFAULT_WARMUP_PACKETS,
+  ) {}
 
   /** Adds one parsed line of a trace file. */
   add(line: unknown): void {
@@ -175,12 +196,7 @@ export class TraceAnalyzer {
     const e2eNs = typeof p.e2eNs === 'number' ? p.e2eNs : pts[pts.length - 1]![1] - pts[0]![1];
     if (sum !== e2eNs) this.sumMismatches++;
     this.e2e.record(e2eNs);
-    const n = this.slowestN;
-    if (n > 0 && (this.slow.length < n || e2eNs > this.slow[this.slow.length - 1]!.e2eNs)) {
-      this.slow.push({ seq: p.seq, e2eNs, lenBytes: p.len ?? 0, points: pts.map(([point, tNs]) => ({ point, tNs })), stages });
-      this.slow.sort((a, b) => b.e2eNs - a.e2eNs);
-      if (this.slow.length > n) this.slow.length = n;
-    }
+    keepSlowest(p.seq < this.warmupPackets ? this.warmupSlow : this.slow, this.slowestN, e2eNs, () => ({ seq: p.seq, e2eNs, lenBytes: p.len ?? 0, points: pts.map(([point, tNs]) => ({ point, tNs })), stages }));
   }
 
   report(): TraceReport {
@@ -196,7 +212,9 @@ export class TraceAnalyzer {
       sumMismatches: this.sumMismatches,
       e2e: this.e2e.stats(),
       stages: [...this.stages.values()].map((l) => l.stats()).sort((a, b) => order(a.name) - order(b.name)),
-      slowest: this.slow,
+      slowest: this.slow.length > 0 ? this.slow : this.warmupSlow,
+      warmupPackets: this.warmupPackets,
+      slowestInWarmup: this.slow.length === 0 && this.warmupSlow.length > 0,
       events: this.events,
       drops: this.drops,
       errors: this.errors,
@@ -215,6 +233,14 @@ export function fmtNs(ns: number): string {
   return `${(ns / 1e9).toFixed(2)} s`;
 }
 
+/** "slowest 10 packets after the first 1000 (warm-up)", or why the list is from the warm-up. */
+export function slowestTitle(r: TraceReport): string {
+  const n = `slowest ${r.slowest.length} packets`;
+  if (r.warmupPackets <= 0) return n;
+  if (r.slowestInWarmup) return `${n} (all in the warm-up: no packet past seq ${r.warmupPackets - 1})`;
+  return `${n} after the first ${r.warmupPackets} (warm-up, counted in the totals above)`;
+}
+
 /** The report as a plain-text table. */
 export function formatReport(r: TraceReport): string {
   const rows = [r.e2e, ...r.stages];
@@ -228,7 +254,7 @@ export function formatReport(r: TraceReport): string {
   ];
   for (const s of rows) lines.push(`${s.name.padEnd(w)} ${col(String(s.count))}${col(fmtNs(s.p50Ns))}${col(fmtNs(s.p90Ns))}${col(fmtNs(s.p99Ns))}${col(fmtNs(s.maxNs))}`);
   if (r.slowest.length > 0) {
-    lines.push('', `slowest ${r.slowest.length} packets:`);
+    lines.push('', `${slowestTitle(r)}:`);
     for (const p of r.slowest) lines.push(`  seq ${p.seq}: ${fmtNs(p.e2eNs)} = ${p.stages.map((s) => `${s.name} ${fmtNs(s.ns)}`).join(', ')}`);
   }
   const ev = Object.entries(r.events);

@@ -2,7 +2,7 @@
 // network) with a row per stage (counts, percentiles and a log2 latency histogram) and the
 // slowest packets as timelines coloured by stage. Pure: returns a string.
 
-import { BIN_COUNT, BIN_MIN_LOG2, fmtNs, type LatencyStats, type SlowPacket, type TraceReport } from './analyze.js';
+import { BIN_COUNT, BIN_MIN_LOG2, fmtNs, slowestTitle, type LatencyStats, type SlowPacket, type TraceReport } from './analyze.js';
 import { PACKET_POINTS } from './schema.js';
 
 const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -84,7 +84,7 @@ tr.e2e-row th,tr.e2e-row td{font-weight:600;border-top:2px solid #ccc}details.pa
 <h2>Stages</h2>
 <table id="stages"><thead><tr><th>stage</th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>max</th><th>histogram (log2 bins, ${fmtNs(2 ** BIN_MIN_LOG2)} … ${fmtNs(2 ** (BIN_MIN_LOG2 + BIN_COUNT))})</th></tr></thead>
 <tbody>${r.stages.map((s) => statsRow(s, 'stage-row')).join('')}${statsRow(r.e2e, 'e2e-row')}</tbody></table>
-<h2>Slowest ${r.slowest.length} packets</h2>
+<h2 id="slowest-title">${esc(slowestTitle(r).replace(/^s/, 'S'))}</h2>
 <div id="slowest">${r.slowest.map((p, i) => packetBlock(p, scale).replace('<details', i === 0 ? '<details open' : '<details')).join('')}</div>
 <h2>Events</h2><ul id="events">${events || '<li>none</li>'}</ul>
 <h2>Run</h2><table id="run">${run}</table>

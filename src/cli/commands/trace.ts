@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import type { WaitStrategy } from '../../notify/index.js';
 import { runTraced } from '../../engine/index.js';
-import { analyzeTraceFile, formatReport, writeTraceHtml, type TraceLevelName } from '../../trace/node.js';
+import { analyzeTraceFile, DEFAULT_WARMUP_PACKETS, formatReport, writeTraceHtml, type TraceLevelName } from '../../trace/node.js';
 import { DEFAULT_SAMPLE_BLOCK, type TraceStamping } from '../../trace/index.js';
 import { writeFileSync } from 'node:fs';
 import { emitReport, jsonHelp, type JsonOption, multipleOf, nonNegativeInt, nonNegativeNumber, oneOf, outputFile, positiveInt, powerOfTwo } from '../args.js';
@@ -75,8 +75,9 @@ export function registerTrace(program: Command): void {
     .option('--json [file]', jsonHelp('the report'), outputFile)
     .option('--html <file>', 'also write the HTML view (self-contained) to this file', outputFile)
     .option('--slowest <n>', 'how many slowest packets to show', nonNegativeInt, 10)
-    .action(async (file: string, o: { json?: JsonOption; html?: string; slowest: number }) => {
-      const report = await analyzeTraceFile(file, { slowest: o.slowest });
+    .option('--warmup-packets <n>', 'packets with seq below n are the JIT warm-up: in the totals, not in the slowest list', nonNegativeInt, DEFAULT_WARMUP_PACKETS)
+    .action(async (file: string, o: { json?: JsonOption; html?: string; slowest: number; warmupPackets: number }) => {
+      const report = await analyzeTraceFile(file, { slowest: o.slowest, warmupPackets: o.warmupPackets });
       if (o.html) writeTraceHtml(report, o.html, `virtq trace: ${file}`);
       emitReport(o.json, () => JSON.stringify(report, null, 2) + '\n', () => formatReport(report) + (o.html ? `HTML view: ${o.html}\n` : ''), writeFileSync);
     });

@@ -69,7 +69,7 @@ for (const direction of ['g2h', 'h2g']) {
   for (const v6 of [false, true]) {
     test(`net-ping ${direction}${v6 ? ' over ICMPv6' : ''}: every echo request is answered and timed`, async () => {
       const count = 400;
-      const r = await Engine.run({ workload: 'net-ping', queues: QUEUES, params: { direction, count, v6, timeoutMs: 1000 }, timeoutMs: 30_000 });
+      const r = await Engine.run({ workload: 'net-ping', queues: QUEUES, params: { direction, count, v6, timeoutMs: 10_000 }, timeoutMs: 30_000 });
       const pinger = direction === 'g2h' ? r.guest : r.host;
       const other = direction === 'g2h' ? r.host : r.guest;
       assert.equal(pinger.errors, 0, pinger.firstError);
@@ -96,7 +96,7 @@ test('net-ping counts a lost request when the reply does not come within timeout
 });
 
 test('net-ping with a 9000-byte MTU carries 8952-byte echo payloads', async () => {
-  const r = await Engine.run({ workload: 'net-ping', queues: QUEUES, params: { direction: 'g2h', count: 50, mtu: 9000, payloadBytes: 8952, timeoutMs: 1000 }, timeoutMs: 30_000 });
+  const r = await Engine.run({ workload: 'net-ping', queues: QUEUES, params: { direction: 'g2h', count: 50, mtu: 9000, payloadBytes: 8952, timeoutMs: 10_000 }, timeoutMs: 30_000 });
   assert.equal(r.guest.extra.received, 50);
   assert.equal(r.guest.errors, 0, r.guest.firstError);
 });

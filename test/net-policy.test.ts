@@ -30,7 +30,7 @@ async function stream(preset: string | Record<string, unknown>, direction: Dir, 
 
 async function ping(preset: string | Record<string, unknown>, direction: Dir, count: number): Promise<EngineResult> {
   const p = resolvePolicy(preset);
-  const params = { ...(typeof preset === 'string' ? { preset } : { policy: preset }), direction, count, timeoutMs: 2000 };
+  const params = { ...(typeof preset === 'string' ? { preset } : { policy: preset }), direction, count, timeoutMs: 10_000 };
   return Engine.run({ workload: 'net-ping', ...engineShape(p), params, timeoutMs: 20_000 });
 }
 

@@ -165,7 +165,7 @@ test('a traced net-stream h2g run traces the guest ACK frames on the tx queue', 
 test('a traced net-ping g2h run traces every echo request with its stages', async () => {
   const count = 200;
   const session = new TraceSession({ sample: 1 });
-  const r = await Engine.run({ workload: 'net-ping', queues: QUEUES, params: { direction: 'g2h', count, timeoutMs: 1000 }, wait: { strategy: 'block' }, trace: session, timeoutMs: 30_000 });
+  const r = await Engine.run({ workload: 'net-ping', queues: QUEUES, params: { direction: 'g2h', count, timeoutMs: 10_000 }, wait: { strategy: 'block' }, trace: session, timeoutMs: 30_000 });
   assert.equal(r.guest.errors, 0, r.guest.firstError);
   assert.equal(r.guest.extra.received, count);
   const c = session.finish();

@@ -4,7 +4,7 @@
 // frames optionally as the MSS segments a wire would carry, so standard tools (tshark) decode
 // the capture without checksum findings. Runs anywhere the PcapWriter's sink runs.
 
-import { portHasRx, type PortRxFrame, type NetPort } from '../net/port.js';
+import { ForwardingPort, type PortRxFrame, type NetPort } from '../net/port.js';
 import type { PcapWriter } from './pcap.js';
 import { NetHdrFlags, GsoType, MAX_GSO_FRAME_BYTES, type VirtioNetHdr } from '../net/header.js';
 import { applyNeedsCsum, gsoSegmentTcp } from '../net/gso.js';
@@ -17,7 +17,7 @@ export interface PcapTeeOptions {
   nowNs?: () => number;
 }
 
-export class PcapTeePort implements NetPort {
+export class PcapTeePort extends ForwardingPort {
   onRxReady?: (() => void) | undefined;
   /** Frames recorded (segments count one each), and frames that could not be segmented. */
   recorded = 0;
@@ -29,48 +29,27 @@ export class PcapTeePort implements NetPort {
   private lastPeeked: PortRxFrame | null = null;
 
   constructor(
-    readonly inner: NetPort,
+    inner: NetPort,
     readonly writer: PcapWriter,
     opts: PcapTeeOptions = {},
   ) {
+    super(inner);
     this.segmentGso = opts.segmentGso ?? false;
     this.nowNs = opts.nowNs ?? ((): number => Math.round((performance.timeOrigin + performance.now()) * 1e6));
   }
 
-  /** What the inner port takes, asked each time: a port may decide in negotiated() (reflect). */
-  get acceptsGso(): boolean {
-    return this.inner.acceptsGso;
-  }
-
-  get acceptsPartialCsum(): boolean {
-    return this.inner.acceptsPartialCsum;
-  }
-
-  /** The inner port's fd (a TAP's), so the device loop polls it as if the tee were not there. */
-  get fd(): number | undefined {
-    return this.inner.fd;
-  }
-
-  negotiated(features: bigint): void {
-    this.inner.negotiated?.(features);
-  }
-
-  rxReady(): boolean {
-    return portHasRx(this.inner);
-  }
-
-  send(frame: Uint8Array, offset: number, lenBytes: number, hdr: Readonly<VirtioNetHdr>): void {
+  override send(frame: Uint8Array, offset: number, lenBytes: number, hdr: Readonly<VirtioNetHdr>): void {
     this.record(frame, offset, lenBytes, hdr);
     this.inner.send(frame, offset, lenBytes, hdr);
   }
 
-  peekRx(): PortRxFrame | null {
+  override peekRx(): PortRxFrame | null {
     const f = this.inner.peekRx();
     this.lastPeeked = f;
     return f;
   }
 
-  consumeRx(): void {
+  override consumeRx(): void {
     const f = this.lastPeeked;
     // Recorded when taken, so a frame peeked twice (no rx buffers yet) appears once.
     if (f !== null) this.record(f.bytes, f.offset, f.lenBytes, f.hdr);

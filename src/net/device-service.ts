@@ -24,8 +24,7 @@ import { NetDevice } from './device.js';
 import type { NetConfig } from './config.js';
 import type { NetObserver } from './observer.js';
 import { NetF, VirtioF } from './features.js';
-import type { VirtioNetHdr } from './header.js';
-import { portHasRx, type NetPort, type PortRxFrame } from './port.js';
+import { ForwardingPort, portHasRx, type NetPort, type PortRxFrame } from './port.js';
 
 /** Largest GSO frame (virtio 1.2 §5.1.6.2: 65535 + headers), for descriptor counts. */
 const MAX_GSO_FRAME_BYTES = 65589;
@@ -73,37 +72,21 @@ export interface NetDeviceServiceOptions {
  * A port wrapper that brackets each read from the port (peekRx: the host stack builds the next
  * frame, a TAP is read) with the loop's lock drop, for the 'dropped' global-lock model.
  */
-class LockDroppingReads implements NetPort {
+class LockDroppingReads extends ForwardingPort {
   constructor(
-    private readonly inner: NetPort,
+    inner: NetPort,
     private readonly begin: () => void,
     private readonly end: () => void,
-  ) {}
-  get acceptsGso(): boolean {
-    return this.inner.acceptsGso;
+  ) {
+    super(inner);
   }
-  get acceptsPartialCsum(): boolean {
-    return this.inner.acceptsPartialCsum;
-  }
-  get fd(): number | undefined {
-    return this.inner.fd;
-  }
-  send(frame: Uint8Array, offset: number, lenBytes: number, hdr: Readonly<VirtioNetHdr>): void {
-    this.inner.send(frame, offset, lenBytes, hdr);
-  }
-  rxReady(): boolean {
-    return portHasRx(this.inner);
-  }
-  peekRx(): PortRxFrame | null {
+  override peekRx(): PortRxFrame | null {
     this.begin();
     try {
       return this.inner.peekRx();
     } finally {
       this.end();
     }
-  }
-  consumeRx(): void {
-    this.inner.consumeRx();
   }
 }
 

@@ -55,3 +55,36 @@ export interface NetPort {
 export function portHasRx(p: NetPort): boolean {
   return p.rxReady !== undefined ? p.rxReady() : p.peekRx() !== null;
 }
+
+/**
+ * A port in front of another that forwards everything to it: the base of wrappers (a pcap tee,
+ * the lock drop around reads), which override only what they add. Offloads and the fd are asked
+ * of the inner port each time, since a port may decide them in negotiated().
+ */
+export class ForwardingPort implements NetPort {
+  constructor(readonly inner: NetPort) {}
+  get acceptsGso(): boolean {
+    return this.inner.acceptsGso;
+  }
+  get acceptsPartialCsum(): boolean {
+    return this.inner.acceptsPartialCsum;
+  }
+  get fd(): number | undefined {
+    return this.inner.fd;
+  }
+  negotiated(features: bigint): void {
+    this.inner.negotiated?.(features);
+  }
+  rxReady(): boolean {
+    return portHasRx(this.inner);
+  }
+  send(frame: Uint8Array, offset: number, lenBytes: number, hdr: Readonly<VirtioNetHdr>): void {
+    this.inner.send(frame, offset, lenBytes, hdr);
+  }
+  peekRx(): PortRxFrame | null {
+    return this.inner.peekRx();
+  }
+  consumeRx(): void {
+    this.inner.consumeRx();
+  }
+}

@@ -17,7 +17,7 @@ import { buildTcpFrame, ipv4FromString, macFromString, TcpFlags } from '../src/n
 import type { NetDeviceStats } from '../src/net/device.js';
 import { InlineRunner, MmioNetGuest, MmioTransport, Reg, Status, type DeviceRunner, type MmioIssue, type MmioNetGuestOptions, type MmioSnapshot } from '../src/transport/index.js';
 import { startNodeDeviceWorker } from '../src/transport/node-worker.js';
-import type { WorkerRunner } from '../src/transport/worker-runner.js';
+import { waitDevice, waitNeedsReset } from './support/mmio-rig.js';
 import { VIRTIO_NET_FEATURES, VirtioNetBackend, VirtioNetFrontend, type VirtioNetOptions, type VirtioNetState } from '../src/transport/virtio-net.js';
 
 const MEM_BYTES = 16 << 20;
@@ -53,26 +53,6 @@ function guest(rig: NetRig, o: Partial<MmioNetGuestOptions> = {}, mtu?: number):
     endpoint: { ip: ipv4FromString(GUEST_IP), peerIp: ipv4FromString(HOST_IP), peerMac: macFromString('ff:ff:ff:ff:ff:ff'), ...(mtu !== undefined ? { mtu } : {}) },
     ...o,
   });
-}
-
-const sleepCell = new Int32Array(new SharedArrayBuffer(4));
-
-/** A worker device is awaited on its irq doorbell; an inline one is polled at its deadline (its timers). */
-const pauseCell = new Int32Array(new SharedArrayBuffer(4));
-
-function waitDevice(rig: NetRig, ms: number): void {
-  const r = rig.runner as Partial<WorkerRunner>;
-  if (typeof r.waitForInterrupt === 'function') {
-    r.waitForInterrupt(ms);
-    return;
-  }
-  const inline = rig.runner as InlineRunner;
-  inline.poll();
-  // Without a deadline only the guest's next notify can bring work: nothing to wait for.
-  if (rig.t.interruptAsserted || inline.deadlineMs === Infinity) return;
-  const wait = Math.min(ms, inline.deadlineMs - performance.now());
-  if (wait > 0) Atomics.wait(sleepCell, 0, 0, wait); // a plain sleep: nothing notifies this cell
-  inline.poll();
 }
 
 /** Pumps the guest stack (and posts rx buffers) until `done()` or the deadline (then throws with `what`). */
@@ -237,11 +217,7 @@ for (const worker of [false, true]) {
       const tx = g.net.txq;
       tx.ring.storeAvailIdx((tx.ring.loadAvailIdx() + 1000) & 0xffff);
       rig.t.write(Reg.QueueNotify, 1, 4);
-      // Bounded by wall time, not a count of waits (they return at once while the line is asserted).
-      for (const until = performance.now() + 20_000; (rig.t.status & Status.DEVICE_NEEDS_RESET) === 0 && performance.now() < until; ) {
-        waitDevice(rig, 10);
-        Atomics.wait(pauseCell, 0, 0, 1); // a plain 1 ms sleep: nothing notifies this cell
-      }
+      waitNeedsReset(rig);
       assert.equal(rig.t.status & Status.DEVICE_NEEDS_RESET, Status.DEVICE_NEEDS_RESET);
       assert.equal(rig.t.read(Reg.InterruptStatus, 4) & 2, 2, 'configuration change notification (§2.1.2)');
       g.init();

@@ -27,6 +27,12 @@ export const MEM_BYTES = 16 << 20;
 export const ARENA_BASE = 0x10000;
 export const ARENA_BYTES = 12 << 20;
 
+/** What waiting on a device needs: its transport and its runner (an MmioRig, or a test's own rig). */
+export interface DeviceUnderTest {
+  runner: DeviceRunner;
+  t: MmioTransport;
+}
+
 export interface MmioRig {
   mem: GuestMemory;
   front: VirtioNetFrontend;
@@ -98,7 +104,7 @@ const pauseCell = new Int32Array(new SharedArrayBuffer(4));
  * by a count of waits: waitDevice returns at once while the interrupt line is still asserted,
  * and a loaded machine may run the device late. Returns whether the bit was seen.
  */
-export function waitNeedsReset(rig: MmioRig, timeoutMs = 20_000): boolean {
+export function waitNeedsReset(rig: DeviceUnderTest, timeoutMs = 20_000): boolean {
   const until = performance.now() + timeoutMs;
   while ((rig.t.status & Status.DEVICE_NEEDS_RESET) === 0 && performance.now() < until) {
     waitDevice(rig, 10);
@@ -107,7 +113,7 @@ export function waitNeedsReset(rig: MmioRig, timeoutMs = 20_000): boolean {
   return (rig.t.status & Status.DEVICE_NEEDS_RESET) !== 0;
 }
 
-export function waitDevice(rig: MmioRig, ms = 50): void {
+export function waitDevice(rig: DeviceUnderTest, ms = 50): void {
   const r = rig.runner as Partial<WorkerRunner> & Partial<InlineRunner>;
   if (typeof r.waitForInterrupt === 'function') {
     r.waitForInterrupt(ms);

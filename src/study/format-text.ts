@@ -2,6 +2,7 @@
 // stddev" per direction), the mechanism table that explains each row, and the outputs of
 // `virtq bench stream` / `virtq bench ping`. Pure string building.
 
+import { judgeConclusions, type ConclusionVerdict } from './conclusions.js';
 import { msFromUs } from './iputils.js';
 import { notAppliedOf, type Direction, type Mechanism } from './measure.js';
 import type { RfcFigure } from './rfc-figures.js';
@@ -132,6 +133,17 @@ export const MECHANISM_LEGEND =
   'sleeps/pkt: real Atomics.wait blocks, both sides; s/GB: thread CPU seconds per 10^9 payload bytes on each side (stream, mean of runs); ' +
   'ping …/echo: the same counters per echo request. — = not reported by this policy/workload.';
 
+/** The RFC's five conclusions with our verdict, what decided it, and the rule. */
+export function conclusionLines(verdicts: readonly ConclusionVerdict[]): string[] {
+  const out = ["the RFC's conclusions (ratios of neighbouring rows' average throughput, ours vs the RFC's)"];
+  for (const v of verdicts) {
+    out.push(`  ${v.number}. ${v.text.split(/[;(]/)[0]!.trim()}: ${v.verdict.toUpperCase()} — ${v.why}`);
+    for (const p of v.pairs) out.push(`       ${p.label}: g->h ${p.ours.g2h.toFixed(2)}x (RFC ${p.rfc.g2h.toFixed(2)}x), h->g ${p.ours.h2g.toFixed(2)}x (RFC ${p.rfc.h2g.toFixed(2)}x)`);
+    out.push(`       rule: ${v.rule}`);
+  }
+  return out;
+}
+
 /** The whole study as text: both RFC tables, the mechanism table, and notes. */
 export function formatStudy(report: StudyReport): string {
   const p = report.plan;
@@ -149,6 +161,7 @@ export function formatStudy(report: StudyReport): string {
     mechanismTable(report),
     MECHANISM_LEGEND,
   ];
+  if (p.mode === 'cumulative') out.push('', ...conclusionLines(report.conclusions ?? judgeConclusions(report)));
   const problems = report.rows.flatMap((r) => [
     ...DIRS.flatMap((d) => {
       const s = r.stream[d];

@@ -6,6 +6,7 @@ export * from './stats.js';
 export * from './iputils.js';
 export * from './flood-schedule.js';
 export * from './rfc-figures.js';
+export * from './conclusions.js';
 export * from './presets-source.js';
 export * from './measure.js';
 export * from './plan.js';

@@ -4,6 +4,7 @@
 
 import { msFromUs } from './iputils.js';
 import type { Direction } from './measure.js';
+import { CONCLUSION_PAIRS, judgeConclusions } from './conclusions.js';
 import { RFC_CONCLUSIONS, rfcFiguresFor, type RfcFigure } from './rfc-figures.js';
 import type { RowResult, StudyReport } from './report.js';
 import { MECHANISM_HEADER, MECHANISM_LEGEND, mechanismRows, notAppliedLines } from './format-text.js';
@@ -51,17 +52,6 @@ function avgOf(report: StudyReport, row: string, d: Direction, kind: 'tp' | 'pin
   return { ours: (r?.ping[d]?.result?.rtt.avgUs ?? NaN) / 1000, rfc: f?.pingMs[d]?.[1] ?? NaN };
 }
 
-/** The comparisons behind each RFC conclusion: [label, numerator row, denominator row]. */
-export const CONCLUSION_PAIRS: readonly { conclusion: number; label: string; num: string; den: string }[] = [
-  { conclusion: 0, label: '250 µs ÷ 50 µs timer', num: '250us tx timer + rearm', den: '50us tx timer + rearm' },
-  { conclusion: 0, label: '150 µs ÷ 50 µs timer', num: '150us tx timer + rearm', den: '50us tx timer + rearm' },
-  { conclusion: 1, label: 'GSO ÷ recv NO_NOTIFY', num: 'GSO', den: 'recv NO_NOTIFY' },
-  { conclusion: 2, label: 'ring 256 ÷ GSO (128)', num: 'ring size == 256', den: 'GSO' },
-  { conclusion: 2, label: 'ring 512 ÷ GSO (128)', num: 'ring size == 512', den: 'GSO' },
-  { conclusion: 3, label: 'drop mutex ÷ ring 512', num: 'drop mutex during tapfd read', den: 'ring size == 512' },
-  { conclusion: 4, label: 'zero-copy ÷ drop mutex', num: 'aligouri zero-copy', den: 'drop mutex during tapfd read' },
-];
-
 const r2 = (x: number): string => (Number.isFinite(x) ? `${x.toFixed(2)}×` : '—');
 
 export function renderMarkdown(report: StudyReport, opts: { svgHref?: string } = {}): string {
@@ -100,8 +90,12 @@ export function renderMarkdown(report: StudyReport, opts: { svgHref?: string } =
   out.push('', MECHANISM_LEGEND, '');
 
   if (p.mode === 'cumulative') {
-    out.push("## The RFC's conclusions, as ratios of averages", '');
-    out.push('Each line compares two neighbouring rows (later ÷ earlier); ours and the RFC\'s side by side (— where a row was not run). Whether a conclusion holds is a judgement on these numbers, not made here.', '');
+    out.push("## The RFC's conclusions: verdicts", '');
+    out.push('Each conclusion is judged on the ratio of two neighbouring rows\' average throughput (later ÷ earlier) by the stated rule; the RFC\'s own ratios are beside ours.', '');
+    const verdicts = report.conclusions ?? judgeConclusions(report);
+    out.push(mdTable(['conclusion', 'verdict', 'why', 'rule'], verdicts.map((v) => [`${v.number}. ${v.text.split(/[;(]/)[0]!.trim()}`, `**${v.verdict}**`, v.why, v.rule])));
+    out.push('');
+    out.push('### As ratios of averages', '');
     const rows: string[][] = [];
     for (const c of CONCLUSION_PAIRS) {
       const cells = (['tp', 'ping'] as const).flatMap((k) =>

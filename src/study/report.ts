@@ -2,6 +2,7 @@
 // report hold (the JSON schema `virtq-study/1`, documented in docs/study.md). Pure: the
 // renderers and the tests use these without starting threads.
 
+import type { ConclusionVerdict } from './conclusions.js';
 import type { Direction, Mechanism, PingResult, StreamRun } from './measure.js';
 import type { StudyPlan } from './plan.js';
 import type { StudyMode } from './presets-source.js';
@@ -63,6 +64,8 @@ export interface StudyReport {
   rfcSource: string;
   rows: RowResult[];
   totalSeconds: number;
+  /** The RFC's five conclusions judged on this report's rows (conclusions.ts states each rule). */
+  conclusions?: ConclusionVerdict[];
   /** True when the study was stopped (SIGINT) before its last cell: the last row may lack cells (null). */
   interrupted?: true;
 }

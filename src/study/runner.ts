@@ -14,6 +14,7 @@ import { DEFAULT_PING_WORKLOAD, DEFAULT_STREAM_WORKLOAD, REPORT_SCHEMA, type Pin
 import { FAITHFUL_PLAN, estimatePingMs, estimateStreamRunMs, etaMs, type StudyPlan } from './plan.js';
 import type { StudyMode, StudyPreset } from './presets-source.js';
 import { rfcFiguresFor, RFC_SOURCE } from './rfc-figures.js';
+import { judgeConclusions } from './conclusions.js';
 import { summarize } from './stats.js';
 
 /**
@@ -272,6 +273,7 @@ export async function runStudy(o: StudyOptions): Promise<StudyReport> {
     rfcSource: RFC_SOURCE,
     rows: rows.map((r) => ({ ...r, stream: { ...r.stream }, ping: { ...r.ping } })),
     totalSeconds: (performance.now() - t0) / 1000,
+    conclusions: judgeConclusions({ rows, plan: { mode: o.mode ?? 'cumulative' } }),
     ...(interrupted ? { interrupted: true as const } : {}),
   });
   allRows: for (let ri = 0; ri < o.rows.length; ri++) {

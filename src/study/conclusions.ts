@@ -1,0 +1,145 @@
+// The RFC's five conclusions as verdicts: each conclusion is a claim about the ratio of two
+// neighbouring rows' average throughput (later ÷ earlier, cumulative mode, as the RFC built its
+// table). A stated rule per conclusion turns our ratios into "reproduced", "partly" or "not", the
+// RFC's own ratios are carried beside ours, and each verdict says which rule decided it. Pure:
+// reads a report, starts nothing.
+
+import type { Direction } from './measure.js';
+import type { StudyReport } from './report.js';
+import { RFC_CONCLUSIONS, rfcFiguresFor } from './rfc-figures.js';
+
+export type Verdict = 'reproduced' | 'partly' | 'not reproduced' | 'not measured';
+
+/** One comparison behind a conclusion: numerator row ÷ denominator row. */
+export interface ConclusionPair {
+  conclusion: number;
+  label: string;
+  num: string;
+  den: string;
+}
+
+/** The comparisons behind each RFC conclusion (row names as in the RFC). */
+export const CONCLUSION_PAIRS: readonly ConclusionPair[] = [
+  { conclusion: 0, label: '250 µs ÷ 50 µs timer', num: '250us tx timer + rearm', den: '50us tx timer + rearm' },
+  { conclusion: 0, label: '150 µs ÷ 50 µs timer', num: '150us tx timer + rearm', den: '50us tx timer + rearm' },
+  { conclusion: 1, label: 'GSO ÷ recv NO_NOTIFY', num: 'GSO', den: 'recv NO_NOTIFY' },
+  { conclusion: 2, label: 'ring 256 ÷ GSO (128)', num: 'ring size == 256', den: 'GSO' },
+  { conclusion: 2, label: 'ring 512 ÷ GSO (128)', num: 'ring size == 512', den: 'GSO' },
+  { conclusion: 3, label: 'drop mutex ÷ ring 512', num: 'drop mutex during tapfd read', den: 'ring size == 512' },
+  { conclusion: 4, label: 'zero-copy ÷ drop mutex', num: 'aligouri zero-copy', den: 'drop mutex during tapfd read' },
+];
+
+/** A throughput ratio (average Gb/s), ours and the RFC's, per direction. */
+export interface PairRatios {
+  label: string;
+  ours: Record<Direction, number>;
+  rfc: Record<Direction, number>;
+}
+
+export interface ConclusionVerdict {
+  /** 1-based, in the RFC's order. */
+  number: number;
+  text: string;
+  /** The rule the verdict came from, in words. */
+  rule: string;
+  verdict: Verdict;
+  /** What decided the verdict, with the figures. */
+  why: string;
+  pairs: PairRatios[];
+}
+
+const DIRS: readonly Direction[] = ['g2h', 'h2g'];
+
+/** Our average Gb/s for a row and direction (NaN when the row or cell did not run). */
+function oursGbps(report: StudyReport, row: string, d: Direction): number {
+  return report.rows.find((r) => r.name === row)?.stream[d]?.gbps.avg ?? NaN;
+}
+
+function rfcGbps(row: string, d: Direction): number {
+  return rfcFiguresFor(row)?.throughputGbps[d][1] ?? NaN;
+}
+
+/** Ours and the RFC's throughput ratio for each comparison. */
+export function pairRatios(report: StudyReport, pair: ConclusionPair): PairRatios {
+  const ratio = (f: (row: string, d: Direction) => number, d: Direction): number => f(pair.num, d) / f(pair.den, d);
+  const ours = { g2h: ratio((r, d) => oursGbps(report, r, d), 'g2h'), h2g: ratio((r, d) => oursGbps(report, r, d), 'h2g') };
+  const rfc = { g2h: ratio(rfcGbps, 'g2h'), h2g: ratio(rfcGbps, 'h2g') };
+  return { label: pair.label, ours, rfc };
+}
+
+const x2 = (v: number): string => `${v.toFixed(2)}×`;
+/** The larger of a ratio and its inverse: how far from "no change" (1.00) a ratio is. */
+const spread = (v: number): number => (v >= 1 ? v : 1 / v);
+
+interface Rule {
+  rule: string;
+  judge(pairs: PairRatios[]): { verdict: Exclude<Verdict, 'not measured'>; why: string };
+}
+
+// One rule per conclusion. Thresholds: "quite a difference"/"nice speedup" need a change well
+// beyond run-to-run noise (a quick study's cells vary by a few per cent); "small"/"barely
+// measurable" need the opposite. "partly" is the band between.
+const RULES: readonly Rule[] = [
+  {
+    rule: 'timer length changes throughput by ≥ 20 % (ratio ≥ 1.20 or ≤ 0.83) in some direction between the 50/150/250 µs rows: reproduced; ≥ 10 %: partly',
+    judge(pairs) {
+      const all = pairs.flatMap((p) => DIRS.map((d) => ({ d, v: p.ours[d], label: p.label })));
+      const best = all.reduce((a, b) => (spread(b.v) > spread(a.v) ? b : a));
+      const s = spread(best.v);
+      const why = `largest change ${x2(best.v)} (${best.label}, ${best.d})`;
+      return { verdict: s >= 1.2 ? 'reproduced' : s >= 1.1 ? 'partly' : 'not reproduced', why };
+    },
+  },
+  {
+    rule: 'GSO ÷ no GSO ≥ 2.0× both ways and larger host→guest: reproduced; ≥ 1.5× both ways (or ≥ 2.0× without the host→guest lead): partly',
+    judge([p]) {
+      const { g2h, h2g } = p!.ours;
+      const why = `g→h ${x2(g2h)}, h→g ${x2(h2g)}`;
+      if (g2h >= 2 && h2g >= 2 && h2g > g2h) return { verdict: 'reproduced', why };
+      return { verdict: g2h >= 1.5 && h2g >= 1.5 ? 'partly' : 'not reproduced', why };
+    },
+  },
+  {
+    rule: 'every ring-size ratio within ±10 % (0.91–1.10) both ways: reproduced; within ±25 % (0.80–1.25): partly',
+    judge(pairs) {
+      const vals = pairs.flatMap((p) => DIRS.map((d) => p.ours[d]));
+      const worst = Math.max(...vals.map(spread));
+      const why = `ratios ${pairs.map((p) => `${p.label}: ${x2(p.ours.g2h)} / ${x2(p.ours.h2g)}`).join('; ')}`;
+      return { verdict: worst <= 1.1 ? 'reproduced' : worst <= 1.25 ? 'partly' : 'not reproduced', why };
+    },
+  },
+  {
+    rule: 'dropping the mutex speeds host→guest by ≥ 10 % with guest→host not slower than 0.95×: reproduced; host→guest ≥ 3 % faster: partly',
+    judge([p]) {
+      const { g2h, h2g } = p!.ours;
+      const why = `g→h ${x2(g2h)}, h→g ${x2(h2g)}`;
+      if (h2g >= 1.1 && g2h >= 0.95) return { verdict: 'reproduced', why };
+      return { verdict: h2g >= 1.03 ? 'partly' : 'not reproduced', why };
+    },
+  },
+  {
+    rule: 'zero-copy ÷ copy within ±5 % (0.95–1.05) both ways: reproduced; within ±10 %: partly',
+    judge([p]) {
+      const worst = Math.max(spread(p!.ours.g2h), spread(p!.ours.h2g));
+      const why = `g→h ${x2(p!.ours.g2h)}, h→g ${x2(p!.ours.h2g)}`;
+      return { verdict: worst <= 1.05 ? 'reproduced' : worst <= 1.1 ? 'partly' : 'not reproduced', why };
+    },
+  },
+];
+
+/**
+ * The five verdicts for a report. Only a cumulative study builds the RFC's table (each row adds
+ * one change to the previous), so another mode, or a comparison whose rows did not both run,
+ * gives "not measured" and says why.
+ */
+export function judgeConclusions(report: Pick<StudyReport, 'rows'> & { plan: { mode: string } }): ConclusionVerdict[] {
+  return RFC_CONCLUSIONS.map((text, i) => {
+    const rule = RULES[i]!;
+    const pairs = CONCLUSION_PAIRS.filter((p) => p.conclusion === i).map((p) => pairRatios(report as StudyReport, p));
+    const base = { number: i + 1, text, rule: rule.rule, pairs };
+    if (report.plan.mode !== 'cumulative') return { ...base, verdict: 'not measured' as const, why: `the study ran in ${report.plan.mode} mode; the RFC's ratios compare cumulative rows` };
+    const missing = pairs.filter((p) => !DIRS.every((d) => Number.isFinite(p.ours[d]) && p.ours[d] > 0));
+    if (missing.length > 0) return { ...base, verdict: 'not measured' as const, why: `not run: ${missing.map((p) => p.label).join(', ')}` };
+    return { ...base, ...rule.judge(pairs) };
+  });
+}

@@ -185,8 +185,8 @@ export class VhostUserBackend {
   readonly stats: BackendStats = { messages: 0, memTables: 0, ringStarts: 0, serviceStarts: 0, calls: 0, txLeftInRingAtStop: 0, rxLeftInRingAtStop: 0 };
   readonly port: NetPort;
   readonly offered: bigint;
-  private readonly policy: PolicyConfig;
-  private readonly lock: BigLock | null;
+  private policy: PolicyConfig;
+  private lock: BigLock | null;
   private features = 0n;
   private featuresSet = false;
   private protocolFeatures = 0n;
@@ -222,11 +222,27 @@ export class VhostUserBackend {
     this.port = o.port;
     this.offered = offeredFeatures(o.ufo ?? false);
     this.policy = o.policy ?? resolvePolicy('vhost');
-    // The QEMU-2008 global lock (presets with dataPath.lock 'held'/'dropped'): only this thread
-    // takes it — the frontend's vcpus live in another process and never contend — so it costs
-    // what the 2008 I/O thread paid uncontended. Private words, zeroed (the Mutex's idle state).
-    this.lock = this.policy.dataPath.lock === 'none' ? null : new BigLock(new Int32Array(new SharedArrayBuffer(BIG_LOCK_WORDS * 4)), LOCK_THREAD_ID, performanceClock);
+    this.lock = lockFor(this.policy);
     this.doorbell = new OsDoorbell(os, this.ringFds);
+  }
+
+  /** The notification policy the data path runs (the latest setPolicy, else the option's). */
+  get currentPolicy(): PolicyConfig {
+    return this.policy;
+  }
+
+  /**
+   * Runs `policy` from now on (a study switching presets between cells while one guest stays
+   * booted): the running data path ends as a disconnect would end it (used entries published,
+   * held rx chains given back) and a new one starts at once over the same rings with the new
+   * policy. Its counters carry on in the totals. Features and ring sizes were negotiated with the
+   * frontend and stay.
+   */
+  setPolicy(policy: PolicyConfig): void {
+    this.endService();
+    this.policy = policy;
+    this.lock = lockFor(policy);
+    this.updateService();
   }
 
   /** The rings' fds by queue index (kick fds only of started rings), for the caller's doorbell. */
@@ -630,6 +646,15 @@ export class VhostUserBackend {
   signalErrors(): void {
     for (const v of this.vrings) if (v.errFd >= 0) this.os.signal(v.errFd);
   }
+}
+
+/**
+ * The QEMU-2008 global lock for presets with dataPath.lock 'held'/'dropped': only the backend's
+ * thread takes it — the frontend's vcpus live in another process and never contend — so it costs
+ * what the 2008 I/O thread paid uncontended. Private words, zeroed (the Mutex's idle state).
+ */
+function lockFor(policy: PolicyConfig): BigLock | null {
+  return policy.dataPath.lock === 'none' ? null : new BigLock(new Int32Array(new SharedArrayBuffer(BIG_LOCK_WORDS * 4)), LOCK_THREAD_ID, performanceClock);
 }
 
 /** Adds every counter of `from` into `into` (missing ones start at 0). */

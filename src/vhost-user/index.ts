@@ -11,7 +11,7 @@ import { resolvePolicy } from '../policy/index.js';
 import { TraceSession, type TraceOptions } from '../trace/session.js';
 import { writeTraceFile, type TraceFileSummary } from '../trace/output.js';
 import type { FrameStats } from './backend.js';
-import type { VhostPortKind, VhostWorkerData, VhostWorkerDisconnect, VhostWorkerDone, VhostWorkerRefused, VhostWorkerBusy } from './worker.js';
+import type { VhostPortKind, VhostWorkerData, VhostWorkerDisconnect, VhostWorkerDone, VhostWorkerRefused, VhostWorkerBusy, VhostWorkerPolicy } from './worker.js';
 import { VhostUserError } from './errors.js';
 
 export { VhostUserError } from './errors.js';
@@ -70,7 +70,20 @@ export interface VhostUserResult extends Omit<VhostWorkerDone, 'type'> {
 
 export interface VhostUserHandle {
   stop(): Promise<VhostUserResult>;
+  /**
+   * Runs another notification policy from now on (a preset name or policy JSON), without
+   * disturbing the frontend: the data path ends and restarts over the same rings (features and
+   * ring sizes stay as negotiated). Resolves, once the worker switched, with the device and loop
+   * counters summed so far (a study takes the difference between two switches). A bad spec is
+   * refused here (PolicyError) and the policy stays.
+   */
+  setPreset(spec: string): Promise<Record<string, number>>;
+  /** The device and loop counters summed so far (taken between two data-path runs). */
+  counters(): Promise<Record<string, number>>;
 }
+
+/** Room for a policy spec sent to a running worker (a preset name or policy JSON). */
+const CONTROL_BYTES = 64 << 10;
 
 /** How often the main thread copies the worker's trace records out while it runs. */
 const TRACE_DRAIN_MS = 200;
@@ -95,6 +108,10 @@ export async function startVhostUser(o: VhostUserOptions): Promise<VhostUserHand
   }
   const session = o.trace !== undefined ? new TraceSession({ drainEveryMs: TRACE_DRAIN_MS, ...o.trace }) : null;
   const stop = new Int32Array(new SharedArrayBuffer(4));
+  const controlSab = new SharedArrayBuffer(8 + CONTROL_BYTES);
+  const control = new Int32Array(controlSab, 0, 2);
+  let generation = 0;
+  const answers = new Map<number, (m: VhostWorkerPolicy) => void>();
   const data: VhostWorkerData = {
     socketPath: o.socketPath,
     stop: stop.buffer as SharedArrayBuffer,
@@ -108,6 +125,7 @@ export async function startVhostUser(o: VhostUserOptions): Promise<VhostUserHand
     policy,
     pcapPath: o.pcapPath ?? '',
     trace: session?.setupFor('host') ?? null,
+    control: controlSab,
     ...(o.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: o.handshakeTimeoutMs } : {}),
   };
   const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: data });
@@ -119,8 +137,12 @@ export async function startVhostUser(o: VhostUserOptions): Promise<VhostUserHand
     w.on('error', reject);
     w.on('exit', () => resolve());
   });
-  w.on('message', (m: { type: 'listening' } | VhostWorkerDone | VhostWorkerDisconnect | VhostWorkerRefused | VhostWorkerBusy) => {
+  w.on('message', (m: { type: 'listening' } | VhostWorkerDone | VhostWorkerDisconnect | VhostWorkerRefused | VhostWorkerBusy | VhostWorkerPolicy) => {
     if (m.type === 'listening') listening();
+    else if (m.type === 'policy') {
+      answers.get(m.generation)?.(m);
+      answers.delete(m.generation);
+    }
     else if (m.type === 'busy') o.onRefused?.(m.reason);
     else if (m.type === 'refused') refused(new VhostUserError(m.code, m.message));
     else if (m.type === 'disconnect') o.onDisconnect?.(m.error, m.frames, m.features, m.reason);
@@ -134,7 +156,43 @@ export async function startVhostUser(o: VhostUserOptions): Promise<VhostUserHand
     throw e;
   }
   session?.start();
+  let workerGone = false;
+  void exited.then(
+    () => (workerGone = true),
+    () => (workerGone = true),
+  );
+  /** Asks the worker to apply `spec` ('' = only the counters) and waits for its answer. */
+  const ask = (spec: string): Promise<VhostWorkerPolicy> => {
+    if (workerGone) return Promise.reject(new Error('vhost-user worker has ended'));
+    const bytes = new TextEncoder().encode(spec);
+    if (bytes.length > CONTROL_BYTES) throw new RangeError(`policy spec of ${bytes.length} bytes (at most ${CONTROL_BYTES})`);
+    // One request at a time: the worker reads the spec when it sees the new generation.
+    const g = ++generation;
+    const answered = new Promise<VhostWorkerPolicy>((res, rej) => {
+      answers.set(g, res);
+      const gone = (): void => rej(new Error('vhost-user worker ended before applying the policy'));
+      void exited.then(gone, gone);
+    });
+    new Uint8Array(controlSab, 8, bytes.length).set(bytes);
+    control[1] = bytes.length;
+    Atomics.store(control, 0, g); // pairs with the worker's Atomics.load in reconfigure.pending/apply
+    return answered;
+  };
+  let queue: Promise<unknown> = Promise.resolve();
+  const serial = <T>(f: () => Promise<T>): Promise<T> => {
+    const p = queue.then(f, f);
+    queue = p.catch(() => undefined);
+    return p;
+  };
   return {
+    setPreset: (spec: string) =>
+      serial(async () => {
+        resolvePolicy(spec); // a bad spec fails here (PolicyError), not in the worker
+        const m = await ask(spec);
+        if (m.error !== undefined) throw new Error(`vhost-user: the policy was refused: ${m.error}`);
+        return m.counters;
+      }),
+    counters: () => serial(async () => (await ask('')).counters),
     async stop(): Promise<VhostUserResult> {
       Atomics.store(stop, 0, 1); // pairs with the worker's Atomics.load in its stopped() check
       try {

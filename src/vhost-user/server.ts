@@ -42,6 +42,12 @@ export interface ServerOptions {
   handshakeTimeoutMs?: number;
   /** Called with the reason when a connection is refused because another frontend is served. */
   onRefused?: (reason: VhostUserError) => void;
+  /**
+   * A change asked from outside the server's thread (a new policy between a study's cells):
+   * `pending` is looked at as often as `stopped` (it ends a data-path run the same way) and
+   * `apply` runs on the server's thread between two runs, or while no frontend is connected.
+   */
+  reconfigure?: { pending(): boolean; apply(backend: VhostUserBackend): void };
 }
 
 export interface ServerStats {
@@ -87,6 +93,7 @@ export function serveVhostUser(o: ServerOptions): { backend: VhostUserBackend; s
   const one = { fds: new Int32Array(1), ev: new Int32Array([POLLIN]), rev: new Int32Array(1) };
   try {
     while (!o.stopped()) {
+      if (o.reconfigure?.pending() === true) o.reconfigure.apply(backend);
       one.fds[0] = listenFd;
       const holdMs = storm.holdMs(Date.now());
       if (holdMs > 0) {
@@ -304,11 +311,13 @@ function serveConnection(io: IoAddon, conn: number, listenFd: number, backend: V
     }
   };
 
-  const db = new ConnectionDoorbell(io, conn, backend, o.stopped);
+  const rc = o.reconfigure;
+  const db = new ConnectionDoorbell(io, conn, backend, rc === undefined ? o.stopped : () => o.stopped() || rc.pending());
   backend.setDoorbell(db);
   try {
     for (;;) {
       if (o.stopped()) return;
+      if (rc?.pending() === true) rc.apply(backend);
       const svc = backend.service;
       if (svc !== null) {
         outcome.ranRings = true;

@@ -42,6 +42,24 @@ export interface VhostWorkerData {
   trace: TracerSetup | null;
   /** ServerOptions.handshakeTimeoutMs (undefined: the server's default). */
   handshakeTimeoutMs?: number;
+  /**
+   * Policy changes from the parent (VhostUserHandle.setPreset): Int32 word 0 is the request's
+   * generation, word 1 the byte length of the policy spec (UTF-8 from byte 8; 0 = only report
+   * the counters); answered with a VhostWorkerPolicy message.
+   */
+  control?: SharedArrayBuffer;
+}
+
+/** A policy change applied (or a counters snapshot taken) at the parent's request. */
+export interface VhostWorkerPolicy {
+  type: 'policy';
+  generation: number;
+  /** The policy now running. */
+  policy: string;
+  /** Device and loop counters summed over every data path so far, at the switch. */
+  counters: Record<string, number>;
+  /** Why the spec was refused (the policy did not change), if it was. */
+  error?: string;
 }
 
 /** A connection refused at once because another frontend is served. */
@@ -108,6 +126,8 @@ const pcap = d.pcapPath !== '' ? openPcapFile(d.pcapPath) : null;
 // GSO frames as their MSS segments, so the capture reads as the wire would carry it.
 const tee = pcap !== null ? new PcapTeePort(port, pcap.writer, { segmentGso: true }) : null;
 const tracer = d.trace !== null ? new Tracer(d.trace) : undefined;
+const control = d.control !== undefined ? new Int32Array(d.control, 0, 2) : null;
+let appliedGeneration = 0;
 
 try {
   const { backend, stats } = serveVhostUser({
@@ -122,6 +142,30 @@ try {
     stopped: () => Atomics.load(stop, 0) !== 0, // pairs with the parent's Atomics.store in stop()
     onListening: () => parentPort!.postMessage({ type: 'listening' }),
     ...(d.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: d.handshakeTimeoutMs } : {}),
+    ...(control !== null
+      ? {
+          reconfigure: {
+            // Pairs with the parent's Atomics.store of the generation (after the spec bytes).
+            pending: () => Atomics.load(control, 0) !== appliedGeneration,
+            apply: (b) => {
+              const generation = Atomics.load(control, 0); // pairs with the parent's store, as above
+              const len = control[1]!;
+              appliedGeneration = generation;
+              const m: VhostWorkerPolicy = { type: 'policy', generation, policy: b.currentPolicy.name, counters: {} };
+              if (len > 0) {
+                try {
+                  b.setPolicy(resolvePolicy(new TextDecoder().decode(new Uint8Array(d.control!, 8, len))));
+                  m.policy = b.currentPolicy.name;
+                } catch (e) {
+                  m.error = e instanceof Error ? e.message : String(e);
+                }
+              }
+              m.counters = b.counters;
+              parentPort!.postMessage(m);
+            },
+          },
+        }
+      : {}),
     onRefused: (e) => parentPort!.postMessage({ type: 'busy', reason: e.message } satisfies VhostWorkerBusy),
     onDisconnect: (err, backend, reason) => {
       const m: VhostWorkerDisconnect = { type: 'disconnect', error: err ? `${err.name} ${(err as { code?: string }).code ?? ''}: ${err.message}` : null, reason, frames: backend.frameStats, features: backend.negotiatedFeatures };

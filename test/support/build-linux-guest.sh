@@ -4,7 +4,7 @@
 #   $1/initramfs.gz    busybox-static + virtio modules + iputils ping + iperf3 + ethtool (the
 #                      host's binaries with the libraries ldd names); /init runs the test
 #   $1/VERSION         what the initramfs holds (GUEST_VERSION below): a cache from an older
-#                      script (no iperf3) is rebuilt
+#                      script (no iperf3, no agent mode) is rebuilt
 # /init loads virtio_net, puts eth0 at 10.78.0.1/24 and, per VQMODE on the kernel command line:
 #   ping (default)  `ping -f -c $VQCOUNT 10.78.0.2`, output between VQ-BEGIN/VQ-END;
 #   tcp             the negotiated features (VQ-FEATURES: /sys/class/net/eth0/device/features,
@@ -15,10 +15,14 @@
 #                   C string) each way over HTTP on 10.78.0.2:8080 (busybox
 #                   wget: POST /sink, GET /source) with their SHA-256 (VQ-TX-SHA, VQ-SINK,
 #                   VQ-RX lines), so the host can check every byte arrived intact.
+#   agent           echoes off on ttyS0, prints VQ-AGENT-READY, then runs each line the host
+#                   writes to the serial port as a shell command (the host brackets each with its
+#                   own markers: `virtq study --guest qemu` runs iperf3 and ping -f this way,
+#                   between preset switches, in one boot); `quit` powers off.
 # Then it powers off. Reuses an existing build of the same version. Needs root (apt-get
 # download, dpkg-deb), and iperf3 and ethtool on the host to copy in.
 set -euo pipefail
-GUEST_VERSION=4-iperf3-ethtool-http
+GUEST_VERSION=5-iperf3-ethtool-http-agent
 out=$1
 [ -s "$out/vmlinuz" ] && [ -s "$out/initramfs.gz" ] && [ "$(cat "$out/VERSION" 2>/dev/null)" = "$GUEST_VERSION" ] && exit 0
 for tool in ping iperf3 ethtool; do
@@ -61,6 +65,16 @@ for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_p
 done
 ip link set lo up
 ip link set eth0 up && ip addr add 10.78.0.1/24 dev eth0
+if [ "${VQMODE:-ping}" = agent ]; then
+  stty -F /dev/ttyS0 -echo
+  exec 3</dev/ttyS0
+  echo VQ-AGENT-READY
+  while read -r line <&3; do
+    [ "$line" = quit ] && break
+    eval "$line"
+  done
+  poweroff -f
+fi
 if [ "${VQMODE:-ping}" = tcp ]; then
   echo "VQ-FEATURES $(cat /sys/class/net/eth0/device/features)"
   echo VQ-ETHTOOL-BEGIN

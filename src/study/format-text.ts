@@ -7,6 +7,7 @@ import { msFromUs } from './iputils.js';
 import { notAppliedOf, type Direction, type Mechanism } from './measure.js';
 import type { RfcFigure } from './rfc-figures.js';
 import type { PingCell, RowResult, StreamCell, StudyReport } from './report.js';
+import { GUEST_HEADER, GUEST_MECHANISM_HEADER, guestMechanismRows, guestProblems, guestRows, guestSummary } from './format-guest.js';
 
 const DIRS: Direction[] = ['g2h', 'h2g'];
 export const DIR_LABEL: Record<Direction, string> = { g2h: 'guest->host', h2g: 'host->guest' };
@@ -162,6 +163,9 @@ export function formatStudy(report: StudyReport): string {
     MECHANISM_LEGEND,
   ];
   if (p.mode === 'cumulative') out.push('', ...conclusionLines(report.conclusions ?? judgeConclusions(report)));
+  if (report.guest !== undefined) {
+    out.push('', 'against a real Linux guest', guestSummary(report.guest), columns(GUEST_HEADER, guestRows(report)), '', 'the device\'s counters per guest cell (packets: frames both ways)', columns(GUEST_MECHANISM_HEADER, guestMechanismRows(report)));
+  }
   const problems = report.rows.flatMap((r) => [
     ...DIRS.flatMap((d) => {
       const s = r.stream[d];
@@ -172,6 +176,7 @@ export function formatStudy(report: StudyReport): string {
     }),
     ...DIRS.flatMap((d) => (r.ping[d]?.error !== undefined ? [`${r.name} ping ${d}: ${r.ping[d]!.error}`] : [])),
   ]);
+  problems.push(...guestProblems(report));
   if (problems.length > 0) out.push('', 'problems (marked ! or error above):', ...problems.map((x) => `  ${x}`));
   const na = notAppliedLines(report);
   if (na.length > 0) out.push('', 'policy settings not applied as the preset says (docs/net.md):', ...na.map((x) => `  ${x}`));

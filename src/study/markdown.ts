@@ -8,6 +8,7 @@ import { CONCLUSION_PAIRS, judgeConclusions } from './conclusions.js';
 import { RFC_CONCLUSIONS, rfcFiguresFor, type RfcFigure } from './rfc-figures.js';
 import type { RowResult, StudyReport } from './report.js';
 import { MECHANISM_HEADER, MECHANISM_LEGEND, mechanismRows, notAppliedLines } from './format-text.js';
+import { GUEST_HEADER, GUEST_MECHANISM_HEADER, guestMechanismRows, guestProblems, guestRows, guestSummary } from './format-guest.js';
 
 const DIRS: Direction[] = ['g2h', 'h2g'];
 const ARROW: Record<Direction, string> = { g2h: 'guest→host', h2g: 'host→guest' };
@@ -111,6 +112,13 @@ export function renderMarkdown(report: StudyReport, opts: { svgHref?: string } =
     out.push('');
   }
 
+  if (report.guest !== undefined) {
+    out.push('## Against a real Linux guest', '', guestSummary(report.guest), '');
+    out.push(mdTable(GUEST_HEADER, guestRows(report)), '');
+    out.push("The device's counters per guest cell (packets: frames both ways; batch: packets per device flush):", '');
+    out.push(mdTable(GUEST_MECHANISM_HEADER, guestMechanismRows(report)), '');
+  }
+
   const problems = report.rows.flatMap((r) =>
     DIRS.flatMap((d) => [
       ...(r.stream[d]?.error !== undefined ? [`${r.name} stream ${d}: ${r.stream[d]!.error}`] : []),
@@ -118,6 +126,7 @@ export function renderMarkdown(report: StudyReport, opts: { svgHref?: string } =
       ...(r.ping[d]?.error !== undefined ? [`${r.name} ping ${d}: ${r.ping[d]!.error}`] : []),
     ]),
   );
+  problems.push(...guestProblems(report));
   if (problems.length > 0) out.push('## Problems', '', ...problems.map((x) => `- ${x}`), '');
   const na = notAppliedLines(report);
   if (na.length > 0) out.push('## Policy settings not applied', '', 'As the workloads reported them (`policyNotApplied.<field>`; docs/net.md).', '', ...na.map((x) => `- ${x}`), '');

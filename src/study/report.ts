@@ -3,6 +3,7 @@
 // renderers and the tests use these without starting threads.
 
 import type { ConclusionVerdict } from './conclusions.js';
+import type { GuestRowResult, GuestStudyInfo } from './guest-plan.js';
 import type { Direction, Mechanism, PingResult, StreamRun } from './measure.js';
 import type { StudyPlan } from './plan.js';
 import type { StudyMode } from './presets-source.js';
@@ -53,6 +54,8 @@ export interface RowResult {
   rfc: RfcRowFigures | null;
   stream: { g2h: StreamCell | null; h2g: StreamCell | null };
   ping: { g2h: PingCell | null; h2g: PingCell | null };
+  /** The same row against a real Linux guest (`virtq study --guest qemu`), when it ran. */
+  guest?: GuestRowResult;
 }
 
 export interface StudyReport {
@@ -66,6 +69,8 @@ export interface StudyReport {
   totalSeconds: number;
   /** The RFC's five conclusions judged on this report's rows (conclusions.ts states each rule). */
   conclusions?: ConclusionVerdict[];
+  /** How the rows ran against a real Linux guest (`--guest qemu`): the VMM, KVM or TCG, the boots. */
+  guest?: GuestStudyInfo;
   /** True when the study was stopped (SIGINT) before its last cell: the last row may lack cells (null). */
   interrupted?: true;
 }
@@ -84,6 +89,9 @@ export interface ProgressEvent {
 
 /** Whether any cell of the report failed or saw verification errors. */
 export function reportHasProblems(report: StudyReport): boolean {
+  const guestBad = (g: RowResult['guest']): boolean =>
+    g !== undefined && (g.stream?.g2h?.error !== undefined || g.stream?.h2g?.error !== undefined || g.ping?.error !== undefined || (g.ping?.ping != null && g.ping.ping.received < g.ping.ping.transmitted));
+  if (report.guest?.error !== undefined || report.rows.some((r) => guestBad(r.guest))) return true;
   return report.rows.some((r) =>
     (['g2h', 'h2g'] as Direction[]).some(
       (d) => r.stream[d]?.error !== undefined || (r.stream[d]?.errors ?? 0) > 0 || r.ping[d]?.error !== undefined || (r.ping[d]?.result?.errors ?? 0) > 0,

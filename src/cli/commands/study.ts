@@ -21,6 +21,7 @@ import {
   type StudyPlan,
   type StudyReport,
   REPORT_SCHEMA,
+  rfcFiguresFor,
 } from '../../study/index.js';
 import { resumeMismatch, runStudy, studyPlanOf, type StudyOptions } from '../../study/runner.js';
 import { runTraceFromCli, studyMode, studyPresetOf, waitOf, waitStrategy } from './bench-net.js';
@@ -28,6 +29,7 @@ import { listOf, nonNegativeInt, outputDir, outputFileMkdir, policySpec, positiv
 import type { WaitSettings } from '../../engine/index.js';
 import type { StudyMode } from '../../study/index.js';
 import { addTraceOptions, type TraceCliOptions } from '../trace-options.js';
+import { GuestStudyError, runGuestStudy, type GuestAccel } from '../../study/guest-qemu.js';
 
 interface StudyOpts extends TraceCliOptions {
   quick?: boolean;
@@ -47,7 +49,15 @@ interface StudyOpts extends TraceCliOptions {
   streamWorkload: string;
   wait?: WaitSettings['strategy'];
   pingWorkload: string;
+  guest?: 'qemu';
+  guestAccel: GuestAccel;
+  guestSeconds?: number;
+  guestCount?: number;
+  guestOnly?: boolean;
 }
+
+/** The quick plan's guest cells: 3 s of iperf3 each way, 500 flood pings (a TCG boot runs ~1 Gb/s). */
+const GUEST_QUICK = { seconds: 3, count: 500 };
 
 /** Writes whole or not at all (a temporary file renamed over the path): a reader never sees half a report. */
 function writeOut(path: string, text: string): void {
@@ -72,6 +82,16 @@ function readResumable(path: string, plan: StudyReport['plan'], cmd: Command): S
   return earlier;
 }
 
+function guestVmm(v: string): 'qemu' {
+  if (v !== 'qemu') throw new InvalidArgumentError('the only guest VMM is qemu.');
+  return v;
+}
+
+function guestAccel(v: string): GuestAccel {
+  if (v !== 'auto' && v !== 'kvm' && v !== 'tcg') throw new InvalidArgumentError('choose auto, kvm or tcg.');
+  return v;
+}
+
 export function registerStudy(program: Command): void {
   const study = program
     .command('study')
@@ -92,7 +112,12 @@ export function registerStudy(program: Command): void {
     .option('--svg <file>', 'SVG chart path (default <out>/study.svg)', outputFileMkdir)
     .option('--stream-workload <name>', 'stream workload name or module path', 'net-stream')
     .option('--ping-workload <name>', 'ping workload name or module path', 'net-ping')
-    .option('--wait <strategy>', 'both sides wait by block, hybrid (spin then block) or spin (default: the engine\'s, hybrid)', waitStrategy);
+    .option('--wait <strategy>', 'both sides wait by block, hybrid (spin then block) or spin (default: the engine\'s, hybrid)', waitStrategy)
+    .option('--guest <vmm>', 'also run each row against a real Linux guest: qemu (root; boots the guest of the QEMU tests on virtq\'s vhost-user device, TAP backend; docs/study.md)', guestVmm)
+    .option('--guest-accel <a>', 'with --guest: kvm, tcg, or auto (KVM when /dev/kvm opens and QEMU can use it, else TCG)', guestAccel, 'auto')
+    .option('--guest-seconds <s>', 'with --guest: iperf3 -t per stream cell (quick: 3, else the plan\'s --seconds)', positiveInt)
+    .option('--guest-count <n>', 'with --guest: ping -f -c per row (quick: 500, else the plan\'s --count)', positiveInt)
+    .option('--guest-only', 'with --guest: skip the in-process cells (only the guest tables are filled)');
   addTraceOptions(study).action(async (o: StudyOpts, cmd: Command) => {
     // Every output path is checked before the first cell runs (the explicit ones already were,
     // as they were parsed): a study can take hours, and its results must not be lost at the end.
@@ -142,14 +167,45 @@ export function registerStudy(program: Command): void {
       machine: { node: process.version, platform: `${process.platform} ${process.arch}`, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown' },
       onProgress: (e) => progress.update(formatProgress(e)),
     };
+    if (o.guest === undefined && (o.guestOnly === true || o.guestSeconds !== undefined || o.guestCount !== undefined)) cmd.error("error: option '--guest-only', '--guest-seconds' and '--guest-count' need --guest qemu");
     const resumeFrom = o.resume === true ? readResumable(jsonPath, studyPlanOf(studyOptions), cmd) : undefined;
     process.on('SIGINT', onSigint);
     const report = await runStudy({
       ...studyOptions,
+      ...(o.guestOnly === true ? { rows: [] } : {}),
       ...(resumeFrom !== undefined ? { resumeFrom } : {}),
       signal: stop.signal,
       onCell: (soFar) => writeOut(jsonPath, JSON.stringify(soFar, null, 2) + '\n'),
     });
+    if (o.guestOnly === true) {
+      // The rows still head the tables (in-process cells not run), so the guest's sit beside the RFC's.
+      report.rows = rows.map((r) => ({ name: r.name, slug: r.slug, kind: r.kind, description: r.description, dataPath: { ringSize: r.ringSize, gso: r.gso, mergeable: r.mergeable, eventIdx: r.eventIdx }, rfc: r.kind === 'rfc' ? rfcFiguresFor(r.name) : null, stream: { g2h: null, h2g: null }, ping: { g2h: null, h2g: null } }));
+    }
+    if (o.guest !== undefined && !stop.signal.aborted) {
+      const t0 = performance.now();
+      try {
+        const g = await runGuestStudy({
+          rows,
+          seconds: o.guestSeconds ?? (o.quick ? GUEST_QUICK.seconds : plan.seconds),
+          count: o.guestCount ?? (o.quick ? GUEST_QUICK.count : plan.count),
+          accel: o.guestAccel,
+          signal: stop.signal,
+          onProgress: (line) => progress.update(`${line} (${((performance.now() - t0) / 1000).toFixed(0)} s)`),
+        });
+        report.guest = g.info;
+        for (const r of report.rows) {
+          const x = g.rows.get(r.slug);
+          if (x !== undefined) r.guest = x;
+        }
+      } catch (e) {
+        if (!(e instanceof GuestStudyError)) throw e;
+        progress.clear();
+        if (e.code === 'missing') cmd.error(`error: option '--guest': ${e.message}`);
+        process.stderr.write(`virtq study: the guest part failed: ${e.message}\n`);
+        report.guest = { vmm: 'qemu', accel: 'tcg', qemuVersion: 'unknown', kernel: '', initramfsVersion: '', seconds: 0, count: 0, boots: [], totalSeconds: (performance.now() - t0) / 1000, error: e.message };
+      }
+      report.totalSeconds += (performance.now() - t0) / 1000;
+    }
     process.off('SIGINT', onSigint);
     progress.clear();
     writeOut(jsonPath, JSON.stringify(report, null, 2) + '\n');

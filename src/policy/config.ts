@@ -107,6 +107,25 @@ export interface AdaptiveConfig {
   minPacketsPerFlush: number;
 }
 
+/**
+ * Costs the 2008 host paid that two threads sharing memory do not (docs/study.md "The model's
+ * costs" derives the defaults from the RFC's own figures). Each is paid by spinning on the
+ * thread that paid it then, so it takes that thread's time as the real cost did; 0 = not paid
+ * (the machine's own costs only). Optional in a policy: absent = all 0.
+ */
+export interface CostConfig {
+  /** A guest kick or ISR read: a VM exit to QEMU userspace, handled under the global lock when the preset holds it (guest thread), µs. */
+  exitUs: number;
+  /** Injecting one interrupt into the guest (the device thread's KVM_IRQ_LINE path), µs. */
+  irqInjectUs: number;
+  /** One system call per frame the device moves to or from the backend (kvm-71: a writev/read on the tap fd per frame; device thread), µs. */
+  syscallUs: number;
+  /** The guest's own stack per frame it sends or receives (2008 TCP/IP + skb work; guest thread), µs. */
+  guestPacketUs: number;
+}
+
+export const NO_COSTS: Readonly<CostConfig> = Object.freeze({ exitUs: 0, irqInjectUs: 0, syscallUs: 0, guestPacketUs: 0 });
+
 export interface PolicyConfig {
   name: string;
   description: string;
@@ -117,6 +136,8 @@ export interface PolicyConfig {
   dataPath: DataPathConfig;
   /** null = fixed settings. */
   adaptive: AdaptiveConfig | null;
+  /** Modelled per-event costs (absent = none). */
+  costs?: CostConfig;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -251,13 +272,22 @@ function validateAdaptive(v: unknown): AdaptiveConfig | null {
   };
 }
 
+function validateCosts(v: unknown): CostConfig {
+  const o = obj(v, 'costs');
+  noExtra(o, 'costs', ['exitUs', 'irqInjectUs', 'syscallUs', 'guestPacketUs']);
+  const us = (k: keyof CostConfig): number => (o[k] === undefined ? 0 : num(o[k], `costs.${k}`, { min: 0 }));
+  const c = { exitUs: us('exitUs'), irqInjectUs: us('irqInjectUs'), syscallUs: us('syscallUs'), guestPacketUs: us('guestPacketUs') };
+  for (const [k, x] of Object.entries(c)) if (x > 10_000) throw new PolicyError('bad-field', `costs.${k}`, `at most 10000 µs, got ${x}`);
+  return c;
+}
+
 /**
  * Checks a complete config object field by field; returns a clean copy or throws a PolicyError
  * naming the first bad field.
  */
 export function validatePolicy(v: unknown): PolicyConfig {
   const o = obj(v, '');
-  noExtra(o, '', ['name', 'description', 'tx', 'interrupts', 'rxKicks', 'busyPoll', 'dataPath', 'adaptive']);
+  noExtra(o, '', ['name', 'description', 'tx', 'interrupts', 'rxKicks', 'busyPoll', 'dataPath', 'adaptive', 'costs']);
   if (typeof o.name !== 'string' || o.name === '') throw new PolicyError('bad-field', 'name', 'expected a non-empty string');
   const bp = obj(o.busyPoll, 'busyPoll');
   noExtra(bp, 'busyPoll', ['busyUs']);
@@ -271,6 +301,7 @@ export function validatePolicy(v: unknown): PolicyConfig {
     dataPath: validateDataPath(o.dataPath),
     adaptive: validateAdaptive(o.adaptive),
   };
+  if (o.costs !== undefined) cfg.costs = validateCosts(o.costs);
   if (cfg.interrupts.driverEnable === 'delayed' && cfg.interrupts.mode !== 'eventIdx') {
     throw new PolicyError('bad-field', 'interrupts.driverEnable', `'delayed' (3/4 of outstanding) needs interrupts.mode 'eventIdx', got '${cfg.interrupts.mode}'`);
   }

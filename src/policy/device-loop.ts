@@ -10,6 +10,7 @@
 // with no buffers has kicks enabled and was re-checked; every deferred interrupt has a deadline
 // that bounds the sleep. Browser-safe (Atomics.wait: workers only).
 
+import { CostPayer } from './costs.js';
 import type { PolicyConfig } from './config.js';
 import type { Clock } from './clock.js';
 import { performanceClock } from './clock.js';
@@ -166,6 +167,8 @@ export class DeviceLoop {
   private lastKickSeq: number;
   private events = 0;
   private flushCount = 0;
+  /** The modelled interrupt-injection and per-frame syscall costs (policy.costs). */
+  readonly cost: CostPayer;
 
   constructor(private readonly o: DeviceLoopOptions) {
     const p = o.policy;
@@ -174,6 +177,8 @@ export class DeviceLoop {
     this.dropLockForBackend = p.dataPath.lock === 'dropped';
     this.busy = new BusyPoll(p.busyPoll.busyUs);
     this.adaptive = p.adaptive === null ? null : new AdaptivePolicy(p.adaptive);
+    // Real time even under a test's fake clock: a cost is spent, not simulated.
+    this.cost = new CostPayer(p.costs, performanceClock);
     this.qs = o.queues.map((cb, i) => {
       const cap = Math.max(1, cb.capacityPackets);
       const tx = cb.role === 'tx' ? (o.modules?.tx?.(i, cap) ?? createTxMitigation(p.tx, cap)) : null;
@@ -399,6 +404,7 @@ export class DeviceLoop {
       out.devLockContended = this.lock.contended;
       out.devLockWaitUs = this.lock.waitUs;
     }
+    this.cost.toExtra(out);
     this.o.modules?.extra?.(out);
     if (this.adaptive !== null) {
       out.adaptiveSamples = this.adaptive.dim.samples;
@@ -488,6 +494,8 @@ export class DeviceLoop {
       if (published > 0) this.afterPublish(q, published);
     }
     q.flushes.record(total);
+    // kvm-71 moved each frame to or from the tap with its own writev/read (costs.syscallUs).
+    this.cost.syscall(total);
     if (total > 0 && this.adaptive !== null) {
       this.events++;
       this.flushCount++;
@@ -516,6 +524,7 @@ export class DeviceLoop {
       if (d === 'force' && !wanted) c.irqForced++;
       c.interrupts++;
       this.o.beforeInterrupt?.(q.index);
+      this.cost.irqInject();
       this.o.irq.ring(q.cb.queueIndex ?? q.index);
       if (this.adaptive !== null) {
         this.events++;

@@ -12,6 +12,8 @@ import type { PolicyConfig } from './config.js';
 import type { LoopDoorbell } from './device-loop.js';
 import type { BigLock } from './lock.js';
 import type { WaitResult } from '../notify/doorbell.js';
+import { CostPayer } from './costs.js';
+import { performanceClock } from './clock.js';
 
 /** One driver queue as the loop sees it; the workload implements these with a DriverQueue. */
 export interface DriverQueueCallbacks {
@@ -94,6 +96,8 @@ export class DriverLoop {
   private readonly napiBudget: number;
   private readonly delayed: boolean;
   private readonly kickOnRingFull: boolean;
+  /** The modelled guest costs (policy.costs): exitUs on each kick and ISR read, guestPacketUs per frame sent or received. */
+  readonly cost: CostPayer;
 
   private readonly qs: DriverQueueCallbacks[];
   /** Shared mode: kicks rung and kick decisions declined, per queue (reported as rx…/tx… counters). */
@@ -111,6 +115,7 @@ export class DriverLoop {
     this.napiBudget = Math.max(1, o.napiBudget ?? 64);
     this.delayed = p.interrupts.driverEnable === 'delayed';
     this.kickOnRingFull = o.kickOnRingFull ?? true;
+    this.cost = new CostPayer(p.costs, performanceClock);
   }
 
   run(): void {
@@ -155,6 +160,7 @@ export class DriverLoop {
         out[`${role}KicksSuppressed`] = s;
       }
     }
+    this.cost.toExtra(out);
     if (this.lock !== null) {
       out.drvLockAcquisitions = this.lock.acquisitions;
       out.drvLockContended = this.lock.contended;
@@ -168,10 +174,18 @@ export class DriverLoop {
     const qi = this.qs.indexOf(q);
     if (qi >= 0) this.qKicks[qi]!++;
     if (forced) this.counters.ringFullKicks++;
-    // QEMU-2008: the kick is a PIO exit handled under the global lock.
+    // QEMU-2008: the kick is a PIO exit handled under the global lock (its cost: costs.exitUs).
     if (this.lock !== null) this.lock.lock();
+    this.cost.exit();
     q.beforeKick?.();
     this.o.kick.ring();
+    if (this.lock !== null) this.lock.unlock();
+  }
+
+  /** The guest's ISR read after an interrupt: an exit, under the global lock when the preset holds it. */
+  private isrRead(): void {
+    if (this.lock !== null) this.lock.lock();
+    this.cost.exit();
     if (this.lock !== null) this.lock.unlock();
   }
 
@@ -192,10 +206,7 @@ export class DriverLoop {
     if (r === 'stopped') return false;
     c.interruptsTaken++;
     // The interrupt's ISR read: another exit under the global lock.
-    if (this.lock !== null) {
-      this.lock.lock();
-      this.lock.unlock();
-    }
+    this.isrRead();
     return true;
   }
 
@@ -216,6 +227,7 @@ export class DriverLoop {
       if (r > 0) fullEpisode = false;
       if (q.done()) break;
       const added = q.fill(this.kickBatch);
+      this.cost.guestPacket(added);
       if (added > 0) {
         c.added += added;
         this.publishAndKick(false);
@@ -251,6 +263,7 @@ export class DriverLoop {
     while (!o.stopped()) {
       o.onIteration?.();
       const got = q.reap(this.napiBudget);
+      this.cost.guestPacket(got);
       c.reaped += got;
       if (wokeByIrq && got === 0) c.emptyInterrupts++;
       wokeByIrq = false;
@@ -306,6 +319,8 @@ export class DriverLoop {
           reapedAny += r;
           if (r > 0) fullEpisode[i] = false;
           const added = q.fill(this.kickBatch);
+          // The guest's stack built these frames (costs.guestPacketUs).
+          this.cost.guestPacket(added);
           if (added > 0) {
             c.added += added;
             this.publishAndKickShared(q, false);
@@ -319,6 +334,8 @@ export class DriverLoop {
           work += r + added;
         } else {
           const got = q.reap(this.napiBudget);
+          // The guest's stack takes these frames in (costs.guestPacketUs).
+          this.cost.guestPacket(got);
           c.reaped += got;
           reapedAny += got;
           const refilled = q.fill(this.napiBudget);
@@ -356,10 +373,7 @@ export class DriverLoop {
       c.interruptsTaken++;
       wokeByIrq = true;
       // The interrupt's ISR read: another exit under the global lock.
-      if (this.lock !== null) {
-        this.lock.lock();
-        this.lock.unlock();
-      }
+      this.isrRead();
     }
   }
 

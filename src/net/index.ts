@@ -17,3 +17,7 @@ export * from './driver.js';
 export * from './driver-service.js';
 export * from './endpoint.js';
 export * from './frames/index.js';
+export * from './control.js';
+export * from './control-queue.js';
+export * from './rx-filter.js';
+export * from './steering.js';

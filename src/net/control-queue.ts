@@ -1,0 +1,239 @@
+// The virtio-net device's control state and its control virtqueue (virtio 1.2 §5.1.6.5).
+// NetControl owns what control commands change and every NetDevice of the device reads: the rx
+// filter (modes, MAC tables, VLANs), the guest offloads in effect, the queue pairs in use, the
+// announce status bit and the MAC in config space; it tells its owner (the service) about what
+// the data path must follow (coalescing, pair count, offloads, config changes) through callbacks.
+// ControlQueue pops control chains, parses them (control.ts), applies them and writes the ack.
+// The driver is untrusted: a malformed command is answered VIRTIO_NET_ERR and counted, a chain
+// with no room for the ack is returned with used length 0 and counted, and only a ring violation
+// breaks the control queue (never the data queues). Runs in Web Workers too: no `node:` imports.
+
+import type { GuestMemory } from '../memory/guest-memory.js';
+import { GuestMemoryError } from '../memory/errors.js';
+import { DescriptorChain, readFromChain, writeToChain } from '../virtqueue/chain.js';
+import type { DeviceQueue } from '../virtqueue/device-queue.js';
+import { VirtqueueError } from '../virtqueue/errors.js';
+import type { NetConfig } from './config.js';
+import { CTRL_ERR, CTRL_OK, ControlRejection, GUEST_OFFLOAD_MASK, parseControl, type ControlCommand, type ControlRejectReason } from './control.js';
+import { NetF } from './features.js';
+import { RxFilter } from './rx-filter.js';
+
+/** Why a control chain got VIRTIO_NET_ERR or no ack at all. */
+export type ControlFailure =
+  | ControlRejectReason
+  | 'too-many-pairs' // VQ_PAIRS_SET above max_virtqueue_pairs
+  | 'too-long' // more readable bytes than any command carries (MAX_CONTROL_BYTES)
+  | 'no-ack-room'; // no device-writable byte for the ack: returned with used length 0
+
+export interface NetControlStats {
+  /** Control chains handled (each is answered or returned). */
+  commands: number;
+  ok: number;
+  /** Answered VIRTIO_NET_ERR (or returned without an ack), by reason. */
+  failed: number;
+  failures: Partial<Record<ControlFailure, number>>;
+  announceRequests: number;
+  announceAcks: number;
+  /** Ring violations on the control queue (each breaks it). */
+  queueErrors: number;
+}
+
+export interface NetControlOptions {
+  /** The negotiated features. */
+  features: bigint;
+  /** The device's config (mac, status): MAC_ADDR_SET and the announce bit change it in place. */
+  config: NetConfig;
+  /** max_virtqueue_pairs (1 without MQ). */
+  maxPairs?: number;
+}
+
+/**
+ * The largest command: MAC_TABLE_SET with two full tables is 2 + 2·(4 + 6·64) bytes; anything
+ * longer only grows an overflowing table. 64 KiB is far above any real driver's table and bounds
+ * the work and the scratch one hostile chain can ask for.
+ */
+export const MAX_CONTROL_BYTES = 65536;
+
+export class NetControl {
+  readonly features: bigint;
+  readonly config: NetConfig;
+  readonly filter: RxFilter;
+  readonly maxPairs: number;
+  /** Queue pairs the driver uses (VQ_PAIRS_SET; 1 until then, §5.1.6.5.5). */
+  pairs = 1;
+  /** Receive offloads in effect: every negotiated one until CTRL_GUEST_OFFLOADS_SET (§5.1.6.5.6). */
+  guestOffloads: bigint;
+  readonly stats: NetControlStats = { commands: 0, ok: 0, failed: 0, failures: {}, announceRequests: 0, announceAcks: 0, queueErrors: 0 };
+  /** NOTF_COAL TX_SET / RX_SET: new coalescing for every queue of that direction. */
+  onCoalesce: ((direction: 'tx' | 'rx', maxPackets: number, maxUsecs: number) => void) | null = null;
+  /** VQ_PAIRS_SET applied. */
+  onPairs: ((pairs: number) => void) | null = null;
+  /** GUEST_OFFLOADS_SET applied (a TAP port re-announces its offloads). */
+  onOffloads: ((offloads: bigint) => void) | null = null;
+  /** The config bytes changed in a way the driver must be told of (the announce bit). */
+  onConfigChange: (() => void) | null = null;
+
+  constructor(o: NetControlOptions) {
+    this.features = o.features;
+    this.config = o.config;
+    this.maxPairs = Math.max(1, o.maxPairs ?? 1);
+    this.guestOffloads = o.features & GUEST_OFFLOAD_MASK;
+    this.filter = new RxFilter(o.features, () => this.config.mac);
+  }
+
+  /**
+   * Asks the driver to announce itself (after a migration, a link move): sets
+   * VIRTIO_NET_S_ANNOUNCE and signals a config change (§5.1.6.5.4). False without GUEST_ANNOUNCE.
+   */
+  requestAnnounce(): boolean {
+    if ((this.features & NetF.GUEST_ANNOUNCE) === 0n) return false;
+    this.stats.announceRequests++;
+    this.config.announce = true;
+    this.onConfigChange?.();
+    return true;
+  }
+
+  /** Applies one parsed command; a ControlRejection when it must be answered VIRTIO_NET_ERR. */
+  apply(cmd: ControlCommand): ControlRejection | { reason: 'too-many-pairs'; message: string } | null {
+    const f = this.filter;
+    switch (cmd.kind) {
+      case 'rx-mode':
+        f[cmd.mode] = cmd.on;
+        return null;
+      case 'mac-table':
+        // §5.1.6.5.2.1: the table is updated before the command is consumed (used).
+        f.setTables(cmd.unicast, cmd.multicast, cmd.unicastOverflow, cmd.multicastOverflow);
+        return null;
+      case 'mac-addr':
+        // §5.1.6.5.2.1: mac in config space is updated before the command is consumed.
+        this.config.mac = cmd.mac.slice(0, 6);
+        return null;
+      case 'vlan':
+        f.setVlan(cmd.vid, cmd.add);
+        return null;
+      case 'announce-ack':
+        // §5.1.6.5.4.1: the device MUST clear VIRTIO_NET_S_ANNOUNCE on the ack.
+        this.stats.announceAcks++;
+        this.config.announce = false;
+        return null;
+      case 'mq-pairs':
+        if (cmd.pairs > this.maxPairs) return { reason: 'too-many-pairs', message: `${cmd.pairs} queue pairs, max_virtqueue_pairs is ${this.maxPairs}` };
+        this.pairs = cmd.pairs;
+        this.onPairs?.(cmd.pairs);
+        return null;
+      case 'guest-offloads':
+        this.guestOffloads = cmd.offloads;
+        this.onOffloads?.(cmd.offloads);
+        return null;
+      case 'coalesce':
+        this.onCoalesce?.(cmd.direction, cmd.maxPackets, cmd.maxUsecs);
+        return null;
+    }
+  }
+
+  /** Counts one failed command. */
+  fail(reason: ControlFailure): void {
+    this.stats.failed++;
+    this.stats.failures[reason] = (this.stats.failures[reason] ?? 0) + 1;
+  }
+
+  /** A flat copy of the counters (`ctl.` prefix, failures by reason). */
+  flatStats(prefix = 'ctl.'): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [k, v] of Object.entries(this.stats)) {
+      if (typeof v === 'number') out[prefix + k] = v;
+      else for (const [r, n] of Object.entries(v as Record<string, number>)) out[`${prefix}${k}.${r}`] = n;
+    }
+    return out;
+  }
+}
+
+/** The control virtqueue's device side: pop, parse, apply, ack. */
+export class ControlQueue {
+  /** The ring violation that broke the control queue (null while healthy). */
+  error: VirtqueueError | null = null;
+  /** The last refused command, as a sentence (for logs). */
+  lastFailure: string | null = null;
+  private readonly chain = new DescriptorChain();
+  private readonly scratch = new Uint8Array(MAX_CONTROL_BYTES);
+  private readonly ack = new Uint8Array(1);
+
+  constructor(
+    private readonly mem: GuestMemory,
+    readonly queue: DeviceQueue,
+    readonly control: NetControl,
+  ) {}
+
+  /** Handles up to `budget` control chains (used entries visible at flush()). Returns how many. */
+  process(budget: number): number {
+    const q = this.queue;
+    if (q.broken) return 0;
+    let n = 0;
+    try {
+      while (n < budget) {
+        const c = q.pop(this.chain);
+        if (c === null) break;
+        n++;
+        q.addUsed(c.head, this.handle(c));
+      }
+    } catch (e) {
+      this.queueFailed(e);
+    }
+    return n;
+  }
+
+  /** Publishes used control chains; true when the driver wants an interrupt. */
+  flush(): boolean {
+    if (this.queue.broken || this.queue.publishUsed() === 0) return false;
+    return this.queue.needsNotification();
+  }
+
+  /** One chain: the used length (1 when acked, 0 when there was no room for the ack). */
+  private handle(c: DescriptorChain): number {
+    const ctl = this.control;
+    ctl.stats.commands++;
+    if (c.writableBytes < 1) {
+      // The ack byte is the device-writable part (§5.1.6.5); nothing to answer into.
+      ctl.fail('no-ack-room');
+      this.lastFailure = `control chain ${c.head} has no device-writable byte for the ack`;
+      return 0;
+    }
+    let status = CTRL_ERR;
+    if (c.readableBytes > MAX_CONTROL_BYTES) {
+      ctl.fail('too-long');
+      this.lastFailure = `control chain ${c.head}: ${c.readableBytes} readable bytes (limit ${MAX_CONTROL_BYTES})`;
+    } else {
+      // Copy out first: the driver cannot change what was validated while it is applied.
+      const len = readFromChain(this.mem, c, this.scratch.subarray(0, c.readableBytes));
+      const cmd = parseControl(this.scratch, len, ctl.features);
+      const r = cmd instanceof ControlRejection ? cmd : ctl.apply(cmd);
+      if (r === null) {
+        status = CTRL_OK;
+        ctl.stats.ok++;
+      } else {
+        ctl.fail(r.reason);
+        this.lastFailure = r.message;
+      }
+    }
+    this.ack[0] = status;
+    writeToChain(this.mem, c, this.ack, 0);
+    return 1;
+  }
+
+  /**
+   * Records a ring violation of the control queue (found here or by the loop reading its ring):
+   * the control queue is broken (DEVICE_NEEDS_RESET), the data queues run on. A GuestMemoryError
+   * counts as a 'bad-address' violation; anything else is a bug of ours and is rethrown.
+   */
+  queueFailed(e: unknown): void {
+    let err = e;
+    if (e instanceof GuestMemoryError) {
+      const v = new VirtqueueError('bad-address', { queue: this.queue.index, addr: e.addr, len: e.len, detail: `a control buffer outside guest memory (${e.code})` }, { cause: e });
+      this.queue.markBroken(v);
+      err = v;
+    }
+    if (!(err instanceof VirtqueueError)) throw err;
+    this.control.stats.queueErrors++;
+    this.error ??= err;
+  }
+}

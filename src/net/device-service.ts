@@ -142,6 +142,9 @@ export class NetDeviceService {
     let loop: DeviceLoop | null = null;
     const port = policy.dataPath.lock === 'dropped' ? new LockDroppingReads(o.port, () => loop!.beginBackendRead(), () => loop!.endBackendRead()) : o.port;
     this.steering = pairs.length > 1 ? new PortSteering(port, pairs.length) : null;
+    // With a control queue the driver starts on pair 0 and asks for more (VQ_PAIRS_SET,
+    // §5.1.6.5.5); without one the transport enables exactly the pairs it hands over.
+    this.steering?.setActivePairs(o.ctrl !== undefined ? 1 : pairs.length);
     const ports = this.steering !== null ? this.steering.views : [port];
     this.port = ports[0]!;
     o.port.negotiated?.(o.features);

@@ -318,7 +318,7 @@ function serveConnection(io: IoAddon, conn: number, listenFd: number, backend: V
           // The driver broke a ring (VirtqueueError): tell the frontend through the vring err
           // fds (vhost-user "SET_VRING_ERR") before the connection is closed.
           backend.signalErrors();
-          throw svc.device.error!;
+          throw svc.error!;
         }
         if (!db.controlReady) continue;
         db.controlReady = false;

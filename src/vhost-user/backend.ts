@@ -347,7 +347,9 @@ export class VhostUserBackend {
         if (v & ~this.offered) throw new VhostUserError('bad-state', `SET_FEATURES 0x${v.toString(16)} includes bits never offered (0x${(v & ~this.offered).toString(16)})`);
         // The accepted set must satisfy the dependency rules (virtio 1.2 §5.1.3.1), as a device
         // checks before FEATURES_OK (§2.2.2): e.g. HOST_TSO4 without CSUM is refused.
-        const n = negotiate(this.offered, v);
+        // The frontend serves the control queue itself and may leave CTRL_VQ out of what it
+        // hands the backend (DPDK virtio_user strips it): MQ's requirement is met on its side.
+        const n = negotiate(this.offered, (v & NetF.MQ) !== 0n ? v | NetF.CTRL_VQ : v);
         if (!n.ok) throw new VhostUserError('bad-state', `SET_FEATURES 0x${v.toString(16)}: ${n.error.message}`);
         if (this.ringsRunning() && v !== this.features) throw new VhostUserError('bad-state', 'SET_FEATURES changed the features while rings run');
         this.features = v;

@@ -21,3 +21,4 @@ export * from './control.js';
 export * from './control-queue.js';
 export * from './rx-filter.js';
 export * from './steering.js';
+export * from './control-driver.js';

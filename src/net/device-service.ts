@@ -306,7 +306,9 @@ export class NetDeviceService {
    */
   wantsPortInput(): boolean {
     const active = this.steering?.activePairs ?? 1;
-    for (let i = 0; i < active; i++) {
+    // A frame already read and steered waits for its own pair: only that pair's buffers count.
+    const head = this.steering?.headPairKnown ?? -1;
+    for (let i = head >= 0 ? head : 0; i < (head >= 0 ? head + 1 : active); i++) {
       const d = this.devices[i]!;
       const q = d.rxQueue;
       if (q.broken) continue;

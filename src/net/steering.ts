@@ -53,6 +53,15 @@ export class PortSteering {
     this.headPair = -1;
   }
 
+  /**
+   * The pair the port's head frame is steered to, when a frame was peeked and not consumed yet
+   * (-1: none known). A loop waiting on the port's fd asks for input only when that pair can
+   * take it: polling a readable fd for a pair without buffers would spin.
+   */
+  get headPairKnown(): number {
+    return this.headPair;
+  }
+
   /** @internal A frame sent on pair `pair`'s transmit queue. */
   send(pair: number, frame: Uint8Array, offset: number, lenBytes: number, hdr: Readonly<VirtioNetHdr>): void {
     this.stats.txPerPair[pair]!++;

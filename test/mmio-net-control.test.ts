@@ -3,12 +3,13 @@
 // §5.1.2), and its commands are answered by the device's ControlQueue in the device loop: acks,
 // VIRTIO_NET_ERR for malformed commands with the queue still working after them, and the rx
 // filter applied to frames the loopback port hands back (promisc off: a frame to another MAC is
-// dropped, every frame to the guest's MAC arrives once, in order and intact).
+// dropped, every frame to the guest's MAC arrives once, in order and intact); the control state
+// (filter, offloads) saved with the device and restored.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { makeRig, guestFor, waitDevice, pump, type MmioRig, type SeqGuest } from './support/mmio-rig.js';
-import { GUEST_NET_FEATURES, VIRTIO_NET_CTRL_FEATURES, VirtioNetError, VirtioNetFrontend, makeSeqFrame } from '../src/transport/index.js';
+import { GUEST_NET_FEATURES, VIRTIO_NET_CTRL_FEATURES, VirtioNetError, VirtioNetFrontend, makeSeqFrame, type MmioSnapshot } from '../src/transport/index.js';
 import { CtrlClass, encodeControl } from '../src/net/control.js';
 import type { ControlReply } from '../src/net/control-driver.js';
 import { NetF } from '../src/net/features.js';
@@ -103,4 +104,24 @@ test('mmio: with MQ the control queue is queue 2N, max_virtqueue_pairs is in con
 
 test('mmio: queuePairs > 1 without the control queue is a bad-options error (MQ requires CTRL_VQ)', () => {
   assert.throws(() => new VirtioNetFrontend({ queuePairs: 2 }), (e: unknown) => e instanceof VirtioNetError && e.code === 'bad-options');
+});
+
+test('mmio: a device saved with promisc off and restored still filters (the control state travels in the snapshot)', { timeout: 60_000 }, async () => {
+  const rig = await makeRig({ device: { controlQueue: true } });
+  const g = guestFor(rig, { wantFeatures: GUEST_NET_FEATURES | VIRTIO_NET_CTRL_FEATURES });
+  g.init();
+  g.refillRx();
+  assert.equal(command(rig, g, { kind: 'rx-mode', mode: 'promisc', on: false }), 'ok');
+  const snapshot = JSON.parse(JSON.stringify(await rig.t.save())) as MmioSnapshot;
+  await rig.close();
+  const rig2 = await makeRig({ device: { controlQueue: true }, mem: rig.mem, restore: snapshot });
+  try {
+    g.bus = rig2.t;
+    const other = Uint8Array.of(0x52, 0x54, 0, 9, 9, 9);
+    assert.deepEqual(roundTrip(rig2, g, [[0, g.mac], [1, other], [2, g.mac]]), [0, 2]);
+    assert.equal(command(rig2, g, { kind: 'rx-mode', mode: 'promisc', on: true }), 'ok', 'the restored control queue answers');
+    assert.deepEqual(roundTrip(rig2, g, [[3, other]]), [3]);
+  } finally {
+    await rig2.close();
+  }
 });

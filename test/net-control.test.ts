@@ -485,3 +485,31 @@ test('service: with VirtioF bits only (no CTRL_VQ) no control state exists', () 
   assert.equal(svc.control, null);
   assert.equal(svc.ctrl, null);
 });
+
+test('NetControl save → JSON → restore keeps the filter, the offloads and the pairs; garbage in a saved state is ignored', () => {
+  const r = rig();
+  ctl(
+    r,
+    { kind: 'rx-mode', mode: 'promisc', on: false },
+    { kind: 'rx-mode', mode: 'nobcast', on: true },
+    { kind: 'mac-table', unicast: [TABLE_UNI], multicast: [TABLE_MULTI], unicastOverflow: false, multicastOverflow: false },
+    { kind: 'vlan', add: true, vid: 42 },
+    { kind: 'guest-offloads', offloads: NetF.GUEST_CSUM },
+  );
+  const saved = JSON.parse(JSON.stringify(r.control.save())) as ReturnType<NetControl['save']>;
+  const fresh = rig();
+  let offloads = -1n;
+  fresh.control.onOffloads = (o) => (offloads = o);
+  fresh.control.restore(saved);
+  assert.equal(offloads, NetF.GUEST_CSUM);
+  assert.equal(fresh.control.guestOffloads, NetF.GUEST_CSUM);
+  assert.deepEqual(deliveredOf(fresh, [frame(OWN_MAC), frame(TABLE_UNI), frame(OTHER_UNI), frame(TABLE_MULTI), frame(OTHER_MULTI), frame(BCAST), frame(OWN_MAC, 42), frame(OWN_MAC, 43)]), [true, true, false, true, false, false, true, false]);
+  // Hostile or stale state: wrong types, bad MACs, VLAN ids out of range, offloads never negotiated.
+  const other = rig(FEATURES & ~NetF.GUEST_TSO4);
+  other.control.restore({ filter: { modes: { promisc: 'no' }, unicast: ['zz', 7], vlans: [-1, 5000, 7] } as never, guestOffloads: 'ffffffffffffffff', pairs: 99, mac: 'nope' });
+  assert.equal(other.control.filter.promisc, true);
+  assert.equal(other.control.filter.hasVlan(7), true);
+  assert.equal(other.control.guestOffloads, (FEATURES & ~NetF.GUEST_TSO4) & (NetF.GUEST_CSUM | NetF.GUEST_TSO4 | NetF.GUEST_TSO6 | NetF.GUEST_ECN | NetF.GUEST_UFO | NetF.GUEST_USO4 | NetF.GUEST_USO6));
+  assert.equal(other.control.pairs, 1);
+  assert.deepEqual([...other.control.config.mac], [...OWN_MAC]);
+});

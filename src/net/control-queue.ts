@@ -16,7 +16,17 @@ import { VirtqueueError } from '../virtqueue/errors.js';
 import type { NetConfig } from './config.js';
 import { CTRL_ERR, CTRL_OK, ControlRejection, GUEST_OFFLOAD_MASK, parseControl, type ControlCommand, type ControlRejectReason } from './control.js';
 import { NetF } from './features.js';
-import { RxFilter } from './rx-filter.js';
+import { RxFilter, type RxFilterState } from './rx-filter.js';
+
+/** What NetControl.save() keeps (plain, JSON-safe): everything the driver set. */
+export interface NetControlState {
+  filter: RxFilterState;
+  /** Receive offloads in effect, hex. */
+  guestOffloads: string;
+  pairs: number;
+  mac: string;
+  announce: boolean;
+}
 
 /** Why a control chain got VIRTIO_NET_ERR or no ack at all. */
 export type ControlFailure =
@@ -91,6 +101,36 @@ export class NetControl {
     this.config.announce = true;
     this.onConfigChange?.();
     return true;
+  }
+
+  /** The state the driver's commands set, as plain data (device save). */
+  save(): NetControlState {
+    return {
+      filter: this.filter.save(),
+      guestOffloads: this.guestOffloads.toString(16),
+      pairs: this.pairs,
+      mac: Array.from(this.config.mac, (b) => b.toString(16).padStart(2, '0')).join(':'),
+      announce: this.config.announce === true,
+    };
+  }
+
+  /**
+   * Restores saved state (device restore). Values outside what was negotiated are not taken: an
+   * offload never negotiated stays off, pairs stay within 1..maxPairs. Callbacks fire for what
+   * the data path must follow (pairs, offloads).
+   */
+  restore(s: Partial<NetControlState>): void {
+    if (s.filter !== undefined && s.filter !== null) this.filter.restore(s.filter);
+    if (typeof s.guestOffloads === 'string' && /^[0-9a-f]{1,16}$/i.test(s.guestOffloads)) {
+      this.guestOffloads = BigInt('0x' + s.guestOffloads) & this.features & GUEST_OFFLOAD_MASK;
+      this.onOffloads?.(this.guestOffloads);
+    }
+    if (Number.isInteger(s.pairs) && s.pairs! >= 1 && s.pairs! <= this.maxPairs) {
+      this.pairs = s.pairs!;
+      this.onPairs?.(this.pairs);
+    }
+    if (typeof s.mac === 'string' && /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(s.mac)) this.config.mac = Uint8Array.from(s.mac.split(':'), (h) => parseInt(h, 16));
+    if (typeof s.announce === 'boolean') this.config.announce = s.announce && (this.features & NetF.GUEST_ANNOUNCE) !== 0n;
   }
 
   /** Applies one parsed command; a ControlRejection when it must be answered VIRTIO_NET_ERR. */

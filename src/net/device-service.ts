@@ -6,7 +6,11 @@
 // global lock. Every transport hosts this same service: the engine's worker pair (Atomics
 // doorbells), virtio-mmio in an emulator, vhost-user for QEMU and DPDK and the TAP demo (fd
 // doorbells: eventfd kicks and calls, a TAP fd). Only the doorbells and the port differ.
-// Queue 0 is rx, queue 1 tx (§5.1.2), unless the transport says otherwise.
+// Queue 0 is rx, queue 1 tx (§5.1.2), unless the transport says otherwise. With more queue pairs
+// (VIRTIO_NET_F_MQ) there is one NetDevice per pair, all in this one loop, sharing the port
+// through PortSteering (steering.ts); with a control queue (VIRTIO_NET_F_CTRL_VQ) the loop also
+// answers it (ControlQueue, control-queue.ts) and the devices share its NetControl (rx filter,
+// guest offloads, config); NOTF_COAL reaches the loop's interrupt policies (DeviceLoop.setCoalesce).
 //
 // Tracing (opts.tracer: a NetObserver, src/net/observer.ts, such as the Tracer; docs/tracing.md
 // "virtio-net"): every guest → host frame on the tx queue is a traced packet; NetDevice records

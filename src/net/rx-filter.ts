@@ -8,6 +8,16 @@
 import { NetF } from './features.js';
 import { MAC_TABLE_ENTRIES } from './control.js';
 
+/** An RxFilter as plain, JSON-safe data (MACs as "52:54:00:12:34:56"). */
+export interface RxFilterState {
+  modes: Record<'promisc' | 'allmulti' | 'alluni' | 'nomulti' | 'nouni' | 'nobcast', boolean>;
+  unicast: string[];
+  multicast: string[];
+  unicastOverflow: boolean;
+  multicastOverflow: boolean;
+  vlans: number[];
+}
+
 /** The filter's verdict on one frame. */
 export type RxFilterVerdict = 'pass' | 'rx-filtered-address' | 'rx-filtered-vlan';
 
@@ -78,6 +88,32 @@ export class RxFilter {
 
   hasVlan(vid: number): boolean {
     return (this.vlans[vid >>> 5]! & (1 << (vid & 31))) !== 0;
+  }
+
+  /** The filter as plain data (save/restore). */
+  save(): RxFilterState {
+    const vlans: number[] = [];
+    for (let vid = 0; vid < VLAN_IDS; vid++) if (this.hasVlan(vid)) vlans.push(vid);
+    const macs = (t: Uint8Array, n: number): string[] => Array.from({ length: n }, (_, k) => Array.from(t.subarray(6 * k, 6 * k + 6), (b) => b.toString(16).padStart(2, '0')).join(':'));
+    return {
+      modes: { promisc: this.promisc, allmulti: this.allmulti, alluni: this.alluni, nomulti: this.nomulti, nouni: this.nouni, nobcast: this.nobcast },
+      unicast: macs(this.uni, this.uniCount),
+      multicast: macs(this.multi, this.multiCount),
+      unicastOverflow: this.uniOverflow,
+      multicastOverflow: this.multiOverflow,
+      vlans,
+    };
+  }
+
+  /** Restores a saved filter; malformed fields are ignored (the state comes from outside). */
+  restore(s: Partial<RxFilterState>): void {
+    const m = s.modes;
+    if (m !== undefined && m !== null) for (const k of ['promisc', 'allmulti', 'alluni', 'nomulti', 'nouni', 'nobcast'] as const) if (typeof m[k] === 'boolean') this[k] = m[k];
+    const parse = (list: unknown): Uint8Array[] =>
+      Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string' && /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(x)).map((x) => Uint8Array.from(x.split(':'), (h) => parseInt(h, 16))) : [];
+    this.setTables(parse(s.unicast), parse(s.multicast), s.unicastOverflow === true, s.multicastOverflow === true);
+    this.vlans.fill(0);
+    if (Array.isArray(s.vlans)) for (const v of s.vlans) if (Number.isInteger(v) && v >= 0 && v < VLAN_IDS) this.setVlan(v, true);
   }
 
   /** The verdict on the Ethernet frame `bytes[off…off+len)` (len ≥ 14: the device checked). */

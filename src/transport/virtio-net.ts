@@ -28,6 +28,7 @@ import { portHasRx, type PortRxFrame, type NetPort } from '../net/port.js';
 import { HostStack } from '../backend/host-stack.js';
 import { LoopbackPort } from '../backend/loopback-port.js';
 import { NetDeviceService } from '../net/device-service.js';
+import type { NetControlState } from '../net/control-queue.js';
 import { resolvePolicy } from '../policy/presets.js';
 import type { PolicyConfig } from '../policy/config.js';
 import type { LoopDoorbell } from '../policy/device-loop.js';
@@ -299,6 +300,8 @@ export interface VirtioNetState {
   loop?: { policy: string; counters: Record<string, number> };
   /** Host stack counters and sink state (when the port is the host stack). */
   hostStack?: { stats: Record<string, number>; sink: SinkState | null };
+  /** What the driver set through the control queue (rx filter, offloads, pairs), with CTRL_VQ. */
+  control?: NetControlState;
 }
 
 /** Most loop passes one inline turn runs before it hands the CPU back (and asks to be called again at once). */
@@ -487,6 +490,8 @@ export class VirtioNetBackend implements VirtioDeviceBackend {
       stats: JSON.parse(JSON.stringify(dev.stats)) as NetDeviceStats,
       loop: { policy: this.policy.name, counters: this.serviceValue!.loop.toExtra() },
     };
+    const control = this.serviceValue!.control;
+    if (control !== null) out.control = control.save();
     const inner = replay.inner;
     if (inner instanceof HostStack) {
       out.hostStack = { stats: { ...inner.endpoint.stats }, sink: inner.endpoint.sink ? { ...inner.endpoint.sink } : null };
@@ -505,6 +510,7 @@ export class VirtioNetBackend implements VirtioDeviceBackend {
     }
     if (Array.isArray(s.replay)) for (const f of s.replay) this.replay.fifo.push({ hex: String(f.hex), hdr: { ...f.hdr } });
     if (s.stats) copyStats(dev.stats, s.stats);
+    if (s.control) this.serviceValue?.control?.restore(s.control);
     const inner = this.replay.inner;
     if (s.hostStack && inner instanceof HostStack) {
       Object.assign(inner.endpoint.stats, s.hostStack.stats);

@@ -278,6 +278,16 @@ for (const { preset, observe, queues } of [
           const r = guestIperf(out, `MQ${i}`);
           assert.ok(r.end.sum_sent.bytes >= TCP_BYTES && r.end.sum_received.bytes > 0, `iperf3 flow ${i}: sent ${r.end.sum_sent.bytes}, received ${r.end.sum_received.bytes}`);
         }
+        // Shrinking to one pair and growing back (QEMU disables/enables the rings: SET_VRING_ENABLE)
+        // loses nothing, and the data path restarted over the pairs each time.
+        const re = section(out, 'REPAIR');
+        assert.match(re, /ethtool -L 1 status 0/, re);
+        assert.match(re, new RegExp(`ethtool -L ${queues} status 0`), re);
+        const pings = [...re.matchAll(/(\d+) packets transmitted, (\d+) received/g)].map((m) => [Number(m[1]), Number(m[2])]);
+        assert.deepEqual(pings, [[500, 500], [500, 500]], `flood pings around the pair changes:\n${re}`);
+        const starts = Number(/data path starts (\d+)/.exec(vout)?.[1] ?? 0);
+        t.diagnostic(`data path starts ${starts}`);
+        assert.ok(starts >= 3, `the data path restarted as pairs changed (${starts} starts)`);
         // Per-pair counters from virtq's report: frames both ways on every pair.
         const pairs = /pairs: (.*)/.exec(vout)?.[1] ?? '';
         t.diagnostic(`pairs: ${pairs}`);

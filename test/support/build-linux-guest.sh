@@ -19,11 +19,13 @@
 #                   (VQ-CHANNELS-BEGIN/END, with the exit status), and at the end one iperf3
 #                   flow per queue pair guest → host, flow i pinned (taskset) to CPU i and
 #                   queue i's XPS set to CPU i, to port 5201+i, $VQBYTES each
-#                   (VQ-IPERF-MQ<i>-BEGIN/END); needs as many vCPUs.
+#                   (VQ-IPERF-MQ<i>-BEGIN/END); needs as many vCPUs. Then the pairs shrink
+#                   and grow back (ethtool -L combined 1, a flood ping, combined N, a flood
+#                   ping: VQ-REPAIR-BEGIN/END with each ethtool status).
 # Then it powers off. Reuses an existing build of the same version. Needs root (apt-get
 # download, dpkg-deb), and iperf3 and ethtool on the host to copy in.
 set -euo pipefail
-GUEST_VERSION=5-iperf3-ethtool-http-mq
+GUEST_VERSION=6-iperf3-ethtool-http-mq
 out=$1
 [ -s "$out/vmlinuz" ] && [ -s "$out/initramfs.gz" ] && [ "$(cat "$out/VERSION" 2>/dev/null)" = "$GUEST_VERSION" ] && exit 0
 for tool in ping iperf3 ethtool; do
@@ -111,6 +113,14 @@ if [ "${VQMODE:-ping}" = tcp ]; then
       echo VQ-IPERF-MQ$i-END
       i=$((i + 1))
     done
+    echo VQ-REPAIR-BEGIN
+    /usr/bin/ethtool -L eth0 combined 1 2>&1
+    echo "ethtool -L 1 status $?"
+    /usr/bin/ping -f -q -c 500 -w 60 10.78.0.2 2>&1
+    /usr/bin/ethtool -L eth0 combined "$VQQUEUES" 2>&1
+    echo "ethtool -L $VQQUEUES status $?"
+    /usr/bin/ping -f -q -c 500 -w 60 10.78.0.2 2>&1
+    echo VQ-REPAIR-END
   fi
 fi
 poweroff -f

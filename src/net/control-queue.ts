@@ -17,6 +17,7 @@ import type { NetConfig } from './config.js';
 import { CTRL_ERR, CTRL_OK, ControlRejection, GUEST_OFFLOAD_MASK, parseControl, type ControlCommand, type ControlRejectReason } from './control.js';
 import { NetF } from './features.js';
 import { RxFilter, type RxFilterState } from './rx-filter.js';
+import type { RssConfig } from './rss.js';
 
 /** What NetControl.save() keeps (plain, JSON-safe): everything the driver set. */
 export interface NetControlState {
@@ -26,6 +27,31 @@ export interface NetControlState {
   pairs: number;
   mac: string;
   announce: boolean;
+  /** RSS_CONFIG / HASH_CONFIG in effect (key hex), when set. */
+  rss?: SavedRss;
+  hashing?: SavedRss;
+}
+
+interface SavedRss {
+  hashTypes: number;
+  key: string;
+  indirection: number[];
+  unclassifiedQueue: number;
+  maxTxVq: number;
+}
+
+const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+const saveRss = (c: RssConfig): SavedRss => ({ hashTypes: c.hashTypes, key: hex(c.key), indirection: Array.from(c.indirection), unclassifiedQueue: c.unclassifiedQueue, maxTxVq: c.maxTxVq });
+/** A saved RSS config back, or null when anything in it is malformed or beyond `maxPairs`. */
+function loadRss(s: unknown, maxPairs: number): RssConfig | null {
+  const r = s as Partial<SavedRss> | null;
+  if (r === null || typeof r !== 'object' || !Number.isInteger(r.hashTypes) || typeof r.key !== 'string' || !/^([0-9a-f]{2}){0,40}$/i.test(r.key)) return null;
+  const ind = Array.isArray(r.indirection) ? r.indirection : [];
+  const n = ind.length;
+  if (n > 128 || (n & (n - 1)) !== 0 || !ind.every((q) => Number.isInteger(q) && q >= 0 && q < maxPairs)) return null;
+  const u = Number.isInteger(r.unclassifiedQueue) && r.unclassifiedQueue! < maxPairs ? r.unclassifiedQueue! : 0;
+  const m = Number.isInteger(r.maxTxVq) && r.maxTxVq! >= 1 && r.maxTxVq! <= maxPairs ? r.maxTxVq! : 1;
+  return { hashTypes: r.hashTypes! >>> 0, key: Uint8Array.from(r.key.match(/../g) ?? [], (h) => parseInt(h, 16)), indirection: Uint16Array.from(ind), unclassifiedQueue: u, maxTxVq: m };
 }
 
 /** Why a control chain got VIRTIO_NET_ERR or no ack at all. */
@@ -73,6 +99,12 @@ export class NetControl {
   pairs = 1;
   /** Receive offloads in effect: every negotiated one until CTRL_GUEST_OFFLOADS_SET (§5.1.6.5.6). */
   guestOffloads: bigint;
+  /** RSS steering in effect (RSS_CONFIG), or null: automatic steering (§5.1.6.5.5). */
+  rss: RssConfig | null = null;
+  /** Hash types and key for hash reports (HASH_CONFIG, or RSS_CONFIG's), or null: no reports. */
+  hashing: RssConfig | null = null;
+  /** RSS_CONFIG applied (a config) or turned off by VQ_PAIRS_SET (null). */
+  onRss: ((rss: RssConfig | null) => void) | null = null;
   readonly stats: NetControlStats = { commands: 0, ok: 0, failed: 0, failures: {}, announceRequests: 0, announceAcks: 0, queueErrors: 0 };
   /** NOTF_COAL TX_SET / RX_SET: new coalescing for every queue of that direction. */
   onCoalesce: ((direction: 'tx' | 'rx', maxPackets: number, maxUsecs: number) => void) | null = null;
@@ -111,6 +143,8 @@ export class NetControl {
       pairs: this.pairs,
       mac: Array.from(this.config.mac, (b) => b.toString(16).padStart(2, '0')).join(':'),
       announce: this.config.announce === true,
+      ...(this.rss !== null ? { rss: saveRss(this.rss) } : {}),
+      ...(this.hashing !== null ? { hashing: saveRss(this.hashing) } : {}),
     };
   }
 
@@ -131,6 +165,11 @@ export class NetControl {
     }
     if (typeof s.mac === 'string' && /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(s.mac)) this.config.mac = Uint8Array.from(s.mac.split(':'), (h) => parseInt(h, 16));
     if (typeof s.announce === 'boolean') this.config.announce = s.announce && (this.features & NetF.GUEST_ANNOUNCE) !== 0n;
+    if (s.hashing !== undefined && (this.features & (NetF.HASH_REPORT | NetF.RSS)) !== 0n) this.hashing = loadRss(s.hashing, this.maxPairs);
+    if (s.rss !== undefined && (this.features & NetF.RSS) !== 0n) {
+      this.rss = loadRss(s.rss, this.maxPairs);
+      this.onRss?.(this.rss);
+    }
   }
 
   /** Applies one parsed command; a ControlRejection when it must be answered VIRTIO_NET_ERR. */
@@ -159,8 +198,26 @@ export class NetControl {
       case 'mq-pairs':
         if (cmd.pairs > this.maxPairs) return { reason: 'too-many-pairs', message: `${cmd.pairs} queue pairs, max_virtqueue_pairs is ${this.maxPairs}` };
         this.pairs = cmd.pairs;
+        // Back to automatic steering (§5.1.6.5.5; QEMU turns RSS off the same way).
+        if (this.rss !== null) {
+          this.rss = null;
+          this.onRss?.(null);
+        }
         this.onPairs?.(cmd.pairs);
         return null;
+      case 'rss': {
+        const c = cmd.config;
+        const worst = Math.max(c.unclassifiedQueue, c.maxTxVq - 1, ...c.indirection);
+        if (cmd.steering && worst >= this.maxPairs) return { reason: 'too-many-pairs', message: `RSS_CONFIG names queue ${worst}, max_virtqueue_pairs is ${this.maxPairs}` };
+        this.hashing = c.hashTypes !== 0 ? c : null;
+        if (cmd.steering) {
+          this.rss = c;
+          this.pairs = c.maxTxVq;
+          this.onRss?.(c);
+          this.onPairs?.(c.maxTxVq);
+        }
+        return null;
+      }
       case 'guest-offloads':
         this.guestOffloads = cmd.offloads;
         this.onOffloads?.(cmd.offloads);

@@ -8,6 +8,7 @@
 // Runs in Web Workers too: no `node:` imports.
 
 import { NetF } from './features.js';
+import { parseRssConfig, encodeRssConfig, type RssConfig } from './rss.js';
 
 /** `ack` values the device writes (virtio 1.2 §5.1.6.5). */
 export const CTRL_OK = 0;
@@ -62,6 +63,8 @@ export type ControlCommand =
   | { kind: 'vlan'; add: boolean; vid: number }
   | { kind: 'announce-ack' }
   | { kind: 'mq-pairs'; pairs: number }
+  /** RSS_CONFIG (`steering`: RSS, virtio 1.2 §5.1.6.5.7) or HASH_CONFIG (hash reports only, §5.1.6.5.6.4). */
+  | { kind: 'rss'; steering: boolean; config: RssConfig }
   | { kind: 'guest-offloads'; offloads: bigint }
   | { kind: 'coalesce'; direction: 'tx' | 'rx'; maxPackets: number; maxUsecs: number };
 
@@ -93,7 +96,8 @@ const CLASS_FEATURE: Readonly<Record<number, bigint>> = {
   [CtrlClass.MAC]: NetF.CTRL_RX | NetF.CTRL_MAC_ADDR,
   [CtrlClass.VLAN]: NetF.CTRL_VLAN,
   [CtrlClass.ANNOUNCE]: NetF.GUEST_ANNOUNCE,
-  [CtrlClass.MQ]: NetF.MQ,
+  // VQ_PAIRS_SET comes with MQ, RSS_CONFIG with RSS, HASH_CONFIG with HASH_REPORT.
+  [CtrlClass.MQ]: NetF.MQ | NetF.RSS | NetF.HASH_REPORT,
   [CtrlClass.GUEST_OFFLOADS]: NetF.CTRL_GUEST_OFFLOADS,
   [CtrlClass.NOTF_COAL]: NetF.NOTF_COAL,
 };
@@ -169,8 +173,16 @@ export function parseControl(bytes: Uint8Array, len: number, features: bigint): 
       return { kind: 'announce-ack' };
     }
     case CtrlClass.MQ: {
-      if (cmd === CtrlMq.RSS_CONFIG || cmd === CtrlMq.HASH_CONFIG) return reject('not-negotiated', 'RSS and hash reporting are not offered');
+      if (cmd === CtrlMq.RSS_CONFIG || cmd === CtrlMq.HASH_CONFIG) {
+        const steering = cmd === CtrlMq.RSS_CONFIG;
+        if ((features & (steering ? NetF.RSS : NetF.HASH_REPORT)) === 0n) return reject('not-negotiated', steering ? 'RSS_CONFIG needs VIRTIO_NET_F_RSS' : 'HASH_CONFIG needs VIRTIO_NET_F_HASH_REPORT');
+        // Pairs are checked against max_virtqueue_pairs by the device (NetControl); here the wire limit.
+        const c = parseRssConfig(d, steering, VQ_PAIRS_MAX);
+        if (typeof c === 'string') return reject(c.includes('bytes') ? 'bad-length' : 'bad-value', c);
+        return { kind: 'rss', steering, config: c };
+      }
       if (cmd !== CtrlMq.VQ_PAIRS_SET) return reject('unknown-command', 'no such MQ command');
+      if ((features & NetF.MQ) === 0n) return reject('not-negotiated', 'VQ_PAIRS_SET needs VIRTIO_NET_F_MQ');
       const e = exact(2);
       if (e !== null) return e;
       const pairs = u16(0);
@@ -238,6 +250,8 @@ export function encodeControl(cmd: ControlCommand): Uint8Array {
       return head(CtrlClass.ANNOUNCE, CtrlAnnounce.ACK, new Uint8Array(0));
     case 'mq-pairs':
       return head(CtrlClass.MQ, CtrlMq.VQ_PAIRS_SET, le(cmd.pairs, 2));
+    case 'rss':
+      return head(CtrlClass.MQ, cmd.steering ? CtrlMq.RSS_CONFIG : CtrlMq.HASH_CONFIG, encodeRssConfig(cmd.config, cmd.steering));
     case 'guest-offloads': {
       const data = new Uint8Array(8);
       new DataView(data.buffer).setBigUint64(0, cmd.offloads, true);

@@ -291,6 +291,7 @@ export class NetDeviceService {
         for (let pos = 0; pos < ctrlPos; pos++) if ((pos % 2 === 0) === (direction === 'tx')) l.setCoalesce(pos, maxPackets, maxUsecs);
       };
       control.onPairs = (n) => this.steering?.setActivePairs(n);
+      control.onRss = (c) => this.steering?.setRss(c);
       control.onOffloads = (offloads) => {
         // A port that announces the guest's receive offloads (a TAP's TUNSETOFFLOAD) follows them.
         o.port.negotiated?.((o.features & ~GUEST_OFFLOAD_MASK) | offloads);

@@ -25,6 +25,7 @@ import { NET_OBSERVER_OFF, NO_ID, type DropReason, type NetObserver } from './ob
 import { encodeNetConfig, type NetConfig } from './config.js';
 import { NetError } from './errors.js';
 import type { NetControl } from './control-queue.js';
+import { rssInput, toeplitz } from './rss.js';
 import { NetF, VirtioF } from './features.js';
 import { applyNeedsCsum, gsoSegmentTcp } from './gso.js';
 import {
@@ -206,6 +207,9 @@ export class NetDevice {
   private readonly port: NetPort;
   private readonly rxStaging: boolean;
   private readonly control: NetControl | null;
+  /** VIRTIO_NET_F_HASH_REPORT: frames for the guest carry hash_value and hash_report (§5.1.6.4.3). */
+  private readonly hashReport: boolean;
+  private readonly hashScratch = new Uint8Array(40);
   private readonly rxMinBufferBytes: number;
   private readonly txChain = new DescriptorChain();
   private readonly hdrScratch = new Uint8Array(32);
@@ -237,6 +241,7 @@ export class NetDevice {
     this.mergeable = (opts.features & NetF.MRG_RXBUF) !== 0n;
     const mtu = opts.config?.mtu ?? 1500;
     this.control = opts.control ?? null;
+    this.hashReport = this.layout === 'hash';
     this.config = opts.control?.config ?? deviceConfig(opts.config);
     this.maxFrameBytes = opts.maxFrameBytes ?? mtu + ETH_HEADER_BYTES + 4;
     this.rxStaging = opts.rxStaging ?? false;
@@ -472,6 +477,7 @@ export class NetDevice {
       const v = ctl.filter.check(bytes, offset, len);
       if (v !== 'pass') return this.dropRx(v);
     }
+    if (this.hashReport && ctl !== null && ctl.hashing !== null) this.reportHash(bytes, offset, len, hdr);
     const gsoBase = hdr.gsoType & ~GsoType.ECN;
     if (gsoBase !== GsoType.NONE) {
       if (!this.guestTakesGso(hdr.gsoType)) return this.dropRx('rx-gso-not-negotiated');
@@ -511,6 +517,18 @@ export class NetDevice {
       this.queueFailed(e, this.rxq);
       return 'no-buffers';
     }
+  }
+
+  /**
+   * hash_value and hash_report for a frame to the guest under HASH_CONFIG / RSS_CONFIG's types
+   * and key (§5.1.6.4.3); a frame no enabled type applies to keeps VIRTIO_NET_HASH_REPORT_NONE.
+   */
+  private reportHash(bytes: Uint8Array, offset: number, len: number, hdr: VirtioNetHdr): void {
+    const h = this.control!.hashing!;
+    const input = rssInput(bytes, offset, len, h.hashTypes, this.hashScratch);
+    if (input === null) return;
+    hdr.hashValue = toeplitz(h.key, this.hashScratch, input.lenBytes);
+    hdr.hashReport = input.report;
   }
 
   /** Receive offloads in effect: as negotiated, or as CTRL_GUEST_OFFLOADS_SET last set them (§5.1.6.5.6). */

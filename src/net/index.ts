@@ -22,3 +22,4 @@ export * from './control-queue.js';
 export * from './rx-filter.js';
 export * from './steering.js';
 export * from './control-driver.js';
+export * from './rss.js';

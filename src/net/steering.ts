@@ -11,6 +11,7 @@
 
 import type { VirtioNetHdr } from './header.js';
 import { portHasRx, type NetPort, type PortRxFrame } from './port.js';
+import { rssInput, toeplitz, type RssConfig } from './rss.js';
 
 /** Slots of the flow → pair table (a power of 2); a collision only moves a flow to another pair. */
 const FLOW_TABLE_SLOTS = 4096;
@@ -22,6 +23,9 @@ export interface SteeringStats {
   txPerPair: number[];
   /** Rx frames steered by a flow the driver transmitted (the rest by hash or to pair 0). */
   rxByTxFlow: number;
+  /** Rx frames steered by the RSS indirection table, and by its unclassified_queue. */
+  rxByRss: number;
+  rxRssUnclassified: number;
 }
 
 /** Splits one port into per-pair views and decides which pair receives each frame. */
@@ -34,17 +38,30 @@ export class PortSteering {
   private readonly flowPair = new Uint16Array(FLOW_TABLE_SLOTS);
   // The steering of the port's head frame, cached until it is consumed.
   private headPair = -1;
+  /** RSS_CONFIG in effect (virtio 1.2 §5.1.6.5.7), or null: automatic steering. */
+  private rss: RssConfig | null = null;
+  private readonly rssScratch = new Uint8Array(40);
 
   constructor(
     readonly inner: NetPort,
     readonly pairs: number,
   ) {
-    this.stats = { rxPerPair: new Array<number>(pairs).fill(0), txPerPair: new Array<number>(pairs).fill(0), rxByTxFlow: 0 };
+    this.stats = { rxPerPair: new Array<number>(pairs).fill(0), txPerPair: new Array<number>(pairs).fill(0), rxByTxFlow: 0, rxByRss: 0, rxRssUnclassified: 0 };
     this.views = Array.from({ length: pairs }, (_, i) => new PairView(this, i));
   }
 
   get activePairs(): number {
     return this.active;
+  }
+
+  /**
+   * RSS steering (RSS_CONFIG) or back to automatic steering (null). With RSS every frame goes to
+   * indirection_table[hash & mask], or unclassified_queue when no enabled hash type applies
+   * (§5.1.6.5.7.2); the config's queues were checked against the pairs.
+   */
+  setRss(c: RssConfig | null): void {
+    this.rss = c !== null && c.indirection.length > 0 ? c : null;
+    this.headPair = -1;
   }
 
   /** Frames now go to pairs 0…n-1 only (§5.1.6.5.5: none on receive queues ≥ virtqueue_pairs). */
@@ -97,7 +114,19 @@ export class PortSteering {
   private steer(f: PortRxFrame): number {
     if (this.headPair >= 0) return this.headPair;
     let pair = 0;
-    if (this.active > 1) {
+    const rss = this.rss;
+    if (rss !== null) {
+      const input = rssInput(f.bytes, f.offset, f.lenBytes, rss.hashTypes, this.rssScratch);
+      if (input === null) {
+        pair = rss.unclassifiedQueue;
+        this.stats.rxRssUnclassified++;
+      } else {
+        pair = rss.indirection[toeplitz(rss.key, this.rssScratch, input.lenBytes) & (rss.indirection.length - 1)]!;
+        this.stats.rxByRss++;
+      }
+      // Checked against max_virtqueue_pairs; the service may run fewer (a driver that set up fewer).
+      if (pair >= this.pairs) pair = 0;
+    } else if (this.active > 1) {
       const h = flowHash(f.bytes, f.offset, f.lenBytes);
       if (h >= 0) {
         const p = this.flowPair[h & (FLOW_TABLE_SLOTS - 1)]! - 1;

@@ -159,7 +159,7 @@ export class MmioNetGuest {
     const txq = this.setupQueue(1, arena);
     if ((accept & NetF.CTRL_VQ) !== 0n) {
       // Only pair 0 carries data here; with MQ the control queue still sits after every pair.
-      const pairs = (accept & NetF.MQ) !== 0n ? this.bus.read(MMIO_CONFIG_OFFSET + NetConfigOffset.MAX_VIRTQUEUE_PAIRS, 2) : 1;
+      const pairs = (accept & (NetF.MQ | NetF.RSS)) !== 0n ? this.bus.read(MMIO_CONFIG_OFFSET + NetConfigOffset.MAX_VIRTQUEUE_PAIRS, 2) : 1;
       this.controlIndex = 2 * pairs;
       this.control = new ControlDriver(this.mem, arena, this.setupQueue(this.controlIndex, arena));
     }

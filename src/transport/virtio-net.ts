@@ -29,6 +29,7 @@ import { HostStack } from '../backend/host-stack.js';
 import { LoopbackPort } from '../backend/loopback-port.js';
 import { NetDeviceService } from '../net/device-service.js';
 import type { NetControlState } from '../net/control-queue.js';
+import { RSS_MAX_INDIRECTION_ENTRIES, RSS_MAX_KEY_BYTES, SUPPORTED_HASH_TYPES } from '../net/rss.js';
 import { resolvePolicy } from '../policy/presets.js';
 import type { PolicyConfig } from '../policy/config.js';
 import type { LoopDoorbell } from '../policy/device-loop.js';
@@ -108,6 +109,12 @@ export interface VirtioNetOptions {
    * device loop over one port steered by flow.
    */
   queuePairs?: number;
+  /**
+   * Offer receive-side scaling and hash reports (VIRTIO_NET_F_RSS, VIRTIO_NET_F_HASH_REPORT, need
+   * controlQueue): the Toeplitz hash over the IPv4/IPv6 TCP/UDP types (no _EX types), a key up to
+   * 40 bytes, an indirection table up to 128 entries (src/net/rss.ts). Default false.
+   */
+  rss?: boolean;
 }
 
 /** What `controlQueue` adds to the offer. */
@@ -136,8 +143,14 @@ function pairsOf(o: VirtioNetOptions): number {
   return n;
 }
 
+/** RSS needs the control queue (§5.1.3.1). */
+function rssOf(o: VirtioNetOptions): boolean {
+  if (o.rss === true && o.controlQueue !== true) throw new VirtioNetError('bad-options', 'rss needs controlQueue (VIRTIO_NET_F_RSS requires VIRTIO_NET_F_CTRL_VQ)');
+  return o.rss === true;
+}
+
 function offeredFeatures(o: VirtioNetOptions): bigint {
-  let f = VIRTIO_NET_FEATURES | (o.controlQueue === true ? VIRTIO_NET_CTRL_FEATURES : 0n) | (pairsOf(o) > 1 ? NetF.MQ : 0n);
+  let f = VIRTIO_NET_FEATURES | (o.controlQueue === true ? VIRTIO_NET_CTRL_FEATURES : 0n) | (pairsOf(o) > 1 ? NetF.MQ : 0n) | (rssOf(o) ? NetF.RSS | NetF.HASH_REPORT : 0n);
   for (const name of o.withhold ?? []) {
     const bit = NetF[name];
     if (bit === undefined) throw new VirtioNetError('bad-options', `withhold: no feature '${String(name)}'`);
@@ -154,7 +167,13 @@ export class VirtioNetFrontend extends NetConfigFrontend {
     const pairs = pairsOf(opts);
     super(
       offeredFeatures(opts),
-      { mac: macFromString(opts.mac ?? DEFAULT_MAC), linkUp: true, mtu: opts.mtu ?? 1500, maxVirtqueuePairs: pairs },
+      {
+        mac: macFromString(opts.mac ?? DEFAULT_MAC),
+        linkUp: true,
+        mtu: opts.mtu ?? 1500,
+        maxVirtqueuePairs: pairs,
+        ...(rssOf(opts) ? { rssMaxKeyBytes: RSS_MAX_KEY_BYTES, rssMaxIndirectionEntries: RSS_MAX_INDIRECTION_ENTRIES, supportedHashTypes: SUPPORTED_HASH_TYPES } : {}),
+      },
       opts.queueSize ?? 256,
       NET_CONFIG_BYTES,
       2 * pairs + (opts.controlQueue === true ? 1 : 0),
@@ -380,9 +399,9 @@ export class VirtioNetBackend implements VirtioDeviceBackend {
       wait: () => 'timeout',
       waitUntil: () => 'timeout',
     };
-    // §5.1.2: with MQ the pairs are rx0, tx0, …, and the control queue is 2N; without it 2.
+    // §5.1.2: with MQ or RSS the pairs are rx0, tx0, …, and the control queue is 2N; else 2.
     const f = ctx.features;
-    const pairs = (f & NetF.MQ) !== 0n ? this.pairs : 1;
+    const pairs = (f & (NetF.MQ | NetF.RSS)) !== 0n ? this.pairs : 1;
     const ctrlIndex = 2 * pairs;
     const ctrlq = (f & NetF.CTRL_VQ) !== 0n ? (ctx.queues[ctrlIndex] ?? null) : null;
     const extraPairs = [];

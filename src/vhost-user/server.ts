@@ -139,7 +139,11 @@ interface ConnectionOutcome {
 
 /** Why a connection ended, as one sentence for the log. */
 function describeEnd(err: Error | null, c: ConnectionOutcome): string {
-  if (err === null) return `the frontend closed the connection after ${c.lastRequest}${c.ranRings ? '' : ', before any ring ran'}`;
+  if (err === null) {
+    // QEMU closes right after GET_QUEUE_NUM when its queues= exceeds the answer (issue 16).
+    const hint = c.lastRequest === 'GET_QUEUE_NUM' && !c.ranRings ? ' (a frontend that wants more queue pairs than GET_QUEUE_NUM offers closes here: serve more with --queues N)' : '';
+    return `the frontend closed the connection after ${c.lastRequest}${c.ranRings ? '' : ', before any ring ran'}${hint}`;
+  }
   if (err instanceof VirtqueueError) return `the driver broke a ring (${err.code}) while the rings ran: ${err.message}`;
   const code = err instanceof VhostUserError ? err.code : err.name;
   return `${code} at ${c.lastRequest}: ${err.message}`;

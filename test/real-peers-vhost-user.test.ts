@@ -259,7 +259,7 @@ test('a frontend that closes cleanly is reported with the last request it sent',
     await h.stop();
     rmSync(dir, { recursive: true, force: true });
   }
-  assert.equal(reasons[0], 'the frontend closed the connection after GET_QUEUE_NUM, before any ring ran (a frontend that wants more queue pairs than GET_QUEUE_NUM offers closes here: serve more with --queues N)');
+  assert.equal(reasons[0], 'the frontend closed the connection after GET_QUEUE_NUM, before any ring ran (a frontend that asked GET_QUEUE_NUM and left before any ring ran may want more queue pairs than offered: serve more with --queues N)');
 });
 
 interface TestpmdTotals {

@@ -513,3 +513,67 @@ test('NetControl save → JSON → restore keeps the filter, the offloads and th
   assert.equal(other.control.pairs, 1);
   assert.deepEqual([...other.control.config.mac], [...OWN_MAC]);
 });
+
+test('property: hostile control chains (any bytes, any split, with or without room for the ack) are answered or returned, never throw, and the queue keeps working', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ bytes: fc.uint8Array({ maxLength: 48 }), ack: fc.integer({ min: 0, max: 3 }), split: fc.boolean() }), { minLength: 1, maxLength: 12 }),
+      fc.constantFrom(FEATURES, BASE_FEATURES | NetF.CTRL_VQ, FEATURES & ~NetF.CTRL_RX_EXTRA),
+      (cmds, features) => {
+        const r = rig(features);
+        const acks = cmds.map((c) => ({ ack: c.bytes.length > 0 ? sendCtrl(r, c.bytes, { ackBytes: c.ack, split: c.split }) : -1, c }));
+        const good = sendCtrl(r, encodeControl({ kind: 'rx-mode', mode: 'promisc', on: true }));
+        run(r);
+        assert.equal(r.cq.broken, false);
+        for (const { ack, c } of acks) {
+          if (ack < 0) continue;
+          const v = ackOf(r, ack);
+          if (c.ack === 0) assert.equal(v, 0xee, 'nothing written without room for the ack');
+          else assert.ok(v === CTRL_OK || v === CTRL_ERR, `ack ${v}`);
+        }
+        const s = r.control.stats;
+        assert.equal(s.ok + s.failed, s.commands);
+        if ((features & NetF.CTRL_RX) !== 0n) assert.equal(ackOf(r, good), CTRL_OK, 'a good command after them is answered OK');
+        else assert.equal(ackOf(r, good), CTRL_ERR);
+      },
+    ),
+    { seed: SEED, numRuns: 200 },
+  );
+});
+
+/** The rules of §5.1.6.5.1–.3 written out plainly, to check RxFilter against. */
+function referencePasses(m: Record<string, boolean>, uni: Uint8Array[], multi: Uint8Array[], vlans: Set<number>, f: Uint8Array): boolean {
+  if (m.promisc) return true;
+  if (f[12] === 0x81 && f[13] === 0x00 && !vlans.has(((f[14]! << 8) | f[15]!) & 0xfff)) return false;
+  const dst = [...f.subarray(0, 6)];
+  const eq = (a: Uint8Array): boolean => a.every((b, i) => b === dst[i]);
+  if (dst.every((b) => b === 0xff)) return !m.nobcast;
+  if (dst[0]! & 1) return !m.nomulti && (m.allmulti || multi.some(eq));
+  return !m.nouni && (m.alluni || eq(OWN_MAC) || uni.some(eq));
+}
+
+test('property: the device filter agrees with the spec rules written out plainly, over random modes, tables, VLANs and frames', () => {
+  const arbMacOf = fc.constantFrom(OWN_MAC, TABLE_UNI, OTHER_UNI, TABLE_MULTI, OTHER_MULTI, BCAST);
+  fc.assert(
+    fc.property(
+      fc.record({ promisc: fc.boolean(), allmulti: fc.boolean(), alluni: fc.boolean(), nomulti: fc.boolean(), nouni: fc.boolean(), nobcast: fc.boolean() }),
+      fc.subarray([TABLE_UNI, OTHER_UNI]),
+      fc.subarray([TABLE_MULTI, OTHER_MULTI]),
+      fc.subarray([1, 42, 4095]),
+      fc.array(fc.tuple(arbMacOf, fc.option(fc.constantFrom(1, 42, 7, 4095), { nil: undefined })), { minLength: 1, maxLength: 8 }),
+      (modes, uni, multi, vlans, frames) => {
+        const r = rig();
+        const cmds: ControlCommand[] = [
+          ...Object.entries(modes).map(([mode, on]) => ({ kind: 'rx-mode' as const, mode: mode as 'promisc', on })),
+          { kind: 'mac-table', unicast: uni, multicast: multi, unicastOverflow: false, multicastOverflow: false },
+          ...vlans.map((vid) => ({ kind: 'vlan' as const, add: true, vid })),
+        ];
+        ctl(r, ...cmds);
+        const fs = frames.map(([dst, vlan]) => frame(dst, vlan));
+        const want = fs.map((f) => referencePasses(modes, uni, multi, new Set(vlans), f));
+        assert.deepEqual(deliveredOf(r, fs), want);
+      },
+    ),
+    { seed: SEED, numRuns: 150 },
+  );
+});

@@ -1,10 +1,13 @@
 // N queue pairs in one process (runEnginePairs): every pair its own guest and host worker, all
 // started together; a verified net-stream on each pair delivers every payload byte once, in order
 // and intact, with traffic on every pair; a duration run stops every pair together; the stream
-// cell aggregates pairs (Gb/s summed, each pair's in extra); bad pair counts are typed errors.
+// cell aggregates pairs (Gb/s summed, each pair's in extra); bad pair counts are typed errors; the
+// scaling bench script runs with tiny parameters.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { runEnginePairs } from '../src/engine/index.js';
 import { aggregatePairs, type StreamRun } from '../src/study/measure.js';
 
@@ -55,4 +58,19 @@ test('aggregatePairs sums Gb/s and bytes, weighs CPU per GB by bytes, and keeps 
   assert.equal(a.hostCpuSPerGB, 1.75);
   assert.equal(a.extra['pair1.gbps'], 6);
   assert.equal(a.extra['host.x'], 2);
+});
+
+test('bench/mq-scaling.js runs with tiny parameters and reports every configuration (no figure asserted)', { timeout: 180_000 }, () => {
+  const script = fileURLToPath(new URL('../bench/mq-scaling.js', import.meta.url));
+  const r = spawnSync(process.execPath, [script, '--quick', '--pairs', '1,2', '--json'], { encoding: 'utf8', timeout: 170_000 });
+  assert.equal(r.status, 0, r.stderr.slice(-2000));
+  const out = JSON.parse(r.stdout) as { schema: string; cores: number; cells: { case: string; pairs: number; gbps: number[]; perPairGbps: number[][]; errors: number }[] };
+  assert.equal(out.schema, 'virtq-bench-mq-scaling/1');
+  assert.ok(out.cores >= 1);
+  assert.equal(out.cells.length, 6, '3 cases × 2 pair counts');
+  for (const c of out.cells) {
+    assert.equal(c.errors, 0, `${c.case} × ${c.pairs}`);
+    assert.ok(c.gbps[0]! > 0, `${c.case} × ${c.pairs} moved data`);
+    assert.equal(c.perPairGbps[0]!.length, c.pairs);
+  }
 });

@@ -42,6 +42,8 @@ export interface VhostWorkerData {
   trace: TracerSetup | null;
   /** ServerOptions.handshakeTimeoutMs (undefined: the server's default). */
   handshakeTimeoutMs?: number;
+  /** Receive/transmit queue pairs served (VhostBackendOptions.queuePairs). */
+  queues: number;
 }
 
 /** A connection refused at once because another frontend is served. */
@@ -118,6 +120,7 @@ try {
       ...(tracer !== undefined ? { tracer } : {}),
       // The TAP takes UDP GSO frames as the kernel does; the other ports only TCP (segmented in software when needed).
       ufo: d.backend === 'tap',
+      queuePairs: d.queues,
     },
     stopped: () => Atomics.load(stop, 0) !== 0, // pairs with the parent's Atomics.store in stop()
     onListening: () => parentPort!.postMessage({ type: 'listening' }),

@@ -48,17 +48,20 @@ function guestCache(): string {
   return cache;
 }
 
-/** Boots the guest against the vhost-user socket with `append` on its command line; resolves with its console output. */
-async function bootGuest(cache: string, sock: string, append: string): Promise<string> {
+/**
+ * Boots the guest against the vhost-user socket with `append` on its command line; resolves with
+ * its console output. `queues` > 1: that many vCPUs and queue pairs (QEMU `queues=N`, `mq=on`).
+ */
+async function bootGuest(cache: string, sock: string, append: string, queues = 1): Promise<string> {
   let out = '';
   const q = spawn(
     'qemu-system-x86_64',
     [
-      '-M', 'pc', '-accel', 'tcg', '-cpu', 'max', '-m', '512', '-smp', '1', '-nodefaults', '-display', 'none', '-serial', 'stdio', '-no-reboot',
+      '-M', 'pc', '-accel', 'tcg', '-cpu', 'max', '-m', '512', '-smp', String(queues), '-nodefaults', '-display', 'none', '-serial', 'stdio', '-no-reboot',
       '-object', 'memory-backend-memfd,id=mem,size=512M,share=on', '-numa', 'node,memdev=mem',
-      '-chardev', `socket,id=c0,path=${sock}`, '-netdev', 'vhost-user,id=n0,chardev=c0',
+      '-chardev', `socket,id=c0,path=${sock}`, '-netdev', `vhost-user,id=n0,chardev=c0${queues > 1 ? `,queues=${queues}` : ''}`,
       // vectors=0 (INTx): QEMU 7.2 under TCG crashes in msix_set_vector_notifiers with vhost-user and MSI-X.
-      '-device', 'virtio-net-pci,netdev=n0,romfile=,vectors=0',
+      '-device', `virtio-net-pci,netdev=n0,romfile=,vectors=0${queues > 1 ? ',mq=on' : ''}`,
       '-kernel', join(cache, 'vmlinuz'), '-initrd', join(cache, 'initramfs.gz'),
       '-append', `console=ttyS0 quiet panic=-1 ${append}`,
     ],
@@ -121,7 +124,7 @@ createServer((req, res) => {
 }).listen(Number(port), host, () => console.log('listening'));
 `;
 
-function guestIperf(out: string, name: 'TX' | 'RX'): IperfEnd {
+function guestIperf(out: string, name: string): IperfEnd {
   const s = section(out, `IPERF-${name}`);
   const json = s.slice(s.indexOf('{'), s.lastIndexOf('}') + 1);
   let r: IperfEnd;
@@ -173,11 +176,12 @@ async function waitFor(get: () => string, text: string, what: string): Promise<v
   assert.ok(get().includes(text), `${what} did not come up:\n${get()}`);
 }
 
-for (const { preset, observe } of [
-  { preset: 'vhost', observe: true },
-  { preset: 'rfc-baseline', observe: false },
+for (const { preset, observe, queues } of [
+  // The multiqueue acceptance shares this boot (CI time): 2 vCPUs, 2 queue pairs, one flow per pair.
+  { preset: 'vhost', observe: true, queues: 2 },
+  { preset: 'rfc-baseline', observe: false, queues: 1 },
 ]) {
-  test(`a Linux guest negotiates CSUM, GUEST_CSUM and HOST_TSO4 with virtq and moves TCP both ways to the host kernel through a TAP (preset ${preset}${observe ? ', traced and captured' : ''})`, { skip: tapMissing ?? false, timeout: 600_000 }, async (t) => {
+  test(`a Linux guest negotiates CSUM, GUEST_CSUM and HOST_TSO4 with virtq and moves TCP both ways to the host kernel through a TAP (preset ${preset}${observe ? ', traced and captured' : ''}${queues > 1 ? `, ${queues} vCPUs and queue pairs, a flow per pair` : ''})`, { skip: tapMissing ?? false, timeout: 600_000 }, async (t) => {
     const cache = guestCache();
     const ns = `vqq${process.pid % 100000}`;
     spawnSync('ip', ['netns', 'del', ns]);
@@ -193,7 +197,7 @@ for (const { preset, observe } of [
       // virtq runs inside the namespace (the TAP lives there); QEMU reaches it through the socket.
       const v = spawn(
         'ip',
-        ['netns', 'exec', ns, process.execPath, CLI, 'vhost-user', '--socket', sock, '--backend', 'tap:vq1', '--tap-address', '10.78.0.2/24', '--preset', preset, ...(observe ? ['--trace', traceFile, '--pcap', pcapFile] : [])],
+        ['netns', 'exec', ns, process.execPath, CLI, 'vhost-user', '--socket', sock, '--backend', 'tap:vq1', '--tap-address', '10.78.0.2/24', '--preset', preset, '--queues', String(queues), ...(observe ? ['--trace', traceFile, '--pcap', pcapFile] : [])],
         { stdio: ['ignore', 'pipe', 'pipe'] },
       );
       children.push(v);
@@ -208,6 +212,15 @@ for (const { preset, observe } of [
       srv.stdout!.on('data', (d: Buffer) => (sout += d.toString()));
       srv.stderr!.on('data', (d: Buffer) => (sout += d.toString()));
       await waitFor(() => sout, 'Server listening', 'iperf3 -s');
+      // One more iperf3 server per extra queue pair (a server runs one test at a time).
+      for (let i = 1; i < queues; i++) {
+        const more = spawn('ip', ['netns', 'exec', ns, 'iperf3', '-s', '-B', '10.78.0.2', '-p', String(5201 + i), '--forceflush'], { stdio: ['ignore', 'pipe', 'pipe'] });
+        children.push(more);
+        let mout = '';
+        more.stdout!.on('data', (d: Buffer) => (mout += d.toString()));
+        more.stderr!.on('data', (d: Buffer) => (mout += d.toString()));
+        await waitFor(() => mout, 'Server listening', `iperf3 -s -p ${5201 + i}`);
+      }
       const http = spawn('ip', ['netns', 'exec', ns, process.execPath, httpScript, '10.78.0.2', '8080', String(TCP_BYTES)], { stdio: ['ignore', 'pipe', 'pipe'] });
       children.push(http);
       let hout = '';
@@ -215,7 +228,7 @@ for (const { preset, observe } of [
       http.stderr!.on('data', (d: Buffer) => (hout += d.toString()));
       await waitFor(() => hout, 'listening', 'the HTTP end');
       const started = performance.now();
-      const out = await bootGuest(cache, sock, `VQMODE=tcp VQCOUNT=2000 VQBYTES=${TCP_BYTES}`);
+      const out = await bootGuest(cache, sock, `VQMODE=tcp VQCOUNT=2000 VQBYTES=${TCP_BYTES}${queues > 1 ? ` VQQUEUES=${queues}` : ''}`, queues);
       const wallS = (performance.now() - started) / 1000;
       v.kill('SIGINT');
       assert.equal(await vexit, 0, vout);
@@ -255,6 +268,34 @@ for (const { preset, observe } of [
       assert.match(vout, /ring errors 0/);
       // The guest's TSO frames reached the TAP whole (the kernel takes GSO frames): no software segmentation.
       assert.ok(Number(/tx GSO frames (\d+)/.exec(vout)?.[1] ?? 0) > 0, 'the guest sent TSO frames');
+
+      if (queues > 1) {
+        for (const f of [NetF.MQ, NetF.CTRL_VQ]) assert.ok(has(f), `the guest negotiated ${featureName(f)} (features ${bits})`);
+        const ch = section(out, 'CHANNELS');
+        assert.match(ch, /ethtool -L status 0/, `ethtool -L eth0 combined ${queues} failed:\n${ch}`);
+        assert.match(ch, new RegExp(`Current hardware settings:[\\s\\S]*Combined:\\s+${queues}`), ch);
+        for (let i = 0; i < queues; i++) {
+          const r = guestIperf(out, `MQ${i}`);
+          assert.ok(r.end.sum_sent.bytes >= TCP_BYTES && r.end.sum_received.bytes > 0, `iperf3 flow ${i}: sent ${r.end.sum_sent.bytes}, received ${r.end.sum_received.bytes}`);
+        }
+        // Shrinking to one pair and growing back (QEMU disables/enables the rings: SET_VRING_ENABLE)
+        // loses nothing, and the data path restarted over the pairs each time.
+        const re = section(out, 'REPAIR');
+        assert.match(re, /ethtool -L 1 status 0/, re);
+        assert.match(re, new RegExp(`ethtool -L ${queues} status 0`), re);
+        const pings = [...re.matchAll(/(\d+) packets transmitted, (\d+) received/g)].map((m) => [Number(m[1]), Number(m[2])]);
+        assert.deepEqual(pings, [[500, 500], [500, 500]], `flood pings around the pair changes:\n${re}`);
+        const starts = Number(/data path starts (\d+)/.exec(vout)?.[1] ?? 0);
+        t.diagnostic(`data path starts ${starts}`);
+        assert.ok(starts >= 3, `the data path restarted as pairs changed (${starts} starts)`);
+        // Per-pair counters from virtq's report: frames both ways on every pair.
+        const pairs = /pairs: (.*)/.exec(vout)?.[1] ?? '';
+        t.diagnostic(`pairs: ${pairs}`);
+        for (let i = 0; i < queues; i++) {
+          const m = new RegExp(`${i}: driver→device (\\d+) device→driver (\\d+)`).exec(pairs);
+          assert.ok(m && Number(m[1]) > 0 && Number(m[2]) > 0, `pair ${i} moved frames both ways: ${pairs}`);
+        }
+      }
 
       if (observe) {
         const an = await run(process.execPath, [CLI, 'trace', 'analyze', traceFile, '--json'], { timeout: 120_000, maxBuffer: 64 << 20 });

@@ -197,3 +197,30 @@ test('a trace shorter than the warm-up lists its slowest packets and says they a
   assert.equal(r.slowestInWarmup, true);
   assert.match(formatReport(r), /all in the warm-up/);
 });
+
+test('multiqueue: two transmit queues numbering frames from 0 each make separate packets, with each queue its own publish, used and interrupt', () => {
+  const q = (r: TraceRecord, queue: number): TraceRecord => ({ ...r, queue });
+  const guest = [
+    q(rec('guest', TraceKind.Add, 0, 0), 1),
+    q(rec('guest', TraceKind.Add, 5, 0), 3),
+    q(rec('guest', TraceKind.Publish, 10), 1),
+    q(rec('guest', TraceKind.Publish, 15), 3),
+    q(rec('guest', TraceKind.Reap, 100, 0), 1),
+    q(rec('guest', TraceKind.Reap, 110, 0), 3),
+  ];
+  const host = [
+    q(rec('host', TraceKind.Pop, 20, 0), 3),
+    q(rec('host', TraceKind.Done, 25, 0), 3),
+    q(rec('host', TraceKind.Pop, 30, 0), 1),
+    q(rec('host', TraceKind.Done, 35, 0), 1),
+    q(rec('host', TraceKind.Used, 40), 3),
+    q(rec('host', TraceKind.Interrupt, 45), 3),
+    q(rec('host', TraceKind.Used, 50), 1),
+  ];
+  const t = buildTimelines(guest, host);
+  assert.equal(t.incomplete, 0);
+  const byQueue = new Map(t.packets.map((p) => [p.queue, p]));
+  assert.equal(t.packets.length, 2);
+  assert.deepEqual(byQueue.get(1)!.points, { add: 0, publish: 10, pop: 30, done: 35, used: 50, reap: 100 });
+  assert.deepEqual(byQueue.get(3)!.points, { add: 5, publish: 15, pop: 20, done: 25, used: 40, interrupt: 45, reap: 110 });
+});

@@ -1,6 +1,7 @@
 // The virtio-net device configuration space (virtio 1.2 §5.1.4): struct virtio_net_config as
 // bytes, little-endian, as a transport exposes it to the driver (mac, status, max_virtqueue_pairs,
-// mtu, speed, duplex, and the RSS fields, zero here). Fields exist only when their feature is
+// mtu, speed, duplex, and the RSS fields: rss_max_key_size, rss_max_indirection_table_length and
+// supported_hash_types, zero unless given). Fields exist only when their feature is
 // offered (MAC, STATUS, MQ, MTU, SPEED_DUPLEX), but the layout is fixed, so the whole 24 bytes
 // are always produced and the driver reads what it negotiated.
 
@@ -34,6 +35,10 @@ export interface NetConfig {
   mtu: number;
   speedMbps?: number;
   duplex?: number;
+  /** rss_max_key_size, rss_max_indirection_table_length, supported_hash_types (RSS / HASH_REPORT). */
+  rssMaxKeyBytes?: number;
+  rssMaxIndirectionEntries?: number;
+  supportedHashTypes?: number;
 }
 
 /** Encodes `cfg` as the 24 bytes of struct virtio_net_config. */
@@ -50,6 +55,9 @@ export function encodeNetConfig(cfg: Readonly<NetConfig>): Uint8Array {
   v.setUint16(NetConfigOffset.MTU, cfg.mtu, true);
   v.setUint32(NetConfigOffset.SPEED, cfg.speedMbps ?? SPEED_UNKNOWN, true);
   out[NetConfigOffset.DUPLEX] = cfg.duplex ?? Duplex.UNKNOWN;
+  out[NetConfigOffset.RSS_MAX_KEY_SIZE] = cfg.rssMaxKeyBytes ?? 0;
+  v.setUint16(NetConfigOffset.RSS_MAX_INDIRECTION_TABLE_LENGTH, cfg.rssMaxIndirectionEntries ?? 0, true);
+  v.setUint32(NetConfigOffset.SUPPORTED_HASH_TYPES, cfg.supportedHashTypes ?? 0, true);
   return out;
 }
 
@@ -68,5 +76,8 @@ export function decodeNetConfig(bytes: Uint8Array): NetConfig {
     mtu: v.getUint16(NetConfigOffset.MTU, true),
     speedMbps: v.getUint32(NetConfigOffset.SPEED, true),
     duplex: bytes[NetConfigOffset.DUPLEX]!,
+    rssMaxKeyBytes: bytes[NetConfigOffset.RSS_MAX_KEY_SIZE]!,
+    rssMaxIndirectionEntries: v.getUint16(NetConfigOffset.RSS_MAX_INDIRECTION_TABLE_LENGTH, true),
+    supportedHashTypes: v.getUint32(NetConfigOffset.SUPPORTED_HASH_TYPES, true),
   };
 }

@@ -6,7 +6,11 @@
 // global lock. Every transport hosts this same service: the engine's worker pair (Atomics
 // doorbells), virtio-mmio in an emulator, vhost-user for QEMU and DPDK and the TAP demo (fd
 // doorbells: eventfd kicks and calls, a TAP fd). Only the doorbells and the port differ.
-// Queue 0 is rx, queue 1 tx (§5.1.2), unless the transport says otherwise.
+// Queue 0 is rx, queue 1 tx (§5.1.2), unless the transport says otherwise. With more queue pairs
+// (VIRTIO_NET_F_MQ) there is one NetDevice per pair, all in this one loop, sharing the port
+// through PortSteering (steering.ts); with a control queue (VIRTIO_NET_F_CTRL_VQ) the loop also
+// answers it (ControlQueue, control-queue.ts) and the devices share its NetControl (rx filter,
+// guest offloads, config); NOTF_COAL reaches the loop's interrupt policies (DeviceLoop.setCoalesce).
 //
 // Tracing (opts.tracer: a NetObserver, src/net/observer.ts, such as the Tracer; docs/tracing.md
 // "virtio-net"): every guest → host frame on the tx queue is a traced packet; NetDevice records
@@ -20,11 +24,17 @@ import type { DeviceQueue } from '../virtqueue/index.js';
 import { DeviceLoop, type LoopDoorbell } from '../policy/device-loop.js';
 import type { PolicyConfig } from '../policy/config.js';
 import type { BigLock } from '../policy/lock.js';
-import { NetDevice } from './device.js';
+import { NetDevice, deviceConfig } from './device.js';
 import type { NetConfig } from './config.js';
 import type { NetObserver } from './observer.js';
 import { NetF, VirtioF } from './features.js';
 import { ForwardingPort, portHasRx, type NetPort, type PortRxFrame } from './port.js';
+import { ControlQueue, NetControl } from './control-queue.js';
+import { GUEST_OFFLOAD_MASK } from './control.js';
+import { PortSteering } from './steering.js';
+import { createTxMitigation } from '../policy/tx-mitigation.js';
+import { InterruptPolicy } from '../policy/interrupts.js';
+import type { DeviceQueueCallbacks } from '../policy/device-loop.js';
 
 /** Largest GSO frame (virtio 1.2 §5.1.6.2: 65535 + headers), for descriptor counts. */
 const MAX_GSO_FRAME_BYTES = 65589;
@@ -66,6 +76,12 @@ export interface NetDeviceServiceOptions {
   /** Virtio queue indices (default rx 0, tx 1). */
   rxIndex?: number;
   txIndex?: number;
+  /** Queue pairs 1…N-1 (VIRTIO_NET_F_MQ); pair 0 is rxq/txq. They share the port (PortSteering). */
+  extraPairs?: readonly NetQueuePair[];
+  /** The control queue (VIRTIO_NET_F_CTRL_VQ) and its virtio index (2N with N pairs, §5.1.2). */
+  ctrl?: { queue: DeviceQueue; index: number };
+  /** The control state to use (default: a new one when `ctrl` is given, max pairs = the pairs here). */
+  control?: NetControl;
 }
 
 /**
@@ -97,58 +113,79 @@ export function txDescsPerFrame(layout: 'inline' | 'header-apart' | 'pages', fea
   return n > 1 && (features & VirtioF.INDIRECT_DESC) !== 0n ? 1 : n;
 }
 
+/** One more receive/transmit pair (VIRTIO_NET_F_MQ): its queues and virtio indices (rx 2N, tx 2N+1, §5.1.2). */
+export interface NetQueuePair {
+  rxq: DeviceQueue;
+  txq: DeviceQueue;
+  rxIndex: number;
+  txIndex: number;
+}
+
 export class NetDeviceService {
+  /** Pair 0's device. */
   readonly device: NetDevice;
+  /** One NetDevice per queue pair (pair 0 first). */
+  readonly devices: NetDevice[];
   readonly loop: DeviceLoop;
-  /** The port as the device sees it (wrapped when the policy drops the lock around reads). */
+  /** The port as pair 0's device sees it (wrapped when the policy drops the lock around reads). */
   readonly port: NetPort;
   readonly rxq: DeviceQueue;
   readonly txq: DeviceQueue;
+  /** The control state (CTRL_VQ), or null without a control queue. */
+  readonly control: NetControl | null;
+  readonly ctrl: ControlQueue | null;
+  /** The port split over the pairs (null with one pair). */
+  readonly steering: PortSteering | null;
+  private readonly allQueues: DeviceQueue[];
 
   constructor(o: NetDeviceServiceOptions) {
-    const { rxq, txq, policy } = o;
-    const rxIndex = o.rxIndex ?? 0;
-    const txIndex = o.txIndex ?? 1;
-    this.rxq = rxq;
-    this.txq = txq;
+    const { policy } = o;
+    const pairs: NetQueuePair[] = [{ rxq: o.rxq, txq: o.txq, rxIndex: o.rxIndex ?? 0, txIndex: o.txIndex ?? 1 }, ...(o.extraPairs ?? [])];
+    this.rxq = o.rxq;
+    this.txq = o.txq;
     let loop: DeviceLoop | null = null;
-    this.port = policy.dataPath.lock === 'dropped' ? new LockDroppingReads(o.port, () => loop!.beginBackendRead(), () => loop!.endBackendRead()) : o.port;
+    const port = policy.dataPath.lock === 'dropped' ? new LockDroppingReads(o.port, () => loop!.beginBackendRead(), () => loop!.endBackendRead()) : o.port;
+    this.steering = pairs.length > 1 ? new PortSteering(port, pairs.length) : null;
+    // With a control queue the driver starts on pair 0 and asks for more (VQ_PAIRS_SET,
+    // §5.1.6.5.5); without one the transport enables exactly the pairs it hands over.
+    this.steering?.setActivePairs(o.ctrl !== undefined ? 1 : pairs.length);
+    const ports = this.steering !== null ? this.steering.views : [port];
+    this.port = ports[0]!;
     o.port.negotiated?.(o.features);
-    this.device = new NetDevice({
-      mem: o.mem,
-      rxq,
-      txq,
-      features: o.features,
-      port: this.port,
-      ...(o.config !== undefined ? { config: o.config } : {}),
-      // Two copies host → guest (2008: tap read into a staging buffer, then into the guest).
-      rxStaging: policy.dataPath.copies === 2,
-      ...(o.tracer !== undefined ? { tracer: o.tracer } : {}),
-    });
-    const dev = this.device;
-    const port = this.port;
-    const stats = dev.stats;
-    const txCap = Math.max(1, Math.floor(txq.size / Math.max(1, o.txDescsPerFrame ?? 1)));
+    const control =
+      o.control ??
+      (o.ctrl !== undefined
+        ? new NetControl({ features: o.features, config: deviceConfig(o.config), maxPairs: pairs.length })
+        : null);
+    this.control = control;
+    this.devices = pairs.map(
+      (p, i) =>
+        new NetDevice({
+          mem: o.mem,
+          rxq: p.rxq,
+          txq: p.txq,
+          features: o.features,
+          port: ports[i]!,
+          ...(o.config !== undefined ? { config: o.config } : {}),
+          ...(control !== null ? { control } : {}),
+          // Two copies host → guest (2008: tap read into a staging buffer, then into the guest).
+          rxStaging: policy.dataPath.copies === 2,
+          ...(o.tracer !== undefined ? { tracer: o.tracer } : {}),
+        }),
+    );
+    this.device = this.devices[0]!;
+    this.ctrl = o.ctrl !== undefined && control !== null ? new ControlQueue(o.mem, o.ctrl.queue, control) : null;
+    this.allQueues = [...pairs.flatMap((p) => [p.rxq, p.txq]), ...(this.ctrl !== null ? [this.ctrl.queue] : [])];
+    const devs = this.devices;
     const tr = o.tracer;
     const tracing = tr !== undefined && tr.enabled;
-    // tx publish: the batch's used point (before the used.idx store) when traced.
-    let txUsedPublished = txq.nextUsed;
-    const txPublish =
-      tracing && tr !== undefined
-        ? (): number => {
-            const entries = (txq.nextUsed - txUsedPublished) & 0xffff;
-            if (entries > 0) tr.used(entries, txIndex);
-            txUsedPublished = txq.nextUsed;
-            return txq.publishUsed();
-          }
-        : (): number => txq.publishUsed();
     const kicksOn = (q: DeviceQueue, index: number, on: boolean): void => {
       if (tr !== undefined && q.notificationsEnabled !== on) tr.notifications(on, index);
     };
     const kicks = o.kicks;
     // The loop reads ring state between drains; a driver that breaks a ring there (an avail.idx
     // jump) is recorded like one found while draining, and the broken queue reads as idle.
-    const guard = <T>(q: DeviceQueue, f: () => T, idle: T): (() => T) => () => {
+    const guard = <T>(dev: { queueFailed(e: unknown, q?: DeviceQueue): void }, q: DeviceQueue, f: () => T, idle: T): (() => T) => () => {
       if (q.broken) return idle;
       try {
         return f();
@@ -157,61 +194,112 @@ export class NetDeviceService {
         return idle;
       }
     };
+    const ringCallbacks = (dev: { queueFailed(e: unknown, q?: DeviceQueue): void }, q: DeviceQueue, index: number) => ({
+      queueIndex: index,
+      needsNotification: guard(dev, q, () => q.needsNotification(), false),
+      pending: guard(dev, q, () => q.pending(), 0),
+      inFlight: () => q.inFlight,
+      disableKicks: guard(dev, q, tracing ? () => (kicksOn(q, index, false), q.disableNotification()) : () => q.disableNotification(), undefined),
+      enableKicks: guard(dev, q, tracing ? () => (kicksOn(q, index, true), q.enableNotification()) : () => q.enableNotification(), false),
+      ...(kicks !== undefined ? { kicks: () => kicks(index) } : {}),
+    });
+    // Loop positions: pair p's tx queue at 2p, its rx queue at 2p + 1, the control queue last.
+    const queues: DeviceQueueCallbacks[] = [];
+    const positionIndex: number[] = [];
+    pairs.forEach((p, i) => {
+      const dev = devs[i]!;
+      const { txq, rxq, txIndex, rxIndex } = p;
+      const txCap = Math.max(1, Math.floor(txq.size / Math.max(1, o.txDescsPerFrame ?? 1)));
+      // tx publish: the batch's used point (before the used.idx store) when traced.
+      let txUsedPublished = txq.nextUsed;
+      const txPublish =
+        tracing && tr !== undefined
+          ? (): number => {
+              const entries = (txq.nextUsed - txUsedPublished) & 0xffff;
+              if (entries > 0) tr.used(entries, txIndex);
+              txUsedPublished = txq.nextUsed;
+              return txq.publishUsed();
+            }
+          : (): number => txq.publishUsed();
+      const rxPort = ports[i]!;
+      queues.push(
+        { role: 'tx', capacityPackets: txCap, drain: (budget) => dev.processTx(budget), publish: guard(dev, txq, txPublish, 0), ...ringCallbacks(dev, txq, txIndex) },
+        {
+          role: 'rx',
+          capacityPackets: rxq.size,
+          drain: (budget) => dev.fillRx(budget),
+          publish: guard(dev, rxq, () => rxq.publishUsed(), 0),
+          backendReadable: () => portHasRx(rxPort),
+          ...ringCallbacks(dev, rxq, rxIndex),
+        },
+      );
+      positionIndex.push(txIndex, rxIndex);
+    });
+    const ctrl = this.ctrl;
+    const ctrlPos = queues.length;
+    if (ctrl !== null) {
+      const cq = ctrl.queue;
+            queues.push({ role: 'tx', capacityPackets: cq.size, drain: (budget) => ctrl.process(budget), publish: guard(ctrl, cq, () => cq.publishUsed(), 0), ...ringCallbacks(ctrl, cq, o.ctrl!.index) });
+      positionIndex.push(o.ctrl!.index);
+    }
+    const stats = devs.map((d) => d.stats);
     loop = new DeviceLoop({
       policy,
       kick: o.kick,
       irq: o.irq,
       lock: o.lock ?? null,
       stopped: o.stopped,
-      packets: () => stats.txFrames + stats.rxFrames,
-      bytes: () => stats.txBytes + stats.rxBytes,
+      packets: () => {
+        let n = 0;
+        for (const s of stats) n += s.txFrames + s.rxFrames;
+        return n;
+      },
+      bytes: () => {
+        let n = 0;
+        for (const s of stats) n += s.txBytes + s.rxBytes;
+        return n;
+      },
       ...(o.onIteration !== undefined ? { onIteration: o.onIteration } : {}),
       ...(o.deadlineUs !== undefined ? { deadlineUs: o.deadlineUs } : {}),
-      ...(tracing && tr !== undefined
+      // The control queue answers at once, whatever the data queues' policy: no tx timer and no
+      // coalescing delay an ack (Linux spins on it, virtio_net.c virtnet_send_command).
+      ...(ctrl !== null
         ? {
-            // Loop positions: 0 = the tx queue, 1 = the rx queue (the order of `queues` below).
-            beforeInterrupt: (pos: number) => {
-              if (pos === 0) tr.interrupt(txIndex);
+            modules: {
+              tx: (pos: number, cap: number) => createTxMitigation(pos === ctrlPos ? { kind: 'bh', burst: Infinity } : policy.tx, cap),
+              interrupts: (pos: number) => new InterruptPolicy(pos === ctrlPos ? { ...policy.interrupts, coalesce: null } : policy.interrupts),
             },
-            afterWake: () => tr.deviceWake(),
-            onTimerArmed: (pos: number, inUs: number) => tr.timerArmed(inUs * 1000, pos === 1 ? rxIndex : txIndex),
-            onTimerFired: (pos: number, latenessUs: number) => tr.timerFired(latenessUs * 1000, pos === 1 ? rxIndex : txIndex),
           }
         : {}),
-      queues: [
-        {
-          role: 'tx',
-          queueIndex: txIndex,
-          capacityPackets: txCap,
-          drain: (budget) => dev.processTx(budget),
-          publish: guard(txq, txPublish, 0),
-          needsNotification: guard(txq, () => txq.needsNotification(), false),
-          pending: guard(txq, () => txq.pending(), 0),
-          inFlight: () => txq.inFlight,
-          disableKicks: guard(txq, tracing ? () => (kicksOn(txq, txIndex, false), txq.disableNotification()) : () => txq.disableNotification(), undefined),
-          enableKicks: guard(txq, tracing ? () => (kicksOn(txq, txIndex, true), txq.enableNotification()) : () => txq.enableNotification(), false),
-          ...(kicks !== undefined ? { kicks: () => kicks(txIndex) } : {}),
-        },
-        {
-          role: 'rx',
-          queueIndex: rxIndex,
-          capacityPackets: rxq.size,
-          drain: (budget) => dev.fillRx(budget),
-          publish: guard(rxq, () => rxq.publishUsed(), 0),
-          needsNotification: guard(rxq, () => rxq.needsNotification(), false),
-          pending: guard(rxq, () => rxq.pending(), 0),
-          inFlight: () => rxq.inFlight,
-          disableKicks: guard(rxq, tracing ? () => (kicksOn(rxq, rxIndex, false), rxq.disableNotification()) : () => rxq.disableNotification(), undefined),
-          enableKicks: guard(rxq, tracing ? () => (kicksOn(rxq, rxIndex, true), rxq.enableNotification()) : () => rxq.enableNotification(), false),
-          backendReadable: () => portHasRx(port),
-          ...(kicks !== undefined ? { kicks: () => kicks(rxIndex) } : {}),
-        },
-      ],
+      ...(tracing && tr !== undefined
+        ? {
+            beforeInterrupt: (pos: number) => {
+              if (pos % 2 === 0 && pos < ctrlPos) tr.interrupt(positionIndex[pos]!);
+            },
+            afterWake: () => tr.deviceWake(),
+            onTimerArmed: (pos: number, inUs: number) => tr.timerArmed(inUs * 1000, positionIndex[pos]!),
+            onTimerFired: (pos: number, latenessUs: number) => tr.timerFired(latenessUs * 1000, positionIndex[pos]!),
+          }
+        : {}),
+      queues,
     });
     this.loop = loop;
+    if (control !== null) {
+      const l = loop;
+      control.onCoalesce = (direction, maxPackets, maxUsecs) => {
+        // NOTF_COAL TX_SET / RX_SET apply to every queue of that direction (not the control queue).
+        for (let pos = 0; pos < ctrlPos; pos++) if ((pos % 2 === 0) === (direction === 'tx')) l.setCoalesce(pos, maxPackets, maxUsecs);
+      };
+      control.onPairs = (n) => this.steering?.setActivePairs(n);
+      control.onRss = (c) => this.steering?.setRss(c);
+      control.onOffloads = (offloads) => {
+        // A port that announces the guest's receive offloads (a TAP's TUNSETOFFLOAD) follows them.
+        o.port.negotiated?.((o.features & ~GUEST_OFFLOAD_MASK) | offloads);
+      };
+    }
   }
 
-  /** Runs the policy's device loop over both queues until stopped() (or every queue is done). */
+  /** Runs the policy's device loop over every queue until stopped() (or every queue is done). */
   run(): void {
     this.loop.run();
   }
@@ -222,23 +310,56 @@ export class NetDeviceService {
    * does not spin; the rx kick that posts buffers wakes the loop instead.
    */
   wantsPortInput(): boolean {
-    if (this.rxq.broken) return false;
-    try {
-      return this.rxq.pending() > 0;
-    } catch (e) {
-      this.device.queueFailed(e, this.rxq);
-      return false;
+    const active = this.steering?.activePairs ?? 1;
+    // A frame already read and steered waits for its own pair: only that pair's buffers count.
+    const head = this.steering?.headPairKnown ?? -1;
+    for (let i = head >= 0 ? head : 0; i < (head >= 0 ? head + 1 : active); i++) {
+      const d = this.devices[i]!;
+      const q = d.rxQueue;
+      if (q.broken) continue;
+      try {
+        if (q.pending() > 0) return true;
+      } catch (e) {
+        d.queueFailed(e, q);
+      }
     }
+    return false;
+  }
+
+  /** The first ring violation (a data queue's or the control queue's), or null. */
+  get error(): Error | null {
+    for (const d of this.devices) if (d.error !== null) return d.error;
+    return this.ctrl?.error ?? null;
   }
 
   /** The ring violation that broke a queue, as a sentence, or null. */
   get failure(): string | null {
-    return this.device.error ? `device needs reset: ${this.device.error.message}` : null;
+    const e = this.error;
+    return e !== null ? `device needs reset: ${e.message}` : null;
   }
 
-  /** Device and loop counters as plain numbers (`dev.` prefix for the device's). */
+  /** Every queue of the service: each pair's rx and tx, then the control queue. */
+  get queues(): readonly DeviceQueue[] {
+    return this.allQueues;
+  }
+
+  /**
+   * Device and loop counters as plain numbers: `dev.` the devices' summed over the pairs, with
+   * MQ `pair<i>.` each pair's frames and bytes, with a control queue `ctl.` its counters.
+   */
   extra(out: Record<string, number> = {}): Record<string, number> {
-    Object.assign(out, this.device.flatStats('dev.'));
+    if (this.devices.length === 1) Object.assign(out, this.device.flatStats('dev.'));
+    else {
+      this.devices.forEach((d, i) => {
+        for (const [k, v] of Object.entries(d.flatStats('dev.'))) out[k] = (out[k] ?? 0) + v;
+        const s = d.stats;
+        out[`pair${i}.txFrames`] = s.txFrames;
+        out[`pair${i}.rxFrames`] = s.rxFrames;
+        out[`pair${i}.txBytes`] = s.txBytes;
+        out[`pair${i}.rxBytes`] = s.rxBytes;
+      });
+    }
+    if (this.control !== null) Object.assign(out, this.control.flatStats('ctl.'));
     this.loop.toExtra(out);
     return out;
   }

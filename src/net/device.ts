@@ -24,6 +24,8 @@ import type { NetPort } from './port.js';
 import { NET_OBSERVER_OFF, NO_ID, type DropReason, type NetObserver } from './observer.js';
 import { encodeNetConfig, type NetConfig } from './config.js';
 import { NetError } from './errors.js';
+import type { NetControl } from './control-queue.js';
+import { rssInput, toeplitz } from './rss.js';
 import { NetF, VirtioF } from './features.js';
 import { applyNeedsCsum, gsoSegmentTcp } from './gso.js';
 import {
@@ -91,6 +93,8 @@ export type NetRxDrop =
   | 'rx-frame-too-long' // over the limit for its kind (MTU, or 65589 with GSO)
   | 'rx-gso-not-negotiated' // a GSO frame whose GUEST_TSO4/TSO6/UFO/USO/ECN the driver did not take
   | 'rx-bad-csum-offsets' // NEEDS_CSUM with offsets outside the frame (cannot be completed)
+  | 'rx-filtered-address' // the rx filter (CTRL_RX modes, MAC table) does not take its destination
+  | 'rx-filtered-vlan' // the VLAN filter (CTRL_VLAN) does not take its VLAN id
   | 'rx-buffer-too-small' // without MRG_RXBUF: the next buffer cannot hold header + frame
   | 'rx-no-room'; // with MRG_RXBUF: even every descriptor of the ring would not hold it
 
@@ -142,11 +146,29 @@ export interface NetDeviceOptions {
   rxStaging?: boolean;
   /** Records tx frames' pop and done points and every drop (default NET_OBSERVER_OFF: nothing; a Tracer is one). */
   tracer?: NetObserver;
+  /**
+   * The device's control state (CTRL_VQ, control-queue.ts), shared by every queue pair: its rx
+   * filter is applied to frames for the guest, its guest offloads limit what they may carry, and
+   * its config (MAC, announce bit) is this device's config. Absent: no filter, offloads as negotiated.
+   */
+  control?: NetControl;
 }
 
 const DEFAULT_MAC = new Uint8Array([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
 const ETH_HEADER_BYTES = 14;
 const SCRATCH_BYTES = MAX_GSO_FRAME_BYTES + 64;
+
+/** The device config with defaults filled in (MAC 52:54:00:12:34:56, link up, MTU 1500). */
+export function deviceConfig(c?: Partial<NetConfig>): NetConfig {
+  return {
+    mac: c?.mac ?? DEFAULT_MAC.slice(),
+    linkUp: c?.linkUp ?? true,
+    mtu: c?.mtu ?? 1500,
+    ...(c?.maxVirtqueuePairs !== undefined ? { maxVirtqueuePairs: c.maxVirtqueuePairs } : {}),
+    ...(c?.speedMbps !== undefined ? { speedMbps: c.speedMbps } : {}),
+    ...(c?.duplex !== undefined ? { duplex: c.duplex } : {}),
+  };
+}
 
 export class NetDevice {
   readonly features: bigint;
@@ -184,6 +206,10 @@ export class NetDevice {
   private readonly txq: DeviceQueue;
   private readonly port: NetPort;
   private readonly rxStaging: boolean;
+  private readonly control: NetControl | null;
+  /** VIRTIO_NET_F_HASH_REPORT: frames for the guest carry hash_value and hash_report (§5.1.6.4.3). */
+  private readonly hashReport: boolean;
+  private readonly hashScratch = new Uint8Array(40);
   private readonly rxMinBufferBytes: number;
   private readonly txChain = new DescriptorChain();
   private readonly hdrScratch = new Uint8Array(32);
@@ -214,13 +240,9 @@ export class NetDevice {
     this.hdrBytes = this.layout === 'legacy' ? 10 : this.layout === 'hash' ? 20 : 12;
     this.mergeable = (opts.features & NetF.MRG_RXBUF) !== 0n;
     const mtu = opts.config?.mtu ?? 1500;
-    this.config = {
-      mac: opts.config?.mac ?? DEFAULT_MAC,
-      linkUp: opts.config?.linkUp ?? true,
-      mtu,
-      ...(opts.config?.speedMbps !== undefined ? { speedMbps: opts.config.speedMbps } : {}),
-      ...(opts.config?.duplex !== undefined ? { duplex: opts.config.duplex } : {}),
-    };
+    this.control = opts.control ?? null;
+    this.hashReport = this.layout === 'hash';
+    this.config = opts.control?.config ?? deviceConfig(opts.config);
     this.maxFrameBytes = opts.maxFrameBytes ?? mtu + ETH_HEADER_BYTES + 4;
     this.rxStaging = opts.rxStaging ?? false;
     // virtio 1.2 §5.1.6.3.1: without MRG_RXBUF, buffers of at least 1526 bytes (65562 with
@@ -238,6 +260,11 @@ export class NetDevice {
   /** struct virtio_net_config bytes (virtio 1.2 §5.1.4). */
   configBytes(): Uint8Array {
     return encodeNetConfig(this.config);
+  }
+
+  /** The receive queue (for the service's readiness checks). */
+  get rxQueue(): DeviceQueue {
+    return this.rxq;
   }
 
   /** True once a ring violation broke a queue (the transport sets DEVICE_NEEDS_RESET). */
@@ -445,6 +472,12 @@ export class NetDevice {
     const hdr = this.outHdr;
     copyNetHdrOffload(hdr, inHdr);
     if (len < ETH_HEADER_BYTES) return this.dropRx('rx-frame-too-short');
+    const ctl = this.control;
+    if (ctl !== null && ctl.filter.active) {
+      const v = ctl.filter.check(bytes, offset, len);
+      if (v !== 'pass') return this.dropRx(v);
+    }
+    if (this.hashReport && ctl !== null && ctl.hashing !== null) this.reportHash(bytes, offset, len, hdr);
     const gsoBase = hdr.gsoType & ~GsoType.ECN;
     if (gsoBase !== GsoType.NONE) {
       if (!this.guestTakesGso(hdr.gsoType)) return this.dropRx('rx-gso-not-negotiated');
@@ -452,7 +485,7 @@ export class NetDevice {
     } else if (len > this.maxFrameBytes) {
       return this.dropRx('rx-frame-too-long');
     }
-    const guestCsum = (this.features & NetF.GUEST_CSUM) !== 0n;
+    const guestCsum = (this.rxOffloads() & NetF.GUEST_CSUM) !== 0n;
     let src = bytes;
     let srcOff = offset;
     if (hdr.flags & NetHdrFlags.NEEDS_CSUM) {
@@ -486,8 +519,25 @@ export class NetDevice {
     }
   }
 
+  /**
+   * hash_value and hash_report for a frame to the guest under HASH_CONFIG / RSS_CONFIG's types
+   * and key (§5.1.6.4.3); a frame no enabled type applies to keeps VIRTIO_NET_HASH_REPORT_NONE.
+   */
+  private reportHash(bytes: Uint8Array, offset: number, len: number, hdr: VirtioNetHdr): void {
+    const h = this.control!.hashing!;
+    const input = rssInput(bytes, offset, len, h.hashTypes, this.hashScratch);
+    if (input === null) return;
+    hdr.hashValue = toeplitz(h.key, this.hashScratch, input.lenBytes);
+    hdr.hashReport = input.report;
+  }
+
+  /** Receive offloads in effect: as negotiated, or as CTRL_GUEST_OFFLOADS_SET last set them (§5.1.6.5.6). */
+  private rxOffloads(): bigint {
+    return this.control !== null ? this.control.guestOffloads : this.features;
+  }
+
   private guestTakesGso(gsoType: number): boolean {
-    const f = this.features;
+    const f = this.rxOffloads();
     if (gsoType & GsoType.ECN && !(f & NetF.GUEST_ECN)) return false;
     switch (gsoType & ~GsoType.ECN) {
       case GsoType.TCPV4:
@@ -667,6 +717,8 @@ const RX_DROP_TRACE: Readonly<Record<NetRxDrop, DropReason>> = {
   'rx-frame-too-long': 'too-long',
   'rx-gso-not-negotiated': 'bad-header',
   'rx-bad-csum-offsets': 'checksum',
+  'rx-filtered-address': 'filtered',
+  'rx-filtered-vlan': 'filtered',
   'rx-buffer-too-small': 'no-buffer',
   'rx-no-room': 'no-buffer',
 };

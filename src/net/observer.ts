@@ -13,7 +13,7 @@
 export const NO_ID = 0xffff_ffff;
 
 /** Drop reasons, by code (a trace stores the index). Append only. */
-export const DROP_REASONS = ['other', 'ring-full', 'no-buffer', 'bad-header', 'too-long', 'too-short', 'checksum', 'backend', 'queue-broken', 'stopped'] as const;
+export const DROP_REASONS = ['other', 'ring-full', 'no-buffer', 'bad-header', 'too-long', 'too-short', 'checksum', 'backend', 'queue-broken', 'stopped', 'filtered'] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
 /** Errors the data path reports. `identity`: a side's frame count disagreed with the ring position it counts (tracing of that queue stops). */

@@ -205,6 +205,18 @@ export class DeviceLoop {
     return { tx: q.tx, irq: q.irq, rx: q.rx };
   }
 
+  /**
+   * New coalescing parameters for the queue at position `pos` (VIRTIO_NET_F_NOTF_COAL's TX_SET /
+   * RX_SET, last set wins). Called from the loop's own thread (a control-queue drain). When the
+   * new parameters are already met, the deferred notification is decided now (NOTF_COAL: "if new
+   * parameters are already satisfied, notify immediately"). No-op for a module without setCoalesce.
+   */
+  setCoalesce(pos: number, maxPackets: number, maxUsecs: number): void {
+    const q = this.qs[pos];
+    if (q === undefined || q.irq.setCoalesce === undefined) return;
+    if (q.irq.setCoalesce(this.clock.nowUs(), maxPackets, maxUsecs) === 'check') this.notify(q, 'check');
+  }
+
   /** Called by drain callbacks around a backend read: drops the global lock if the policy says so. */
   beginBackendRead(): void {
     if (this.dropLockForBackend && this.lock?.isHeld) this.lock.unlock();

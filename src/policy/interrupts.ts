@@ -38,6 +38,11 @@ export class InterruptPolicy implements InterruptHooks {
     return this.mode === 'legacyPerBuffer' || this.mode === 'notifyOnEmpty';
   }
 
+  /** The coalescing parameters in effect (null: every packet meets the condition). */
+  get coalesce(): CoalesceConfig | null {
+    return this.coalescing ? { maxPackets: this.maxPackets, maxUsecs: this.maxUsecs } : null;
+  }
+
   /** Packets counted towards the coalescing condition since the last notification. */
   get coalescedPackets(): number {
     return this.count;

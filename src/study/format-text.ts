@@ -4,7 +4,7 @@
 
 import { judgeConclusions, type ConclusionVerdict } from './conclusions.js';
 import { msFromUs } from './iputils.js';
-import { notAppliedOf, type Direction, type Mechanism } from './measure.js';
+import { notAppliedOf, type Direction, type Mechanism, type StreamRun } from './measure.js';
 import type { RfcFigure } from './rfc-figures.js';
 import type { PingCell, RowResult, StreamCell, StudyReport } from './report.js';
 import { GUEST_HEADER, GUEST_MECHANISM_HEADER, guestMechanismRows, guestProblems, guestRows, guestSummary } from './format-guest.js';
@@ -185,8 +185,10 @@ export function formatStudy(report: StudyReport): string {
 
 /** `virtq bench stream` text: per-run Gb/s, the summary, mechanisms and CPU per GB. */
 export function formatStreamCell(c: StreamCell, seconds: number): string {
-  const out = [`virtq bench stream ${DIR_LABEL[c.direction]} — preset "${c.preset}", queue ${c.queueSize}, ${c.msgBytes} B sends${c.gso ? ', GSO' : ''}`];
-  c.runs.forEach((r, i) => out.push(`  run ${String(i + 1).padStart(2)}: ${r.gbps.toFixed(3)} Gb/s over ${(r.windowMs / 1000).toFixed(2)} s${r.errors > 0 ? ` (${r.errors} errors: ${r.firstError})` : ''}`));
+  const pairs = c.queuePairs ?? 1;
+  const out = [`virtq bench stream ${DIR_LABEL[c.direction]} — preset "${c.preset}", queue ${c.queueSize}, ${c.msgBytes} B sends${c.gso ? ', GSO' : ''}${pairs > 1 ? `, ${pairs} queue pairs (each its own guest and host worker; Gb/s summed)` : ''}`];
+  const perPair = (r: StreamRun): string => (pairs > 1 ? ` [${Array.from({ length: pairs }, (_, i) => (r.extra[`pair${i}.gbps`] ?? NaN).toFixed(3)).join(' + ')}]` : '');
+  c.runs.forEach((r, i) => out.push(`  run ${String(i + 1).padStart(2)}: ${r.gbps.toFixed(3)} Gb/s${perPair(r)} over ${(r.windowMs / 1000).toFixed(2)} s${r.errors > 0 ? ` (${r.errors} errors: ${r.firstError})` : ''}`));
   const g = c.gbps;
   out.push(`Gb/s over ${g.n} run(s) of ${seconds} s: min ${f3(g.min).trim()}  avg ${f3(g.avg).trim()}  max ${f3(g.max).trim()}  stddev ${f3(g.stddevPop).trim()} (population) / ${f3(g.stddevSample).trim()} (sample)`);
   const m = c.mechanism;

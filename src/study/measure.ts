@@ -146,6 +146,38 @@ export function streamRunOf(direction: Direction, guest: SideStats, host: SideSt
   return run;
 }
 
+/**
+ * N queue pairs' runs of the same window as one run: Gb/s and bytes summed, CPU seconds per GB
+ * over the summed CPU and bytes, mechanism figures averaged, errors summed; each pair's Gb/s in
+ * `extra` as `pair<i>.gbps` (with its window bytes as `pair<i>.windowBytes`).
+ */
+export function aggregatePairs(runs: readonly StreamRun[]): StreamRun {
+  if (runs.length === 1) return runs[0]!;
+  const bytes = runs.reduce((a, r) => a + r.windowBytes, 0);
+  const cpu = (k: 'guestCpuSPerGB' | 'hostCpuSPerGB'): number => runs.reduce((a, r) => a + (Number.isFinite(r[k]) ? r[k] * r.windowBytes : 0), 0);
+  const mechanism: Record<string, number> = {};
+  for (const k of Object.keys(runs[0]!.mechanism)) mechanism[k] = runs.reduce((a, r) => a + (r.mechanism as unknown as Record<string, number>)[k]!, 0) / runs.length;
+  const extra: Record<string, number> = {};
+  runs.forEach((r, i) => {
+    extra[`pair${i}.gbps`] = r.gbps;
+    extra[`pair${i}.windowBytes`] = r.windowBytes;
+    for (const [k, v] of Object.entries(r.extra)) extra[k] = (extra[k] ?? 0) + v;
+  });
+  const out: StreamRun = {
+    gbps: runs.reduce((a, r) => a + r.gbps, 0),
+    windowMs: Math.max(...runs.map((r) => r.windowMs)),
+    windowBytes: bytes,
+    guestCpuSPerGB: bytes > 0 ? cpu('guestCpuSPerGB') / bytes : NaN,
+    hostCpuSPerGB: bytes > 0 ? cpu('hostCpuSPerGB') / bytes : NaN,
+    errors: runs.reduce((a, r) => a + r.errors, 0),
+    mechanism: mechanism as unknown as Mechanism,
+    extra,
+  };
+  const firstError = runs.find((r) => r.firstError !== undefined)?.firstError;
+  if (firstError !== undefined) out.firstError = firstError;
+  return out;
+}
+
 export interface PingResult {
   sent: number;
   received: number;

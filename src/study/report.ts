@@ -21,6 +21,8 @@ export interface StreamCell {
   queueSize: number;
   msgBytes: number;
   gso: boolean;
+  /** Queue pairs run at once, each on its own guest and host worker (absent: 1). */
+  queuePairs?: number;
   runs: StreamRun[];
   /** Over the runs' Gb/s. */
   gbps: Summary;

@@ -6,10 +6,10 @@
 // `trace`, every engine run is traced into its own file (docs/tracing.md): FILE for a command's
 // only run, else FILE with a `-<row>-<cell>-<run>` suffix before its extension.
 
-import { Engine, type EngineOptions, type EngineResult, type WaitSettings } from '../engine/index.js';
+import { Engine, runEnginePairs, type EngineOptions, type EngineResult, type WaitSettings } from '../engine/index.js';
 import { TraceSession, type TraceOptions } from '../trace/session.js';
 import { writeTraceFile, type TraceFileSummary } from '../trace/output.js';
-import { type Direction, type Mechanism, type StreamRun, pingResultOf, streamRunOf } from './measure.js';
+import { type Direction, type Mechanism, type StreamRun, aggregatePairs, pingResultOf, streamRunOf } from './measure.js';
 import { DEFAULT_PING_WORKLOAD, DEFAULT_STREAM_WORKLOAD, REPORT_SCHEMA, type PingCell, type ProgressEvent, type RowResult, type StreamCell, type StudyReport } from './report.js';
 import { FAITHFUL_PLAN, estimatePingMs, estimateStreamRunMs, etaMs, type StudyPlan } from './plan.js';
 import type { StudyMode, StudyPreset } from './presets-source.js';
@@ -65,6 +65,11 @@ export interface CellOptions {
   runEngine?: RunEngine;
   /** Trace every engine run into its own file (see RunTrace). */
   trace?: RunTrace;
+  /**
+   * Stream cells: queue pairs run at once, each its own guest and host worker (runEnginePairs);
+   * the run's figures are the pairs' summed (aggregatePairs). Default 1. Not with `trace`.
+   */
+  queuePairs?: number;
 }
 
 /** Tracing for the runs of a cell or a study: one TraceSession and one file per engine run. */
@@ -136,7 +141,8 @@ function commonParams(preset: StudyPreset, o: CellOptions): Record<string, unkno
 /** One netperf-like run: sender on one side, receiver counts payload in the measured window. */
 export async function runStreamOnce(preset: StudyPreset, direction: Direction, plan: Pick<StudyPlan, 'seconds' | 'warmupMs'>, o: CellOptions = {}, runNo = 1): Promise<StreamRun> {
   const stopAfterMs = plan.warmupMs + plan.seconds * 1000;
-  const r = await runOne({
+  const pairs = o.queuePairs ?? 1;
+  const options: EngineOptions = {
     workload: o.streamWorkload ?? DEFAULT_STREAM_WORKLOAD,
     queues: queuesFor(preset, o),
     arenaBytes: arenaBytesFor(preset, o),
@@ -151,7 +157,13 @@ export async function runStreamOnce(preset: StudyPreset, direction: Direction, p
     },
     ...(o.wait ? { wait: o.wait } : {}),
     timeoutMs: stopAfterMs + 60_000,
-  }, stopAfterMs, o, preset, `stream-${direction}`, runNo);
+  };
+  if (pairs > 1) {
+    if (o.trace !== undefined) throw new RangeError('tracing a multi-pair stream is not supported: trace one pair');
+    const r = await runEnginePairs(options, pairs, stopAfterMs);
+    return aggregatePairs(r.pairs.map((p) => streamRunOf(direction, p.guest, p.host)));
+  }
+  const r = await runOne(options, stopAfterMs, o, preset, `stream-${direction}`, runNo);
   return streamRunOf(direction, r.guest, r.host);
 }
 
@@ -181,6 +193,7 @@ export async function runStreamCell(
     queueSize: o.queueSize ?? preset.ringSize,
     msgBytes: o.msgBytes ?? 16384,
     gso: preset.gso,
+    ...((o.queuePairs ?? 1) > 1 ? { queuePairs: o.queuePairs } : {}),
     runs,
     gbps: summarize(runs.map((r) => r.gbps)),
     guestCpuSPerGB: summarize(runs.map((r) => r.guestCpuSPerGB)),

@@ -70,6 +70,7 @@ interface Partial_ {
   tainted?: boolean;
   /** The device's length differs from the driver's. */
   lenDiffers?: boolean;
+  seq: number;
   queue: number;
   lenBytes: number;
   points: Partial<Record<PacketPoint, number>>;
@@ -79,42 +80,56 @@ interface Partial_ {
 export function buildTimelines(guest: readonly TraceRecord[], host: readonly TraceRecord[]): TimelineResult {
   const pk = new Map<number, Partial_>();
   const events: TraceRecord[] = [];
+  // A packet is its (tx queue, identity): with several queue pairs each transmit queue numbers
+  // its frames from 0 on its own (NetDriver/NetDevice count per queue).
   const get = (seq: number, queue: number): Partial_ => {
-    let p = pk.get(seq);
+    const key = queue * 0x1_0000_0000 + seq;
+    let p = pk.get(key);
     if (p === undefined) {
-      p = { queue, lenBytes: 0, points: {} };
-      pk.set(seq, p);
+      p = { seq, queue, lenBytes: 0, points: {} };
+      pk.set(key, p);
     }
     return p;
   };
+  // Loop-level points (publish, kick, used, interrupt) name their queue: per-queue batches.
+  const batch = (m: Map<number, Partial_[]>, q: number): Partial_[] => {
+    let b = m.get(q);
+    if (b === undefined) m.set(q, (b = []));
+    return b;
+  };
+  const take = (m: Map<number, Partial_[]>, q: number): Partial_[] => {
+    const b = m.get(q) ?? [];
+    m.set(q, []);
+    return b;
+  };
   // Driver thread.
-  let adds: Partial_[] = [];
-  let lastPublished: Partial_[] = [];
+  const adds = new Map<number, Partial_[]>();
+  const lastPublished = new Map<number, Partial_[]>();
   let driverWakeNs = -1;
   for (const r of guest) {
     switch (r.kind) {
       case TraceKind.Add: {
         const p = get(r.id!, r.queue);
         p.points.add = r.tNs;
-        adds.push(p);
+        batch(adds, r.queue).push(p);
         break;
       }
-      case TraceKind.Publish:
-        for (const p of adds) p.points.publish = r.tNs;
-        lastPublished = adds;
-        adds = [];
+      case TraceKind.Publish: {
+        const published = take(adds, r.queue);
+        for (const p of published) p.points.publish = r.tNs;
+        lastPublished.set(r.queue, published);
         break;
+      }
       case TraceKind.Kick:
-        for (const p of lastPublished) p.points.kick = r.tNs;
-        lastPublished = [];
+        for (const p of take(lastPublished, r.queue)) p.points.kick = r.tNs;
         break;
       case TraceKind.DriverWake:
         driverWakeNs = r.tNs;
         break;
       case TraceKind.Gap:
-        for (const p of adds) p.tainted = true;
-        adds = [];
-        lastPublished = [];
+        for (const b of adds.values()) for (const p of b) p.tainted = true;
+        adds.clear();
+        lastPublished.clear();
         driverWakeNs = -1;
         events.push(r);
         break;
@@ -130,8 +145,8 @@ export function buildTimelines(guest: readonly TraceRecord[], host: readonly Tra
     }
   }
   // Device thread.
-  let done: Partial_[] = [];
-  let lastUsed: Partial_[] = [];
+  const done = new Map<number, Partial_[]>();
+  const lastUsed = new Map<number, Partial_[]>();
   let deviceWakeNs = -1;
   for (const r of host) {
     switch (r.kind) {
@@ -139,9 +154,9 @@ export function buildTimelines(guest: readonly TraceRecord[], host: readonly Tra
         deviceWakeNs = r.tNs;
         break;
       case TraceKind.Gap:
-        for (const p of done) p.tainted = true;
-        done = [];
-        lastUsed = [];
+        for (const b of done.values()) for (const p of b) p.tainted = true;
+        done.clear();
+        lastUsed.clear();
         deviceWakeNs = -1;
         events.push(r);
         break;
@@ -156,17 +171,17 @@ export function buildTimelines(guest: readonly TraceRecord[], host: readonly Tra
         p.points.done = r.tNs;
         if (p.lenBytes === 0) p.lenBytes = r.arg;
         else if (p.points.reap !== undefined && r.arg !== p.lenBytes) p.lenDiffers = true;
-        done.push(p);
+        batch(done, r.queue).push(p);
         break;
       }
-      case TraceKind.Used:
-        for (const p of done) p.points.used = r.tNs;
-        lastUsed = done;
-        done = [];
+      case TraceKind.Used: {
+        const used = take(done, r.queue);
+        for (const p of used) p.points.used = r.tNs;
+        lastUsed.set(r.queue, used);
         break;
+      }
       case TraceKind.Interrupt:
-        for (const p of lastUsed) p.points.interrupt = r.tNs;
-        lastUsed = [];
+        for (const p of take(lastUsed, r.queue)) p.points.interrupt = r.tNs;
         break;
       default:
         events.push(r);
@@ -176,7 +191,8 @@ export function buildTimelines(guest: readonly TraceRecord[], host: readonly Tra
   let incomplete = 0;
   let outOfOrder = 0;
   let mismatched = 0;
-  for (const [seq, p] of pk) {
+  for (const p of pk.values()) {
+    const seq = p.seq;
     const t = p.points;
     if (p.tainted || REQUIRED_POINTS.some((k) => t[k] === undefined)) {
       incomplete++;

@@ -15,7 +15,7 @@ export { DeviceChannel } from './channel.js';
 export { runDeviceWorker } from './device-loop.js';
 export type { DeviceWorkerInit } from './device-loop.js';
 export { registerDeviceKind, deviceKind } from './registry.js';
-export { VirtioNetFrontend, VirtioNetBackend, VirtioNetError, virtioNetKind, VIRTIO_NET_FEATURES, VIRTIO_NET_RX_QUEUE, VIRTIO_NET_TX_QUEUE, effectiveMtu, hostStackFactory } from './virtio-net.js';
+export { VirtioNetFrontend, VirtioNetBackend, VirtioNetError, virtioNetKind, VIRTIO_NET_FEATURES, VIRTIO_NET_CTRL_FEATURES, VIRTIO_NET_RX_QUEUE, VIRTIO_NET_TX_QUEUE, effectiveMtu, hostStackFactory } from './virtio-net.js';
 export type { VirtioNetOptions, VirtioNetState, HostStackBackendOptions, LoopbackBackendOptions, NetPortFactory } from './virtio-net.js';
 export { MmioNetGuest, MmioGuestError, GUEST_NET_FEATURES, makeSeqFrame, checkSeqFrame } from './mmio-guest.js';
 export type { MmioBus, MmioNetGuestOptions, MmioGuestErrorCode } from './mmio-guest.js';

@@ -10,6 +10,8 @@
 // stack has, kick. Also the sequence-numbered test frames of the loopback examples.
 // Runs in browser Web Workers: no `node:` imports.
 
+import { ControlDriver, type ControlReply } from '../net/control-driver.js';
+import type { ControlCommand } from '../net/control.js';
 import { Arena, type GuestMemory } from '../memory/index.js';
 import { DriverQueue, SplitLayout } from '../virtqueue/index.js';
 import { NetF, VirtioF } from '../net/features.js';
@@ -70,6 +72,10 @@ export class MmioNetGuest {
   /** Register accesses made (tests count them). */
   accesses = 0;
   readonly stats = { kicks: 0, interrupts: 0, configInterrupts: 0 };
+  /** The control queue's driver, when CTRL_VQ was negotiated (after init()). */
+  control: ControlDriver | null = null;
+  /** The control queue's index (2N with MQ, else 2: virtio 1.2 §5.1.2). */
+  controlIndex = -1;
   private readonly scratch = new Uint8Array(65600);
   private readonly outHdr: VirtioNetHdr = emptyNetHdr();
   /** A frame the endpoint built that found no tx buffer yet. */
@@ -115,6 +121,8 @@ export class MmioNetGuest {
     }
     this.driver = null;
     this.endpoint = null;
+    this.control = null;
+    this.controlIndex = -1;
     this.pendingLen = 0;
   }
 
@@ -149,6 +157,12 @@ export class MmioNetGuest {
     const arena = new Arena(this.mem, o.arenaBase, o.arenaBytes);
     const rxq = this.setupQueue(0, arena);
     const txq = this.setupQueue(1, arena);
+    if ((accept & NetF.CTRL_VQ) !== 0n) {
+      // Only pair 0 carries data here; with MQ the control queue still sits after every pair.
+      const pairs = (accept & (NetF.MQ | NetF.RSS)) !== 0n ? this.bus.read(MMIO_CONFIG_OFFSET + NetConfigOffset.MAX_VIRTQUEUE_PAIRS, 2) : 1;
+      this.controlIndex = 2 * pairs;
+      this.control = new ControlDriver(this.mem, arena, this.setupQueue(this.controlIndex, arena));
+    }
     const left = o.arenaBytes - arena.usedBytes;
     const ep = o.endpoint !== undefined ? new NetEndpoint({ ...o.endpoint, mac: this.mac, mtu: o.endpoint.mtu ?? this.mtu }) : null;
     this.endpoint = ep;
@@ -215,6 +229,17 @@ export class MmioNetGuest {
       indirect,
       ...(indirectArea !== undefined ? { indirectArea, indirectMaxSegments: INDIRECT_SEGMENTS } : {}),
     });
+  }
+
+  /** Sends a control command (virtio 1.2 §5.1.6.5) and kicks the control queue when the device wants it. */
+  sendControl(cmd: ControlCommand | Uint8Array): void {
+    if (this.control === null) throw new MmioGuestError('not-initialised', 'no control queue (VIRTIO_NET_F_CTRL_VQ not negotiated)');
+    if (this.control.send(cmd)) this.kick(this.controlIndex);
+  }
+
+  /** The outstanding control command's reply once the device used it, else null. */
+  pollControl(): ControlReply | null {
+    return this.control?.poll() ?? null;
   }
 
   /** QueueNotify: an available-buffer notification for `queue` (§4.2.3.3). */

@@ -15,18 +15,22 @@ export class NetConfigFrontend implements VirtioDeviceFrontend {
   private readonly config: Uint8Array;
   private readonly view: DataView;
 
-  /** `queueSize` is QueueNumMax of the receive and the transmit queue. */
+  /**
+   * `queueSize` is QueueNumMax of every queue; `queueCount` how many queues the device has (2: one
+   * receive/transmit pair; 2N + 1 with N pairs and a control queue, virtio 1.2 §5.1.2).
+   */
   constructor(
     readonly offeredFeatures: bigint,
     config: Readonly<NetConfig>,
     queueSize: number,
     /** Bytes of struct virtio_net_config exposed (a device may expose a prefix, §5.1.4). */
     configBytes?: number,
+    queueCount = 2,
   ) {
     this.config = encodeNetConfig(config);
     this.configBytes = configBytes ?? this.config.length;
     this.view = new DataView(this.config.buffer, this.config.byteOffset, this.config.byteLength);
-    this.queueMaxSizes = [queueSize, queueSize];
+    this.queueMaxSizes = new Array<number>(queueCount).fill(queueSize);
   }
 
   /** FEATURES_OK check: the §5.1.3.1 dependencies (e.g. HOST_TSO4 needs CSUM). */

@@ -28,6 +28,8 @@ import { portHasRx, type PortRxFrame, type NetPort } from '../net/port.js';
 import { HostStack } from '../backend/host-stack.js';
 import { LoopbackPort } from '../backend/loopback-port.js';
 import { NetDeviceService } from '../net/device-service.js';
+import type { NetControlState } from '../net/control-queue.js';
+import { RSS_MAX_INDIRECTION_ENTRIES, RSS_MAX_KEY_BYTES, SUPPORTED_HASH_TYPES } from '../net/rss.js';
 import { resolvePolicy } from '../policy/presets.js';
 import type { PolicyConfig } from '../policy/config.js';
 import type { LoopDoorbell } from '../policy/device-loop.js';
@@ -93,7 +95,30 @@ export interface VirtioNetOptions {
   backend?: HostStackBackendOptions | LoopbackBackendOptions;
   /** Frames the save-time replay queue may hold (default 256). */
   replayFrames?: number;
+  /**
+   * Offer the control queue (VIRTIO_NET_F_CTRL_VQ, virtio 1.2 §5.1.6.5) with the commands the
+   * device applies: rx modes and MAC tables (CTRL_RX, CTRL_RX_EXTRA), the VLAN filter
+   * (CTRL_VLAN), guest offloads (CTRL_GUEST_OFFLOADS), coalescing (NOTF_COAL). Default false.
+   * Not offered: GUEST_ANNOUNCE and CTRL_MAC_ADDR (their config-space changes live in the
+   * backend's NetControl, not in this frontend's config bytes).
+   */
+  controlQueue?: boolean;
+  /**
+   * Receive/transmit pairs (VIRTIO_NET_F_MQ, needs controlQueue; default 1): max_virtqueue_pairs
+   * in config space, queues rx0, tx0, …, rxN-1, txN-1, control (§5.1.2), all pairs in the one
+   * device loop over one port steered by flow.
+   */
+  queuePairs?: number;
+  /**
+   * Offer receive-side scaling and hash reports (VIRTIO_NET_F_RSS, VIRTIO_NET_F_HASH_REPORT, need
+   * controlQueue): the Toeplitz hash over the IPv4/IPv6 TCP/UDP types (no _EX types), a key up to
+   * 40 bytes, an indirection table up to 128 entries (src/net/rss.ts). Default false.
+   */
+  rss?: boolean;
 }
+
+/** What `controlQueue` adds to the offer. */
+export const VIRTIO_NET_CTRL_FEATURES: bigint = NetF.CTRL_VQ | NetF.CTRL_RX | NetF.CTRL_RX_EXTRA | NetF.CTRL_VLAN | NetF.CTRL_GUEST_OFFLOADS | NetF.NOTF_COAL;
 
 export type VirtioNetErrorCode = 'save-refused' | 'bad-options';
 
@@ -110,8 +135,22 @@ export class VirtioNetError extends Error {
 
 const DEFAULT_MAC = '52:54:00:12:34:56';
 
+/** Queue pairs of the options, checked (MQ needs the control queue: §5.1.3.1). */
+function pairsOf(o: VirtioNetOptions): number {
+  const n = o.queuePairs ?? 1;
+  if (!Number.isInteger(n) || n < 1 || n > 15) throw new VirtioNetError('bad-options', `queuePairs ${n}: 1..15 (2N + 1 queues fit the transport's 32)`);
+  if (n > 1 && o.controlQueue !== true) throw new VirtioNetError('bad-options', 'queuePairs > 1 needs controlQueue (VIRTIO_NET_F_MQ requires VIRTIO_NET_F_CTRL_VQ)');
+  return n;
+}
+
+/** RSS needs the control queue (§5.1.3.1). */
+function rssOf(o: VirtioNetOptions): boolean {
+  if (o.rss === true && o.controlQueue !== true) throw new VirtioNetError('bad-options', 'rss needs controlQueue (VIRTIO_NET_F_RSS requires VIRTIO_NET_F_CTRL_VQ)');
+  return o.rss === true;
+}
+
 function offeredFeatures(o: VirtioNetOptions): bigint {
-  let f = VIRTIO_NET_FEATURES;
+  let f = VIRTIO_NET_FEATURES | (o.controlQueue === true ? VIRTIO_NET_CTRL_FEATURES : 0n) | (pairsOf(o) > 1 ? NetF.MQ : 0n) | (rssOf(o) ? NetF.RSS | NetF.HASH_REPORT : 0n);
   for (const name of o.withhold ?? []) {
     const bit = NetF[name];
     if (bit === undefined) throw new VirtioNetError('bad-options', `withhold: no feature '${String(name)}'`);
@@ -125,7 +164,20 @@ function offeredFeatures(o: VirtioNetOptions): bigint {
 /** Emulator-thread half: device id 1, the offered features, struct virtio_net_config. */
 export class VirtioNetFrontend extends NetConfigFrontend {
   constructor(opts: VirtioNetOptions = {}) {
-    super(offeredFeatures(opts), { mac: macFromString(opts.mac ?? DEFAULT_MAC), linkUp: true, mtu: opts.mtu ?? 1500 }, opts.queueSize ?? 256, NET_CONFIG_BYTES);
+    const pairs = pairsOf(opts);
+    super(
+      offeredFeatures(opts),
+      {
+        mac: macFromString(opts.mac ?? DEFAULT_MAC),
+        linkUp: true,
+        mtu: opts.mtu ?? 1500,
+        maxVirtqueuePairs: pairs,
+        ...(rssOf(opts) ? { rssMaxKeyBytes: RSS_MAX_KEY_BYTES, rssMaxIndirectionEntries: RSS_MAX_INDIRECTION_ENTRIES, supportedHashTypes: SUPPORTED_HASH_TYPES } : {}),
+      },
+      opts.queueSize ?? 256,
+      NET_CONFIG_BYTES,
+      2 * pairs + (opts.controlQueue === true ? 1 : 0),
+    );
   }
 }
 
@@ -267,6 +319,8 @@ export interface VirtioNetState {
   loop?: { policy: string; counters: Record<string, number> };
   /** Host stack counters and sink state (when the port is the host stack). */
   hostStack?: { stats: Record<string, number>; sink: SinkState | null };
+  /** What the driver set through the control queue (rx filter, offloads, pairs), with CTRL_VQ. */
+  control?: NetControlState;
 }
 
 /** Most loop passes one inline turn runs before it hands the CPU back (and asks to be called again at once). */
@@ -287,12 +341,14 @@ export class VirtioNetBackend implements VirtioDeviceBackend {
   private readonly mtu: number;
   private readonly replayCap: number;
   private readonly factory: NetPortFactory;
+  private readonly pairs: number;
 
   /** `factory` overrides options.backend (an inline device with a port of your own). */
   constructor(opts: VirtioNetOptions = {}, factory?: NetPortFactory) {
     this.mac = macFromString(opts.mac ?? DEFAULT_MAC);
     this.mtu = opts.mtu ?? 1500;
     this.replayCap = opts.replayFrames ?? 256;
+    this.pairs = pairsOf(opts);
     this.policy = typeof opts.preset === 'object' ? resolvePolicy(opts.preset) : resolvePolicy(opts.preset ?? 'vhost');
     if (factory) this.factory = factory;
     else {
@@ -343,10 +399,24 @@ export class VirtioNetBackend implements VirtioDeviceBackend {
       wait: () => 'timeout',
       waitUntil: () => 'timeout',
     };
+    // §5.1.2: with MQ or RSS the pairs are rx0, tx0, …, and the control queue is 2N; else 2.
+    const f = ctx.features;
+    const pairs = (f & (NetF.MQ | NetF.RSS)) !== 0n ? this.pairs : 1;
+    const ctrlIndex = 2 * pairs;
+    const ctrlq = (f & NetF.CTRL_VQ) !== 0n ? (ctx.queues[ctrlIndex] ?? null) : null;
+    const extraPairs = [];
+    for (let p = 1; p < pairs; p++) {
+      const prx = ctx.queues[2 * p] ?? null;
+      const ptx = ctx.queues[2 * p + 1] ?? null;
+      if (prx === null || ptx === null) break; // a driver that set up fewer pairs uses fewer
+      extraPairs.push({ rxq: prx, txq: ptx, rxIndex: 2 * p, txIndex: 2 * p + 1 });
+    }
     return new NetDeviceService({
       mem: ctx.mem,
       rxq,
       txq,
+      ...(extraPairs.length > 0 ? { extraPairs } : {}),
+      ...(ctrlq !== null ? { ctrl: { queue: ctrlq, index: ctrlIndex } } : {}),
       features: ctx.features,
       port,
       policy: this.policy,
@@ -371,7 +441,7 @@ export class VirtioNetBackend implements VirtioDeviceBackend {
   /** True once a ring violation broke a queue; the first time, asks the transport for a reset (§2.1.2). */
   private failed(): boolean {
     if (this.reported) return true;
-    const err = this.serviceValue?.device.error ?? null;
+    const err = this.serviceValue?.error ?? null;
     if (err === null) return false;
     this.reported = true;
     this.ctx!.needsReset(err);
@@ -439,6 +509,8 @@ export class VirtioNetBackend implements VirtioDeviceBackend {
       stats: JSON.parse(JSON.stringify(dev.stats)) as NetDeviceStats,
       loop: { policy: this.policy.name, counters: this.serviceValue!.loop.toExtra() },
     };
+    const control = this.serviceValue!.control;
+    if (control !== null) out.control = control.save();
     const inner = replay.inner;
     if (inner instanceof HostStack) {
       out.hostStack = { stats: { ...inner.endpoint.stats }, sink: inner.endpoint.sink ? { ...inner.endpoint.sink } : null };
@@ -457,6 +529,7 @@ export class VirtioNetBackend implements VirtioDeviceBackend {
     }
     if (Array.isArray(s.replay)) for (const f of s.replay) this.replay.fifo.push({ hex: String(f.hex), hdr: { ...f.hdr } });
     if (s.stats) copyStats(dev.stats, s.stats);
+    if (s.control) this.serviceValue?.control?.restore(s.control);
     const inner = this.replay.inner;
     if (s.hostStack && inner instanceof HostStack) {
       Object.assign(inner.endpoint.stats, s.hostStack.stats);

@@ -12,7 +12,7 @@
 // is unit-tested with a fake; runs in Web Workers too (no `node:` imports).
 
 import { GuestMemory } from '../memory/index.js';
-import { VirtioF, negotiate } from '../net/features.js';
+import { NetF, VirtioF, negotiate } from '../net/features.js';
 import { NET_DEVICE_FEATURES, NET_DEVICE_UFO_FEATURES } from '../net/device.js';
 import type { NetConfig } from '../net/config.js';
 import type { NetPort } from '../net/port.js';
@@ -91,7 +91,10 @@ class OsDoorbell implements VhostDoorbell {
   }
 }
 
-export const NUM_QUEUES = 2; // one receive (0) + one transmit (1) queue
+/** Queues of one receive/transmit pair (receive 2p, transmit 2p + 1: virtio 1.2 §5.1.2). */
+export const NUM_QUEUES = 2;
+/** Most queue pairs a backend serves (--queues); vring indices are 8 bits on the wire. */
+export const MAX_QUEUE_PAIRS = 64;
 const PAGE = 4096;
 const LOCK_THREAD_ID = 1;
 
@@ -110,9 +113,17 @@ export const OFFERED_FEATURES = NET_DEVICE_FEATURES | VHOST_USER_F_PROTOCOL_FEAT
 export const UFO_FEATURES = NET_DEVICE_UFO_FEATURES;
 export const OFFERED_PROTOCOL_FEATURES = (1n << BigInt(ProtocolF.MQ)) | (1n << BigInt(ProtocolF.REPLY_ACK));
 
-/** The features this backend offers for a port (UFO_FEATURES only when `ufo`). */
-export function offeredFeatures(ufo: boolean): bigint {
-  return OFFERED_FEATURES | (ufo ? UFO_FEATURES : 0n);
+/**
+ * Multiqueue (virtio 1.2 §5.1.5, §5.1.6.5.5), offered with more than one pair. The frontend
+ * serves the control queue itself (QEMU's virtio-net, DPDK virtio_user's in-process cq) and
+ * turns VQ_PAIRS_SET into SET_VRING_ENABLE per ring; CTRL_VQ is offered with MQ only because MQ
+ * requires it (§5.1.3.1) and a device must not offer one without the other (§2.2.2).
+ */
+export const MQ_FEATURES = NetF.MQ | NetF.CTRL_VQ;
+
+/** The features this backend offers for a port (UFO_FEATURES only when `ufo`, MQ_FEATURES with several pairs). */
+export function offeredFeatures(ufo: boolean, queuePairs = 1): bigint {
+  return OFFERED_FEATURES | (ufo ? UFO_FEATURES : 0n) | (queuePairs > 1 ? MQ_FEATURES : 0n);
 }
 
 interface Vring {
@@ -178,6 +189,11 @@ export interface VhostBackendOptions {
   config?: Partial<NetConfig>;
   /** Offer UFO both ways (the port takes UDP GSO frames: a TAP). Default false. */
   ufo?: boolean;
+  /**
+   * Receive/transmit queue pairs served (VHOST_USER_PROTOCOL_F_MQ, GET_QUEUE_NUM; default 1).
+   * Every enabled pair runs in this thread's one device loop over one steered port.
+   */
+  queuePairs?: number;
 }
 
 export class VhostUserBackend {
@@ -196,21 +212,26 @@ export class VhostUserBackend {
     return this.owner;
   }
   private userRegions: UserRegion[] = [];
-  private readonly vrings: Vring[] = [newVring(), newVring()];
+  /** Queue pairs served and their rings (2 per pair). */
+  readonly queuePairs: number;
+  private readonly numQueues: number;
+  private readonly vrings: Vring[];
   private svc: NetDeviceService | null = null;
+  /** Pairs the running service serves (0: none). */
+  private svcPairs = 0;
   /** Counters of the services that ended (device and loop, flat). */
   private readonly totals: Record<string, number> = {};
   private doorbell: VhostDoorbell;
   // Filled in place on each call (a doorbell asks before every poll): no allocation per sleep.
-  private readonly kickByQueue: number[] = new Array<number>(NUM_QUEUES).fill(-1);
-  private readonly callByQueue: number[] = new Array<number>(NUM_QUEUES).fill(-1);
+  private readonly kickByQueue: number[];
+  private readonly callByQueue: number[];
   private readonly ringFds: VhostRingFds = {
     kickFds: () => {
-      for (let i = 0; i < NUM_QUEUES; i++) this.kickByQueue[i] = this.vrings[i]!.queue !== null ? this.vrings[i]!.kickFd : -1;
+      for (let i = 0; i < this.numQueues; i++) this.kickByQueue[i] = this.vrings[i]!.queue !== null ? this.vrings[i]!.kickFd : -1;
       return this.kickByQueue;
     },
     callFds: () => {
-      for (let i = 0; i < NUM_QUEUES; i++) this.callByQueue[i] = this.vrings[i]!.callFd;
+      for (let i = 0; i < this.numQueues; i++) this.callByQueue[i] = this.vrings[i]!.callFd;
       return this.callByQueue;
     },
   };
@@ -220,7 +241,14 @@ export class VhostUserBackend {
     private readonly o: VhostBackendOptions,
   ) {
     this.port = o.port;
-    this.offered = offeredFeatures(o.ufo ?? false);
+    const pairs = o.queuePairs ?? 1;
+    if (!Number.isInteger(pairs) || pairs < 1 || pairs > MAX_QUEUE_PAIRS) throw new VhostUserError('bad-queue', `${pairs} queue pairs: 1..${MAX_QUEUE_PAIRS} allowed`);
+    this.queuePairs = pairs;
+    this.numQueues = NUM_QUEUES * pairs;
+    this.vrings = Array.from({ length: this.numQueues }, newVring);
+    this.kickByQueue = new Array<number>(this.numQueues).fill(-1);
+    this.callByQueue = new Array<number>(this.numQueues).fill(-1);
+    this.offered = offeredFeatures(o.ufo ?? false, pairs);
     this.policy = o.policy ?? resolvePolicy('vhost');
     this.lock = lockFor(this.policy);
     this.doorbell = new OsDoorbell(os, this.ringFds);
@@ -335,7 +363,9 @@ export class VhostUserBackend {
         if (v & ~this.offered) throw new VhostUserError('bad-state', `SET_FEATURES 0x${v.toString(16)} includes bits never offered (0x${(v & ~this.offered).toString(16)})`);
         // The accepted set must satisfy the dependency rules (virtio 1.2 §5.1.3.1), as a device
         // checks before FEATURES_OK (§2.2.2): e.g. HOST_TSO4 without CSUM is refused.
-        const n = negotiate(this.offered, v);
+        // The frontend serves the control queue itself and may leave CTRL_VQ out of what it
+        // hands the backend (DPDK virtio_user strips it): MQ's requirement is met on its side.
+        const n = negotiate(this.offered, (v & NetF.MQ) !== 0n ? v | NetF.CTRL_VQ : v);
         if (!n.ok) throw new VhostUserError('bad-state', `SET_FEATURES 0x${v.toString(16)}: ${n.error.message}`);
         if (this.ringsRunning() && v !== this.features) throw new VhostUserError('bad-state', 'SET_FEATURES changed the features while rings run');
         this.features = v;
@@ -356,7 +386,7 @@ export class VhostUserBackend {
         this.reset();
         return null;
       case Req.GET_QUEUE_NUM:
-        return u64Payload(1n); // one receive/transmit pair
+        return u64Payload(BigInt(this.queuePairs)); // receive/transmit pairs (the protocol's "queues")
       case Req.SET_LOG_BASE:
       case Req.SET_LOG_FD:
         throw new VhostUserError('unsupported', `${name}: dirty logging (VHOST_F_LOG_ALL) was never offered`);
@@ -458,7 +488,7 @@ export class VhostUserBackend {
 
   private vring(index: number, name: string): Vring {
     const v = this.vrings[index];
-    if (v === undefined) throw new VhostUserError('bad-queue', `${name}: queue index ${index} out of range (this device has ${NUM_QUEUES} queues)`);
+    if (v === undefined) throw new VhostUserError('bad-queue', `${name}: queue index ${index} out of range (this device has ${this.numQueues} queues: ${this.queuePairs} pair${this.queuePairs > 1 ? 's' : ''}; start with more queue pairs to serve more)`);
     return v;
   }
 
@@ -504,7 +534,7 @@ export class VhostUserBackend {
     this.stats.memTables++;
     // The mappings hold the memory; the fds are not needed any more (closed by handle()).
     void used;
-    for (let i = 0; i < NUM_QUEUES; i++) if (this.vrings[i]!.queue === null) this.maybeStart(i);
+    for (let i = 0; i < this.numQueues; i++) if (this.vrings[i]!.queue === null) this.maybeStart(i);
   }
 
   /** Frontend virtual address → guest physical address of `[uva, uva+len)`. */
@@ -543,7 +573,7 @@ export class VhostUserBackend {
   }
 
   private ringsRunning(): boolean {
-    return this.vrings[0]!.queue !== null || this.vrings[1]!.queue !== null;
+    return this.vrings.some((v) => v.queue !== null);
   }
 
   /**
@@ -555,16 +585,31 @@ export class VhostUserBackend {
     return (q.nextAvail - q.inFlight) & 0xffff;
   }
 
-  /** Starts the data path when the rx/tx pair is started and enabled; ends it when not. */
+  /**
+   * Pairs ready to run: the leading pairs whose two rings are started and enabled (the frontend
+   * enables pairs 0…n-1 for VQ_PAIRS_SET n, virtio 1.2 §5.1.6.5.5).
+   */
+  private readyPairs(): number {
+    let n = 0;
+    while (n < this.queuePairs) {
+      const rx = this.vrings[2 * n]!;
+      const tx = this.vrings[2 * n + 1]!;
+      if (rx.queue === null || tx.queue === null || !rx.enabled || !tx.enabled) break;
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * Starts the data path over the ready pairs; ends it when pair 0 is not ready, and restarts it
+   * when the set of ready pairs changed (a pair enabled or disabled).
+   */
   private updateService(): void {
+    const pairs = this.readyPairs();
+    if (pairs !== this.svcPairs) this.endService();
+    if (pairs === 0 || this.svc !== null) return;
     const rx = this.vrings[0]!;
     const tx = this.vrings[1]!;
-    const ready = rx.queue !== null && tx.queue !== null && rx.enabled && tx.enabled;
-    if (!ready) {
-      this.endService();
-      return;
-    }
-    if (this.svc !== null) return;
     const db = this.doorbell;
     const stats = this.stats;
     // Interrupts: the loop rings a queue's call fd; counted here for the reports.
@@ -583,6 +628,7 @@ export class VhostUserBackend {
       mem: this.mem,
       rxq: rx.queue!,
       txq: tx.queue!,
+      extraPairs: Array.from({ length: pairs - 1 }, (_, k) => ({ rxq: this.vrings[2 * k + 2]!.queue!, txq: this.vrings[2 * k + 3]!.queue!, rxIndex: 2 * k + 2, txIndex: 2 * k + 3 })),
       // The protocol's own bit (30) is not a device feature.
       features: this.features & ~VHOST_USER_F_PROTOCOL_FEATURES,
       port: this.port,
@@ -591,12 +637,13 @@ export class VhostUserBackend {
       irq,
       lock: this.lock,
       // A broken ring ends the run too: the caller signals the err fds and closes the connection.
-      stopped: () => db.interrupted() || (svc !== null && svc.device.error !== null),
+      stopped: () => db.interrupted() || (svc !== null && svc.error !== null),
       kicks: (queue) => db.count(queue),
       ...(this.o.config !== undefined ? { config: this.o.config } : {}),
       ...(this.o.tracer !== undefined ? { tracer: this.o.tracer } : {}),
     });
     this.svc = svc;
+    this.svcPairs = pairs;
     this.stats.serviceStarts++;
   }
 
@@ -610,7 +657,8 @@ export class VhostUserBackend {
     const s = this.svc;
     if (s === null) return;
     this.svc = null;
-    for (const q of [s.rxq, s.txq]) {
+    this.svcPairs = 0;
+    for (const q of s.queues) {
       if (q.broken) continue;
       q.publishUsed();
       if (q.inFlight > 0) q.unpop(q.inFlight);
@@ -628,7 +676,7 @@ export class VhostUserBackend {
   /** Back to the state of a fresh connection: rings stopped, fds closed, memory dropped. */
   reset(): void {
     this.endService();
-    for (let i = 0; i < NUM_QUEUES; i++) {
+    for (let i = 0; i < this.numQueues; i++) {
       this.stopRing(i);
       const v = this.vrings[i]!;
       for (const fd of [v.kickFd, v.callFd, v.errFd]) if (fd >= 0) this.os.close(fd);

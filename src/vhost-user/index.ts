@@ -61,6 +61,12 @@ export interface VhostUserOptions {
    * idle client cannot block the frontends behind it (default 3000).
    */
   handshakeTimeoutMs?: number;
+  /**
+   * Receive/transmit queue pairs to serve (VHOST_USER_PROTOCOL_F_MQ; QEMU `queues=N`, DPDK
+   * virtio_user `queues=N`). Every enabled pair runs in the backend worker's one device loop,
+   * over one port steered by flow. Default 1.
+   */
+  queues?: number;
 }
 
 export interface VhostUserResult extends Omit<VhostWorkerDone, 'type'> {
@@ -127,6 +133,7 @@ export async function startVhostUser(o: VhostUserOptions): Promise<VhostUserHand
     trace: session?.setupFor('host') ?? null,
     control: controlSab,
     ...(o.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: o.handshakeTimeoutMs } : {}),
+    queues: o.queues ?? 1,
   };
   const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: data });
   let done: VhostWorkerDone | null = null;

@@ -107,7 +107,7 @@ export function serveVhostUser(o: ServerOptions): { backend: VhostUserBackend; s
       io.setNonblock(conn);
       stats.connections++;
       let err: Error | null = null;
-      const outcome: ConnectionOutcome = { lastRequest: 'no request', ranRings: false };
+      const outcome: ConnectionOutcome = { lastRequest: 'no request', ranRings: false, askedQueueNum: false };
       try {
         serveConnection(io, conn, listenFd, backend, o, stats, outcome);
       } catch (e) {
@@ -142,11 +142,18 @@ interface ConnectionOutcome {
   lastRequest: string;
   /** Whether the rings ever ran: a frontend that got that far is not reconnecting in a loop. */
   ranRings: boolean;
+  /** GET_QUEUE_NUM was asked (a frontend that then leaves may want more queue pairs). */
+  askedQueueNum: boolean;
 }
 
 /** Why a connection ended, as one sentence for the log. */
 function describeEnd(err: Error | null, c: ConnectionOutcome): string {
-  if (err === null) return `the frontend closed the connection after ${c.lastRequest}${c.ranRings ? '' : ', before any ring ran'}`;
+  if (err === null) {
+    // QEMU gives up after GET_QUEUE_NUM when its queues= exceeds the answer ("you are asking more
+    // queues than supported"), closing a few requests later (issue 16).
+    const hint = c.askedQueueNum && !c.ranRings ? ' (a frontend that asked GET_QUEUE_NUM and left before any ring ran may want more queue pairs than offered: serve more with --queues N)' : '';
+    return `the frontend closed the connection after ${c.lastRequest}${c.ranRings ? '' : ', before any ring ran'}${hint}`;
+  }
   if (err instanceof VirtqueueError) return `the driver broke a ring (${err.code}) while the rings ran: ${err.message}`;
   const code = err instanceof VhostUserError ? err.code : err.name;
   return `${code} at ${c.lastRequest}: ${err.message}`;
@@ -295,6 +302,7 @@ function serveConnection(io: IoAddon, conn: number, listenFd: number, backend: V
     try {
       readExact(hdrBuf, got, true);
       outcome.lastRequest = requestName(hdrView.getUint32(0, true)); // before decoding: a bad header names its request too
+      if (outcome.lastRequest === 'GET_QUEUE_NUM') outcome.askedQueueNum = true;
       const h = decodeHeader(hdrBuf, HEADER_BYTES);
       const body = payload.subarray(0, h.size);
       readExact(body, got, false);
@@ -327,7 +335,7 @@ function serveConnection(io: IoAddon, conn: number, listenFd: number, backend: V
           // The driver broke a ring (VirtqueueError): tell the frontend through the vring err
           // fds (vhost-user "SET_VRING_ERR") before the connection is closed.
           backend.signalErrors();
-          throw svc.device.error!;
+          throw svc.error!;
         }
         if (!db.controlReady) continue;
         db.controlReady = false;

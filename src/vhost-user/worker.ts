@@ -42,6 +42,8 @@ export interface VhostWorkerData {
   trace: TracerSetup | null;
   /** ServerOptions.handshakeTimeoutMs (undefined: the server's default). */
   handshakeTimeoutMs?: number;
+  /** Receive/transmit queue pairs served (VhostBackendOptions.queuePairs). */
+  queues: number;
   /**
    * Policy changes from the parent (VhostUserHandle.setPreset): Int32 word 0 is the request's
    * generation, word 1 the byte length of the policy spec (UTF-8 from byte 8; 0 = only report
@@ -138,6 +140,7 @@ try {
       ...(tracer !== undefined ? { tracer } : {}),
       // The TAP takes UDP GSO frames as the kernel does; the other ports only TCP (segmented in software when needed).
       ufo: d.backend === 'tap',
+      queuePairs: d.queues,
     },
     stopped: () => Atomics.load(stop, 0) !== 0, // pairs with the parent's Atomics.store in stop()
     onListening: () => parentPort!.postMessage({ type: 'listening' }),

@@ -15,6 +15,13 @@
 #                   C string) each way over HTTP on 10.78.0.2:8080 (busybox
 #                   wget: POST /sink, GET /source) with their SHA-256 (VQ-TX-SHA, VQ-SINK,
 #                   VQ-RX lines), so the host can check every byte arrived intact.
+#   VQQUEUES=N      (multiqueue, with tcp) first `ethtool -L eth0 combined N` and `ethtool -l`
+#                   (VQ-CHANNELS-BEGIN/END, with the exit status), and at the end one iperf3
+#                   flow per queue pair guest → host, flow i pinned (taskset) to CPU i and
+#                   queue i's XPS set to CPU i, to port 5201+i, $VQBYTES each
+#                   (VQ-IPERF-MQ<i>-BEGIN/END); needs as many vCPUs. Then the pairs shrink
+#                   and grow back (ethtool -L combined 1, a flood ping, combined N, a flood
+#                   ping: VQ-REPAIR-BEGIN/END with each ethtool status).
 #   agent           echoes off on ttyS0, prints VQ-AGENT-READY, then runs each line the host
 #                   writes to the serial port as a shell command (the host brackets each with its
 #                   own markers: `virtq study --guest qemu` runs iperf3 and ping -f this way,
@@ -22,7 +29,7 @@
 # Then it powers off. Reuses an existing build of the same version. Needs root (apt-get
 # download, dpkg-deb), and iperf3 and ethtool on the host to copy in.
 set -euo pipefail
-GUEST_VERSION=5-iperf3-ethtool-http-agent
+GUEST_VERSION=7-iperf3-ethtool-http-mq-agent
 out=$1
 [ -s "$out/vmlinuz" ] && [ -s "$out/initramfs.gz" ] && [ "$(cat "$out/VERSION" 2>/dev/null)" = "$GUEST_VERSION" ] && exit 0
 for tool in ping iperf3 ethtool; do
@@ -80,6 +87,13 @@ if [ "${VQMODE:-ping}" = tcp ]; then
   echo VQ-ETHTOOL-BEGIN
   /usr/bin/ethtool -k eth0 2>&1
   echo VQ-ETHTOOL-END
+  if [ -n "${VQQUEUES:-}" ]; then
+    echo VQ-CHANNELS-BEGIN
+    /usr/bin/ethtool -L eth0 combined "$VQQUEUES" 2>&1
+    echo "ethtool -L status $?"
+    /usr/bin/ethtool -l eth0 2>&1
+    echo VQ-CHANNELS-END
+  fi
 fi
 echo VQ-BEGIN
 /usr/bin/ping -f -q -c "${VQCOUNT:-1000}" -w 120 10.78.0.2 2>&1
@@ -97,6 +111,31 @@ if [ "${VQMODE:-ping}" = tcp ]; then
   echo
   wget -q -O /tmp/rx http://10.78.0.2:8080/source 2>&1
   echo "VQ-RX $(wc -c < /tmp/rx) $(sha256sum < /tmp/rx)"
+  if [ -n "${VQQUEUES:-}" ]; then
+    i=0
+    while [ "$i" -lt "$VQQUEUES" ]; do
+      # Transmit queue i serves CPU i only (XPS), and flow i runs on CPU i.
+      printf '%x' $((1 << i)) > /sys/class/net/eth0/queues/tx-$i/xps_cpus 2>/dev/null
+      taskset $((1 << i)) /usr/bin/iperf3 -c 10.78.0.2 -p $((5201 + i)) -n "${VQBYTES:-4M}" -J > /tmp/mq$i 2>&1 &
+      i=$((i + 1))
+    done
+    wait
+    i=0
+    while [ "$i" -lt "$VQQUEUES" ]; do
+      echo VQ-IPERF-MQ$i-BEGIN
+      cat /tmp/mq$i
+      echo VQ-IPERF-MQ$i-END
+      i=$((i + 1))
+    done
+    echo VQ-REPAIR-BEGIN
+    /usr/bin/ethtool -L eth0 combined 1 2>&1
+    echo "ethtool -L 1 status $?"
+    /usr/bin/ping -f -q -c 500 -w 60 10.78.0.2 2>&1
+    /usr/bin/ethtool -L eth0 combined "$VQQUEUES" 2>&1
+    echo "ethtool -L $VQQUEUES status $?"
+    /usr/bin/ping -f -q -c 500 -w 60 10.78.0.2 2>&1
+    echo VQ-REPAIR-END
+  fi
 fi
 poweroff -f
 INIT

@@ -4,7 +4,7 @@
 // --trace FILE each run is traced into a file (FILE for one run, FILE-<row>-<cell>-<run> for
 // several; docs/tracing.md), each reported on stderr.
 
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import type { WaitSettings } from '../../engine/index.js';
 import { resolvePolicy } from '../../policy/index.js';
 import { findPreset, formatPingCell, formatStreamCell, ProgressLine, duration, slugOf, type Direction, type StudyMode, type StudyPreset } from '../../study/index.js';
@@ -18,6 +18,13 @@ export const studyMode = oneOf<StudyMode>(['cumulative', 'isolated']);
 export const waitStrategy = oneOf<WaitSettings['strategy']>(['block', 'hybrid', 'spin']);
 /** A queue size the engine accepts (virtio 1.2 §2.7: a power of 2, at most 32768). */
 export const queueSize = powerOfTwo(1, 32768);
+
+/** --queues: 1..16 queue pairs (two worker threads each). */
+function pairCount(value: string): number {
+  const n = positiveInt(value);
+  if (n > 16) throw new InvalidArgumentError('Expected 1..16 queue pairs.');
+  return n;
+}
 
 export function waitOf(s: WaitSettings['strategy'] | undefined): { wait?: WaitSettings } {
   return s === undefined ? {} : { wait: { strategy: s } };
@@ -66,6 +73,7 @@ interface StreamOpts extends TraceCliOptions {
   workload?: string;
   wait?: WaitSettings['strategy'];
   json?: JsonOption;
+  queues: number;
 }
 
 interface PingOpts extends TraceCliOptions {
@@ -111,6 +119,7 @@ export function registerBenchNet(bench: Command): void {
     .option('--mode <m>', 'cumulative (the row with every earlier change) or isolated (baseline + this change)', studyMode, 'cumulative')
     .option('--workload <name>', 'stream workload name or module path', 'net-stream')
     .option('--wait <strategy>', 'both sides wait by block, hybrid (spin then block) or spin (default: the engine\'s, hybrid)', waitStrategy)
+    .option('--queues <n>', 'queue pairs run at once, each on its own guest and host worker (Gb/s summed, per pair shown); 1..16', pairCount, 1)
     .option('--json [file]', jsonHelp('the cell'), outputFile);
   addTraceOptions(stream).action(async (o: StreamOpts) => {
     const { direction, mode, runs, seconds } = o;
@@ -129,6 +138,7 @@ export function registerBenchNet(bench: Command): void {
         ...(o.queueSize !== undefined ? { queueSize: o.queueSize } : {}),
         ...(o.workload !== undefined ? { streamWorkload: o.workload } : {}),
         ...(trace !== undefined ? { trace } : {}),
+        ...(o.queues > 1 ? { queuePairs: o.queues } : {}),
       },
       (run) => progress.update(`stream ${direction} "${preset.name}" run ${run}/${runs} · ${duration(performance.now() - t0)} elapsed`),
     );

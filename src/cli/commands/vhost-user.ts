@@ -19,6 +19,14 @@ interface VhostUserCliOptions extends TraceCliOptions {
   preset: string;
   pcap?: string;
   ms?: number;
+  queues: number;
+}
+
+/** --queues: 1..64 queue pairs. */
+function queuePairs(value: string): number {
+  const n = positiveInt(value);
+  if (n > 64) throw new InvalidArgumentError('Expected 1..64 queue pairs.');
+  return n;
 }
 
 /** --backend: hoststack (alias responder), reflect, or tap:NAME. */
@@ -39,7 +47,8 @@ export function registerVhostUser(program: Command): void {
     .option('--peer-mac <mac>', "the driver's MAC until its ARP request tells (QEMU's default)", mac, '52:54:00:12:34:56')
     .option('--preset <p>', 'notification policy: a preset (`virtq presets`), <rfc preset>-alone, or policy JSON', policySpec, 'vhost')
     .option('--pcap <file>', 'record every frame both ways into a pcap file (GSO frames as their segments)', outputFile)
-    .option('--ms <n>', 'stop after this many milliseconds (default: until SIGINT/SIGTERM)', positiveInt);
+    .option('--ms <n>', 'stop after this many milliseconds (default: until SIGINT/SIGTERM)', positiveInt)
+    .option('--queues <n>', 'receive/transmit queue pairs to serve (multiqueue: QEMU queues=N, DPDK virtio_user queues=N), 1..64', queuePairs, 1);
   addTraceOptions(cmd).action(async (o: VhostUserCliOptions) => {
     const tapName = o.backend.startsWith('tap:') ? o.backend.slice(4) : undefined;
     const backend = tapName !== undefined ? 'tap' : o.backend === 'responder' ? 'hoststack' : o.backend;
@@ -55,13 +64,14 @@ export function registerVhostUser(program: Command): void {
       peerAddress: o.peerAddress,
       peerMac: o.peerMac,
       preset: o.preset,
+      queues: o.queues,
       ...(o.pcap !== undefined ? { pcapPath: o.pcap } : {}),
       ...(trace !== undefined ? { trace } : {}),
       onDisconnect: (err, f, _features, reason) =>
         process.stdout.write(`virtq vhost-user: frontend disconnected${err ? ' with an error' : ''}: ${reason}; frames from driver ${f.txFrames} to driver ${f.rxFrames}\n`),
       onRefused: (reason) => process.stdout.write(`virtq vhost-user: ${reason}\n`),
     });
-    process.stdout.write(`virtq vhost-user: listening on ${o.socket} (${o.backend}, preset ${o.preset})\nready\n`);
+    process.stdout.write(`virtq vhost-user: listening on ${o.socket} (${o.backend}, preset ${o.preset}${o.queues > 1 ? `, ${o.queues} queue pairs` : ''})\nready\n`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);
@@ -79,6 +89,7 @@ export function registerVhostUser(program: Command): void {
         `  frames: driver→device ${r.frames.txFrames} (${r.frames.txBytes} bytes), device→driver ${r.frames.rxFrames} (${r.frames.rxBytes} bytes)\n` +
         `  drops: tx ${r.frames.txDropped} (${drops('dev.txDrops.')}), rx ${r.frames.rxDropped} (${drops('dev.rxDrops.')}); ring errors ${r.frames.queueErrors}\n` +
         `  offloads: tx GSO frames ${c['dev.txGsoFrames'] ?? 0}, software segments ${c['dev.txSwSegments'] ?? 0}, checksums completed tx ${c['dev.txCsumCompleted'] ?? 0} rx ${c['dev.rxCsumCompleted'] ?? 0}\n` +
+        (o.queues > 1 ? `  pairs: ${Array.from({ length: o.queues }, (_, i) => `${i}: driver→device ${c[`pair${i}.txFrames`] ?? 0} device→driver ${c[`pair${i}.rxFrames`] ?? 0}`).join('; ')}\n` : '') +
         `  loop: kicks ${c.kicksSeen ?? 0}, interrupts ${c.interrupts ?? 0} (suppressed ${c.irqSuppressed ?? 0}), sleeps ${c.devSleeps ?? 0}, timer fires ${c.timerFires ?? 0}\n` +
         `  messages ${r.backend.messages}, memory tables ${r.backend.memTables}, ring starts ${r.backend.ringStarts}, data path starts ${r.backend.serviceStarts}, calls ${r.backend.calls}\n` +
         (r.hoststack ? `  host stack: ARP requests ${r.hoststack.arpRequestsIn}, echo requests ${r.hoststack.echoRequestsIn}, frames out ${r.hoststack.framesOut}, ignored ${r.hoststack.ignored}, dropped ${r.hoststack.controlDrops}\n` : '') +

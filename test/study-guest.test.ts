@@ -13,7 +13,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -132,4 +134,24 @@ test('virtq study --guest qemu, one cell set: a device row against the real Linu
   assert.equal(p.ping!.received, 300, 'every echo answered');
   // Each echo: a request from the driver and a reply to it, through the device.
   assert.ok(p.mechanism!.packets >= 600, `ping frames ${p.mechanism!.packets}`);
+});
+
+test('virtq study: a bad --guest or --guest-accel, and the guest options without --guest, are usage errors naming the option (nothing runs)', { timeout: 60_000 }, () => {
+  const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+  const out = mkdtempSync(join(tmpdir(), 'virtq-guest-cli-'));
+  try {
+    for (const [args, re] of [
+      [['--guest', 'vbox'], /--guest.*the only guest VMM is qemu/],
+      [['--guest', 'qemu', '--guest-accel', 'hvf'], /--guest-accel.*auto, kvm or tcg/],
+      [['--guest-only'], /need --guest qemu/],
+      [['--guest-seconds', '3'], /need --guest qemu/],
+    ] as const) {
+      const r = spawnSync(process.execPath, [cli, 'study', '--quick', '--rows', 'baseline', '--out', out, ...args], { encoding: 'utf8', timeout: 30_000 });
+      assert.notEqual(r.status, 0, args.join(' '));
+      assert.match(r.stderr, re, args.join(' '));
+      assert.doesNotMatch(r.stderr, /at .*\.js:\d+/, 'no stack');
+    }
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
 });

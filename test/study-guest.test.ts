@@ -21,9 +21,9 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { bootGroups, guestDeviceSettings, guestHome, guestMechanism, parseIperfJson, parsePingSummary, qemuNetDevice, settingsKey } from '../src/study/guest-plan.js';
 import { findPreset, studyPresets } from '../src/study/presets-source.js';
-import { guestStudyMissing, runGuestStudy } from '../src/study/guest-qemu.js';
+import { guestPolicySpec, guestStudyMissing, runGuestStudy } from '../src/study/guest-qemu.js';
 import { startVhostUser } from '../src/vhost-user/index.js';
-import { PolicyError } from '../src/policy/index.js';
+import { PolicyError, resolvePolicy } from '../src/policy/index.js';
 import { firstMissing, needAddon } from './support/real-peers.js';
 
 test('guest rows: the driver\'s rows (recv NO_NOTIFY, GSO) are marked fixed by the Linux driver; every other RFC and modern row is the device\'s, in both modes', () => {
@@ -56,6 +56,15 @@ test('guest device settings: a 128 ring runs at QEMU\'s minimum 256 and says so;
       return s.queueSize >= 256 && s.queueSize <= 1024 && (s.queueSize === ring) === (s.clampedFrom === undefined);
     }),
   );
+});
+
+test('a row runs against the real guest without the model\'s 2008 costs (the real guest and host pay their own), every other setting kept', () => {
+  for (const r of studyPresets('cumulative')) {
+    const p = resolvePolicy(guestPolicySpec(r.policy));
+    const orig = resolvePolicy(r.policy);
+    assert.deepEqual(p.costs, { exitUs: 0, irqInjectUs: 0, syscallUs: 0, guestPacketUs: 0 }, r.name);
+    assert.deepEqual({ ...p, name: '', costs: null }, { ...orig, name: '', costs: null }, r.name);
+  }
 });
 
 const IPERF = JSON.stringify({ start: {}, intervals: [], end: { sum_sent: { bytes: 123456789, seconds: 2.0, retransmits: 3, bits_per_second: 5e8 }, sum_received: { bytes: 123000000, seconds: 2.01, bits_per_second: 4.9e8 } } }, null, 1);

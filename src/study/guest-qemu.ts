@@ -174,6 +174,14 @@ class GuestAgent {
   }
 }
 
+/**
+ * A row's preset as the real guest runs it: without the model's 2008 costs (PolicyConfig.costs),
+ * which stand in for exits, injections and system calls that a real guest and host pay themselves.
+ */
+export function guestPolicySpec(policy: string): string {
+  return JSON.stringify({ base: policy, costs: { exitUs: 0, irqInjectUs: 0, syscallUs: 0, guestPacketUs: 0 } });
+}
+
 function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
@@ -219,7 +227,7 @@ export async function runGuestStudy(o: GuestStudyOptions): Promise<GuestStudyRes
   // Cell timeouts: TCG boots and runs slowly, and the machine may be loaded.
   const slow = (): number => (accel === 'tcg' ? 4 : 1);
   try {
-    h = await startVhostUser({ socketPath: sock, backend: 'tap', tapName, preset: device[0]!.policy });
+    h = await startVhostUser({ socketPath: sock, backend: 'tap', tapName, preset: guestPolicySpec(device[0]!.policy) });
     // The TAP fd stays valid when its interface moves to the namespace; the address goes there too.
     sh('ip', ['link', 'set', tapName, 'netns', ns]);
     sh('ip', ['netns', 'exec', ns, 'ip', 'addr', 'add', `${HOST_IP}/24`, 'dev', tapName]);
@@ -273,7 +281,7 @@ export async function runGuestStudy(o: GuestStudyOptions): Promise<GuestStudyRes
         for (const row of g.rows) {
           if (aborted()) break;
           const res = rows.get(row.slug)!;
-          let before = await h.setPreset(row.policy);
+          let before = await h.setPreset(guestPolicySpec(row.policy));
           const cell = async <T extends { mechanism: unknown; error?: string }>(what: string, make: (out: string) => T, empty: T, cmd: string, timeoutMs: number): Promise<T> => {
             o.onProgress?.(`guest: ${row.name}: ${what}`);
             let out: T;

@@ -46,18 +46,25 @@ test("figures like the issue's quiet quick study give the verdicts it reports: 1
   g['aligouri zero-copy'] = [26.01, 12.04];
   const v = judgeConclusions(reportWith(g));
   assert.deepEqual(v.map((x) => x.verdict), ['not reproduced', 'partly', 'not reproduced', 'not reproduced', 'reproduced']);
-  assert.match(v[0]!.why, /1\.08×/);
+  assert.match(v[0]!.why, /g→h 1\.08×/);
   assert.match(v[3]!.why, /h→g 0\.81×/);
 });
 
 test('each rule has a partly band between reproduced and not', () => {
   const g = rfcAverages();
-  g['250us tx timer + rearm'] = [1.086 * 1.15, 1.832]; // a 15 % change: partly
+  g['250us tx timer + rearm'] = [1.086 * 1.15, 1.832]; // a 15 % gain g→h: partly
   g['150us tx timer + rearm'] = [1.086, 1.832];
   g['GSO'] = [1.604 * 2.5, 1.944 * 2.2]; // ≥ 2 both ways but g→h leads: partly
   const v = judgeConclusions(reportWith(g));
   assert.equal(v[0]!.verdict, 'partly');
   assert.equal(v[1]!.verdict, 'partly');
+});
+
+test('a timer change of the opposite sign to the RFC\'s is not conclusion 1 reproduced', () => {
+  const g = rfcAverages();
+  g['250us tx timer + rearm'] = [1.086 * 0.66, 1.832]; // longer timer, slower g→h
+  g['150us tx timer + rearm'] = [1.086 * 0.8, 1.832];
+  assert.equal(judgeConclusions(reportWith(g))[0]!.verdict, 'not reproduced');
 });
 
 test('a row that did not run, or an isolated study, gives "not measured" with the reason', () => {

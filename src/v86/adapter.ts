@@ -40,8 +40,11 @@ import { V86AdapterError } from './errors.js';
 export interface V86Like {
   add_listener(event: 'net0-send', listener: (frame: Uint8Array) => void): void;
   remove_listener(event: 'net0-send', listener: (frame: Uint8Array) => void): void;
-  /** v86's adapter-side bus (a V86 instance's `bus`): network adapters answer on it. */
-  bus: { send(event: string, value: unknown): void };
+  /**
+   * v86's adapter-side bus (a V86 instance's `bus`, which v86's own network adapters answer on;
+   * present at run time though v86.d.ts does not declare it).
+   */
+  bus?: { send(event: string, value: unknown): void };
 }
 
 export interface V86NetOptions {
@@ -129,6 +132,7 @@ export class V86NetAdapter {
   private again = false;
   private closed = false;
   private readonly hdr = emptyNetHdr();
+  private readonly bus: { send(event: string, value: unknown): void };
 
   private constructor(
     readonly emulator: V86Like,
@@ -139,13 +143,14 @@ export class V86NetAdapter {
     opts: V86NetOptions,
   ) {
     this.backlogCap = opts.backlogFrames ?? 512;
+    this.bus = emulator.bus!;
     this.features = guest.features;
     guest.net.onReceive = (bytes, offset, len) => {
       // A copy: the driver's buffer is reposted as soon as this returns.
       const frame = bytes.slice(offset, offset + len);
       this.stats.framesToGuest++;
       this.stats.bytesToGuest += len;
-      emulator.bus.send('net0-receive', frame);
+      this.bus.send('net0-receive', frame);
     };
     transport.onInterrupt = (asserted) => {
       if (asserted) this.schedule();
@@ -307,11 +312,14 @@ export class V86NetAdapter {
     }
   }
 
-  /** The device's counters (a snapshot from the device thread). */
-  async deviceStats(): Promise<VirtioNetState['stats'] | null> {
+  /**
+   * The device's state: its counters, its loop's and, with the host stack behind it, the host
+   * stack's (a save() of the device between two passes, then resume; null before DRIVER_OK).
+   */
+  async deviceState(): Promise<VirtioNetState | null> {
     const snap = await this.runner.save();
     this.runner.resume();
-    return (snap.device as VirtioNetState | null)?.stats ?? null;
+    return (snap.device as VirtioNetState | null) ?? null;
   }
 
   /** Detaches from v86 and stops the device. */

@@ -31,13 +31,21 @@ if ! dpkg --print-foreign-architectures | grep -qx i386; then
   dpkg --add-architecture i386
   apt-get update -q >/dev/null
 fi
-abi=$(apt-cache depends linux-image-686 2>/dev/null | sed -n 's/.*Depends: linux-image-\(.*\)-686$/\1/p' | head -1)
-if [ -z "$abi" ]; then
-  abi=$(apt-cache search --names-only '^linux-image-[0-9.]+-[0-9]+-686-unsigned$' | sed -n 's/^linux-image-\(.*\)-686-unsigned .*/\1/p' | sort -V | tail -1)
-fi
-[ -n "$abi" ] || { echo "cannot find an i386 kernel (linux-image-*-686-unsigned; run apt-get update)" >&2; exit 1; }
-apt-get download -q "linux-image-$abi-686-unsigned:i386" busybox-static:i386 seabios >/dev/null 2>&1 \
-  || { echo "apt-get download linux-image-$abi-686-unsigned:i386 busybox-static:i386 seabios failed" >&2; exit 1; }
+# The newest i386 kernel ABI the package lists know (linux-image-686 depends on it).
+kernel_abi() {
+  local abi
+  abi=$(apt-cache depends linux-image-686:i386 2>/dev/null | sed -n 's/.*Depends: linux-image-\(.*\)-686.*$/\1/p' | head -1)
+  [ -n "$abi" ] || abi=$(apt-cache search --names-only '^linux-image-[0-9.]+-[0-9]+-686-unsigned$' | sed -n 's/^linux-image-\(.*\)-686-unsigned .*/\1/p' | sort -V | tail -1)
+  echo "$abi"
+}
+fetch() {
+  local abi
+  abi=$(kernel_abi)
+  [ -n "$abi" ] && apt-get download -q "linux-image-$abi-686-unsigned:i386" busybox-static:i386 seabios >/dev/null 2>&1
+}
+# Stale or missing package lists (a fresh machine): update once and try again.
+fetch || { apt-get update -q >/dev/null 2>&1; fetch; } \
+  || { echo "apt-get download of an i386 kernel (linux-image-*-686-unsigned:i386), busybox-static:i386 and seabios failed" >&2; exit 1; }
 dpkg-deb -x linux-image-*.deb kernel
 dpkg-deb -x busybox-static*.deb bb
 dpkg-deb -x seabios*.deb sb

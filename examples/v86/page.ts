@@ -10,6 +10,7 @@ interface V86Page {
   remove_listener(e: string, f: (v: Uint8Array) => void): void;
   bus?: { send(e: string, v: unknown): void };
   run(): unknown;
+  stop(): unknown;
   destroy(): unknown;
 }
 type V86Ctor = new (o: Record<string, unknown>) => V86Page;
@@ -60,22 +61,26 @@ try {
     text += s + '\n';
     if (/^VQ-|packets transmitted|round-trip/.test(s)) log(`${((performance.now() - t0) / 1000).toFixed(1)} s  ${s}`);
     if (s === 'VQ-DONE') {
-      void net.deviceState().then(async (st) => {
-        const m = /(\d+) packets transmitted, (\d+) packets received/.exec(text);
-        g.__virtqV86 = {
-          ok: m !== null && m[1] === m[2] && Number(m[1]) === count,
-          transmitted: Number(m?.[1] ?? 0),
-          received: Number(m?.[2] ?? 0),
-          arping: /VQ-ARPING Received 1 response/.test(text),
-          stats: net.stats,
-          deviceTx: st?.stats.txFrames ?? -1,
-          deviceRx: st?.stats.rxFrames ?? -1,
-          seconds: (performance.now() - t0) / 1000,
-        };
-        log(`adapter ${JSON.stringify(net.stats)}`);
-        await net.close();
-        await emu.destroy();
-      });
+      // Counts that stay put: the emulator stopped, every frame it sent taken by the device.
+      void Promise.resolve(emu.stop())
+        .then(() => net.drain())
+        .then(() => net.deviceState())
+        .then(async (st) => {
+          const m = /(\d+) packets transmitted, (\d+) packets received/.exec(text);
+          g.__virtqV86 = {
+            ok: m !== null && m[1] === m[2] && Number(m[1]) === count,
+            transmitted: Number(m?.[1] ?? 0),
+            received: Number(m?.[2] ?? 0),
+            arping: /VQ-ARPING Received 1 response/.test(text),
+            stats: net.stats,
+            deviceTx: st?.stats.txFrames ?? -1,
+            deviceRx: st?.stats.rxFrames ?? -1,
+            seconds: (performance.now() - t0) / 1000,
+          };
+          log(`adapter ${JSON.stringify(net.stats)}`);
+          await net.close();
+          await emu.destroy();
+        });
     }
   });
   await emu.run();

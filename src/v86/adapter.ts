@@ -313,6 +313,25 @@ export class V86NetAdapter {
   }
 
   /**
+   * Resolves true once every frame v86 has sent so far was taken by the device (the backlog is
+   * empty and every tx chain came back used), false after `timeoutMs`. Stop the emulator first
+   * for a count that stays put (its guest may send again at any time).
+   */
+  async drain(timeoutMs = 10_000): Promise<boolean> {
+    const end = performance.now() + timeoutMs;
+    for (;;) {
+      this.service();
+      if (this.backlog.length === 0) {
+        this.guest.net.reapTx();
+        if (this.guest.net.txOutstanding === 0) return true;
+      }
+      if (this.closed || performance.now() > end) return false;
+      if (this.runner instanceof InlineRunner) this.runner.poll();
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+
+  /**
    * The device's state: its counters, its loop's and, with the host stack behind it, the host
    * stack's (a save() of the device between two passes, then resume; null before DRIVER_OK).
    */

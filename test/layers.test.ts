@@ -9,7 +9,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Bottom to top, as the README's table lists them. */
-const LAYERS = ['memory', 'notify', 'sync', 'virtqueue', 'policy', 'net', 'trace', 'backend', 'transport', 'vhost-user', 'engine', 'study', 'baselines', 'cli'];
+const LAYERS = ['memory', 'notify', 'sync', 'virtqueue', 'policy', 'net', 'trace', 'backend', 'transport', 'vhost-user', 'engine', 'v86', 'study', 'baselines', 'cli'];
 const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../../src');
 
 function sources(dir: string): string[] {

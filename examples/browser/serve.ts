@@ -10,19 +10,29 @@ import { extname, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
-const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.map': 'application/json', '.css': 'text/css' };
-const ALLOWED = ['/dist/', '/examples/browser/'];
+const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8', '.wasm': 'application/wasm', '.map': 'application/json', '.css': 'text/css' };
+const ALLOWED = ['/dist/', '/examples/browser/', '/examples/v86/'];
 
 export interface StaticServer {
   url: string;
   close(): Promise<void>;
 }
 
-export function startServer(port = 0, host = '127.0.0.1'): Promise<StaticServer> {
+/**
+ * `mounts` serves more folders: URL prefix (e.g. '/v86/') → directory (the v86 page maps v86's
+ * build and the guest images this way).
+ */
+export function startServer(port = 0, host = '127.0.0.1', mounts: Record<string, string> = {}): Promise<StaticServer> {
   const server: Server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
-    const file = resolve(ROOT, '.' + normalize(path));
-    const allowed = ALLOWED.some((p) => path.startsWith(p)) && file.startsWith(ROOT + sep);
+    let file = resolve(ROOT, '.' + normalize(path));
+    let allowed = ALLOWED.some((p) => path.startsWith(p)) && file.startsWith(ROOT + sep);
+    for (const [prefix, dir] of Object.entries(mounts)) {
+      if (!path.startsWith(prefix)) continue;
+      const base = resolve(dir);
+      file = resolve(base, '.' + normalize('/' + path.slice(prefix.length)));
+      allowed = file.startsWith(base + sep);
+    }
     const headers = {
       'Cross-Origin-Opener-Policy': 'same-origin',
       'Cross-Origin-Embedder-Policy': 'require-corp',

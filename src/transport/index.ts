@@ -23,3 +23,5 @@ export { TransportError } from './errors.js';
 export type { TransportErrorCode } from './errors.js';
 export { startWebDeviceWorker } from './web-worker.js';
 export type { WebDeviceWorkerOptions } from './web-worker.js';
+export { VirtioPciTransport, VIRTIO_PCI_VENDOR_ID, PCI_BAR_BYTES, PciBarOffset, PciCapType, CommonCfg, NOTIFY_MULTIPLIER } from './pci.js';
+export type { VirtioPciOptions, PciIssueCode } from './pci.js';

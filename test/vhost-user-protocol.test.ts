@@ -11,7 +11,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { GuestMemory } from '../src/memory/index.js';
+import { GuestMemory, GuestMemoryError } from '../src/memory/index.js';
 import { DriverQueue, SplitLayout } from '../src/virtqueue/index.js';
 import { NetF, VirtioF } from '../src/net/features.js';
 import {
@@ -122,7 +122,15 @@ class FakeOs implements VhostOs {
   mmapShared(fd: number, len: number, off: number): SharedArrayBuffer {
     const f = this.files.get(fd);
     if (!f || off !== 0 || len > f.byteLength) throw new Error('fake mmap: only whole-file mappings');
-    return f;
+    // A distinct object over the same memory, as each real mmap is a distinct buffer.
+    const m = structuredClone(f);
+    this.mapped.push(m);
+    return m;
+  }
+  mapped: SharedArrayBuffer[] = [];
+  unmapped: SharedArrayBuffer[] = [];
+  unmap(buffer: SharedArrayBuffer): void {
+    this.unmapped.push(buffer);
   }
   close(fd: number): void {
     this.closed.push(fd);
@@ -221,6 +229,56 @@ test('a memory table replaced while rings run keeps them running on the new mapp
   txq.publish();
   b.run();
   assert.equal(rxq.reap()?.len, 72);
+});
+
+test('SET_MEM_TABLE while rings run releases the previous mapping, after every view moved to the new one, and frames keep flowing', () => {
+  const { os, b, mem, rxq, txq, bufBase } = bringUp();
+  for (let i = 0; i < 4; i++) rxq.add([], [{ addr: bufBase + i * 2048, len: 2048 }], i);
+  rxq.publish();
+  const frame = (k: number): void => {
+    mem.copyIn(bufBase + (20 + k) * 2048, new Uint8Array(12 + 60).fill(7).fill(0, 0, 12));
+    txq.add([{ addr: bufBase + (20 + k) * 2048, len: 72 }], [], k);
+    txq.publish();
+  };
+  frame(0);
+  b.run();
+  assert.equal(rxq.reap()?.len, 72);
+  const first = os.mapped[0]!;
+  assert.equal(os.unmapped.length + 0, 0, 'nothing released while the table stands');
+  const fd = [...os.files.keys()][0]!;
+  send(b, Req.SET_MEM_TABLE, memTablePayload([{ guestAddr: GPA, sizeBytes: MEM_BYTES, userAddr: UVA, mmapOffset: 0 }]), [fd]);
+  assert.ok(os.unmapped.length === 1 && os.unmapped[0] === first, 'the old mapping is released at once');
+  assert.ok(b.mem.regionTable.every((r) => r.buffer !== first), 'no region refers to the released mapping');
+  frame(1);
+  b.run();
+  assert.equal(rxq.reap()?.len, 72, 'the rings run on the new mapping');
+  assert.equal(b.stats.regionsMapped, 2);
+  assert.equal(b.stats.regionsUnmapped, 1);
+});
+
+test('a refused memory table releases what it mapped and the running table stays; a reset releases every mapping', () => {
+  const { os, b, mem, rxq, txq, bufBase } = bringUp();
+  const fd = [...os.files.keys()][0]!;
+  const other = os.memfd(8192);
+  // Regions 0 and 1 overlap in the frontend's address space: refused after both were mapped.
+  assert.throws(
+    () => send(b, Req.SET_MEM_TABLE, memTablePayload([{ guestAddr: GPA, sizeBytes: MEM_BYTES, userAddr: UVA, mmapOffset: 0 }, { guestAddr: GPA + MEM_BYTES, sizeBytes: 8192, userAddr: UVA + 4096, mmapOffset: 0 }]), [fd, other]),
+    (e: unknown) => e instanceof VhostUserError && e.code === 'bad-memory',
+  );
+  // Compared by identity, as indices into os.mapped (deepEqual would compare megabytes).
+  const released = (): number[] => os.unmapped.map((u) => os.mapped.indexOf(u)).sort();
+  assert.deepEqual(released(), [1, 2], 'both mappings of the refused table are released, the running one is not');
+  for (let i = 0; i < 4; i++) rxq.add([], [{ addr: bufBase + i * 2048, len: 2048 }], i);
+  rxq.publish();
+  mem.copyIn(bufBase + 20 * 2048, new Uint8Array(72));
+  txq.add([{ addr: bufBase + 20 * 2048, len: 72 }], [], 0);
+  txq.publish();
+  b.run();
+  assert.equal(rxq.reap()?.len, 72, 'the running table still serves');
+  b.reset();
+  assert.deepEqual(released(), [0, 1, 2], 'after a reset every mapping is released');
+  assert.equal(b.mem.regionTable.length, 0);
+  assert.throws(() => b.mem.readU8(GPA), (e: unknown) => e instanceof GuestMemoryError && e.code === 'out-of-range', 'guest memory after release is a typed error');
 });
 
 test('GET_VRING_BASE stops the ring and returns the next available index; a restart resumes there', () => {

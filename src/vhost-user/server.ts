@@ -11,7 +11,7 @@
 
 import { fstatSync, lstatSync, statSync, unlinkSync, type Stats } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { check, loadIo, loadShm, type IoAddon } from '../backend/native.js';
+import { check, loadIo, loadShm, releaseMapping, type IoAddon } from '../backend/native.js';
 import { VirtqueueError } from '../virtqueue/index.js';
 import { FdDoorbell } from '../backend/fd-doorbell.js';
 import { VhostUserBackend, type VhostBackendOptions, type VhostDoorbell, type VhostOs } from './backend.js';
@@ -59,6 +59,7 @@ export function nodeVhostOs(io: IoAddon = loadIo()): VhostOs {
   return {
     fileSize: (fd) => fstatSync(fd).size,
     mmapShared: (fd, len, off) => shm.mmapShared(fd, len, off),
+    unmap: (buffer) => releaseMapping(shm, buffer),
     close: (fd) => void io.close(fd),
     signal: (fd) => void io.eventfdWrite(fd, 1),
   };
@@ -123,6 +124,9 @@ export function serveVhostUser(o: ServerOptions): { backend: VhostUserBackend; s
       backend.reset();
     }
   } finally {
+    // Also after an unexpected error: the last connection's mappings are released, not left
+    // for the garbage collector (reset() is idempotent).
+    backend.reset();
     io.close(listenFd);
     removeOwnSocket(o.socketPath, ours);
   }

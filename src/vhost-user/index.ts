@@ -29,6 +29,13 @@ export interface VhostUserOptions {
    */
   socketPath: string;
   /**
+   * Client mode: connect to `socketPath`, where the frontend listens (QEMU `-chardev
+   * socket,server=on`, DPDK virtio_user `server=1`), and reconnect with back-off (100 ms doubling
+   * to 5 s) whenever the connection ends, so a restarted peer is rejoined. The path is the
+   * peer's: it is neither claimed nor removed.
+   */
+  client?: boolean;
+  /**
    * What stands behind the device: reflect (every frame back with MACs swapped, offload header
    * kept), hoststack (virtq's in-memory stack answering ARP/ping for `address`; 'responder' is
    * an alias), tap (frames to and from a TAP interface `tapName`, host side `tapAddress`; root).
@@ -109,6 +116,7 @@ export async function startVhostUser(o: VhostUserOptions): Promise<VhostUserHand
     pcapPath: o.pcapPath ?? '',
     trace: session?.setupFor('host') ?? null,
     ...(o.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: o.handshakeTimeoutMs } : {}),
+    ...(o.client === true ? { client: true } : {}),
   };
   const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: data });
   let done: VhostWorkerDone | null = null;

@@ -40,6 +40,8 @@ export interface VhostWorkerData {
   /** Record every frame into this pcap file ('' = none). */
   pcapPath: string;
   trace: TracerSetup | null;
+  /** ServerOptions.client: connect to the frontend's socket (and reconnect) instead of listening. */
+  client?: boolean;
   /** ServerOptions.handshakeTimeoutMs (undefined: the server's default). */
   handshakeTimeoutMs?: number;
 }
@@ -112,6 +114,7 @@ const tracer = d.trace !== null ? new Tracer(d.trace) : undefined;
 try {
   const { backend, stats } = serveVhostUser({
     socketPath: d.socketPath,
+    ...(d.client === true ? { client: true } : {}),
     backend: {
       port: tee ?? port,
       policy: resolvePolicy(d.policy),

@@ -507,6 +507,28 @@ test('without GUEST_TSO4/GUEST_CSUM the device segments a TSO frame in software 
   assert.equal(b.counters['dev.txSwSegments'], 3);
 });
 
+test('one notify of GSO chains cut into 48-byte segments is worked off in bounded passes, and every chain still completes', () => {
+  const { b, mem, txq, bufBase } = bringUp(OFFLOAD_BASE);
+  const chains = 8;
+  const payload = 60_000;
+  for (let k = 0; k < chains; k++) {
+    const { frame, hdr } = tsoFrame(payload);
+    hdr.gsoSize = 48; // the smallest gso_size the device accepts: 1250 segments per chain
+    transmit(mem, txq, bufBase + 4096 + k * 65536, hdr, frame);
+  }
+  const before = b.counters.devIterations ?? 0;
+  b.run();
+  let used = 0;
+  while (txq.reap() !== null) used++;
+  assert.equal(used, chains, 'every chain was consumed (no work lost between passes)');
+  const segments = b.counters['dev.txSwSegments']!;
+  assert.equal(segments, chains * Math.ceil(payload / 48));
+  // 10 000 segments at most ~4096 (+ one drain call) per pass: at least three passes did work,
+  // where one pass used to take them all.
+  const passes = (b.counters.devIterations ?? 0) - before;
+  assert.ok(passes >= 3, `${segments} segments in ${passes} loop iterations`);
+});
+
 test('a TSO header without NEEDS_CSUM from the driver is dropped and counted, and its chain still returned', () => {
   const { b, mem, rxq, txq, bufBase } = bringUp(OFFLOAD_BASE | NetF.GUEST_CSUM | NetF.GUEST_TSO4);
   for (let i = 0; i < Q; i++) rxq.add([], [{ addr: bufBase + i * 2048, len: 2048 }], i);

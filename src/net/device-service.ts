@@ -29,6 +29,8 @@ import { ForwardingPort, portHasRx, type NetPort, type PortRxFrame } from './por
 /** Largest GSO frame (virtio 1.2 §5.1.6.2: 65535 + headers), for descriptor counts. */
 const MAX_GSO_FRAME_BYTES = 65589;
 const PAGE = 4096;
+/** Work units (chains + software segments) one tx drain call may spend. */
+const TX_DRAIN_WORK = 1024;
 
 export interface NetDeviceServiceOptions {
   mem: GuestMemory;
@@ -129,6 +131,21 @@ export class NetDeviceService {
     const port = this.port;
     const stats = dev.stats;
     const txCap = Math.max(1, Math.floor(txq.size / Math.max(1, o.txDescsPerFrame ?? 1)));
+    // Bounded work per drain call: chains one at a time once they turn into software segments,
+    // stopping when chains + segments reach TX_DRAIN_WORK (a 64 KiB GSO chain cut into 48-byte
+    // segments is ~1400 frames of work); the loop's pass budget bounds the calls (DeviceLoop
+    // passWorkBudget). Plain chains still go in one call.
+    const drainTx = (budget: number): number => {
+      const seg0 = stats.txSwSegments;
+      let n = dev.processTx(1);
+      if (n === 0 || n >= budget) return n;
+      if (stats.txSwSegments === seg0) return n + dev.processTx(budget - n);
+      while (n < budget && n + stats.txSwSegments - seg0 < TX_DRAIN_WORK) {
+        if (dev.processTx(1) === 0) break;
+        n++;
+      }
+      return n;
+    };
     const tr = o.tracer;
     const tracing = tr !== undefined && tr.enabled;
     // tx publish: the batch's used point (before the used.idx store) when traced.
@@ -183,7 +200,9 @@ export class NetDeviceService {
           role: 'tx',
           queueIndex: txIndex,
           capacityPackets: txCap,
-          drain: (budget) => dev.processTx(budget),
+          drain: drainTx,
+          // Software segments count as work: a pass over GSO chains cut small stays bounded.
+          work: () => stats.txSwSegments,
           publish: guard(txq, txPublish, 0),
           needsNotification: guard(txq, () => txq.needsNotification(), false),
           pending: guard(txq, () => txq.pending(), 0),

@@ -10,7 +10,7 @@ import { TapDevice } from '../backend/tap.js';
 import { resolvePolicy } from '../policy/index.js';
 import { TraceSession, type TraceOptions } from '../trace/session.js';
 import { writeTraceFile, type TraceFileSummary } from '../trace/output.js';
-import type { FrameStats } from './backend.js';
+import type { BackendStats, FrameStats } from './backend.js';
 import type { VhostPortKind, VhostWorkerData, VhostWorkerDisconnect, VhostWorkerDone, VhostWorkerRefused, VhostWorkerBusy } from './worker.js';
 import { VhostUserError } from './errors.js';
 
@@ -60,7 +60,7 @@ export interface VhostUserOptions {
    * Called when a frontend disconnects: the error (null for a close by the frontend) and why, as
    * a sentence naming the last request (and the accept back-off, when a reconnect storm began).
    */
-  onDisconnect?: (error: string | null, frames: FrameStats, features: bigint, reason: string) => void;
+  onDisconnect?: (error: string | null, frames: FrameStats, features: bigint, reason: string, backend: BackendStats) => void;
   /** Called when a second frontend is refused at once because one is being served. */
   onRefused?: (reason: string) => void;
   /**
@@ -131,7 +131,7 @@ export async function startVhostUser(o: VhostUserOptions): Promise<VhostUserHand
     if (m.type === 'listening') listening();
     else if (m.type === 'busy') o.onRefused?.(m.reason);
     else if (m.type === 'refused') refused(new VhostUserError(m.code, m.message));
-    else if (m.type === 'disconnect') o.onDisconnect?.(m.error, m.frames, m.features, m.reason);
+    else if (m.type === 'disconnect') o.onDisconnect?.(m.error, m.frames, m.features, m.reason, m.backend);
     else done = m;
   });
   try {

@@ -82,6 +82,8 @@ export interface VhostWorkerDisconnect {
   frames: FrameStats;
   /** The features the frontend accepted on that connection (SET_FEATURES). */
   features: bigint;
+  /** The backend's protocol counters so far (ring starts, chains left in the ring at stop, regions mapped and released). */
+  backend: BackendStats;
 }
 
 const d = workerData as VhostWorkerData;
@@ -127,7 +129,7 @@ try {
     ...(d.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: d.handshakeTimeoutMs } : {}),
     onRefused: (e) => parentPort!.postMessage({ type: 'busy', reason: e.message } satisfies VhostWorkerBusy),
     onDisconnect: (err, backend, reason) => {
-      const m: VhostWorkerDisconnect = { type: 'disconnect', error: err ? `${err.name} ${(err as { code?: string }).code ?? ''}: ${err.message}` : null, reason, frames: backend.frameStats, features: backend.negotiatedFeatures };
+      const m: VhostWorkerDisconnect = { type: 'disconnect', error: err ? `${err.name} ${(err as { code?: string }).code ?? ''}: ${err.message}` : null, reason, frames: backend.frameStats, features: backend.negotiatedFeatures, backend: { ...backend.stats } };
       parentPort!.postMessage(m);
     },
   });

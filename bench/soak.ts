@@ -145,10 +145,10 @@ async function main(): Promise<void> {
     let pingJob: Promise<string> = Promise.resolve('skipped');
     if (dpdkOk) {
       const prefix = `virtq-soak-${process.pid}-${m}`;
+      const before = disconnects; // the connection of this minute ends after this count
       dpdkJob = (
         run('dpdk-testpmd', ['-l', '0-1', '--no-pci', '--no-huge', '-m', '512', '--file-prefix', prefix, `--vdev=net_virtio_user0,path=${socket},queues=1,queue_size=256`, '--', '--forward-mode=macswap', '--tx-first', '--nb-cores=1', '--total-num-mbufs=16384', '--stats-period', '600'], workMs, clean ? 'SIGINT' : 'SIGKILL').then(async (r) => {
           rmSync(`/var/run/dpdk/${prefix}`, { recursive: true, force: true });
-          const before = disconnects;
           const end = Date.now() + 10_000;
           while (disconnects === before && Date.now() < end) await new Promise((res) => setTimeout(res, 20));
           const f = last as FrameStats | null;

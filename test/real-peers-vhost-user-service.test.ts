@@ -275,3 +275,44 @@ test('client mode: virtq connects to testpmd listening as the vhost-user server 
   assert.match(reasons[0]!, /reconnecting to .* in 100 ms/);
   assert.equal(r.backend.regionsUnmapped, r.backend.regionsMapped, 'each connection released its mappings');
 });
+
+/** Every memfd mapping in this process (DPDK's guest memory as virtq maps it, ours). */
+function allMemfdMappings(): number {
+  return readFileSync('/proc/self/maps', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('/memfd:')).length;
+}
+
+test('testpmd killed with kill -9 three times: each time virtq releases the memory it mapped and serves the next one', { skip: dpdkMissing ?? false, timeout: 180_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'virtq-vhu-kill-'));
+  const path = join(dir, 'vhu.sock');
+  let disconnects = 0;
+  const h = await startVhostUser({ socketPath: path, backend: 'reflect', onDisconnect: () => disconnects++ });
+  const before = allMemfdMappings();
+  const moved: number[] = [];
+  let r;
+  try {
+    for (let i = 0; i < 3; i++) {
+      const prefix = `virtq-kill-${process.pid}-${i}`;
+      const pmd = spawn('dpdk-testpmd', ['-l', '0-1', '--no-pci', '--no-huge', '-m', '512', '--file-prefix', prefix, `--vdev=net_virtio_user0,path=${path},queues=1,queue_size=256`, '--', '--forward-mode=macswap', '--tx-first', '--nb-cores=1', '--total-num-mbufs=16384', '--stats-period', '60'], { stdio: 'ignore' });
+      const exited = new Promise<void>((res) => pmd.on('exit', () => res()));
+      // Killed once virtq mapped its memory (a frontend that crashes mid-run).
+      const mapped = await waitFor(() => allMemfdMappings() > before, 30_000);
+      await new Promise((res) => setTimeout(res, 1000));
+      pmd.kill('SIGKILL');
+      await exited;
+      rmSync(`/var/run/dpdk/${prefix}`, { recursive: true, force: true });
+      assert.ok(mapped, `testpmd run ${i} never connected`);
+      assert.ok(await waitFor(() => disconnects === i + 1, 20_000), `virtq did not see testpmd run ${i} die`);
+      assert.ok(await waitFor(() => allMemfdMappings() === before, 10_000), `after kill -9 number ${i + 1} the process still maps ${allMemfdMappings() - before} memfd regions more than before`);
+      moved.push(i);
+    }
+  } finally {
+    r = await h.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  t.diagnostic(`memfd mappings before ${before}, after ${allMemfdMappings()}; regions mapped ${r.backend.regionsMapped}, released ${r.backend.regionsUnmapped}; frames ${r.frames.txFrames}`);
+  assert.equal(r.server.connections, 3);
+  assert.equal(r.backend.regionsUnmapped, r.backend.regionsMapped);
+  assert.ok(r.backend.regionsMapped >= 3);
+});

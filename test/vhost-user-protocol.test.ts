@@ -308,6 +308,25 @@ test('a refused memory table releases what it mapped and the running table stays
   assert.throws(() => b.mem.readU8(GPA), (e: unknown) => e instanceof GuestMemoryError && e.code === 'out-of-range', 'guest memory after release is a typed error');
 });
 
+test('a ring area across two adjacent memory regions is refused when the ring starts, with the reason, never accepted and broken later', () => {
+  const os = new FakeOs();
+  const b = new VhostUserBackend(os, { port: new ReflectPort(), policy: resolvePolicy('vhost') });
+  const half = 65536;
+  const [a, c] = [os.memfd(half), os.memfd(half)];
+  send(b, Req.SET_OWNER, new Uint8Array(0));
+  send(b, Req.SET_FEATURES, u64Payload(VirtioF.VERSION_1));
+  // Guest memory 0..128 KiB, contiguous in both address spaces, announced as two regions.
+  send(b, Req.SET_MEM_TABLE, memTablePayload([{ guestAddr: 0, sizeBytes: half, userAddr: UVA, mmapOffset: 0 }, { guestAddr: half, sizeBytes: half, userAddr: UVA + half, mmapOffset: 0 }]), [a, c]);
+  send(b, Req.SET_VRING_NUM, statePayload(0, Q));
+  // The descriptor table (16 × 16 bytes) starts 64 bytes before the boundary.
+  send(b, Req.SET_VRING_ADDR, addrPayload({ index: 0, flags: 0, descUser: UVA + half - 64, availUser: UVA + half + 4096, usedUser: UVA + half + 8192, logGuest: 0 }));
+  assert.throws(
+    () => send(b, Req.SET_VRING_KICK, u64Payload(0n), [os.eventfd()]),
+    (e: unknown) => e instanceof VhostUserError && e.code === 'bad-queue' && /descriptor table .* crosses the end of the memory region/.test(e.message),
+  );
+  assert.equal(b.kickFds().length, 0, 'the ring never ran');
+});
+
 test('GET_VRING_BASE stops the ring and returns the next available index; a restart resumes there', () => {
   const { os, b, mem, rxq, txq, bufBase } = bringUp(VirtioF.VERSION_1 | VHOST_USER_F_PROTOCOL_FEATURES);
   for (let i = 0; i < 4; i++) rxq.add([], [{ addr: bufBase + i * 2048, len: 2048 }], i);

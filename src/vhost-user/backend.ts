@@ -537,6 +537,12 @@ export class VhostUserBackend {
     for (const r of this.userRegions) {
       if (uva >= r.userAddr && uva + len <= r.userAddr + r.sizeBytes) return r.guestAddr + (uva - r.userAddr);
     }
+    const start = this.userRegions.find((r) => uva >= r.userAddr && uva < r.userAddr + r.sizeBytes);
+    if (start !== undefined) {
+      // Contiguous guest memory may be split across regions, but each region is its own mmap:
+      // no single view covers the area, so the ring is refused here, before it runs.
+      throw new VhostUserError('bad-queue', `queue ${index}: ${what} [0x${uva.toString(16)}, +${len}) crosses the end of the memory region at 0x${start.userAddr.toString(16)} (+${start.sizeBytes}); regions are mapped separately, so a ring area must lie in one`);
+    }
     throw new VhostUserError('bad-queue', `queue ${index}: ${what} [0x${uva.toString(16)}, +${len}) lies outside every memory region`);
   }
 

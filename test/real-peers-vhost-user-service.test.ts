@@ -6,13 +6,17 @@
 // memfd regions as before and its shared RSS is back where it started (plain RSS within noise).
 // Backpressure: a sender that never gives the device receive buffers (virtq's frontend, and
 // DPDK testpmd in --forward-mode=txonly) keeps sending through the reflect port, which drops and
-// counts what it cannot hold, instead of stalling the transmit ring.
-// Skips with a message when the addon (or, for testpmd, root and dpdk-testpmd) is missing.
+// counts what it cannot hold, instead of stalling the transmit ring; a TAP nobody reads (a guest
+// without rx buffers) keeps frames in the kernel's queue and its overflow is counted
+// (TapPort kernelTxDropped). Client mode against testpmd server=1, and kill -9 cycles of testpmd
+// that must leave no mapping behind.
+// Skips with a message when the addon (or, for testpmd and the TAP, root, dpdk-testpmd, /dev/net/tun) is missing.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startVhostUser } from '../src/vhost-user/index.js';
@@ -20,6 +24,9 @@ import { VhostUserFrontend } from '../src/vhost-user/frontend.js';
 import { VHOST_USER_F_PROTOCOL_FEATURES } from '../src/vhost-user/messages.js';
 import { DriverQueue, SplitLayout } from '../src/virtqueue/index.js';
 import { VirtioF } from '../src/net/features.js';
+import { loadIo } from '../src/backend/native.js';
+import { TapDevice } from '../src/backend/tap.js';
+import { TapPort } from '../src/backend/tap-port.js';
 import { firstMissing, needAddon, needRoot, needTool } from './support/real-peers.js';
 
 const MEMFD_NAME = 'virtq-guest'; // VhostUserFrontend's memfd (both its mapping and the server's show it)
@@ -315,4 +322,37 @@ test('testpmd killed with kill -9 three times: each time virtq releases the memo
   assert.equal(r.server.connections, 3);
   assert.equal(r.backend.regionsUnmapped, r.backend.regionsMapped);
   assert.ok(r.backend.regionsMapped >= 3);
+});
+
+const tapMissing = firstMissing(needAddon(), needRoot(), existsSync('/dev/net/tun') ? null : '/dev/net/tun missing');
+
+test('frames for a guest with no receive buffers wait in the kernel TAP queue, and what overflows it is counted as the TAP port\'s kernelTxDropped', { skip: tapMissing ?? false, timeout: 60_000 }, async () => {
+  const name = `vqdrop${process.pid % 10000}`;
+  const tap = TapDevice.open(name, 0n);
+  const sock = createSocket('udp4');
+  try {
+    execFileSync('ip', ['addr', 'add', '10.83.0.1/24', 'dev', name]);
+    execFileSync('ip', ['link', 'set', name, 'txqueuelen', '8', 'up']);
+    const port = new TapPort(loadIo(), tap.fd, name);
+    port.negotiated(VirtioF.VERSION_1);
+    // Nobody reads the TAP (a guest without rx buffers): 100 datagrams to a neighbour on the
+    // TAP's subnet (a static ARP entry, so each is one frame out of the TAP).
+    execFileSync('ip', ['neigh', 'replace', '10.83.0.2', 'lladdr', '52:54:00:00:83:02', 'dev', name]);
+    await new Promise<void>((res) => sock.bind(0, '10.83.0.1', () => res()));
+    for (let i = 0; i < 100; i++) await new Promise<void>((res, rej) => sock.send(Buffer.alloc(64, i), 9, '10.83.0.2', (e) => (e ? rej(e) : res())));
+    await new Promise((res) => setTimeout(res, 200));
+    const dropped = port.refreshKernelDrops();
+    let read = 0;
+    while (port.peekRx() !== null) {
+      port.consumeRx();
+      read++;
+    }
+    assert.ok(dropped > 0, `the kernel dropped ${dropped}`);
+    assert.ok(read >= 1 && read <= 8 + 2, `${read} frames waited in the queue (txqueuelen 8)`);
+    assert.ok(read + dropped >= 100, `read ${read} + dropped ${dropped}: every datagram is accounted for`);
+    assert.equal(port.stats.kernelTxDropped, dropped);
+  } finally {
+    sock.close();
+    tap.close();
+  }
 });

@@ -135,6 +135,7 @@ try {
   });
   tracer?.flush();
   pcap?.close();
+  tap?.refreshKernelDrops();
   const done: VhostWorkerDone = {
     type: 'done',
     server: stats,

@@ -85,7 +85,7 @@ export function registerVhostUser(program: Command): void {
         `  loop: kicks ${c.kicksSeen ?? 0}, interrupts ${c.interrupts ?? 0} (suppressed ${c.irqSuppressed ?? 0}), sleeps ${c.devSleeps ?? 0}, timer fires ${c.timerFires ?? 0}\n` +
         `  messages ${r.backend.messages}, memory tables ${r.backend.memTables}, ring starts ${r.backend.ringStarts}, data path starts ${r.backend.serviceStarts}, calls ${r.backend.calls}\n` +
         (r.hoststack ? `  host stack: ARP requests ${r.hoststack.arpRequestsIn}, echo requests ${r.hoststack.echoRequestsIn}, frames out ${r.hoststack.framesOut}, ignored ${r.hoststack.ignored}, dropped ${r.hoststack.controlDrops}\n` : '') +
-        (r.tap ? `  tap: written ${r.tap.txFrames} (write errors ${r.tap.txWriteErrors}), read ${r.tap.rxFrames} (bad headers ${r.tap.rxBadHeader})\n` : '') +
+        (r.tap ? `  tap: written ${r.tap.txFrames} (write errors ${r.tap.txWriteErrors}), read ${r.tap.rxFrames} (bad headers ${r.tap.rxBadHeader}), dropped by the kernel's TAP queue while the guest had no rx buffers ${r.tap.kernelTxDropped < 0 ? 'unknown' : r.tap.kernelTxDropped}\n` : '') +
         (r.reflect ? `  reflect: ${r.reflect.reflected} frames, dropped full ${r.reflect.dropsFull}, short ${r.reflect.dropsShort}\n` : '') +
         (o.pcap !== undefined ? `  pcap: ${r.pcapRecorded} frames into ${o.pcap}, ${r.pcapErrors} not recordable\n` : '') +
         (r.trace ? `  trace: ${r.trace.path} (${r.trace.packets} packets, ${r.trace.incomplete} device-side only, ${r.trace.events} events)\n` : ''),

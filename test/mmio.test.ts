@@ -9,6 +9,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { GuestMemory } from '../src/memory/index.js';
+import { DriverQueue, SplitLayout } from '../src/virtqueue/index.js';
 import { NetF, VirtioF } from '../src/net/features.js';
 import {
   DEFAULT_VENDOR_ID,
@@ -252,12 +253,47 @@ test('queue setup registers are locked while the queue is ready and after DRIVER
   w(rig, Reg.Status, r(rig, Reg.Status) | Status.DRIVER_OK);
   assert.equal(r(rig, Reg.Status) & Status.DRIVER_OK, Status.DRIVER_OK);
   w(rig, Reg.QueueSel, 1);
-  w(rig, Reg.QueueReady, 0);
   w(rig, Reg.QueueNum, 32);
   w(rig, Reg.QueueDeviceLow, 0x30000);
+  w(rig, Reg.QueueReady, 1);
   assert.equal(count(rig, 'setup-after-driver-ok'), 3);
   assert.equal(r(rig, Reg.QueueReady), 1);
 });
+
+for (const worker of [false, true]) {
+  test(`QueueReady=0 after DRIVER_OK reads back 0 and the device stops consuming the queue (§4.2.2), ${worker ? 'device on a worker' : 'inline device'}`, { timeout: 60_000 }, async () => {
+    const rig = await makeRig({ worker });
+    try {
+      negotiate(rig, VIRTIO_NET_FEATURES);
+      assert.equal(setupQueue(rig, 0, 64, 0x10000), 1);
+      assert.equal(setupQueue(rig, 1, 64, 0x20000), 1);
+      w(rig, Reg.Status, r(rig, Reg.Status) | Status.DRIVER_OK);
+      w(rig, Reg.QueueSel, 1);
+      w(rig, Reg.QueueReady, 0);
+      assert.equal(r(rig, Reg.QueueReady), 0, 'reads back the last value written');
+      assert.equal(count(rig, 'queue-stopped'), 1);
+      assert.equal(count(rig, 'setup-after-driver-ok'), 0);
+      assert.equal(r(rig, Reg.Status) & Status.DEVICE_NEEDS_RESET, Status.DEVICE_NEEDS_RESET, 'the device asks for a reset');
+      assert.notEqual(r(rig, Reg.InterruptStatus) & 2, 0, 'with a configuration change notification');
+      // A chain made available on the stopped queue afterwards is never consumed.
+      const txL = SplitLayout.modern(64, 0x20000, 0x20000 + 16 * 64, 0x20000 + 16 * 64 + 4096, 1);
+      const txq = new DriverQueue<number>(rig.mem, txL, { index: 1 });
+      rig.mem.fill(0x80000, 12 + 60, 0);
+      txq.add([{ addr: 0x80000, len: 72 }], [], 0);
+      txq.publish();
+      w(rig, Reg.QueueNotify, 1);
+      w(rig, Reg.QueueNotify, 0);
+      await new Promise((res) => setTimeout(res, 300));
+      assert.equal(rig.mem.atomicLoad16(txL.usedAddr + 2), 0, 'used.idx did not move');
+      assert.equal(count(rig, 'notify-bad-queue'), 1);
+      // The driver's reset brings the device back.
+      w(rig, Reg.Status, 0);
+      assert.equal(r(rig, Reg.Status), 0);
+    } finally {
+      await rig.close();
+    }
+  });
+}
 
 test('QueueNotify before DRIVER_OK or for a queue that is not ready is ignored and counted', async () => {
   const rig = await makeRig();

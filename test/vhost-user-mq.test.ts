@@ -37,6 +37,7 @@ class FakeOs implements VhostOs {
   close(fd: number): void {
     this.closed.push(fd);
   }
+  unmap(): void {}
   signal(): void {}
 }
 

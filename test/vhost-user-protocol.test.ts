@@ -11,7 +11,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { GuestMemory } from '../src/memory/index.js';
+import { GuestMemory, GuestMemoryError } from '../src/memory/index.js';
 import { DriverQueue, SplitLayout } from '../src/virtqueue/index.js';
 import { NetF, VirtioF } from '../src/net/features.js';
 import {
@@ -122,7 +122,15 @@ class FakeOs implements VhostOs {
   mmapShared(fd: number, len: number, off: number): SharedArrayBuffer {
     const f = this.files.get(fd);
     if (!f || off !== 0 || len > f.byteLength) throw new Error('fake mmap: only whole-file mappings');
-    return f;
+    // A distinct object over the same memory, as each real mmap is a distinct buffer.
+    const m = structuredClone(f);
+    this.mapped.push(m);
+    return m;
+  }
+  mapped: SharedArrayBuffer[] = [];
+  unmapped: SharedArrayBuffer[] = [];
+  unmap(buffer: SharedArrayBuffer): void {
+    this.unmapped.push(buffer);
   }
   close(fd: number): void {
     this.closed.push(fd);
@@ -205,6 +213,33 @@ test('frames sent by a frontend driver come back reflected through the backend, 
   assert.ok(os.signals.includes(calls[0]!) && os.signals.includes(calls[1]!));
 });
 
+test('a sender that outruns a receive ring with no buffers keeps sending: the reflect port drops and counts, and delivers again once buffers come', () => {
+  const { b, mem, rxq, txq, bufBase } = bringUp();
+  const reflect = b.port as ReflectPort;
+  const rounds = 200; // 3200 frames, the port holds 1024
+  for (let round = 0; round < rounds; round++) {
+    for (let k = 0; k < Q; k++) {
+      const addr = bufBase + (Q + k) * 2048;
+      mem.copyIn(addr, new Uint8Array(12 + 60).fill(round & 0xff).fill(0, 0, 12));
+      txq.add([{ addr, len: 72 }], [], k);
+    }
+    txq.publish();
+    b.run();
+    let used = 0;
+    while (txq.reap() !== null) used++;
+    assert.equal(used, Q, `round ${round}: every chain the sender made available was consumed`);
+  }
+  assert.equal(b.frameStats.txFrames, rounds * Q);
+  assert.equal(reflect.stats.reflected + reflect.stats.dropsFull, rounds * Q, 'every frame either waits in the port or is counted as dropped');
+  assert.equal(reflect.stats.dropsFull, rounds * Q - 1024);
+  for (let i = 0; i < Q; i++) rxq.add([], [{ addr: bufBase + i * 2048, len: 2048 }], i);
+  rxq.publish();
+  b.run();
+  let got = 0;
+  while (rxq.reap() !== null) got++;
+  assert.equal(got, Q, 'buffers posted later are filled from the frames that waited');
+});
+
 test('a memory table replaced while rings run keeps them running on the new mapping', () => {
   const { os, b, mem, rxq, txq, bufBase } = bringUp();
   for (let i = 0; i < 4; i++) rxq.add([], [{ addr: bufBase + i * 2048, len: 2048 }], i);
@@ -221,6 +256,75 @@ test('a memory table replaced while rings run keeps them running on the new mapp
   txq.publish();
   b.run();
   assert.equal(rxq.reap()?.len, 72);
+});
+
+test('SET_MEM_TABLE while rings run releases the previous mapping, after every view moved to the new one, and frames keep flowing', () => {
+  const { os, b, mem, rxq, txq, bufBase } = bringUp();
+  for (let i = 0; i < 4; i++) rxq.add([], [{ addr: bufBase + i * 2048, len: 2048 }], i);
+  rxq.publish();
+  const frame = (k: number): void => {
+    mem.copyIn(bufBase + (20 + k) * 2048, new Uint8Array(12 + 60).fill(7).fill(0, 0, 12));
+    txq.add([{ addr: bufBase + (20 + k) * 2048, len: 72 }], [], k);
+    txq.publish();
+  };
+  frame(0);
+  b.run();
+  assert.equal(rxq.reap()?.len, 72);
+  const first = os.mapped[0]!;
+  assert.equal(os.unmapped.length + 0, 0, 'nothing released while the table stands');
+  const fd = [...os.files.keys()][0]!;
+  send(b, Req.SET_MEM_TABLE, memTablePayload([{ guestAddr: GPA, sizeBytes: MEM_BYTES, userAddr: UVA, mmapOffset: 0 }]), [fd]);
+  assert.ok(os.unmapped.length === 1 && os.unmapped[0] === first, 'the old mapping is released at once');
+  assert.ok(b.mem.regionTable.every((r) => r.buffer !== first), 'no region refers to the released mapping');
+  frame(1);
+  b.run();
+  assert.equal(rxq.reap()?.len, 72, 'the rings run on the new mapping');
+  assert.equal(b.stats.regionsMapped, 2);
+  assert.equal(b.stats.regionsUnmapped, 1);
+});
+
+test('a refused memory table releases what it mapped and the running table stays; a reset releases every mapping', () => {
+  const { os, b, mem, rxq, txq, bufBase } = bringUp();
+  const fd = [...os.files.keys()][0]!;
+  const other = os.memfd(8192);
+  // Regions 0 and 1 overlap in the frontend's address space: refused after both were mapped.
+  assert.throws(
+    () => send(b, Req.SET_MEM_TABLE, memTablePayload([{ guestAddr: GPA, sizeBytes: MEM_BYTES, userAddr: UVA, mmapOffset: 0 }, { guestAddr: GPA + MEM_BYTES, sizeBytes: 8192, userAddr: UVA + 4096, mmapOffset: 0 }]), [fd, other]),
+    (e: unknown) => e instanceof VhostUserError && e.code === 'bad-memory',
+  );
+  // Compared by identity, as indices into os.mapped (deepEqual would compare megabytes).
+  const released = (): number[] => os.unmapped.map((u) => os.mapped.indexOf(u)).sort();
+  assert.deepEqual(released(), [1, 2], 'both mappings of the refused table are released, the running one is not');
+  for (let i = 0; i < 4; i++) rxq.add([], [{ addr: bufBase + i * 2048, len: 2048 }], i);
+  rxq.publish();
+  mem.copyIn(bufBase + 20 * 2048, new Uint8Array(72));
+  txq.add([{ addr: bufBase + 20 * 2048, len: 72 }], [], 0);
+  txq.publish();
+  b.run();
+  assert.equal(rxq.reap()?.len, 72, 'the running table still serves');
+  b.reset();
+  assert.deepEqual(released(), [0, 1, 2], 'after a reset every mapping is released');
+  assert.equal(b.mem.regionTable.length, 0);
+  assert.throws(() => b.mem.readU8(GPA), (e: unknown) => e instanceof GuestMemoryError && e.code === 'out-of-range', 'guest memory after release is a typed error');
+});
+
+test('a ring area across two adjacent memory regions is refused when the ring starts, with the reason, never accepted and broken later', () => {
+  const os = new FakeOs();
+  const b = new VhostUserBackend(os, { port: new ReflectPort(), policy: resolvePolicy('vhost') });
+  const half = 65536;
+  const [a, c] = [os.memfd(half), os.memfd(half)];
+  send(b, Req.SET_OWNER, new Uint8Array(0));
+  send(b, Req.SET_FEATURES, u64Payload(VirtioF.VERSION_1));
+  // Guest memory 0..128 KiB, contiguous in both address spaces, announced as two regions.
+  send(b, Req.SET_MEM_TABLE, memTablePayload([{ guestAddr: 0, sizeBytes: half, userAddr: UVA, mmapOffset: 0 }, { guestAddr: half, sizeBytes: half, userAddr: UVA + half, mmapOffset: 0 }]), [a, c]);
+  send(b, Req.SET_VRING_NUM, statePayload(0, Q));
+  // The descriptor table (16 × 16 bytes) starts 64 bytes before the boundary.
+  send(b, Req.SET_VRING_ADDR, addrPayload({ index: 0, flags: 0, descUser: UVA + half - 64, availUser: UVA + half + 4096, usedUser: UVA + half + 8192, logGuest: 0 }));
+  assert.throws(
+    () => send(b, Req.SET_VRING_KICK, u64Payload(0n), [os.eventfd()]),
+    (e: unknown) => e instanceof VhostUserError && e.code === 'bad-queue' && /descriptor table .* crosses the end of the memory region/.test(e.message),
+  );
+  assert.equal(b.kickFds().length, 0, 'the ring never ran');
 });
 
 test('GET_VRING_BASE stops the ring and returns the next available index; a restart resumes there', () => {
@@ -420,6 +524,28 @@ test('without GUEST_TSO4/GUEST_CSUM the device segments a TSO frame in software 
   }
   assert.equal(payload, 3000);
   assert.equal(b.counters['dev.txSwSegments'], 3);
+});
+
+test('one notify of GSO chains cut into 48-byte segments is worked off in bounded passes, and every chain still completes', () => {
+  const { b, mem, txq, bufBase } = bringUp(OFFLOAD_BASE);
+  const chains = 8;
+  const payload = 60_000;
+  for (let k = 0; k < chains; k++) {
+    const { frame, hdr } = tsoFrame(payload);
+    hdr.gsoSize = 48; // the smallest gso_size the device accepts: 1250 segments per chain
+    transmit(mem, txq, bufBase + 4096 + k * 65536, hdr, frame);
+  }
+  const before = b.counters.devIterations ?? 0;
+  b.run();
+  let used = 0;
+  while (txq.reap() !== null) used++;
+  assert.equal(used, chains, 'every chain was consumed (no work lost between passes)');
+  const segments = b.counters['dev.txSwSegments']!;
+  assert.equal(segments, chains * Math.ceil(payload / 48));
+  // 10 000 segments at most ~4096 (+ one drain call) per pass: at least three passes did work,
+  // where one pass used to take them all.
+  const passes = (b.counters.devIterations ?? 0) - before;
+  assert.ok(passes >= 3, `${segments} segments in ${passes} loop iterations`);
 });
 
 test('a TSO header without NEEDS_CSUM from the driver is dropped and counted, and its chain still returned', () => {

@@ -67,6 +67,13 @@ export interface IoAddon {
 /** The V8-API addon (rebuild per Node major): an fd mapped MAP_SHARED as a SharedArrayBuffer. */
 export interface ShmAddon {
   mmapShared(fd: number, lengthBytes: number, offsetBytes: number): SharedArrayBuffer;
+  /**
+   * Releases a mapping of mmapShared now: the file mapping is replaced, in one mmap(MAP_FIXED),
+   * by anonymous private pages that a stale view reads as zeros (never a SIGSEGV); the
+   * placeholder goes with the buffer's last reference. 1: released; 0: released before;
+   * -EINVAL: not a mapping of mmapShared; other -errno: mmap refused.
+   */
+  releaseShared(buffer: SharedArrayBuffer): number;
 }
 
 // Says what works both in a checkout and where virtq is a dependency (npm explore runs the
@@ -112,7 +119,17 @@ export function loadIo(): IoAddon {
 }
 
 export function loadShm(): ShmAddon {
-  return load<ShmAddon>('virtq_shm.node', 'mmap of a file descriptor as a SharedArrayBuffer');
+  const shm = load<ShmAddon>('virtq_shm.node', 'mmap of a file descriptor as a SharedArrayBuffer');
+  if (typeof shm.releaseShared !== 'function') {
+    // A build from before explicit release: mappings would live until garbage collection.
+    throw new NativeAddonError('addon-load-failed', `native addon ${join(nativeDir(), 'virtq_shm.node')} predates releaseShared; ${BUILD_HINT}`);
+  }
+  return shm;
+}
+
+/** Releases a mapping of ShmAddon.mmapShared now (see releaseShared); throws NativeAddonError if refused. */
+export function releaseMapping(shm: ShmAddon, buffer: SharedArrayBuffer): void {
+  check(shm.releaseShared(buffer), 'releasing a shared mapping (mmap MAP_FIXED over it)');
 }
 
 /** Null when both addons load, else the reason (for tests that skip). */

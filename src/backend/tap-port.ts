@@ -6,11 +6,17 @@
 // does. The kernel takes GSO frames and partial checksums written to a vnet-header TAP whatever
 // the offload flags say, so the device never segments for a TAP. Non-blocking reads: peekRx
 // reads one frame only when the device has room for it; the device loop polls `fd` otherwise.
+// Host → guest backpressure is QEMU's: while the guest has receive buffers the device reads the
+// TAP frame after frame (a pass fills as many buffers as it may); with none it stops reading
+// (the fd leaves the poll set), so frames wait in the kernel's TAP queue, and beyond its
+// txqueuelen the kernel drops them — counted by the kernel as the interface's TX drops, which
+// `kernelTxDropped` reports (since this port was made). virtq itself drops nothing it read.
 
 import { copyNetHdrOffload, decodeNetHdr, encodeNetHdr, headerLayout, emptyNetHdr, type NetHdrLayout, type VirtioNetHdr } from '../net/header.js';
 import { NetError } from '../net/errors.js';
 import type { NetPort, PortRxFrame } from '../net/port.js';
 import { NetF } from '../net/features.js';
+import { readFileSync } from 'node:fs';
 import { check, type IoAddon } from './native.js';
 import { tunOffloadFlags } from './tap-offload.js';
 
@@ -23,6 +29,12 @@ export interface TapPortStats {
   rxBytes: number;
   /** Frames read with a header the device cannot decode (counted and skipped). */
   rxBadHeader: number;
+  /**
+   * Frames for the guest the kernel dropped because its TAP queue was full while the guest had
+   * no receive buffers (the interface's tx_dropped since this port was made; updated by
+   * refreshKernelDrops()). -1 when the kernel's counter cannot be read.
+   */
+  kernelTxDropped: number;
 }
 
 const HDR_LAYOUT_BYTES: Record<NetHdrLayout, number> = { legacy: 10, 'legacy-mrg': 12, v1: 12, hash: 20 };
@@ -31,7 +43,7 @@ const MAX_FRAME_BYTES = 65535 + 64;
 export class TapPort implements NetPort {
   readonly acceptsGso = true;
   readonly acceptsPartialCsum = true;
-  readonly stats: TapPortStats = { txFrames: 0, txBytes: 0, txWriteErrors: 0, rxFrames: 0, rxBytes: 0, rxBadHeader: 0 };
+  readonly stats: TapPortStats = { txFrames: 0, txBytes: 0, txWriteErrors: 0, rxFrames: 0, rxBytes: 0, rxBadHeader: 0, kernelTxDropped: 0 };
   /** TUNSETOFFLOAD flags in effect (from the last negotiated()). */
   offloadFlags = 0;
   private layout: NetHdrLayout = 'v1';
@@ -42,11 +54,30 @@ export class TapPort implements NetPort {
   private pending = false;
   private readonly txHdr: VirtioNetHdr = emptyNetHdr();
 
+  private readonly kernelTxDroppedAtStart: number;
+
   constructor(
     private readonly io: IoAddon,
     readonly fd: number,
     readonly name = `fd ${fd}`,
-  ) {}
+  ) {
+    this.kernelTxDroppedAtStart = this.readKernelTxDropped();
+  }
+
+  /** Updates stats.kernelTxDropped from the kernel's counter of the interface (sysfs). */
+  refreshKernelDrops(): number {
+    const now = this.readKernelTxDropped();
+    this.stats.kernelTxDropped = now < 0 || this.kernelTxDroppedAtStart < 0 ? -1 : now - this.kernelTxDroppedAtStart;
+    return this.stats.kernelTxDropped;
+  }
+
+  private readKernelTxDropped(): number {
+    try {
+      return Number(readFileSync(`/sys/class/net/${this.name}/statistics/tx_dropped`, 'utf8').trim());
+    } catch {
+      return -1; // not an interface name (a bare fd), or no sysfs
+    }
+  }
 
   /** The negotiated header layout and the guest's receive offloads, before the first frame. */
   negotiated(features: bigint): void {

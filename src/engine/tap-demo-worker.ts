@@ -112,7 +112,7 @@ function host(): void {
     kind: 'stats',
     role: 'host',
     device: service.extra(),
-    tap: { ...tap.stats },
+    tap: { ...tap.stats, kernelTxDropped: tap.refreshKernelDrops() },
     ...(tee !== null ? { pcap: { recorded: tee.recorded, errors: tee.recordErrors } } : {}),
     failure: failure ?? service.failure,
   });

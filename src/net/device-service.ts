@@ -39,6 +39,8 @@ import type { DeviceQueueCallbacks } from '../policy/device-loop.js';
 /** Largest GSO frame (virtio 1.2 §5.1.6.2: 65535 + headers), for descriptor counts. */
 const MAX_GSO_FRAME_BYTES = 65589;
 const PAGE = 4096;
+/** Work units (chains + software segments) one tx drain call may spend. */
+const TX_DRAIN_WORK = 1024;
 
 export interface NetDeviceServiceOptions {
   mem: GuestMemory;
@@ -222,8 +224,32 @@ export class NetDeviceService {
             }
           : (): number => txq.publishUsed();
       const rxPort = ports[i]!;
+      const devStats = dev.stats;
+      // Bounded work per drain call: chains one at a time once they turn into software segments,
+      // stopping when chains + segments reach TX_DRAIN_WORK (a 64 KiB GSO chain cut into 48-byte
+      // segments is ~1400 frames of work); the loop's pass budget bounds the calls (DeviceLoop
+      // passWorkBudget). Plain chains still go in one call.
+      const drainTx = (budget: number): number => {
+        const seg0 = devStats.txSwSegments;
+        let n = dev.processTx(1);
+        if (n === 0 || n >= budget) return n;
+        if (devStats.txSwSegments === seg0) return n + dev.processTx(budget - n);
+        while (n < budget && n + devStats.txSwSegments - seg0 < TX_DRAIN_WORK) {
+          if (dev.processTx(1) === 0) break;
+          n++;
+        }
+        return n;
+      };
       queues.push(
-        { role: 'tx', capacityPackets: txCap, drain: (budget) => dev.processTx(budget), publish: guard(dev, txq, txPublish, 0), ...ringCallbacks(dev, txq, txIndex) },
+        {
+          role: 'tx',
+          capacityPackets: txCap,
+          drain: drainTx,
+          // Software segments count as work: a pass over GSO chains cut small stays bounded.
+          work: () => devStats.txSwSegments,
+          publish: guard(dev, txq, txPublish, 0),
+          ...ringCallbacks(dev, txq, txIndex),
+        },
         {
           role: 'rx',
           capacityPackets: rxq.size,
@@ -239,7 +265,7 @@ export class NetDeviceService {
     const ctrlPos = queues.length;
     if (ctrl !== null) {
       const cq = ctrl.queue;
-            queues.push({ role: 'tx', capacityPackets: cq.size, drain: (budget) => ctrl.process(budget), publish: guard(ctrl, cq, () => cq.publishUsed(), 0), ...ringCallbacks(ctrl, cq, o.ctrl!.index) });
+      queues.push({ role: 'tx', capacityPackets: cq.size, drain: (budget) => ctrl.process(budget), publish: guard(ctrl, cq, () => cq.publishUsed(), 0), ...ringCallbacks(ctrl, cq, o.ctrl!.index) });
       positionIndex.push(o.ctrl!.index);
     }
     const stats = devs.map((d) => d.stats);

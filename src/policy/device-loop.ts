@@ -60,6 +60,12 @@ export interface DeviceQueueCallbacks {
   enableKicks(): boolean;
   /** rx: the backend has a frame for the guest (default: always). */
   backendReadable?(): boolean;
+  /**
+   * Work units drained so far beyond one per chain (cumulative), e.g. the software segments a
+   * GSO chain became: lets the pass budget bound the work, not only the chains (a 64 KiB GSO
+   * chain cut into 48-byte segments is ~1400 frames of work).
+   */
+  work?(): number;
   /** True once this queue's work is finished (the loop ends when every queue is done). */
   done?(): boolean;
   /**
@@ -99,6 +105,13 @@ export interface DeviceLoopOptions {
   /** Most chains one pass drains from a queue when the burst is unbounded (default 4 × ring capacity). */
   passBudget?: number;
   /**
+   * Most work units (a chain, plus what `work()` reports beyond it) one pass spends on a queue
+   * before it yields to the next queue, the stop/control check and the next pass (default
+   * 4096). A pass may overshoot by one publish batch. Chains left over are taken in the next
+   * pass: the loop does not sleep while they wait (the re-enable + re-check finds them).
+   */
+  passWorkBudget?: number;
+  /**
    * A workload's own wake-up time (µs on the loop's clock, Infinity = none), e.g. a ping
    * timeout; the loop sleeps no later than this (precisely) and calls onIteration after.
    */
@@ -113,6 +126,9 @@ export interface DeviceLoopOptions {
   /** Queue `queue`'s tx timer deadline was handled `latenessUs` after it passed. */
   onTimerFired?(queue: number, latenessUs: number): void;
 }
+
+/** Default DeviceLoopOptions.passWorkBudget. */
+const PASS_WORK_BUDGET = 4096;
 
 /** Kicks replayed into the tx mitigation per pass (more only repeat the same decision). */
 const MAX_KICKS_PER_PASS = 4;
@@ -164,6 +180,7 @@ export class DeviceLoop {
   private readonly clock: Clock;
   private readonly lock: BigLock | null;
   private readonly dropLockForBackend: boolean;
+  private readonly passWorkBudget: number;
   private lastKickSeq: number;
   private events = 0;
   private flushCount = 0;
@@ -175,6 +192,7 @@ export class DeviceLoop {
     this.clock = o.clock ?? performanceClock;
     this.lock = p.dataPath.lock === 'none' ? null : (o.lock ?? null);
     this.dropLockForBackend = p.dataPath.lock === 'dropped';
+    this.passWorkBudget = o.passWorkBudget ?? PASS_WORK_BUDGET;
     this.busy = new BusyPoll(p.busyPoll.busyUs);
     this.adaptive = p.adaptive === null ? null : new AdaptivePolicy(p.adaptive);
     // Real time even under a test's fake clock: a cost is spent, not simulated.
@@ -497,6 +515,8 @@ export class DeviceLoop {
   private flush(q: QState, budget: number): number {
     const cb = q.cb;
     const batch = q.irq.publishBatch;
+    const work = cb.work;
+    const workBefore = work !== undefined ? work() : 0;
     let total = 0;
     while (total < budget) {
       const n = cb.drain(Math.min(batch, budget - total));
@@ -504,6 +524,8 @@ export class DeviceLoop {
       total += n;
       const published = cb.publish();
       if (published > 0) this.afterPublish(q, published);
+      // Bounded work per pass (Firecracker, vhost): yield once the budget is spent.
+      if (total + (work !== undefined ? work() - workBefore : 0) >= this.passWorkBudget) break;
     }
     q.flushes.record(total);
     // kvm-71 moved each frame to or from the tap with its own writev/read (costs.syscallUs).

@@ -44,6 +44,7 @@ export type MmioIssueCode =
   | 'not-negotiated' // QueueReset without VIRTIO_F_RING_RESET
   | 'config-read-only' // write to a read-only config field
   | 'reset-in-progress' // status written while a reset is still completing on the device thread
+  | 'queue-stopped' // QueueReady=0 on a live queue after DRIVER_OK: the device stopped (DEVICE_NEEDS_RESET)
   | 'device-failed'; // the runner could not reach the device (a dead worker): DEVICE_NEEDS_RESET
 
 export interface MmioIssue {
@@ -436,6 +437,10 @@ export class MmioTransport {
     const q = this.selectedQueue(Reg.QueueReady, value);
     if (q === null) return;
     if (this.statusValue & Status.DRIVER_OK) {
+      if ((value & 1) === 0 && q.ready) {
+        this.stopQueueAfterDriverOk(q);
+        return;
+      }
       this.issue('setup-after-driver-ok', Reg.QueueReady, 4, value, `queue ${this.queueSel}`);
       return;
     }
@@ -451,6 +456,28 @@ export class MmioTransport {
       return; // QueueReady keeps reading 0: the driver's read-back shows the refusal
     }
     q.ready = true;
+  }
+
+  /**
+   * QueueReady=0 written to a live queue after DRIVER_OK. §4.2.2: "Reading from this register
+   * returns the last value written to it", and a driver tears a queue down by writing 0 and
+   * reading it back (Linux's vm_del_vq warns if it still reads 1): so the queue reads 0, its
+   * notifications are refused, and the device stops consuming it before the write returns —
+   * runner.reset() returns once the backend no longer touches guest memory (a worker acks it).
+   * The net device serves its queues as one unit (no VIRTIO_F_RING_RESET, §2.6.1), so it stops
+   * whole and sets DEVICE_NEEDS_RESET with a configuration change notification (§2.1.2): the
+   * driver resets it before using it again. Counted as 'queue-stopped'.
+   */
+  private stopQueueAfterDriverOk(q: QueueRegs): void {
+    q.ready = false;
+    const why = `queue ${this.queueSel} made not ready (QueueReady=0) after DRIVER_OK: the device stopped and needs a reset`;
+    this.issue('queue-stopped', Reg.QueueReady, 4, 0, why);
+    if (this.runner.signals.needsReset) return; // already stopped
+    this.callRunner(Reg.QueueReady, () => {
+      if (!this.runner.reset()) throw new TransportError('worker-failed', 'the device did not acknowledge the stop in time');
+    });
+    this.runner.signals.setNeedsReset();
+    this.updateLine();
   }
 
   /** Why the device cannot run queue `index` as configured, or null (§2.7 sizes and alignment). */

@@ -29,6 +29,11 @@ export interface VhostOs {
   /** Size in bytes of the file behind `fd` (fstat), to refuse regions beyond its end. */
   fileSize(fd: number): number;
   mmapShared(fd: number, lengthBytes: number, offsetBytes: number): SharedArrayBuffer;
+  /**
+   * Releases a mapping made by mmapShared now, not when its SharedArrayBuffer is collected (on
+   * Node: ShmAddon.releaseShared, which leaves a harmless placeholder for stale views).
+   */
+  unmap(buffer: SharedArrayBuffer): void;
   close(fd: number): void;
   /** Signals an eventfd (a call: used buffers for the driver; an err: a broken ring). */
   signal(fd: number): void;
@@ -162,6 +167,9 @@ export interface BackendStats {
    */
   txLeftInRingAtStop: number;
   rxLeftInRingAtStop: number;
+  /** Memory-table regions mapped and released (every mapping is released: on replacement, reset, error). */
+  regionsMapped: number;
+  regionsUnmapped: number;
 }
 
 /** The data path's frame counters (NetDevice's), summed over every service so far. */
@@ -198,7 +206,7 @@ export interface VhostBackendOptions {
 
 export class VhostUserBackend {
   readonly mem = new GuestMemory();
-  readonly stats: BackendStats = { messages: 0, memTables: 0, ringStarts: 0, serviceStarts: 0, calls: 0, txLeftInRingAtStop: 0, rxLeftInRingAtStop: 0 };
+  readonly stats: BackendStats = { messages: 0, memTables: 0, ringStarts: 0, serviceStarts: 0, calls: 0, txLeftInRingAtStop: 0, rxLeftInRingAtStop: 0, regionsMapped: 0, regionsUnmapped: 0 };
   readonly port: NetPort;
   readonly offered: bigint;
   private policy: PolicyConfig;
@@ -216,6 +224,8 @@ export class VhostUserBackend {
   readonly queuePairs: number;
   private readonly numQueues: number;
   private readonly vrings: Vring[];
+  /** The mappings behind `mem`'s current table, released when the table is replaced or dropped. */
+  private mappings: SharedArrayBuffer[] = [];
   private svc: NetDeviceService | null = null;
   /** Pairs the running service serves (0: none). */
   private svcPairs = 0;
@@ -495,52 +505,89 @@ export class VhostUserBackend {
   private setMemTable(regions: readonly MemRegionDesc[], fds: readonly number[], used: Set<number>): void {
     const specs = [];
     const user: UserRegion[] = [];
-    for (let i = 0; i < regions.length; i++) {
-      const r = regions[i]!;
-      const fd = fds[i]!;
-      if (r.sizeBytes === 0) throw new VhostUserError('bad-memory', `SET_MEM_TABLE: region ${i} is empty`);
-      const fileBytes = this.os.fileSize(fd);
-      if (r.mmapOffset + r.sizeBytes > fileBytes) {
-        // Touching a mapping beyond the end of its file raises SIGBUS: refuse up front.
-        throw new VhostUserError('bad-memory', `SET_MEM_TABLE: region ${i} [offset ${r.mmapOffset}, +${r.sizeBytes}) exceeds its file of ${fileBytes} bytes`);
+    const mapped: SharedArrayBuffer[] = [];
+    try {
+      for (let i = 0; i < regions.length; i++) {
+        const r = regions[i]!;
+        const fd = fds[i]!;
+        if (r.sizeBytes === 0) throw new VhostUserError('bad-memory', `SET_MEM_TABLE: region ${i} is empty`);
+        const fileBytes = this.os.fileSize(fd);
+        if (r.mmapOffset + r.sizeBytes > fileBytes) {
+          // Touching a mapping beyond the end of its file raises SIGBUS: refuse up front.
+          throw new VhostUserError('bad-memory', `SET_MEM_TABLE: region ${i} [offset ${r.mmapOffset}, +${r.sizeBytes}) exceeds its file of ${fileBytes} bytes`);
+        }
+        const pageOff = r.mmapOffset - (r.mmapOffset % PAGE);
+        const inPage = r.mmapOffset - pageOff;
+        let sab: SharedArrayBuffer;
+        try {
+          sab = this.os.mmapShared(fd, r.sizeBytes + inPage, pageOff);
+        } catch (e) {
+          throw new VhostUserError('bad-memory', `SET_MEM_TABLE: region ${i} could not be mapped (${String(e)})`, { cause: e });
+        }
+        mapped.push(sab);
+        this.stats.regionsMapped++;
+        specs.push({ guestAddr: r.guestAddr, buffer: sab, byteOffset: inPage, length: r.sizeBytes });
+        user.push({ userAddr: r.userAddr, sizeBytes: r.sizeBytes, guestAddr: r.guestAddr });
       }
-      const pageOff = r.mmapOffset - (r.mmapOffset % PAGE);
-      const inPage = r.mmapOffset - pageOff;
-      let sab: SharedArrayBuffer;
-      try {
-        sab = this.os.mmapShared(fd, r.sizeBytes + inPage, pageOff);
-      } catch (e) {
-        throw new VhostUserError('bad-memory', `SET_MEM_TABLE: region ${i} could not be mapped (${String(e)})`, { cause: e });
-      }
-      specs.push({ guestAddr: r.guestAddr, buffer: sab, byteOffset: inPage, length: r.sizeBytes });
-      user.push({ userAddr: r.userAddr, sizeBytes: r.sizeBytes, guestAddr: r.guestAddr });
-    }
-    for (let i = 0; i < user.length; i++) {
-      for (let j = i + 1; j < user.length; j++) {
-        const a = user[i]!;
-        const b = user[j]!;
-        if (a.userAddr < b.userAddr + b.sizeBytes && b.userAddr < a.userAddr + a.sizeBytes) {
-          throw new VhostUserError('bad-memory', `SET_MEM_TABLE: regions ${i} and ${j} overlap in the frontend's address space`);
+      for (let i = 0; i < user.length; i++) {
+        for (let j = i + 1; j < user.length; j++) {
+          const a = user[i]!;
+          const b = user[j]!;
+          if (a.userAddr < b.userAddr + b.sizeBytes && b.userAddr < a.userAddr + a.sizeBytes) {
+            throw new VhostUserError('bad-memory', `SET_MEM_TABLE: regions ${i} and ${j} overlap in the frontend's address space`);
+          }
         }
       }
-    }
-    try {
-      // Replaces the table in place: running DeviceQueues see the new generation (§ GuestMemory).
-      this.mem.setRegions(specs);
+      // Checked before anything is torn down, so a refused table leaves the running one intact.
+      new GuestMemory(specs);
     } catch (e) {
+      // A refused table releases what it mapped; the current table stays as it was.
+      this.release(mapped, []);
+      if (e instanceof VhostUserError) throw e;
       throw new VhostUserError('bad-memory', `SET_MEM_TABLE: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
+    // Every view into the old mappings is dropped before they are released: the data path ends
+    // (its used entries published, held rx chains given back) and each running ring's
+    // DeviceQueue — with its cached ring views — is discarded and rebuilt on the new table at
+    // its resume index, as after GET_VRING_BASE. The device loop runs on this thread and has
+    // returned (messages are handled between two runs), so nothing touches a view meanwhile.
+    for (let i = 0; i < this.numQueues; i++) {
+      const v = this.vrings[i]!;
+      if (v.queue === null) continue;
+      this.endService();
+      v.base = this.resumeIndex(v.queue);
+      this.stopRing(i);
+    }
+    const old = this.mappings;
+    this.mem.setRegions(specs);
+    this.mappings = mapped;
     this.userRegions = user;
+    this.release(old, mapped);
     this.stats.memTables++;
     // The mappings hold the memory; the fds are not needed any more (closed by handle()).
     void used;
     for (let i = 0; i < this.numQueues; i++) if (this.vrings[i]!.queue === null) this.maybeStart(i);
   }
 
+  /** Releases `buffers` now (munmap through the OS), except any that `keep` still uses. */
+  private release(buffers: readonly SharedArrayBuffer[], keep: readonly SharedArrayBuffer[]): void {
+    for (const b of buffers) {
+      if (keep.includes(b)) continue;
+      this.os.unmap(b);
+      this.stats.regionsUnmapped++;
+    }
+  }
+
   /** Frontend virtual address → guest physical address of `[uva, uva+len)`. */
   private toGuest(uva: number, len: number, what: string, index: number): number {
     for (const r of this.userRegions) {
       if (uva >= r.userAddr && uva + len <= r.userAddr + r.sizeBytes) return r.guestAddr + (uva - r.userAddr);
+    }
+    const start = this.userRegions.find((r) => uva >= r.userAddr && uva < r.userAddr + r.sizeBytes);
+    if (start !== undefined) {
+      // Contiguous guest memory may be split across regions, but each region is its own mmap:
+      // no single view covers the area, so the ring is refused here, before it runs.
+      throw new VhostUserError('bad-queue', `queue ${index}: ${what} [0x${uva.toString(16)}, +${len}) crosses the end of the memory region at 0x${start.userAddr.toString(16)} (+${start.sizeBytes}); regions are mapped separately, so a ring area must lie in one`);
     }
     throw new VhostUserError('bad-queue', `queue ${index}: ${what} [0x${uva.toString(16)}, +${len}) lies outside every memory region`);
   }
@@ -687,7 +734,11 @@ export class VhostUserBackend {
     this.protocolFeatures = 0n;
     this.owner = false;
     this.userRegions = [];
+    // Rings and the data path are gone above: no view into the mappings is left.
     this.mem.setRegions([]);
+    const old = this.mappings;
+    this.mappings = [];
+    this.release(old, []);
   }
 
   /** Signals every ring's err fd (a ring was found broken). */

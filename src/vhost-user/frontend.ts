@@ -5,7 +5,7 @@
 // and a call eventfd. The caller then runs its driver on `memory`, ringing `kickFds` and
 // sleeping on `callFds` (an FdDoorbell, so virtq's one DriverLoop waits as with any peer).
 
-import { check, loadIo, loadShm, type IoAddon } from '../backend/native.js';
+import { check, loadIo, loadShm, releaseMapping, type IoAddon } from '../backend/native.js';
 import { GuestMemory } from '../memory/index.js';
 import type { SplitLayout } from '../virtqueue/index.js';
 import { VhostUserError } from './errors.js';
@@ -43,8 +43,11 @@ export class VhostUserFrontend {
     readonly memoryBytes: number,
   ) {
     this.io = loadIo();
-    this.memory = new GuestMemory([{ guestAddr: 0, buffer: loadShm().mmapShared(memfd, memoryBytes, 0) }]);
+    this.mapping = loadShm().mmapShared(memfd, memoryBytes, 0);
+    this.memory = new GuestMemory([{ guestAddr: 0, buffer: this.mapping }]);
   }
+
+  private mapping: SharedArrayBuffer | null;
 
   /** Connects (retrying while the backend starts) and creates `memoryBytes` of shared memory. */
   static async connect(path: string, memoryBytes: number, timeoutMs = 10_000): Promise<VhostUserFrontend> {
@@ -137,9 +140,18 @@ export class VhostUserFrontend {
     return new DataView(this.reply(Req.GET_VRING_BASE).buffer).getUint32(4, true);
   }
 
+  /**
+   * Closes the connection and every fd, and releases the guest memory mapping now: `memory`
+   * becomes empty (an access is a GuestMemoryError), and a view the caller still holds (its
+   * DriverQueues') reads zeros, never freed memory. Idempotent.
+   */
   close(): void {
+    if (this.mapping === null) return;
     this.io.close(this.sock);
     this.io.close(this.memfd);
     for (const fd of [...this.kicks, ...this.calls]) if (fd >= 0) this.io.close(fd);
+    this.memory.setRegions([]);
+    releaseMapping(loadShm(), this.mapping);
+    this.mapping = null;
   }
 }

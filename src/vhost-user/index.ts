@@ -10,7 +10,7 @@ import { TapDevice } from '../backend/tap.js';
 import { resolvePolicy } from '../policy/index.js';
 import { TraceSession, type TraceOptions } from '../trace/session.js';
 import { writeTraceFile, type TraceFileSummary } from '../trace/output.js';
-import type { FrameStats } from './backend.js';
+import type { BackendStats, FrameStats } from './backend.js';
 import type { VhostPortKind, VhostWorkerData, VhostWorkerDisconnect, VhostWorkerDone, VhostWorkerRefused, VhostWorkerBusy, VhostWorkerPolicy } from './worker.js';
 import { VhostUserError } from './errors.js';
 
@@ -28,6 +28,13 @@ export interface VhostUserOptions {
    * The socket is removed when the server stops.
    */
   socketPath: string;
+  /**
+   * Client mode: connect to `socketPath`, where the frontend listens (QEMU `-chardev
+   * socket,server=on`, DPDK virtio_user `server=1`), and reconnect with back-off (100 ms doubling
+   * to 5 s) whenever the connection ends, so a restarted peer is rejoined. The path is the
+   * peer's: it is neither claimed nor removed.
+   */
+  client?: boolean;
   /**
    * What stands behind the device: reflect (every frame back with MACs swapped, offload header
    * kept), hoststack (virtq's in-memory stack answering ARP/ping for `address`; 'responder' is
@@ -53,7 +60,7 @@ export interface VhostUserOptions {
    * Called when a frontend disconnects: the error (null for a close by the frontend) and why, as
    * a sentence naming the last request (and the accept back-off, when a reconnect storm began).
    */
-  onDisconnect?: (error: string | null, frames: FrameStats, features: bigint, reason: string) => void;
+  onDisconnect?: (error: string | null, frames: FrameStats, features: bigint, reason: string, backend: BackendStats) => void;
   /** Called when a second frontend is refused at once because one is being served. */
   onRefused?: (reason: string) => void;
   /**
@@ -134,6 +141,7 @@ export async function startVhostUser(o: VhostUserOptions): Promise<VhostUserHand
     control: controlSab,
     ...(o.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: o.handshakeTimeoutMs } : {}),
     queues: o.queues ?? 1,
+    ...(o.client === true ? { client: true } : {}),
   };
   const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: data });
   let done: VhostWorkerDone | null = null;
@@ -152,7 +160,7 @@ export async function startVhostUser(o: VhostUserOptions): Promise<VhostUserHand
     }
     else if (m.type === 'busy') o.onRefused?.(m.reason);
     else if (m.type === 'refused') refused(new VhostUserError(m.code, m.message));
-    else if (m.type === 'disconnect') o.onDisconnect?.(m.error, m.frames, m.features, m.reason);
+    else if (m.type === 'disconnect') o.onDisconnect?.(m.error, m.frames, m.features, m.reason, m.backend);
     else done = m;
   });
   try {

@@ -11,7 +11,7 @@
 
 import { fstatSync, lstatSync, statSync, unlinkSync, type Stats } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { check, loadIo, loadShm, type IoAddon } from '../backend/native.js';
+import { check, loadIo, loadShm, releaseMapping, type IoAddon } from '../backend/native.js';
 import { VirtqueueError } from '../virtqueue/index.js';
 import { FdDoorbell } from '../backend/fd-doorbell.js';
 import { VhostUserBackend, type VhostBackendOptions, type VhostDoorbell, type VhostOs } from './backend.js';
@@ -19,7 +19,13 @@ import { VhostUserError } from './errors.js';
 import { Flags, HEADER_BYTES, MAX_PAYLOAD_BYTES, decodeHeader, decodeMessage, encodeMessage, requestName, u64Payload } from './messages.js';
 
 export interface ServerOptions {
+  /** The socket to listen on, or with `client`, the frontend's socket to connect to. */
   socketPath: string;
+  /**
+   * Connect to a frontend that listens (QEMU server=on, DPDK virtio_user server=1) instead of
+   * listening, and reconnect with back-off when the connection ends. Default false.
+   */
+  client?: boolean;
   /** The device's port, policy, tracer and offers (VhostUserBackend's options). */
   backend: VhostBackendOptions;
   /** Checked between polls; the loop ends when it returns true. */
@@ -30,7 +36,7 @@ export interface ServerOptions {
    * started.
    */
   onDisconnect?: (err: Error | null, backend: VhostUserBackend, reason: string) => void;
-  /** Called once the socket listens. */
+  /** Called once the socket listens (client mode: once, before the first connect). */
   onListening?: () => void;
   /** How long a started message may take to arrive whole. */
   messageTimeoutMs?: number;
@@ -58,6 +64,8 @@ export interface ServerStats {
   backoffs: number;
   protocolErrors: number;
   lastError: string | null;
+  /** Client mode: connect attempts the peer's socket refused (not there yet, or restarting). */
+  connectFailures: number;
 }
 
 export function nodeVhostOs(io: IoAddon = loadIo()): VhostOs {
@@ -65,6 +73,7 @@ export function nodeVhostOs(io: IoAddon = loadIo()): VhostOs {
   return {
     fileSize: (fd) => fstatSync(fd).size,
     mmapShared: (fd, len, off) => shm.mmapShared(fd, len, off),
+    unmap: (buffer) => releaseMapping(shm, buffer),
     close: (fd) => void io.close(fd),
     signal: (fd) => void io.eventfdWrite(fd, 1),
   };
@@ -77,8 +86,43 @@ const CONTROL_CHECK_ITERATIONS = 256;
 export function serveVhostUser(o: ServerOptions): { backend: VhostUserBackend; stats: ServerStats } {
   const io = loadIo();
   const backend = new VhostUserBackend(nodeVhostOs(io), o.backend);
-  const stats: ServerStats = { connections: 0, refusedBusy: 0, backoffs: 0, protocolErrors: 0, lastError: null };
+  const stats: ServerStats = { connections: 0, refusedBusy: 0, backoffs: 0, protocolErrors: 0, lastError: null, connectFailures: 0 };
   const storm = new AcceptBackoff();
+
+  // Serves one connected frontend to its end, reports why it ended and resets the backend
+  // (releasing its mappings). Returns whether its rings ran.
+  const serveOne = (conn: number, listenFd: number, backoffNote: (ranRings: boolean) => string): boolean => {
+    io.setNonblock(conn);
+    stats.connections++;
+    let err: Error | null = null;
+    const outcome: ConnectionOutcome = { lastRequest: 'no request', ranRings: false, askedQueueNum: false };
+    try {
+      serveConnection(io, conn, listenFd, backend, o, stats, outcome);
+    } catch (e) {
+      if (!(e instanceof VhostUserError) && !(e instanceof VirtqueueError)) throw e;
+      if (!(e instanceof VhostUserError && e.code === 'closed')) {
+        err = e;
+        stats.protocolErrors++;
+        stats.lastError = e.message;
+      }
+    } finally {
+      io.close(conn);
+    }
+    const reason = describeEnd(err, outcome) + backoffNote(outcome.ranRings);
+    o.onDisconnect?.(err, backend, reason);
+    backend.reset();
+    return outcome.ranRings;
+  };
+
+  if (o.client === true) {
+    try {
+      clientLoop(io, o, stats, serveOne);
+    } finally {
+      backend.reset();
+    }
+    return { backend, stats };
+  }
+
   const noEvents = new Int32Array(1);
   claimSocketPath(io, o.socketPath);
   const listenFd = io.unixListen(o.socketPath);
@@ -104,36 +148,56 @@ export function serveVhostUser(o: ServerOptions): { backend: VhostUserBackend; s
       if (io.poll(one.fds, one.ev, one.rev, IDLE_POLL_MS) <= 0) continue;
       const conn = io.accept(listenFd);
       if (conn < 0) continue;
-      io.setNonblock(conn);
-      stats.connections++;
-      let err: Error | null = null;
-      const outcome: ConnectionOutcome = { lastRequest: 'no request', ranRings: false, askedQueueNum: false };
-      try {
-        serveConnection(io, conn, listenFd, backend, o, stats, outcome);
-      } catch (e) {
-        if (!(e instanceof VhostUserError) && !(e instanceof VirtqueueError)) throw e;
-        if (!(e instanceof VhostUserError && e.code === 'closed')) {
-          err = e;
-          stats.protocolErrors++;
-          stats.lastError = e.message;
-        }
-      } finally {
-        io.close(conn);
-      }
-      let reason = describeEnd(err, outcome);
-      const delayMs = storm.ended(Date.now(), outcome.ranRings);
-      if (delayMs > 0) {
+      serveOne(conn, listenFd, (ranRings) => {
+        const delayMs = storm.ended(Date.now(), ranRings);
+        if (delayMs <= 0) return '';
         stats.backoffs++;
-        reason += `; ${storm.failures} connections without a running ring in ${BACKOFF_WINDOW_MS / 1000} s: the next accept waits ${delayMs} ms`;
-      }
-      o.onDisconnect?.(err, backend, reason);
-      backend.reset();
+        return `; ${storm.failures} connections without a running ring in ${BACKOFF_WINDOW_MS / 1000} s: the next accept waits ${delayMs} ms`;
+      });
     }
   } finally {
+    // Also after an unexpected error: the last connection's mappings are released, not left
+    // for the garbage collector (reset() is idempotent).
+    backend.reset();
     io.close(listenFd);
     removeOwnSocket(o.socketPath, ours);
   }
   return { backend, stats };
+}
+
+const RECONNECT_FIRST_MS = 100;
+const RECONNECT_MAX_MS = 5_000;
+
+/**
+ * Client mode (QEMU `-chardev socket,server=on`, DPDK virtio_user `server=1`): virtq connects to
+ * the frontend's socket instead of listening, serves that connection, and when it ends (the peer
+ * restarted) connects again. Attempts are spaced 100 ms apart, doubling to 5 s while they fail
+ * or the connections end before any ring ran (a peer that keeps refusing is not hammered); a
+ * connection whose rings ran resets the spacing. The socket path is the peer's: never removed.
+ */
+function clientLoop(io: IoAddon, o: ServerOptions, stats: ServerStats, serveOne: (conn: number, listenFd: number, note: (ranRings: boolean) => string) => boolean): void {
+  const noFds = new Int32Array(0);
+  let delayMs = 0;
+  o.onListening?.();
+  while (!o.stopped()) {
+    if (delayMs > 0) {
+      // Sleep in short steps to notice stop (poll with no fds is a sleep).
+      const until = Date.now() + delayMs;
+      while (!o.stopped() && Date.now() < until) io.poll(noFds, noFds, noFds, Math.min(until - Date.now(), IDLE_POLL_MS));
+      if (o.stopped()) break;
+    }
+    const conn = io.unixConnect(o.socketPath);
+    if (conn < 0) {
+      stats.connectFailures++;
+      delayMs = delayMs === 0 ? RECONNECT_FIRST_MS : Math.min(2 * delayMs, RECONNECT_MAX_MS);
+      continue;
+    }
+    const ranRings = serveOne(conn, -1, (ran) => {
+      const next = ran ? RECONNECT_FIRST_MS : Math.min(Math.max(2 * delayMs, RECONNECT_FIRST_MS), RECONNECT_MAX_MS);
+      return `; reconnecting to ${o.socketPath} in ${next} ms`;
+    });
+    delayMs = ranRings ? RECONNECT_FIRST_MS : Math.min(Math.max(2 * delayMs, RECONNECT_FIRST_MS), RECONNECT_MAX_MS);
+  }
 }
 
 /** What the accept loop learns from one connection. */

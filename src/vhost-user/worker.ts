@@ -40,6 +40,8 @@ export interface VhostWorkerData {
   /** Record every frame into this pcap file ('' = none). */
   pcapPath: string;
   trace: TracerSetup | null;
+  /** ServerOptions.client: connect to the frontend's socket (and reconnect) instead of listening. */
+  client?: boolean;
   /** ServerOptions.handshakeTimeoutMs (undefined: the server's default). */
   handshakeTimeoutMs?: number;
   /** Receive/transmit queue pairs served (VhostBackendOptions.queuePairs). */
@@ -100,6 +102,8 @@ export interface VhostWorkerDisconnect {
   frames: FrameStats;
   /** The features the frontend accepted on that connection (SET_FEATURES). */
   features: bigint;
+  /** The backend's protocol counters so far (ring starts, chains left in the ring at stop, regions mapped and released). */
+  backend: BackendStats;
 }
 
 const d = workerData as VhostWorkerData;
@@ -134,6 +138,7 @@ let appliedGeneration = 0;
 try {
   const { backend, stats } = serveVhostUser({
     socketPath: d.socketPath,
+    ...(d.client === true ? { client: true } : {}),
     backend: {
       port: tee ?? port,
       policy: resolvePolicy(d.policy),
@@ -171,12 +176,13 @@ try {
       : {}),
     onRefused: (e) => parentPort!.postMessage({ type: 'busy', reason: e.message } satisfies VhostWorkerBusy),
     onDisconnect: (err, backend, reason) => {
-      const m: VhostWorkerDisconnect = { type: 'disconnect', error: err ? `${err.name} ${(err as { code?: string }).code ?? ''}: ${err.message}` : null, reason, frames: backend.frameStats, features: backend.negotiatedFeatures };
+      const m: VhostWorkerDisconnect = { type: 'disconnect', error: err ? `${err.name} ${(err as { code?: string }).code ?? ''}: ${err.message}` : null, reason, frames: backend.frameStats, features: backend.negotiatedFeatures, backend: { ...backend.stats } };
       parentPort!.postMessage(m);
     },
   });
   tracer?.flush();
   pcap?.close();
+  tap?.refreshKernelDrops();
   const done: VhostWorkerDone = {
     type: 'done',
     server: stats,

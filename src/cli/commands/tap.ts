@@ -36,7 +36,7 @@ export function formatTapStats(s: TapDemoStats): string {
   return (
     `  device: ${n(dev['dev.rxFrames'])} frames TAP→guest, ${n(dev['dev.txFrames'])} guest→TAP, ${n(dev.interrupts)} interrupts ` +
     `(${n(dev.irqSuppressed)} suppressed), ${n(dev.kicksSeen)} wake-ups; drops: rx ${n(dev['dev.rxDropped'])}, tx ${n(dev['dev.txDropped'])}, ` +
-    `tap write ${s.tap.txWriteErrors}, tap bad header ${s.tap.rxBadHeader}; rx starved ${n(dev['dev.rxStarved'])}, queue errors ${n(dev['dev.queueErrors'])}\n` +
+    `tap write ${s.tap.txWriteErrors}, tap bad header ${s.tap.rxBadHeader}, kernel TAP queue ${s.tap.kernelTxDropped < 0 ? 'unknown' : s.tap.kernelTxDropped}; rx starved ${n(dev['dev.rxStarved'])}, queue errors ${n(dev['dev.queueErrors'])}\n` +
     `  guest: ${n(g['drv.rxFrames'])} received (${n(g['drv.rxNeedsCsum'])} with NEEDS_CSUM, ${n(g['drv.rxDataValid'])} DATA_VALID), ` +
     `${n(g['drv.txFrames'])} sent, ${n(g.kicks)} kicks (${n(g.kicksSuppressed)} suppressed), ${n(g.interruptsTaken)} interrupts taken, tx busy ${n(g['drv.txBusy'])}\n` +
     `  endpoint: ${ep.arpRequestsIn} ARP requests and ${ep.echoRequestsIn} echo requests answered, ${ep.controlDrops} replies dropped, ` +

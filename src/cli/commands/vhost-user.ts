@@ -11,6 +11,7 @@ import { InvalidArgumentError } from 'commander';
 
 interface VhostUserCliOptions extends TraceCliOptions {
   socket: string;
+  client?: boolean;
   backend: string;
   tapAddress?: string;
   address: string;
@@ -39,7 +40,8 @@ export function registerVhostUser(program: Command): void {
   const cmd = program
     .command('vhost-user')
     .description('serve a vhost-user-net backend on a Unix socket (QEMU, DPDK virtio_user); native addon')
-    .requiredOption('--socket <path>', 'Unix socket path to listen on (its directory must exist)', socketPath)
+    .requiredOption('--socket <path>', 'Unix socket path to listen on (its directory must exist); with --client, the socket to connect to', socketPath)
+    .option('--client', "connect to a frontend that listens on --socket (QEMU server=on, DPDK virtio_user server=1) and reconnect with back-off when it restarts")
     .option('--backend <b>', 'hoststack (answer ARP/ping for --address; alias: responder) | reflect (frames back with MACs swapped) | tap:NAME (frames to/from a TAP; root)', backendArg, 'reflect')
     .option('--tap-address <cidr>', 'with tap:NAME, the host-side address of the TAP, e.g. 10.78.0.2/24', ipv4Cidr)
     .option('--address <ipv4>', "the host stack's address", ipv4, '10.78.0.2')
@@ -57,6 +59,7 @@ export function registerVhostUser(program: Command): void {
     const trace = traceOptionsFromCli(o);
     const h = await startVhostUser({
       socketPath: o.socket,
+      ...(o.client === true ? { client: true } : {}),
       backend: backend as VhostPortKind,
       ...(tapName !== undefined ? { tapName } : {}),
       ...(o.tapAddress !== undefined ? { tapAddress: o.tapAddress } : {}),
@@ -71,7 +74,7 @@ export function registerVhostUser(program: Command): void {
         process.stdout.write(`virtq vhost-user: frontend disconnected${err ? ' with an error' : ''}: ${reason}; frames from driver ${f.txFrames} to driver ${f.rxFrames}\n`),
       onRefused: (reason) => process.stdout.write(`virtq vhost-user: ${reason}\n`),
     });
-    process.stdout.write(`virtq vhost-user: listening on ${o.socket} (${o.backend}, preset ${o.preset}${o.queues > 1 ? `, ${o.queues} queue pairs` : ''})\nready\n`);
+    process.stdout.write(`virtq vhost-user: ${o.client === true ? 'connecting to' : 'listening on'} ${o.socket} (${o.backend}, preset ${o.preset}${o.queues > 1 ? `, ${o.queues} queue pairs` : ''})\nready\n`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);
@@ -85,7 +88,7 @@ export function registerVhostUser(program: Command): void {
         .map(([k, v]) => `${k.slice(prefix.length)} ${v}`)
         .join(', ') || 'none';
     process.stdout.write(
-      `virtq vhost-user: stopped after ${r.server.connections} connection(s), ${r.server.protocolErrors} protocol error(s)${r.server.lastError ? ` (last: ${r.server.lastError})` : ''}\n` +
+      `virtq vhost-user: stopped after ${r.server.connections} connection(s)${o.client === true ? ` (${r.server.connectFailures} connect attempts refused)` : ''}, ${r.server.protocolErrors} protocol error(s)${r.server.lastError ? ` (last: ${r.server.lastError})` : ''}\n` +
         `  frames: driver→device ${r.frames.txFrames} (${r.frames.txBytes} bytes), device→driver ${r.frames.rxFrames} (${r.frames.rxBytes} bytes)\n` +
         `  drops: tx ${r.frames.txDropped} (${drops('dev.txDrops.')}), rx ${r.frames.rxDropped} (${drops('dev.rxDrops.')}); ring errors ${r.frames.queueErrors}\n` +
         `  offloads: tx GSO frames ${c['dev.txGsoFrames'] ?? 0}, software segments ${c['dev.txSwSegments'] ?? 0}, checksums completed tx ${c['dev.txCsumCompleted'] ?? 0} rx ${c['dev.rxCsumCompleted'] ?? 0}\n` +
@@ -93,7 +96,7 @@ export function registerVhostUser(program: Command): void {
         `  loop: kicks ${c.kicksSeen ?? 0}, interrupts ${c.interrupts ?? 0} (suppressed ${c.irqSuppressed ?? 0}), sleeps ${c.devSleeps ?? 0}, timer fires ${c.timerFires ?? 0}\n` +
         `  messages ${r.backend.messages}, memory tables ${r.backend.memTables}, ring starts ${r.backend.ringStarts}, data path starts ${r.backend.serviceStarts}, calls ${r.backend.calls}\n` +
         (r.hoststack ? `  host stack: ARP requests ${r.hoststack.arpRequestsIn}, echo requests ${r.hoststack.echoRequestsIn}, frames out ${r.hoststack.framesOut}, ignored ${r.hoststack.ignored}, dropped ${r.hoststack.controlDrops}\n` : '') +
-        (r.tap ? `  tap: written ${r.tap.txFrames} (write errors ${r.tap.txWriteErrors}), read ${r.tap.rxFrames} (bad headers ${r.tap.rxBadHeader})\n` : '') +
+        (r.tap ? `  tap: written ${r.tap.txFrames} (write errors ${r.tap.txWriteErrors}), read ${r.tap.rxFrames} (bad headers ${r.tap.rxBadHeader}), dropped by the kernel's TAP queue while the guest had no rx buffers ${r.tap.kernelTxDropped < 0 ? 'unknown' : r.tap.kernelTxDropped}\n` : '') +
         (r.reflect ? `  reflect: ${r.reflect.reflected} frames, dropped full ${r.reflect.dropsFull}, short ${r.reflect.dropsShort}\n` : '') +
         (o.pcap !== undefined ? `  pcap: ${r.pcapRecorded} frames into ${o.pcap}, ${r.pcapErrors} not recordable\n` : '') +
         (r.trace ? `  trace: ${r.trace.path} (${r.trace.packets} packets, ${r.trace.incomplete} device-side only, ${r.trace.events} events)\n` : ''),

@@ -16,7 +16,7 @@
 // Runs in Web Workers too: no `node:` imports.
 
 import type { GuestMemory } from '../memory/index.js';
-import type { DeviceQueue } from '../virtqueue/index.js';
+import type { DeviceVirtqueue } from '../virtqueue/index.js';
 import { DeviceLoop, type LoopDoorbell } from '../policy/device-loop.js';
 import type { PolicyConfig } from '../policy/config.js';
 import type { BigLock } from '../policy/lock.js';
@@ -32,8 +32,8 @@ const PAGE = 4096;
 
 export interface NetDeviceServiceOptions {
   mem: GuestMemory;
-  rxq: DeviceQueue;
-  txq: DeviceQueue;
+  rxq: DeviceVirtqueue;
+  txq: DeviceVirtqueue;
   /** The negotiated feature set (after FEATURES_OK / SET_FEATURES). */
   features: bigint;
   port: NetPort;
@@ -102,8 +102,8 @@ export class NetDeviceService {
   readonly loop: DeviceLoop;
   /** The port as the device sees it (wrapped when the policy drops the lock around reads). */
   readonly port: NetPort;
-  readonly rxq: DeviceQueue;
-  readonly txq: DeviceQueue;
+  readonly rxq: DeviceVirtqueue;
+  readonly txq: DeviceVirtqueue;
 
   constructor(o: NetDeviceServiceOptions) {
     const { rxq, txq, policy } = o;
@@ -142,13 +142,13 @@ export class NetDeviceService {
             return txq.publishUsed();
           }
         : (): number => txq.publishUsed();
-    const kicksOn = (q: DeviceQueue, index: number, on: boolean): void => {
+    const kicksOn = (q: DeviceVirtqueue, index: number, on: boolean): void => {
       if (tr !== undefined && q.notificationsEnabled !== on) tr.notifications(on, index);
     };
     const kicks = o.kicks;
     // The loop reads ring state between drains; a driver that breaks a ring there (an avail.idx
     // jump) is recorded like one found while draining, and the broken queue reads as idle.
-    const guard = <T>(q: DeviceQueue, f: () => T, idle: T): (() => T) => () => {
+    const guard = <T>(q: DeviceVirtqueue, f: () => T, idle: T): (() => T) => () => {
       if (q.broken) return idle;
       try {
         return f();

@@ -32,7 +32,7 @@ import { resolvePolicy } from '../policy/presets.js';
 import type { PolicyConfig } from '../policy/config.js';
 import type { LoopDoorbell } from '../policy/device-loop.js';
 import type { SinkState } from '../net/endpoint.js';
-import type { DeviceQueue } from '../virtqueue/index.js';
+import type { DeviceVirtqueue } from '../virtqueue/index.js';
 import type { DeviceContext, VirtioDeviceBackend, VirtioDeviceKind } from './device.js';
 import { NetConfigFrontend } from './net-frontend.js';
 
@@ -274,8 +274,8 @@ const MAX_PASSES_PER_TURN = 64;
 
 export class VirtioNetBackend implements VirtioDeviceBackend {
   private ctx: DeviceContext | null = null;
-  private rxq: DeviceQueue | null = null;
-  private txq: DeviceQueue | null = null;
+  private rxq: DeviceVirtqueue | null = null;
+  private txq: DeviceVirtqueue | null = null;
   private replay: ReplayPort | null = null;
   private serviceValue: NetDeviceService | null = null;
   private reported = false;
@@ -327,7 +327,7 @@ export class VirtioNetBackend implements VirtioDeviceBackend {
     this.serviceValue = this.rxq && this.txq ? this.newService(ctx, this.rxq, this.txq, this.replay) : null;
   }
 
-  private newService(ctx: DeviceContext, rxq: DeviceQueue, txq: DeviceQueue, port: NetPort): NetDeviceService {
+  private newService(ctx: DeviceContext, rxq: DeviceVirtqueue, txq: DeviceVirtqueue, port: NetPort): NetDeviceService {
     // The loop's interrupt line: a used-buffer notification for the queue it names (the
     // transport raises USED_BUFFER in InterruptStatus and the line, §4.2.3.4).
     const irq: LoopDoorbell = {

@@ -27,6 +27,7 @@ export interface DeviceVirtqueue {
   readonly index: number;
   readonly size: number;
   readonly mem: GuestMemory;
+  readonly layout: RingLayout;
   readonly eventIdx: boolean;
   readonly indirect: boolean;
   readonly notifyOnEmpty: boolean;
@@ -63,6 +64,7 @@ export interface DriverVirtqueue<T = unknown> {
   readonly index: number;
   readonly size: number;
   readonly mem: GuestMemory;
+  readonly layout: RingLayout;
   readonly eventIdx: boolean;
   readonly indirect: boolean;
   readonly inOrder: boolean;

@@ -32,6 +32,7 @@ export {
   PACKED_START,
   PACKED_MAX_QUEUE_SIZE,
   WRAP_BIT,
+  EVENT_AREA_BYTES as PACKED_EVENT_AREA_BYTES,
 } from './packed-layout.js';
 export {
   PackedRing,

@@ -121,6 +121,14 @@ export class PackedDriverQueue<T = unknown> {
   get outstanding(): number {
     return this.added - this.reapedCount;
   }
+  /** Ring position and wrap counter of the next add (`pos | wrap << 15`). */
+  get availPosition(): number {
+    return this.availPw;
+  }
+  /** Ring position and wrap counter of the next used descriptor to reap. */
+  get usedPosition(): number {
+    return this.usedPw;
+  }
 
   /**
    * Adds a chain of `readable` then `writable` buffers carrying `token`; returns its buffer id,

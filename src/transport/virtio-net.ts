@@ -21,7 +21,7 @@
 
 import { NET_DEVICE_FEATURES, NetDevice, type NetDeviceStats } from '../net/device.js';
 import { NET_CONFIG_BYTES } from '../net/config.js';
-import { NetF, type NetFeatureName } from '../net/features.js';
+import { NetF, VirtioF, type NetFeatureName } from '../net/features.js';
 import { emptyNetHdr, type VirtioNetHdr } from '../net/header.js';
 import { ipv4FromString, macFromString } from '../net/frames/addr.js';
 import { portHasRx, type PortRxFrame, type NetPort } from '../net/port.js';
@@ -41,8 +41,8 @@ export const VIRTIO_NET_TX_QUEUE = 1;
 
 /**
  * Every feature the NetDevice adapter offers: what NetDevice implements (header validation,
- * software GSO/checksum for a backend without them, mergeable rx, GSO rx) plus the ring features.
- * Not offered: UFO/USO (NetDevice cannot segment them in software), the control queue, MQ, RSS,
+ * software GSO/checksum for a backend without them, mergeable rx, GSO rx) plus the ring features
+ * (the packed ring and in-order use on request: VirtioNetOptions.packed / inOrder). Not offered: UFO/USO (NetDevice cannot segment them in software), the control queue, MQ, RSS,
  * hash report, SPEED_DUPLEX.
  */
 export const VIRTIO_NET_FEATURES = NET_DEVICE_FEATURES;
@@ -93,6 +93,10 @@ export interface VirtioNetOptions {
   backend?: HostStackBackendOptions | LoopbackBackendOptions;
   /** Frames the save-time replay queue may hold (default 256). */
   replayFrames?: number;
+  /** Offer VIRTIO_F_RING_PACKED (§2.8), like QEMU's packed=on (default off, as QEMU's). */
+  packed?: boolean;
+  /** Offer VIRTIO_F_IN_ORDER (§2.7.9, §2.8.8), like QEMU's in_order=on (default off). */
+  inOrder?: boolean;
 }
 
 export type VirtioNetErrorCode = 'save-refused' | 'bad-options';
@@ -111,7 +115,7 @@ export class VirtioNetError extends Error {
 const DEFAULT_MAC = '52:54:00:12:34:56';
 
 function offeredFeatures(o: VirtioNetOptions): bigint {
-  let f = VIRTIO_NET_FEATURES;
+  let f = VIRTIO_NET_FEATURES | (o.packed === true ? VirtioF.RING_PACKED : 0n) | (o.inOrder === true ? VirtioF.IN_ORDER : 0n);
   for (const name of o.withhold ?? []) {
     const bit = NetF[name];
     if (bit === undefined) throw new VirtioNetError('bad-options', `withhold: no feature '${String(name)}'`);

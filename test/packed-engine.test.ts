@@ -7,6 +7,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine } from '../src/engine/index.js';
 import type { WaitStrategy } from '../src/notify/index.js';
+import { PACKET_POINTS, TraceSession } from '../src/trace/index.js';
 
 const PLAN: { size: number; count: number; eventIdx: boolean; inOrder: boolean; payloadBytes: number }[] = [
   { size: 2, count: 40_000, eventIdx: false, inOrder: false, payloadBytes: 64 },
@@ -34,5 +35,32 @@ for (const strategy of ['block', 'hybrid', 'spin'] as WaitStrategy[]) {
       total += r.host.packets;
     }
     assert.ok(total >= 1_000_000);
+  });
+}
+
+// Regression: pending() found heads without counting a fetch, so the tracer interpolated the
+// pops after it (NetDevice under the DeviceLoop, which asks pending()) to before the driver's
+// publish: 'out of order' in trace analyze.
+for (const strategy of ['block', 'spin'] as WaitStrategy[]) {
+  test(`a traced net-ping on the packed ring has every packet's points in causal order (${strategy} waits)`, async () => {
+    const count = 400;
+    const session = new TraceSession({ sample: 1 });
+    const q = { size: 64, ring: 'packed' as const, eventIdx: true };
+    const r = await Engine.run({ workload: 'net-ping', queues: [q, q], params: { direction: 'g2h', count, timeoutMs: 10_000 }, wait: { strategy }, trace: session, timeoutMs: 60_000 });
+    assert.equal(r.guest.errors, 0, r.guest.firstError);
+    assert.equal(r.guest.extra.received, count);
+    const c = session.finish();
+    assert.equal(c.incomplete, 0);
+    assert.equal(c.outOfOrder, 0, 'cross-thread points in causal order');
+    assert.ok(c.packets.length >= count);
+    for (const p of c.packets) {
+      let prev = -Infinity;
+      for (const k of PACKET_POINTS) {
+        const v = p.points[k];
+        if (v === undefined) continue;
+        assert.ok(v >= prev, `seq ${p.seq}: ${k} at ${v} before the previous point at ${prev}`);
+        prev = v;
+      }
+    }
   });
 }

@@ -175,6 +175,12 @@ export class PackedDeviceQueue {
       seenDescs += n;
       this.scanChains++;
     }
+    if (pw !== this.scanPw) {
+      // New heads found: a fresh acquire, like a split ring's avail.idx read that found it
+      // moved (the tracer's fetch counter); pops of chains counted here are not fresh again.
+      this.availFetches++;
+      this.availFetchAt = this.popped;
+    }
     this.scanPw = pw;
     return this.scanChains;
   }

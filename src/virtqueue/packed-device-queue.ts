@@ -75,7 +75,9 @@ export class PackedDeviceQueue {
   private firstPendingWord = 0;
   // IN_ORDER: a used descriptor whose id may still be replaced by a later chain of its batch.
   private batchPos = -1;
+  private batchWrap = 1; // wrap counter at batchPos
   private batchLen = 0; // len of the batch's current last chain (0 = the batch may grow)
+  private publishedCount = 0; // usedCount at the last publish
   // pending(): chains already seen available ahead of availPw (available stays available).
   private scanPw = PACKED_START;
   private scanChains = 0;
@@ -105,7 +107,7 @@ export class PackedDeviceQueue {
   resetState(): void {
     this.availPw = this.usedPw = this.published = this.signalled = this.scanPw = PACKED_START;
     this.signalledValid = false;
-    this.popped = this.usedCount = this.inFlightChains = this.inFlightDescs = this.scanChains = 0;
+    this.popped = this.usedCount = this.publishedCount = this.inFlightChains = this.inFlightDescs = this.scanChains = 0;
     this.popOrderHead = 0;
     this.descsOfId.fill(0);
     this.firstPendingPos = this.batchPos = -1;
@@ -384,7 +386,6 @@ export class PackedDeviceQueue {
     if (head === oldest) this.popOrderHead = (this.popOrderHead + 1) % this.size;
     else this.removeFromPopOrder(head);
   }
-  private batchWrap = 1;
 
   /** Writes a used descriptor; the first one since the last publish keeps its flags back. */
   private writeUsed(pos: number, id: number, len: number, flags: number): void {
@@ -423,7 +424,6 @@ export class PackedDeviceQueue {
     this.published = this.usedPw;
     return n;
   }
-  private publishedCount = 0;
 
   /**
    * Whether the driver wants a used-buffer notification for what was published since the last

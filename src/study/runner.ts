@@ -254,6 +254,8 @@ export function studyPlanOf(o: StudyOptions): StudyReport['plan'] {
     streamWorkload: o.streamWorkload ?? DEFAULT_STREAM_WORKLOAD,
     pingWorkload: o.pingWorkload ?? DEFAULT_PING_WORKLOAD,
     waitStrategy: o.wait?.strategy ?? 'engine default (hybrid)',
+    ...(o.ring === 'packed' ? { ring: 'packed' as const } : {}),
+    ...(o.inOrder === true ? { inOrder: true as const } : {}),
   };
 }
 

@@ -24,7 +24,8 @@ import {
 } from '../../study/index.js';
 import { resumeMismatch, runStudy, studyPlanOf, type StudyOptions } from '../../study/runner.js';
 import { runTraceFromCli, studyMode, studyPresetOf, waitOf, waitStrategy } from './bench-net.js';
-import { listOf, nonNegativeInt, outputDir, outputFileMkdir, policySpec, positiveInt, positiveNumber, type JsonOption } from '../args.js';
+import { listOf, nonNegativeInt, oneOf, outputDir, outputFileMkdir, policySpec, positiveInt, positiveNumber, type JsonOption } from '../args.js';
+import type { RingKind } from '../../virtqueue/index.js';
 import type { WaitSettings } from '../../engine/index.js';
 import type { StudyMode } from '../../study/index.js';
 import { addTraceOptions, type TraceCliOptions } from '../trace-options.js';
@@ -47,6 +48,8 @@ interface StudyOpts extends TraceCliOptions {
   streamWorkload: string;
   wait?: WaitSettings['strategy'];
   pingWorkload: string;
+  ring: RingKind;
+  inOrder?: boolean;
 }
 
 /** Writes whole or not at all (a temporary file renamed over the path): a reader never sees half a report. */
@@ -92,7 +95,9 @@ export function registerStudy(program: Command): void {
     .option('--svg <file>', 'SVG chart path (default <out>/study.svg)', outputFileMkdir)
     .option('--stream-workload <name>', 'stream workload name or module path', 'net-stream')
     .option('--ping-workload <name>', 'ping workload name or module path', 'net-ping')
-    .option('--wait <strategy>', 'both sides wait by block, hybrid (spin then block) or spin (default: the engine\'s, hybrid)', waitStrategy);
+    .option('--wait <strategy>', 'both sides wait by block, hybrid (spin then block) or spin (default: the engine\'s, hybrid)', waitStrategy)
+    .option('--ring <kind>', 'ring layout of every queue: split or packed (VIRTIO_F_RING_PACKED)', oneOf(['split', 'packed'] as const), 'split')
+    .option('--in-order', 'VIRTIO_F_IN_ORDER on every queue');
   addTraceOptions(study).action(async (o: StudyOpts, cmd: Command) => {
     // Every output path is checked before the first cell runs (the explicit ones already were,
     // as they were parsed): a study can take hours, and its results must not be lost at the end.
@@ -137,6 +142,8 @@ export function registerStudy(program: Command): void {
       msgBytes: o.msgSize,
       streamWorkload: o.streamWorkload,
       pingWorkload: o.pingWorkload,
+      ring: o.ring,
+      ...(o.inOrder === true ? { inOrder: true } : {}),
       ...(trace !== undefined ? { trace } : {}),
       command: ['virtq', ...process.argv.slice(2)].join(' '),
       machine: { node: process.version, platform: `${process.platform} ${process.arch}`, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown' },

@@ -14,6 +14,7 @@ import {
   PackedLayout,
   VirtqueueError,
   packedRingBytes,
+  openDeviceQueue,
   writeToChain,
 } from '../src/virtqueue/index.js';
 import { MockPackedDriver, P_AVAIL, P_INDIRECT, P_USED, P_WRITE } from './support/mock-packed-driver.js';
@@ -363,4 +364,20 @@ test('fuzz: thousands of random packed rings never escape a typed error, hang, o
   assert.ok(chainsOk > 100, `only ${chainsOk} valid chains`);
   assert.ok(codes.size >= 8, `only ${codes.size} violation kinds: ${[...codes.keys()].join(', ')}`);
   for (const c of ['buffer-id-in-use', 'buffer-id-out-of-range', 'chain-too-long']) assert.ok(codes.has(c), `the fuzz reached ${c}: ${[...codes.keys()].join(', ')}`);
+});
+
+test('publish counts only the chains added since the previous publish, with or without a kick decision between', () => {
+  const mem = GuestMemory.allocate(MEM);
+  const drv = new PackedDriverQueue<number>(mem, PackedLayout.compactAt(8, 0));
+  drv.add1(DATA, 16, false, 1);
+  assert.equal(drv.publish(), 1);
+  drv.add1(DATA, 16, false, 2);
+  drv.add1(DATA, 16, false, 3);
+  assert.equal(drv.publish(), 2);
+  assert.equal(drv.publish(), 0);
+});
+
+test('a packed device queue refuses a shared state block (the global-lock model is the split ring\'s)', () => {
+  const mem = GuestMemory.allocate(MEM);
+  assert.throws(() => openDeviceQueue(mem, PackedLayout.compactAt(8, 0), { stateBlock: new Int32Array(16) }), (e: unknown) => e instanceof VirtqueueError && e.code === 'bad-argument');
 });

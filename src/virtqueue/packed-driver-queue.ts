@@ -65,7 +65,8 @@ export class PackedDriverQueue<T = unknown> {
   private batchEndSeq = -1; // IN_ORDER: add ordinal of the batch's last chain, −1 when none
   private batchLen = 0;
   private readonly tokens: (T | undefined)[];
-  private numAdded = 0;
+  private numAdded = 0; // adds since the last kick decision
+  private addedUnpublished = 0; // adds since the last publish
   private forceKick = false;
   private interruptsOn = true;
   private brokenError: VirtqueueError | null = null;
@@ -223,6 +224,7 @@ export class PackedDriverQueue<T = unknown> {
     this.availPw = packedAdvance(this.availPw, descs, this.size);
     this.added++;
     this.numAdded++;
+    this.addedUnpublished++;
     this.stats.added++;
   }
 
@@ -243,7 +245,8 @@ export class PackedDriverQueue<T = unknown> {
     // load of this word in PackedDeviceQueue.pop/pending; §2.8.21.1).
     this.ring.storeHeadWord(this.firstPendingPos, w & 0xffff, w >>> 16);
     this.firstPendingPos = -1;
-    const n = this.numAdded;
+    const n = this.addedUnpublished;
+    this.addedUnpublished = 0;
     this.publishedPw = this.availPw;
     return n;
   }

@@ -11,7 +11,7 @@ import type { GuestMemory } from '../memory/guest-memory.js';
 import type { DescriptorChain } from './chain.js';
 import { DeviceQueue, type DeviceQueueOptions, type DeviceQueueState } from './device-queue.js';
 import { DriverQueue, type DriverQueueOptions, type Segment, type UsedElem } from './driver-queue.js';
-import type { VirtqueueError } from './errors.js';
+import { VirtqueueError } from './errors.js';
 import { SplitLayout } from './layout.js';
 import { PackedDeviceQueue } from './packed-device-queue.js';
 import { PackedDriverQueue } from './packed-driver-queue.js';
@@ -87,12 +87,15 @@ export interface DriverVirtqueue<T = unknown> {
   enableInterruptsDelayed(): boolean;
 }
 
-/** Options of either device queue (`batchUsed` applies to the split ring; packed batches whenever inOrder). */
-export type DeviceVirtqueueOptions = Omit<DeviceQueueOptions, 'stateBlock'> & { stateBlock?: Int32Array };
+/** Options of either device queue (`stateBlock`, the shared state of the global-lock model, is the split ring's only). */
+export type DeviceVirtqueueOptions = DeviceQueueOptions;
 
 /** The device queue for `layout`: split or packed. */
 export function openDeviceQueue(mem: GuestMemory, layout: RingLayout, opts: DeviceVirtqueueOptions = {}): DeviceVirtqueue {
   if (layout instanceof PackedLayout) {
+    if (opts.stateBlock !== undefined) {
+      throw new VirtqueueError('bad-argument', { queue: opts.index ?? 0, detail: 'a packed queue keeps its state privately: no shared state block' });
+    }
     return new PackedDeviceQueue(mem, layout, { index: opts.index, eventIdx: opts.eventIdx, indirect: opts.indirect, inOrder: opts.inOrder, batchUsed: opts.batchUsed });
   }
   return new DeviceQueue(mem, layout, opts);

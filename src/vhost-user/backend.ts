@@ -20,20 +20,8 @@ import { NetDeviceService } from '../net/device-service.js';
 import { BIG_LOCK_WORDS, BigLock, performanceClock, resolvePolicy, type LoopDoorbell, type PolicyConfig } from '../policy/index.js';
 import type { WaitResult } from '../notify/doorbell.js';
 import type { NetObserver } from '../net/observer.js';
-import {
-  DeviceQueue,
-  PACKED_EVENT_AREA_BYTES,
-  PackedDeviceQueue,
-  PackedLayout,
-  SplitLayout,
-  availRingBytes,
-  descTableBytes,
-  isValidPackedQueueSize,
-  isValidQueueSize,
-  packedRingBytes,
-  usedRingBytes,
-  type DeviceVirtqueue,
-} from '../virtqueue/index.js';
+import type { DeviceVirtqueue } from '../virtqueue/index.js';
+import { checkVringBase, checkVringNum, openVring, vringBase } from './vring.js';
 import { VhostUserError } from './errors.js';
 import { ProtocolF, Req, VHOST_USER_F_PROTOCOL_FEATURES, requestName, statePayload, u64Payload, type MemRegionDesc, type Message, type VringAddr } from './messages.js';
 
@@ -109,8 +97,8 @@ const PAGE = 4096;
 const LOCK_THREAD_ID = 1;
 
 /**
- * Device features offered (virtio 1.2 §5.1.3, §6): split or packed ring (VIRTIO_F_RING_PACKED,
- * §2.8) with event idx, indirect tables and in-order use (VIRTIO_F_IN_ORDER), the checksum and TCP segmentation offloads both ways with ECN, mergeable receive
+ * Device features offered (virtio 1.2 §5.1.3, §6): split or packed ring (VIRTIO_F_RING_PACKED)
+ * with event idx, indirect tables and in-order use (VIRTIO_F_IN_ORDER), the checksum and TCP segmentation offloads both ways with ECN, mergeable receive
  * buffers, and the config-space features the frontend emulates (MTU, STATUS, MAC: QEMU and
  * virtio_user serve config space themselves). NetDevice honours every one: it validates each tx
  * header, and segments or completes checksums in software when the port cannot take a frame.
@@ -364,9 +352,7 @@ export class VhostUserBackend {
       case Req.SET_VRING_NUM: {
         const { index, num } = msg as { index: number; num: number };
         const v = this.vring(index, name);
-        if (this.packed()) {
-          if (!isValidPackedQueueSize(num)) throw new VhostUserError('bad-queue', `SET_VRING_NUM: packed queue ${index} size ${num} is not in 1..32768`);
-        } else if (!isValidQueueSize(num)) throw new VhostUserError('bad-queue', `SET_VRING_NUM: queue ${index} size ${num} is not a power of 2 in 1..32768`);
+        checkVringNum(this.features, index, num);
         if (v.queue !== null) throw new VhostUserError('bad-state', `SET_VRING_NUM: queue ${index} is running`);
         v.num = num;
         return null;
@@ -374,9 +360,7 @@ export class VhostUserBackend {
       case Req.SET_VRING_BASE: {
         const { index, num } = msg as { index: number; num: number };
         const v = this.vring(index, name);
-        // Packed (vhost-user "Ring states"): bits 0–14 the last avail index, bit 15 its wrap
-        // counter; QEMU adds the used index and its wrap counter in bits 16–31.
-        if (num > 0xffff && !this.packed()) throw new VhostUserError('bad-queue', `SET_VRING_BASE: queue ${index} base ${num} exceeds 16 bits`);
+        checkVringBase(this.features, index, num);
         if (v.queue !== null) throw new VhostUserError('bad-state', `SET_VRING_BASE: queue ${index} is running`);
         v.base = num;
         return null;
@@ -520,40 +504,10 @@ export class VhostUserBackend {
   private maybeStart(index: number): void {
     const v = this.vrings[index]!;
     if (v.queue !== null || v.kickFd < 0 || v.addr === null || v.num === 0 || this.userRegions.length === 0) return;
-    const n = v.num;
     if (!this.featuresSet) this.features = 0n;
-    const eventIdx = (this.features & VirtioF.EVENT_IDX) !== 0n;
-    const indirect = (this.features & VirtioF.INDIRECT_DESC) !== 0n;
-    const inOrder = (this.features & VirtioF.IN_ORDER) !== 0n;
-    // virtio-net: odd queues transmit (§5.1.2); only their used returns are batched under
-    // IN_ORDER (the driver ignores a tx length; rx lengths must each be written).
-    const batchUsed = inOrder && index % 2 === 1;
-    let q: DeviceVirtqueue;
-    try {
-      if (this.packed()) {
-        // §2.8: the vring addresses are the descriptor ring and the two event suppression areas.
-        const desc = this.toGuest(v.addr.descUser, packedRingBytes(n), 'descriptor ring', index);
-        const driverEvent = this.toGuest(v.addr.availUser, PACKED_EVENT_AREA_BYTES, 'driver event suppression area', index);
-        const deviceEvent = this.toGuest(v.addr.usedUser, PACKED_EVENT_AREA_BYTES, 'device event suppression area', index);
-        const pq = new PackedDeviceQueue(this.mem, PackedLayout.of(n, desc, driverEvent, deviceEvent, index), { index, eventIdx, indirect, inOrder, batchUsed });
-        // Resume where GET_VRING_BASE / SET_VRING_BASE left the ring: the used position is the
-        // avail one unless the frontend sent its own (QEMU, bits 16–31).
-        const availPw = v.base & 0xffff;
-        pq.setPositions(availPw, v.base > 0xffff ? v.base >>> 16 : availPw);
-        q = pq;
-      } else {
-        const desc = this.toGuest(v.addr.descUser, descTableBytes(n), 'descriptor table', index);
-        const avail = this.toGuest(v.addr.availUser, availRingBytes(n), 'driver area', index);
-        const usedArea = this.toGuest(v.addr.usedUser, usedRingBytes(n), 'device area', index);
-        const sq = new DeviceQueue(this.mem, SplitLayout.modern(n, desc, avail, usedArea, index), { index, eventIdx, indirect, inOrder, batchUsed });
-        // Resume where GET_VRING_BASE / SET_VRING_BASE left the ring (both indices: nothing in flight).
-        sq.restore({ ...sq.snapshot(), nextAvail: v.base, nextUsed: v.base, signalledUsedValid: false, inFlight: 0, broken: false });
-        q = sq;
-      }
-    } catch (e) {
-      if (e instanceof VhostUserError) throw e;
-      throw new VhostUserError('bad-queue', `queue ${index}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-    }
+    // Resume where GET_VRING_BASE / SET_VRING_BASE left the ring (split or packed: ./vring.ts).
+    const a = v.addr;
+    const q = openVring(this.mem, this.features, { index, num: v.num, base: v.base, descUser: a.descUser, availUser: a.availUser, usedUser: a.usedUser }, (uva, len, what) => this.toGuest(uva, len, what, index));
     v.queue = q;
     this.stats.ringStarts++;
     this.updateService();
@@ -569,19 +523,8 @@ export class VhostUserBackend {
    * were never used, so they count as not consumed (NetDevice holds only the latest pops).
    */
   private resumeIndex(q: DeviceVirtqueue): number {
-    if (q instanceof PackedDeviceQueue) {
-      // Packed: the positions with their wrap counters, avail in bits 0–15 and used in 16–31
-      // (what QEMU reads back; DPDK reads the low half). Held rx chains are given back first.
-      this.endService();
-      if (q.inFlight > 0 && !q.broken) q.unpop(q.inFlight);
-      return (q.availPosition | (q.usedPosition << 16)) >>> 0;
-    }
-    return (q.nextAvail - q.inFlight) & 0xffff;
-  }
-
-  /** VIRTIO_F_RING_PACKED negotiated: the rings are packed (§2.8). */
-  private packed(): boolean {
-    return (this.features & VirtioF.RING_PACKED) !== 0n;
+    if (q.kind === 'packed') this.endService(); // held rx chains go back to the ring first
+    return vringBase(q);
   }
 
   /** Starts the data path when the rx/tx pair is started and enabled; ends it when not. */

@@ -51,7 +51,12 @@ for (const inOrder of [false, true]) {
         );
         pmd.stdout.on('data', (d: Buffer) => (output += d.toString('latin1')));
         pmd.stderr.on('data', (d: Buffer) => (output += d.toString('latin1')));
-        const exited = new Promise<number | null>((res) => pmd.on('exit', (code) => res(code)));
+        let exitCode: number | null | undefined;
+        const exited = new Promise<number | null>((res) => pmd.on('exit', (code) => res((exitCode = code))));
+        // The run is timed from when forwarding starts: EAL start-up (512 MB of memory without
+        // hugepages) takes seconds on a loaded machine, and a timer from spawn then stops
+        // testpmd right after its first burst (seen: RX 32, TX 64).
+        for (let i = 0; i < 600 && exitCode === undefined && !output.includes('start packet forwarding'); i++) await new Promise((r) => setTimeout(r, 100));
         const timer = setTimeout(() => pmd.kill('SIGINT'), runMs);
         const hard = setTimeout(() => pmd.kill('SIGKILL'), runMs + 30_000);
         const code = await exited;
@@ -78,7 +83,7 @@ for (const inOrder of [false, true]) {
       assert.equal(disconnects[0], null, 'the frontend disconnected without a protocol error');
       assert.equal(pmd.rxDropped + pmd.txDropped, 0);
       assert.equal(r.frames.txDropped + r.frames.rxDropped, 0, `device drops: ${JSON.stringify(r.counters)}`);
-      assert.ok(pmd.tx >= 20_000, `too few packets moved: ${pmd.tx}`);
+      assert.ok(pmd.tx >= 20_000, `too few packets moved: ${pmd.tx}\n${output.slice(-2500)}`);
       assert.equal(r.frames.txFrames + r.backend.txLeftInRingAtStop, pmd.tx, 'every frame testpmd sent reached virtq or was still in the ring when testpmd stopped it');
       assert.equal(r.frames.rxFrames, r.frames.txFrames, 'virtq reflected every frame');
       assert.ok(pmd.tx - pmd.rx >= 0 && pmd.tx - pmd.rx <= queueSize, `testpmd TX ${pmd.tx} vs RX ${pmd.rx}`);

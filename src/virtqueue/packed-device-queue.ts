@@ -70,7 +70,8 @@ export class PackedDeviceQueue {
   // Buffer ids in pop order (a ring of `size`): unpop and IN_ORDER read it.
   private readonly popOrder: Uint16Array;
   private popOrderHead = 0; // slot of the oldest chain in flight
-  // The first used descriptor since the last publish: its flags word is stored last (§2.8.9 note).
+  // The first used descriptor since the last publish: its flags word is stored last
+  // (§2.8.21.3, as the driver does for the first head of a batch).
   private firstPendingPos = -1;
   private firstPendingWord = 0;
   // IN_ORDER: a used descriptor whose id may still be replaced by a later chain of its batch.

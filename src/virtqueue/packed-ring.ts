@@ -7,8 +7,8 @@
 // Ordering (ECMA-262 §29, Atomics are SeqCst): the flags of a chain's first descriptor are the
 // publication point in both directions. The driver writes every other field of the chain with
 // plain stores, then the head's id+flags word with Atomics.store (release); the device reads
-// that word with Atomics.load (acquire) before any other field (§2.8.21.1: "the driver ... MUST
-// perform a suitable memory barrier before the flags are written"). The device writes a used
+// that word with Atomics.load (acquire) before any other field (§2.8.21.1: a memory barrier
+// before the first descriptor's flags are written). The device writes a used
 // descriptor's id and len, then its flags word with Atomics.store (release); the driver loads
 // it with Atomics.load (acquire) before reading len. An event suppression structure is one u32
 // (off_wrap | flags << 16) written and read with Atomics, so its two fields change together.

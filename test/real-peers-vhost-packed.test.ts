@@ -37,6 +37,7 @@ for (const inOrder of [false, true]) {
       let features = 0n;
       const h = await startVhostUser({ socketPath: path, backend: 'reflect', preset: 'vhost', onDisconnect: (e, _f, feat) => (disconnects.push(e), (features = feat)) });
       let output = '';
+      let stopped: ReturnType<typeof h.stop> | null = null;
       const runMs = 3000;
       try {
         const pmd = spawn(
@@ -56,7 +57,7 @@ for (const inOrder of [false, true]) {
         // The run is timed from when forwarding starts: EAL start-up (512 MB of memory without
         // hugepages) takes seconds on a loaded machine, and a timer from spawn then stops
         // testpmd right after its first burst (seen: RX 32, TX 64).
-        for (let i = 0; i < 600 && exitCode === undefined && !output.includes('start packet forwarding'); i++) await new Promise((r) => setTimeout(r, 100));
+        for (let i = 0; i < 400 && exitCode === undefined && !output.includes('start packet forwarding'); i++) await new Promise((r) => setTimeout(r, 100));
         const timer = setTimeout(() => pmd.kill('SIGINT'), runMs);
         const hard = setTimeout(() => pmd.kill('SIGKILL'), runMs + 30_000);
         const code = await exited;
@@ -66,8 +67,11 @@ for (const inOrder of [false, true]) {
       } finally {
         rmSync(dir, { recursive: true, force: true });
         rmSync(`/var/run/dpdk/${prefix}`, { recursive: true, force: true });
+        // Always stopped: a failed run must not leave the server's worker keeping the process alive.
+        stopped = h.stop();
+        stopped.catch(() => {}); // awaited below when the run succeeded
       }
-      const r = await h.stop();
+      const r = (await stopped)!;
       const pmd = parseTestpmd(output);
       assert.ok(pmd, `no totals in testpmd output:\n${output.slice(-3000)}`);
       // testpmd's own view of the negotiation (virtio_negotiate_features' debug line).

@@ -29,10 +29,10 @@ test('bench ring reports ns per chain for the split and packed rings side by sid
 
 test('bench ping --ring packed --in-order runs its flood ping through the packed ring', { timeout: 60_000 }, async () => {
   const { stdout } = await run(process.execPath, [CLI, 'bench', 'ping', '--count', '100', '--preset', 'vhost', '--ring', 'packed', '--in-order', '--json']);
-  const cell = JSON.parse(stdout) as { command: string; result: { transmitted: number; received: number; errors: number } };
+  const cell = JSON.parse(stdout) as { command: string; result: { sent: number; received: number; errors: number } };
   assert.match(cell.command, /--ring packed --in-order/);
   assert.equal(cell.result.errors, 0);
-  assert.equal(cell.result.transmitted, 100);
+  assert.equal(cell.result.sent, 100);
   // ping -f's schedule counts a reply later than its deadline as lost, which a loaded machine
   // may cause; every echo once is test/packed-net.test.ts's (10 s per echo).
   assert.ok(cell.result.received > 0 && cell.result.received <= 100, `received ${cell.result.received}`);

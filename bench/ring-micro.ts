@@ -1,13 +1,15 @@
-// Single-thread micro-benchmark of the split ring: one full cycle per chain (driver add +
-// publish, device pop + addUsed + publishUsed, driver reap) for 1- and 2-descriptor chains and
-// indirect chains, in batches. Reports ns per chain as min / median / max over several runs.
+// Single-thread micro-benchmark of the split (virtio 1.2 §2.7) and packed (§2.8) rings side by
+// side in one run: one full cycle per chain (driver add + publish, device pop + addUsed +
+// publishUsed, driver reap) for 1- and 2-descriptor chains and indirect chains, in batches,
+// optionally with VIRTIO_F_IN_ORDER (batched used returns). Reports ns per chain as
+// min / median / max over several runs, the layouts interleaved per run.
 //
-//   node dist/bench/ring-micro.js [--runs N] [--chains N] [--json]
+//   node dist/bench/ring-micro.js [--ring split|packed|both] [--in-order] [--runs N] [--chains N] [--json]
 
 import { Command } from 'commander';
-import { positiveInt, powerOfTwo, usageExit } from '../src/cli/args.js';
+import { positiveInt, powerOfTwo, usageExit, oneOf } from '../src/cli/args.js';
 import { GuestMemory } from '../src/memory/index.js';
-import { DescriptorChain, DeviceQueue, DriverQueue, SplitLayout, type Segment } from '../src/virtqueue/index.js';
+import { DescriptorChain, compactRingLayout, openDeviceQueue, openDriverQueue, type RingKind, type Segment } from '../src/virtqueue/index.js';
 
 interface Case {
   name: string;
@@ -22,11 +24,11 @@ const CASES: Case[] = [
   { name: 'indirect, 4 buffers', segments: 4, indirect: true },
 ];
 
-function runCase(c: Case, chains: number, queueSize: number, batch: number): number {
+function runCase(c: Case, ring: RingKind, inOrder: boolean, chains: number, queueSize: number, batch: number): number {
   const mem = GuestMemory.allocate(4 << 20);
-  const layout = SplitLayout.packedAt(queueSize, 0);
-  const drv = new DriverQueue<number>(mem, layout, { indirect: c.indirect, indirectArea: 0x100000, indirectMaxSegments: 8 });
-  const dev = new DeviceQueue(mem, layout, { indirect: c.indirect });
+  const layout = compactRingLayout(ring, queueSize, 0);
+  const drv = openDriverQueue<number>(mem, layout, { indirect: c.indirect, indirectArea: 0x100000, indirectMaxSegments: 8, inOrder });
+  const dev = openDeviceQueue(mem, layout, { indirect: c.indirect, inOrder, batchUsed: inOrder });
   const readable: Segment[] = [{ addr: 0x200000, len: 1500 }];
   const writable: Segment[] = [];
   for (let i = 1; i < c.segments; i++) writable.push({ addr: 0x200000 + 2048 * i, len: 2048 });
@@ -61,25 +63,31 @@ const program = new Command()
   .option('--chains <n>', 'chains per run', positiveInt, 1000000)
   .option('--queue-size <n>', 'queue size', powerOfTwo(1, 32768), 256)
   .option('--batch <n>', 'chains per publish', positiveInt, 32)
+  .option('--ring <kind>', 'ring layout: split, packed or both (side by side)', oneOf(['split', 'packed', 'both']), 'both')
+  .option('--in-order', 'VIRTIO_F_IN_ORDER on both sides (batched used returns)')
   .option('--json', 'print JSON')
   .parse();
-const o = program.opts<{ runs: number; chains: number; queueSize: number; batch: number; json?: boolean }>();
+const o = program.opts<{ runs: number; chains: number; queueSize: number; batch: number; ring: 'split' | 'packed' | 'both'; inOrder?: boolean; json?: boolean }>();
 const { runs, chains, queueSize } = o;
+const inOrder = o.inOrder === true;
 const batch = Math.min(o.batch, queueSize);
+const rings: RingKind[] = o.ring === 'both' ? ['split', 'packed'] : [o.ring];
+const key = (c: Case, ring: RingKind): string => `${ring}|${c.name}`;
 
-// Warm-up so every case is optimised before timing, then interleave the cases per run.
-for (const c of CASES) runCase(c, 100_000, queueSize, batch);
-const samples = new Map<string, number[]>(CASES.map((c) => [c.name, []]));
-for (let r = 0; r < runs; r++) for (const c of CASES) samples.get(c.name)!.push(runCase(c, chains, queueSize, batch));
+// Warm-up so every case is optimised before timing, then interleave the cases and layouts per run.
+for (const ring of rings) for (const c of CASES) runCase(c, ring, inOrder, Math.min(100_000, chains), queueSize, batch);
+const samples = new Map<string, number[]>();
+for (const ring of rings) for (const c of CASES) samples.set(key(c, ring), []);
+for (let r = 0; r < runs; r++) for (const c of CASES) for (const ring of rings) samples.get(key(c, ring))!.push(runCase(c, ring, inOrder, chains, queueSize, batch));
 
-const results = CASES.map((c) => ({ case: c.name, nsPerChain: stats(samples.get(c.name)!) }));
+const results = rings.flatMap((ring) => CASES.map((c) => ({ ring, case: c.name, nsPerChain: stats(samples.get(key(c, ring))!) })));
 if (o.json) {
-  console.log(JSON.stringify({ queueSize, batch, chains, runs, node: process.version, results }, null, 2));
+  console.log(JSON.stringify({ queueSize, batch, chains, runs, inOrder, node: process.version, results }, null, 2));
 } else {
-  console.log(`split ring, one thread: add + publish + pop + addUsed + publishUsed + reap (queue ${queueSize}, batch ${batch}, ${chains} chains × ${runs} runs)`);
-  console.log('case                    ns/chain min / median / max');
+  console.log(`${rings.join(' and ')} ring${rings.length > 1 ? 's' : ''}, one thread${inOrder ? ', IN_ORDER' : ''}: add + publish + pop + addUsed + publishUsed + reap (queue ${queueSize}, batch ${batch}, ${chains} chains × ${runs} runs)`);
+  console.log('ring    case                    ns/chain min / median / max');
   for (const r of results) {
     const s = r.nsPerChain;
-    console.log(`${r.case.padEnd(22)}  ${s.min.toFixed(1)} / ${s.median.toFixed(1)} / ${s.max.toFixed(1)}`);
+    console.log(`${r.ring.padEnd(6)}  ${r.case.padEnd(22)}  ${s.min.toFixed(1)} / ${s.median.toFixed(1)} / ${s.max.toFixed(1)}`);
   }
 }

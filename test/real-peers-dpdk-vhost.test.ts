@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Arena } from '../src/memory/index.js';
-import { DriverQueue, SplitLayout } from '../src/virtqueue/index.js';
+import { PackedDriverQueue, compactRingBytes, compactRingLayout, openDriverQueue, type RingKind } from '../src/virtqueue/index.js';
 import { NetF, VirtioF, describeFeatures, negotiate } from '../src/net/features.js';
 import { NetDriverService, txLayoutOf } from '../src/net/driver-service.js';
 import { BIG_LOCK_WORDS, BigLock, performanceClock, resolvePolicy, type PolicyConfig } from '../src/policy/index.js';
@@ -44,7 +44,7 @@ const PAGE = 4096;
  * What this driver accepts under a policy, as the engine's guests do (net-common netFeatures):
  * event idx with the eventIdx interrupt mode, mergeable rx buffers and the guest-side TSO bits as
  * the preset says, checksum offload both ways. No MTU/MAC (they live in config space, which this
- * frontend does not read), no INDIRECT (no indirect area planned here), no packed ring.
+ * frontend does not read), no INDIRECT (no indirect area planned here); the packed ring and IN_ORDER are added per run.
  */
 function acceptedFeatures(p: PolicyConfig): bigint {
   let f = VirtioF.VERSION_1 | NetF.CSUM | NetF.GUEST_CSUM | VHOST_USER_F_PROTOCOL_FEATURES;
@@ -98,22 +98,22 @@ async function startTestpmd(tag: string, tso: boolean): Promise<Testpmd> {
  * each back as one frame (mergeable rx buffers), its checksum completed, and the sink checks the
  * same stream bytes.
  */
-async function runPreset(t: TestContext, presetName: 'vhost' | 'rfc-baseline', frames: number, tso = false): Promise<void> {
+async function runPreset(t: TestContext, presetName: 'vhost' | 'rfc-baseline', frames: number, tso = false, ring: RingKind = 'split', inOrder = false): Promise<void> {
   const policy = resolvePolicy(presetName);
-  const pmd = await startTestpmd(`${presetName}${tso ? '-tso' : ''}`, tso);
-  const name = `${presetName}${tso ? ' + DPDK tso=1' : ''}`;
+  const pmd = await startTestpmd(`${presetName}${tso ? '-tso' : ''}-${ring}${inOrder ? '-io' : ''}`, tso);
+  const name = `${presetName}${tso ? ' + DPDK tso=1' : ''}${ring === 'packed' ? ' packed ring' : ''}${inOrder ? ' in-order' : ''}`;
   let fe: VhostUserFrontend | null = null;
   let summary: { txFrames: number; rxFrames: number } | null = null;
   try {
     const rxSize = policy.dataPath.rxRingSize;
     const txSize = policy.dataPath.txRingSize;
-    const txRing = SplitLayout.packedBytes(rxSize);
-    const arenaBase = Math.ceil((txRing + SplitLayout.packedBytes(txSize)) / PAGE) * PAGE;
+    const txRing = Math.ceil(compactRingBytes(ring, rxSize) / 64) * 64;
+    const arenaBase = Math.ceil((txRing + compactRingBytes(ring, txSize)) / PAGE) * PAGE;
     const rxMemoryBytes = rxSize * PAGE; // a page per rx buffer covers mergeable and small buffers
     const txMemoryBytes = txSize * 2048; // a frame of at most 1518 bytes plus its header per tx buffer
     const arenaBytes = rxMemoryBytes + txMemoryBytes + 2 * PAGE;
     fe = await VhostUserFrontend.connect(pmd.sock, arenaBase + arenaBytes);
-    const accepted = acceptedFeatures(policy);
+    const accepted = acceptedFeatures(policy) | (ring === 'packed' ? VirtioF.RING_PACKED : 0n) | (inOrder ? VirtioF.IN_ORDER : 0n);
     const features = fe.setup(accepted);
     const agreed = negotiate(fe.offeredFeatures, accepted);
     if (!agreed.ok) throw agreed.error;
@@ -123,10 +123,12 @@ async function runPreset(t: TestContext, presetName: 'vhost' | 'rfc-baseline', f
 
     const mem = fe.memory;
     const eventIdx = (features & VirtioF.EVENT_IDX) !== 0n;
-    const rxL = SplitLayout.packedAt(rxSize, 0, RX);
-    const txL = SplitLayout.packedAt(txSize, txRing, TX);
-    const rxq = new DriverQueue<number>(mem, rxL, { index: RX, eventIdx });
-    const txq = new DriverQueue<number>(mem, txL, { index: TX, eventIdx });
+    if (ring === 'packed') assert.ok(features & VirtioF.RING_PACKED, 'DPDK negotiated the packed ring');
+    if (inOrder) assert.ok(features & VirtioF.IN_ORDER, 'DPDK negotiated IN_ORDER');
+    const rxL = compactRingLayout(ring, rxSize, 0, RX);
+    const txL = compactRingLayout(ring, txSize, txRing, TX);
+    const rxq = openDriverQueue<number>(mem, rxL, { index: RX, eventIdx, inOrder });
+    const txq = openDriverQueue<number>(mem, txL, { index: TX, eventIdx, inOrder });
     fe.startRing(RX, rxL);
     fe.startRing(TX, txL);
     const frontend = fe;
@@ -191,8 +193,14 @@ async function runPreset(t: TestContext, presetName: 'vhost' | 'rfc-baseline', f
     assert.equal(ep.stats.parseErrors, 0);
     assert.equal(ep.stats.ignored, 0, 'nothing came back that the endpoint did not send');
     assert.equal(d.rxFrames, d.txFrames, 'each frame sent (stream and ACKs) came back exactly once');
-    assert.equal(txBase, d.txFrames & 0xffff, 'DPDK consumed exactly the chains sent (16-bit index, wrapped)');
-    assert.equal(rxBase, d.rxBuffersReaped & 0xffff, 'DPDK used exactly the rx buffers the driver reaped');
+    if (txq instanceof PackedDriverQueue && rxq instanceof PackedDriverQueue) {
+      // Packed: the base is a ring position with its wrap counter in bit 15 (vhost-user "Ring states").
+      assert.equal(txBase & 0xffff, txq.availPosition, 'DPDK consumed exactly the descriptors sent, wrap counter included');
+      assert.equal(rxBase & 0xffff, rxq.usedPosition, 'DPDK stopped where the driver reaped its last rx buffer, wrap counter included');
+    } else {
+      assert.equal(txBase, d.txFrames & 0xffff, 'DPDK consumed exactly the chains sent (16-bit index, wrapped)');
+      assert.equal(rxBase, d.rxBuffersReaped & 0xffff, 'DPDK used exactly the rx buffers the driver reaped');
+    }
   } finally {
     fe?.close();
     await pmd.stop();
@@ -217,3 +225,9 @@ for (const presetName of ['vhost', 'rfc-baseline'] as const) {
 test(`with DPDK offering TSO (net_vhost tso=1), virtq's driver sends GSO frames of up to 64 KiB and gets the whole stream back intact in mergeable rx buffers`, { skip: missing ?? false, timeout: 150_000 }, async (t) => {
   await runPreset(t, 'vhost', Number(FRAMES_OVERRIDE ?? 200_000), true);
 });
+
+for (const inOrder of [false, true]) {
+  test(`on the packed ring${inOrder ? ' with IN_ORDER' : ''}, virtq's one driver streams frames through DPDK's vhost-user device and gets every one back once, in order and intact`, { skip: missing ?? false, timeout: 150_000 }, async (t) => {
+    await runPreset(t, 'vhost', Number(FRAMES_OVERRIDE ?? 50_000), false, 'packed', inOrder);
+  });
+}

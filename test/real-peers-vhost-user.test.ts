@@ -306,6 +306,7 @@ for (const { queueSize, mrg, preset, offloads, burst } of [
     let features = 0n;
     const h = await startVhostUser({ socketPath: path, backend: 'reflect', preset, onDisconnect: (e, _f, feat) => (disconnects.push(e), (features = feat)) });
     let output = '';
+    let stopped: ReturnType<typeof h.stop> | null = null;
     const runMs = 3000;
     const started = performance.now();
     try {
@@ -322,7 +323,11 @@ for (const { queueSize, mrg, preset, offloads, burst } of [
       );
       pmd.stdout.on('data', (d: Buffer) => (output += d.toString('latin1')));
       pmd.stderr.on('data', (d: Buffer) => (output += d.toString('latin1')));
-      const exited = new Promise<number | null>((res) => pmd.on('exit', (code) => res(code)));
+      let exitCode: number | null | undefined;
+      const exited = new Promise<number | null>((res) => pmd.on('exit', (code) => res((exitCode = code))));
+      // Timed from when forwarding starts, not from spawn: on a loaded machine EAL start-up can
+      // take longer than the run, and a SIGINT before testpmd installs its handler kills it.
+      for (let i = 0; i < 300 && exitCode === undefined && !output.includes('start packet forwarding'); i++) await new Promise((r) => setTimeout(r, 100));
       const timer = setTimeout(() => pmd.kill('SIGINT'), runMs);
       const hard = setTimeout(() => pmd.kill('SIGKILL'), runMs + 20_000);
       const code = await exited;
@@ -332,9 +337,12 @@ for (const { queueSize, mrg, preset, offloads, burst } of [
     } finally {
       rmSync(dir, { recursive: true, force: true });
       rmSync(`/var/run/dpdk/${prefix}`, { recursive: true, force: true });
+      // Always stopped: a failed run must not leave the server's worker keeping the process alive.
+      stopped = h.stop();
+      stopped.catch(() => {}); // awaited below when the run succeeded
     }
     const wallS = (performance.now() - started) / 1000;
-    const r = await h.stop();
+    const r = (await stopped)!;
     const pmd = parseTestpmd(output);
     assert.ok(pmd, `no totals in testpmd output:\n${output.slice(-2000)}`);
     t.diagnostic(`testpmd RX ${pmd.rx} TX ${pmd.tx} (dropped ${pmd.rxDropped}/${pmd.txDropped}); virtq device: from driver ${r.frames.txFrames} (+${r.backend.txLeftInRingAtStop} still in the ring at stop), to driver ${r.frames.rxFrames}; at least ${Math.round(pmd.tx / (runMs / 1000))} packets/s each way (counted over the whole ${(runMs / 1000).toFixed(0)} s including testpmd start-up; ${wallS.toFixed(1)} s wall); ${r.backend.calls} calls`);

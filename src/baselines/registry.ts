@@ -17,7 +17,7 @@ import {
   runPostMessageTransfer,
 } from './postmessage.js';
 import { RINGBUF_JS_CASE, runRingbufJs } from './ringbuf-js.js';
-import { VIRTQ_PINGPONG_CASE, VIRTQ_RING_CASE, runVirtqPingPong, runVirtqRing } from './virtq-ring.js';
+import { VIRTQ_PACKED_CASE, VIRTQ_PACKED_PINGPONG_CASE, VIRTQ_PINGPONG_CASE, VIRTQ_RING_CASE, runVirtqPingPong, runVirtqRing } from './virtq-ring.js';
 import {
   parseStrategy,
   REFERENCE_STRATEGY,
@@ -80,12 +80,14 @@ export function registerLatencyCase(name: string, runner: LatencyCaseRunner): vo
 }
 
 registerPeerCase(BARE_RING_CASE, (ctx) => runBareRing(ctx), { perStrategy: true });
-registerPeerCase(VIRTQ_RING_CASE, runVirtqRing, { perStrategy: true });
+registerPeerCase(VIRTQ_RING_CASE, (ctx) => runVirtqRing(ctx), { perStrategy: true });
+registerPeerCase(VIRTQ_PACKED_CASE, (ctx) => runVirtqRing(ctx, 'packed'), { perStrategy: true });
 registerPeerCase(POSTMESSAGE_COPY_CASE, runPostMessageCopy);
 registerPeerCase(POSTMESSAGE_TRANSFER_CASE, runPostMessageTransfer);
 registerPeerCase(RINGBUF_JS_CASE, runRingbufJs);
 registerLatencyCase(ATOMICS_PINGPONG_CASE, runAtomicsPingPong);
-registerLatencyCase(VIRTQ_PINGPONG_CASE, runVirtqPingPong);
+registerLatencyCase(VIRTQ_PINGPONG_CASE, (ctx) => runVirtqPingPong(ctx));
+registerLatencyCase(VIRTQ_PACKED_PINGPONG_CASE, (ctx) => runVirtqPingPong(ctx, 'packed'));
 
 type Job =
   | { kind: 'throughput'; entry: ThroughputCaseEntry; payloadBytes: number; strategy?: KickStrategy }

@@ -1,6 +1,7 @@
-// The virtq cases of `virtq bench peers`: the split ring itself, run through the engine exactly
-// as a user runs it (two piscina worker threads, doorbells, event idx), beside the bare SPSC ring
-// it is judged against.
+// The virtq cases of `virtq bench peers`: the split ring (and the packed ring, virtio 1.2 §2.8,
+// as virtq-packed / virtq-packed-pingpong) itself, run through the engine exactly as a user runs
+// it (two piscina worker threads, doorbells, event idx), beside the bare SPSC ring it is judged
+// against.
 //   virtq-ring      the `stream` workload with verify 'seq': the guest copies each payload into
 //                   a guest buffer (copy 1), the device copies it out of the chain (copy 2), the
 //                   same two copies per packet as the bare ring; sequence and length checked;
@@ -17,12 +18,15 @@
 
 import { Engine, threadCpuSource, type EngineResult } from '../engine/index.js';
 import type { SideStats, WaitSettings } from '../engine/types.js';
+import type { RingKind } from '../virtqueue/index.js';
 import type { WorkerReport } from './control.js';
 import { throughputResult } from './harness.js';
 import { REFERENCE_STRATEGY, parseStrategy, type KickStrategy, type LatencyRunContext, type PeerCaseResult, type PeerRunContext, type PingPongResult } from './types.js';
 
 export const VIRTQ_RING_CASE = 'virtq-ring';
 export const VIRTQ_PINGPONG_CASE = 'virtq-pingpong';
+export const VIRTQ_PACKED_CASE = 'virtq-packed';
+export const VIRTQ_PACKED_PINGPONG_CASE = 'virtq-packed-pingpong';
 /** Queue size of the throughput case (the bare ring has 256 slots). */
 export const VIRTQ_QUEUE_SIZE = 256;
 const PUBLISH_EVERY = 32;
@@ -33,13 +37,14 @@ export function waitSettingsOf(strategy: KickStrategy): WaitSettings {
   return { strategy: 'hybrid', spinIterations: strategy.spinIters };
 }
 
-/** One run of the split ring through the engine. */
-export async function runVirtqRing(ctx: PeerRunContext): Promise<PeerCaseResult> {
+/** One run of the split (or packed) ring through the engine. */
+export async function runVirtqRing(ctx: PeerRunContext, ring: RingKind = 'split'): Promise<PeerCaseResult> {
+  const caseName = ring === 'packed' ? VIRTQ_PACKED_CASE : VIRTQ_RING_CASE;
   const strategy = ctx.strategy ?? parseStrategy(REFERENCE_STRATEGY);
   const payloadBytes = Math.ceil(ctx.payloadBytes / 4) * 4;
   const r: EngineResult = await Engine.run({
     workload: 'stream',
-    queues: [{ size: VIRTQ_QUEUE_SIZE, eventIdx: true }],
+    queues: [{ size: VIRTQ_QUEUE_SIZE, eventIdx: true, ring }],
     arenaBytes: VIRTQ_QUEUE_SIZE * Math.ceil(payloadBytes / 64) * 64 + (1 << 20),
     wait: waitSettingsOf(strategy),
     durationMs: ctx.warmupMs + ctx.durationMs,
@@ -68,16 +73,16 @@ export async function runVirtqRing(ctx: PeerRunContext): Promise<PeerCaseResult>
   const producer = report(r.guest, r.guest.windowPackets);
   producer.window.notifies = 0;
   return throughputResult(
-    { name: `${VIRTQ_RING_CASE}/${strategy.name}/q${VIRTQ_QUEUE_SIZE}`, caseName: VIRTQ_RING_CASE, payloadBytes, strategy: strategy.name, publishEvery: PUBLISH_EVERY },
+    { name: `${caseName}/${strategy.name}/q${VIRTQ_QUEUE_SIZE}`, caseName, payloadBytes, strategy: strategy.name, publishEvery: PUBLISH_EVERY },
     { producer, consumer, consumedPackets: h.windowPackets, seconds: h.windowMs / 1000 },
   );
 }
 
-/** One ping-pong run through the split ring (64 B requests, one in flight). */
-export async function runVirtqPingPong(ctx: LatencyRunContext): Promise<PingPongResult> {
+/** One ping-pong run through the split (or packed) ring (64 B requests, one in flight). */
+export async function runVirtqPingPong(ctx: LatencyRunContext, ring: RingKind = 'split'): Promise<PingPongResult> {
   const r = await Engine.run({
     workload: 'pingpong',
-    queues: [{ size: 256, eventIdx: true }],
+    queues: [{ size: 256, eventIdx: true, ring }],
     wait: waitSettingsOf(ctx.strategy),
     durationMs: ctx.warmupMs + ctx.durationMs,
     timeoutMs: ctx.warmupMs + ctx.durationMs + 30_000,
@@ -85,7 +90,7 @@ export async function runVirtqPingPong(ctx: LatencyRunContext): Promise<PingPong
   });
   const e = r.guest.extra;
   const result: PingPongResult = {
-    name: VIRTQ_PINGPONG_CASE,
+    name: ring === 'packed' ? VIRTQ_PACKED_PINGPONG_CASE : VIRTQ_PINGPONG_CASE,
     strategy: ctx.strategy.name,
     rtts: e.rtts ?? 0,
     p50Us: (e.p50Ns ?? 0) / 1000,

@@ -1,11 +1,11 @@
 // Plans and allocates the shared state of one engine run (guest RAM with the rings, indirect
 // tables and a buffer arena; the doorbell block; a control word block) in the main thread, and
-// re-opens it inside a processor. Ring placement goes through SplitLayout; nothing here touches
+// re-opens it inside a processor. Ring placement goes through the ring layouts (split or packed); nothing here touches
 // ring memory.
 
 import { GuestMemory } from '../memory/index.js';
 import { DoorbellBlock } from '../notify/index.js';
-import { SplitLayout } from '../virtqueue/index.js';
+import { compactRingBytes, compactRingLayout, ringLayoutOf, type RingKind, type RingLayout } from '../virtqueue/index.js';
 import { ENGINE_DOORBELLS, type QueuePlan, type SharedSetup } from './types.js';
 
 export interface QueueRequest {
@@ -13,6 +13,10 @@ export interface QueueRequest {
   eventIdx?: boolean;
   indirect?: boolean;
   indirectMaxSegments?: number;
+  /** Ring layout (default split). */
+  ring?: RingKind;
+  /** VIRTIO_F_IN_ORDER on this queue. */
+  inOrder?: boolean;
 }
 
 const PAGE = 4096;
@@ -23,8 +27,9 @@ export function planSharedSetup(queues: QueueRequest[], arenaBytes: number): Sha
   let cursor = 0;
   const plans: QueuePlan[] = [];
   queues.forEach((q, index) => {
-    const layout = SplitLayout.packedAt(q.size, cursor, index);
-    cursor = alignUp(cursor + SplitLayout.packedBytes(q.size), PAGE);
+    const ring = q.ring ?? 'split';
+    const layout = compactRingLayout(ring, q.size, cursor, index);
+    cursor = alignUp(cursor + compactRingBytes(ring, q.size), PAGE);
     plans.push({
       index,
       size: q.size,
@@ -35,6 +40,8 @@ export function planSharedSetup(queues: QueueRequest[], arenaBytes: number): Sha
       indirect: q.indirect ?? false,
       indirectArea: 0,
       indirectMaxSegments: q.indirectMaxSegments ?? 32,
+      ring,
+      inOrder: q.inOrder ?? false,
     });
   });
   for (const p of plans) {
@@ -58,8 +65,8 @@ export function planSharedSetup(queues: QueueRequest[], arenaBytes: number): Sha
 }
 
 /** The layout of a planned queue. */
-export function layoutOf(q: QueuePlan): SplitLayout {
-  return SplitLayout.modern(q.size, q.descAddr, q.availAddr, q.usedAddr, q.index);
+export function layoutOf(q: QueuePlan): RingLayout {
+  return ringLayoutOf(q.ring ?? 'split', q.size, q.descAddr, q.availAddr, q.usedAddr, q.index);
 }
 
 /** Re-opens the guest memory of a setup (in any thread). */

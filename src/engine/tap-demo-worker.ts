@@ -10,7 +10,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { writeSync } from 'node:fs';
 import { Arena } from '../memory/index.js';
-import { DeviceQueue, DriverQueue } from '../virtqueue/index.js';
+import { openDeviceQueue, openDriverQueue, type DriverVirtqueue } from '../virtqueue/index.js';
 import { ipv4FromString, macFromString } from '../net/frames/index.js';
 import { VirtioF } from '../net/features.js';
 import { NetDeviceService, txDescsPerFrame } from '../net/device-service.js';
@@ -53,8 +53,8 @@ function bigLock(threadId: number): BigLock | null {
 }
 
 function host(): void {
-  const rxq = new DeviceQueue(mem, layoutOf(plans[RX]!), { index: RX, eventIdx, indirect });
-  const txq = new DeviceQueue(mem, layoutOf(plans[TX]!), { index: TX, eventIdx, indirect });
+  const rxq = openDeviceQueue(mem, layoutOf(plans[RX]!), { index: RX, eventIdx, indirect });
+  const txq = openDeviceQueue(mem, layoutOf(plans[TX]!), { index: TX, eventIdx, indirect });
   const tap = new TapPort(io, d.tapFd!, d.tapName);
   const pcap = d.pcapPath !== undefined ? openPcapFile(d.pcapPath) : null;
   // GSO frames recorded as the MSS segments a wire carries, so tshark decodes every one.
@@ -119,9 +119,9 @@ function host(): void {
 }
 
 function guest(): void {
-  const q = (i: number): DriverQueue<number> => {
+  const q = (i: number): DriverVirtqueue<number> => {
     const plan = plans[i]!;
-    return new DriverQueue<number>(mem, layoutOf(plan), { index: i, eventIdx, indirect, indirectArea: plan.indirectArea, indirectMaxSegments: plan.indirectMaxSegments });
+    return openDriverQueue<number>(mem, layoutOf(plan), { index: i, eventIdx, indirect, indirectArea: plan.indirectArea, indirectMaxSegments: plan.indirectMaxSegments });
   };
   const tracer = d.trace !== undefined ? new Tracer(d.trace) : undefined;
   const doorbell = new FdDoorbell({ io, waitFds: () => [d.callFd], ringFds: () => [d.kickFd], stopped });

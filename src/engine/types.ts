@@ -4,6 +4,7 @@
 import type { RegionSpec } from '../memory/index.js';
 import type { WaitStrategy } from '../notify/index.js';
 import type { TracerSetup } from '../trace/tracer.js';
+import type { RingKind } from '../virtqueue/index.js';
 
 /** Where one virtqueue lives in guest memory and what was negotiated for it. */
 export interface QueuePlan {
@@ -17,6 +18,10 @@ export interface QueuePlan {
   /** Driver-side indirect tables: size × indirectMaxSegments × 16 bytes at this address. */
   indirectArea: number;
   indirectMaxSegments: number;
+  /** Ring layout: split (§2.7) or packed (§2.8, VIRTIO_F_RING_PACKED). Absent = split. */
+  ring?: RingKind;
+  /** VIRTIO_F_IN_ORDER: used returns in order, batched on the device side. */
+  inOrder?: boolean;
 }
 
 /** Doorbell indices inside the engine's DoorbellBlock. */

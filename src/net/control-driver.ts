@@ -8,7 +8,7 @@
 
 import type { Arena } from '../memory/arena.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
-import type { DriverQueue } from '../virtqueue/driver-queue.js';
+import type { DriverVirtqueue } from '../virtqueue/index.js';
 import { CTRL_ERR, CTRL_OK, encodeControl, type ControlCommand } from './control.js';
 import { MAX_CONTROL_BYTES } from './control-queue.js';
 import { NetError } from './errors.js';
@@ -28,7 +28,7 @@ export class ControlDriver {
   constructor(
     private readonly mem: GuestMemory,
     arena: Arena,
-    readonly queue: DriverQueue<number>,
+    readonly queue: DriverVirtqueue<number>,
   ) {
     this.cmdAddr = arena.alloc(MAX_CONTROL_BYTES, 64);
     this.ackAddr = arena.alloc(64, 64);

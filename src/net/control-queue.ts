@@ -11,7 +11,7 @@
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { GuestMemoryError } from '../memory/errors.js';
 import { DescriptorChain, readFromChain, writeToChain } from '../virtqueue/chain.js';
-import type { DeviceQueue } from '../virtqueue/device-queue.js';
+import type { DeviceVirtqueue } from '../virtqueue/index.js';
 import { VirtqueueError } from '../virtqueue/errors.js';
 import type { NetConfig } from './config.js';
 import { CTRL_ERR, CTRL_OK, ControlRejection, GUEST_OFFLOAD_MASK, parseControl, type ControlCommand, type ControlRejectReason } from './control.js';
@@ -257,7 +257,7 @@ export class ControlQueue {
 
   constructor(
     private readonly mem: GuestMemory,
-    readonly queue: DeviceQueue,
+    readonly queue: DeviceVirtqueue,
     readonly control: NetControl,
   ) {}
 

@@ -1,5 +1,5 @@
 // The one virtio-net device data path as a running service: NetDevice (header validation,
-// offloads, mergeable rx, counted drops) on a receive and a transmit DeviceQueue, a NetPort
+// offloads, mergeable rx, counted drops) on a receive and a transmit DeviceVirtqueue, a NetPort
 // behind it, and the policy layer's DeviceLoop in front of it, which alone runs the notify
 // cycle (disable → drain → publish → re-enable → fence → re-check → sleep, virtio 1.2 §2.7.14),
 // the tx mitigation timers, interrupt rules, rx kick suppression, busy polling and the QEMU-2008
@@ -20,7 +20,7 @@
 // Runs in Web Workers too: no `node:` imports.
 
 import type { GuestMemory } from '../memory/index.js';
-import type { DeviceQueue } from '../virtqueue/index.js';
+import type { DeviceVirtqueue } from '../virtqueue/index.js';
 import { DeviceLoop, type LoopDoorbell } from '../policy/device-loop.js';
 import type { PolicyConfig } from '../policy/config.js';
 import type { BigLock } from '../policy/lock.js';
@@ -44,8 +44,8 @@ const TX_DRAIN_WORK = 1024;
 
 export interface NetDeviceServiceOptions {
   mem: GuestMemory;
-  rxq: DeviceQueue;
-  txq: DeviceQueue;
+  rxq: DeviceVirtqueue;
+  txq: DeviceVirtqueue;
   /** The negotiated feature set (after FEATURES_OK / SET_FEATURES). */
   features: bigint;
   port: NetPort;
@@ -81,7 +81,7 @@ export interface NetDeviceServiceOptions {
   /** Queue pairs 1…N-1 (VIRTIO_NET_F_MQ); pair 0 is rxq/txq. They share the port (PortSteering). */
   extraPairs?: readonly NetQueuePair[];
   /** The control queue (VIRTIO_NET_F_CTRL_VQ) and its virtio index (2N with N pairs, §5.1.2). */
-  ctrl?: { queue: DeviceQueue; index: number };
+  ctrl?: { queue: DeviceVirtqueue; index: number };
   /** The control state to use (default: a new one when `ctrl` is given, max pairs = the pairs here). */
   control?: NetControl;
 }
@@ -117,8 +117,8 @@ export function txDescsPerFrame(layout: 'inline' | 'header-apart' | 'pages', fea
 
 /** One more receive/transmit pair (VIRTIO_NET_F_MQ): its queues and virtio indices (rx 2N, tx 2N+1, §5.1.2). */
 export interface NetQueuePair {
-  rxq: DeviceQueue;
-  txq: DeviceQueue;
+  rxq: DeviceVirtqueue;
+  txq: DeviceVirtqueue;
   rxIndex: number;
   txIndex: number;
 }
@@ -131,14 +131,14 @@ export class NetDeviceService {
   readonly loop: DeviceLoop;
   /** The port as pair 0's device sees it (wrapped when the policy drops the lock around reads). */
   readonly port: NetPort;
-  readonly rxq: DeviceQueue;
-  readonly txq: DeviceQueue;
+  readonly rxq: DeviceVirtqueue;
+  readonly txq: DeviceVirtqueue;
   /** The control state (CTRL_VQ), or null without a control queue. */
   readonly control: NetControl | null;
   readonly ctrl: ControlQueue | null;
   /** The port split over the pairs (null with one pair). */
   readonly steering: PortSteering | null;
-  private readonly allQueues: DeviceQueue[];
+  private readonly allQueues: DeviceVirtqueue[];
 
   constructor(o: NetDeviceServiceOptions) {
     const { policy } = o;
@@ -181,13 +181,13 @@ export class NetDeviceService {
     const devs = this.devices;
     const tr = o.tracer;
     const tracing = tr !== undefined && tr.enabled;
-    const kicksOn = (q: DeviceQueue, index: number, on: boolean): void => {
+    const kicksOn = (q: DeviceVirtqueue, index: number, on: boolean): void => {
       if (tr !== undefined && q.notificationsEnabled !== on) tr.notifications(on, index);
     };
     const kicks = o.kicks;
     // The loop reads ring state between drains; a driver that breaks a ring there (an avail.idx
     // jump) is recorded like one found while draining, and the broken queue reads as idle.
-    const guard = <T>(dev: { queueFailed(e: unknown, q?: DeviceQueue): void }, q: DeviceQueue, f: () => T, idle: T): (() => T) => () => {
+    const guard = <T>(dev: { queueFailed(e: unknown, q?: DeviceVirtqueue): void }, q: DeviceVirtqueue, f: () => T, idle: T): (() => T) => () => {
       if (q.broken) return idle;
       try {
         return f();
@@ -196,7 +196,7 @@ export class NetDeviceService {
         return idle;
       }
     };
-    const ringCallbacks = (dev: { queueFailed(e: unknown, q?: DeviceQueue): void }, q: DeviceQueue, index: number) => ({
+    const ringCallbacks = (dev: { queueFailed(e: unknown, q?: DeviceVirtqueue): void }, q: DeviceVirtqueue, index: number) => ({
       queueIndex: index,
       needsNotification: guard(dev, q, () => q.needsNotification(), false),
       pending: guard(dev, q, () => q.pending(), 0),
@@ -365,7 +365,7 @@ export class NetDeviceService {
   }
 
   /** Every queue of the service: each pair's rx and tx, then the control queue. */
-  get queues(): readonly DeviceQueue[] {
+  get queues(): readonly DeviceVirtqueue[] {
     return this.allQueues;
   }
 

@@ -17,7 +17,7 @@
 
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { DescriptorChain, readFromChain, writeToChain } from '../virtqueue/chain.js';
-import type { DeviceQueue } from '../virtqueue/device-queue.js';
+import type { DeviceVirtqueue } from '../virtqueue/queue.js';
 import { VirtqueueError } from '../virtqueue/errors.js';
 import { GuestMemoryError } from '../memory/errors.js';
 import type { NetPort } from './port.js';
@@ -133,9 +133,9 @@ export type RxResult = 'delivered' | 'no-buffers' | 'dropped';
 export interface NetDeviceOptions {
   mem: GuestMemory;
   /** Receive queue (device writes frames into it): virtio-net queue 0. */
-  rxq: DeviceQueue;
+  rxq: DeviceVirtqueue;
   /** Transmit queue (driver's frames): virtio-net queue 1. */
-  txq: DeviceQueue;
+  txq: DeviceVirtqueue;
   /** The negotiated feature set (after FEATURES_OK). */
   features: bigint;
   port: NetPort;
@@ -202,8 +202,8 @@ export class NetDevice {
   error: VirtqueueError | null = null;
 
   private readonly mem: GuestMemory;
-  private readonly rxq: DeviceQueue;
-  private readonly txq: DeviceQueue;
+  private readonly rxq: DeviceVirtqueue;
+  private readonly txq: DeviceVirtqueue;
   private readonly port: NetPort;
   private readonly rxStaging: boolean;
   private readonly control: NetControl | null;
@@ -263,7 +263,7 @@ export class NetDevice {
   }
 
   /** The receive queue (for the service's readiness checks). */
-  get rxQueue(): DeviceQueue {
+  get rxQueue(): DeviceVirtqueue {
     return this.rxq;
   }
 
@@ -668,7 +668,7 @@ export class NetDevice {
    * SET_MEM_TABLE while an rx chain is held for a mergeable frame). It breaks `queue` (when
    * known) as a 'bad-address' violation. Anything else is a bug of ours and is rethrown.
    */
-  queueFailed(e: unknown, queue?: DeviceQueue): void {
+  queueFailed(e: unknown, queue?: DeviceVirtqueue): void {
     let err = e;
     if (e instanceof GuestMemoryError) {
       const v = new VirtqueueError('bad-address', { queue: queue?.index, addr: e.addr, len: e.len, detail: `a buffer no longer in guest memory (${e.code})` }, { cause: e });

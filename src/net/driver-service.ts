@@ -17,7 +17,7 @@
 
 import type { Arena } from '../memory/arena.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
-import type { DriverQueue } from '../virtqueue/driver-queue.js';
+import type { DriverVirtqueue } from '../virtqueue/queue.js';
 import { DriverLoop } from '../policy/driver-loop.js';
 import type { LoopDoorbell } from '../policy/device-loop.js';
 import type { PolicyConfig } from '../policy/config.js';
@@ -32,8 +32,8 @@ export interface NetDriverServiceOptions {
   mem: GuestMemory;
   /** Driver-owned guest RAM for the rx and tx buffers. */
   arena: Arena;
-  rxq: DriverQueue<number>;
-  txq: DriverQueue<number>;
+  rxq: DriverVirtqueue<number>;
+  txq: DriverVirtqueue<number>;
   /** The negotiated feature set (what the device offered ∩ what this driver accepts). */
   features: bigint;
   /** The guest's stack; partialCsum and gso follow the negotiated CSUM and HOST_TSO4. */
@@ -274,7 +274,7 @@ export class NetDriverService {
  * Tracing: records a driver queue's interrupts switching on or off (transitions only; the
  * record before the driver sleeps also stamps its queued reap points).
  */
-function irqOn(tr: NetObserver, q: DriverQueue<number>, queue: number, on: boolean): void {
+function irqOn(tr: NetObserver, q: DriverVirtqueue<number>, queue: number, on: boolean): void {
   if (q.interruptsEnabled !== on) tr.notifications(on, queue);
 }
 

@@ -16,7 +16,8 @@
 import type { Arena } from '../memory/arena.js';
 import { BufferPool } from '../memory/arena.js';
 import type { GuestMemory, MemoryRegion } from '../memory/guest-memory.js';
-import type { DriverQueue, Segment } from '../virtqueue/driver-queue.js';
+import type { Segment } from '../virtqueue/driver-queue.js';
+import type { DriverVirtqueue } from '../virtqueue/queue.js';
 import { NetError } from './errors.js';
 import { NET_OBSERVER_OFF, type NetObserver } from './observer.js';
 import { NetF } from './features.js';
@@ -60,8 +61,8 @@ export interface NetDriverOptions {
   /** Driver-owned guest RAM for rx and tx buffers. */
   arena: Arena;
   features: bigint;
-  rxq: DriverQueue<number>;
-  txq: DriverQueue<number>;
+  rxq: DriverVirtqueue<number>;
+  txq: DriverVirtqueue<number>;
   /** Default: mergeable with MRG_RXBUF, big with GUEST_TSO4/TSO6/UFO, else small. */
   rxMode?: RxBufferMode;
   /** Mergeable buffer size (default 4096, a page). */
@@ -105,8 +106,8 @@ export class NetDriver {
   readonly maxTxFrameBytes: number;
   readonly napiBudget: number;
   readonly refillThreshold: number;
-  readonly rxq: DriverQueue<number>;
-  readonly txq: DriverQueue<number>;
+  readonly rxq: DriverVirtqueue<number>;
+  readonly txq: DriverVirtqueue<number>;
   readonly stats: NetDriverStats = {
     txFrames: 0,
     txBytes: 0,

@@ -65,7 +65,8 @@ export interface StudyReport {
   generatedAt: string;
   command: string;
   machine: { node: string; platform: string; cpus: number; cpuModel: string };
-  plan: StudyPlan & { mode: StudyMode; msgBytes: number; mtu: number; streamWorkload: string; pingWorkload: string; waitStrategy: string };
+  /** `ring`/`inOrder` appear only when not the default (split ring, no IN_ORDER). */
+  plan: StudyPlan & { mode: StudyMode; msgBytes: number; mtu: number; streamWorkload: string; pingWorkload: string; waitStrategy: string; ring?: 'packed'; inOrder?: true };
   rfcSource: string;
   rows: RowResult[];
   totalSeconds: number;

@@ -16,6 +16,7 @@ import type { StudyMode, StudyPreset } from './presets-source.js';
 import { rfcFiguresFor, RFC_SOURCE } from './rfc-figures.js';
 import { judgeConclusions } from './conclusions.js';
 import { summarize } from './stats.js';
+import type { RingKind } from '../virtqueue/index.js';
 
 /**
  * Runs one engine run; with `stopAfterReadyMs`, stops it that long after both sides passed the
@@ -58,6 +59,10 @@ export interface CellOptions {
   mtu?: number;
   /** Overrides the preset's ring size for both queues. */
   queueSize?: number;
+  /** Ring layout of both queues (default split; packed = VIRTIO_F_RING_PACKED, §2.8). */
+  ring?: RingKind;
+  /** VIRTIO_F_IN_ORDER on both queues. */
+  inOrder?: boolean;
   /** Informational: the preset itself (StudyPreset.policy) already says cumulative or alone. */
   mode?: StudyMode;
   wait?: WaitSettings;
@@ -119,9 +124,10 @@ function errText(e: unknown): string {
 
 function queuesFor(preset: StudyPreset, o: CellOptions): EngineOptions['queues'] {
   const size = o.queueSize ?? preset.ringSize;
+  const layout = { ...(o.ring !== undefined ? { ring: o.ring } : {}), ...(o.inOrder === true ? { inOrder: true } : {}) };
   return [
-    { size, eventIdx: preset.eventIdx },
-    { size, eventIdx: preset.eventIdx },
+    { size, eventIdx: preset.eventIdx, ...layout },
+    { size, eventIdx: preset.eventIdx, ...layout },
   ];
 }
 
@@ -262,6 +268,8 @@ export function studyPlanOf(o: StudyOptions): StudyReport['plan'] {
     streamWorkload: o.streamWorkload ?? DEFAULT_STREAM_WORKLOAD,
     pingWorkload: o.pingWorkload ?? DEFAULT_PING_WORKLOAD,
     waitStrategy: o.wait?.strategy ?? 'engine default (hybrid)',
+    ...(o.ring === 'packed' ? { ring: 'packed' as const } : {}),
+    ...(o.inOrder === true ? { inOrder: true as const } : {}),
   };
 }
 

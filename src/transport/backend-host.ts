@@ -6,7 +6,7 @@
 // state. Shared by the inline runner and the worker. Runs in browser Web Workers: no `node:` imports.
 
 import type { GuestMemory } from '../memory/index.js';
-import { DeviceQueue, SplitLayout, VirtqueueError } from '../virtqueue/index.js';
+import { VirtqueueError, openDeviceQueue, ringLayoutOf, type DeviceVirtqueue } from '../virtqueue/index.js';
 import { VirtioF } from '../net/features.js';
 import type { ActivationPlan, BackendSnapshot, DeviceContext, DeviceDrive, DeviceSignals, VirtioDeviceBackend } from './device.js';
 import { Interrupt } from './regs.js';
@@ -24,7 +24,7 @@ export interface BackendHostStats {
 }
 
 export class BackendHost {
-  private queues: (DeviceQueue | null)[] = [];
+  private queues: (DeviceVirtqueue | null)[] = [];
   private activeValue = false;
   private brokenValue = false;
   readonly stats: BackendHostStats = { activations: 0, deactivations: 0, runs: 0, turns: 0, usedNotifications: 0, needsResets: 0, lastError: null };
@@ -52,12 +52,14 @@ export class BackendHost {
     const features = BigInt(plan.featuresHex);
     const eventIdx = (features & VirtioF.EVENT_IDX) !== 0n;
     const indirect = (features & VirtioF.INDIRECT_DESC) !== 0n;
+    const inOrder = (features & VirtioF.IN_ORDER) !== 0n;
+    const ring = (features & VirtioF.RING_PACKED) !== 0n ? 'packed' : 'split';
     this.brokenValue = false;
     try {
       this.queues = plan.queues.map((c) => {
         if (c === null) return null;
-        const layout = SplitLayout.modern(c.size, c.descAddr, c.driverAddr, c.deviceAddr, c.index);
-        const q = new DeviceQueue(this.mem, layout, { index: c.index, eventIdx, indirect });
+        const layout = ringLayoutOf(ring, c.size, c.descAddr, c.driverAddr, c.deviceAddr, c.index);
+        const q = openDeviceQueue(this.mem, layout, { index: c.index, eventIdx, indirect, inOrder });
         const st = plan.restore?.queues[c.index];
         if (st) q.restore(st);
         return q;

@@ -7,7 +7,7 @@
 // Runs in browser Web Workers: no `node:` imports.
 
 import type { GuestMemory } from '../memory/index.js';
-import type { DeviceQueue, DeviceQueueState } from '../virtqueue/index.js';
+import type { DeviceQueueState, DeviceVirtqueue } from '../virtqueue/index.js';
 import type { LoopDoorbell } from '../policy/device-loop.js';
 import { Interrupt } from './regs.js';
 
@@ -83,7 +83,7 @@ export interface DeviceContext extends DeviceDrive {
   /** The negotiated feature set (§2.2). */
   readonly features: bigint;
   /** Live queues configured with the negotiated event idx / indirect bits; null when not ready. */
-  readonly queues: readonly (DeviceQueue | null)[];
+  readonly queues: readonly (DeviceVirtqueue | null)[];
   /** Sends a used-buffer notification (§2.7.7.2 decided by the caller; this raises the interrupt). */
   notifyUsed(queue: number): void;
   /**

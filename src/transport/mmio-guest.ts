@@ -13,7 +13,7 @@
 import { ControlDriver, type ControlReply } from '../net/control-driver.js';
 import type { ControlCommand } from '../net/control.js';
 import { Arena, type GuestMemory } from '../memory/index.js';
-import { DriverQueue, SplitLayout } from '../virtqueue/index.js';
+import { compactRingBytes, compactRingLayout, openDriverQueue, type DriverVirtqueue } from '../virtqueue/index.js';
 import { NetF, VirtioF } from '../net/features.js';
 import { NET_DEVICE_FEATURES } from '../net/device.js';
 import { NetDriver, type NetDriverOptions, type ReceiveCallback } from '../net/driver.js';
@@ -41,7 +41,10 @@ export class MmioGuestError extends Error {
   }
 }
 
-/** What the guest asks for by default: NetDriver understands every feature NetDevice honours. */
+/**
+ * What the guest asks for by default: every feature NetDevice honours, on the split ring (ask
+ * for VIRTIO_F_RING_PACKED / VIRTIO_F_IN_ORDER with wantFeatures).
+ */
 export const GUEST_NET_FEATURES = NET_DEVICE_FEATURES;
 
 export interface MmioNetGuestOptions {
@@ -202,15 +205,16 @@ export class MmioNetGuest {
     return (this.bus.read(MMIO_CONFIG_OFFSET + NetConfigOffset.STATUS, 2) & 1) !== 0;
   }
 
-  private setupQueue(index: number, arena: Arena): DriverQueue<number> {
+  private setupQueue(index: number, arena: Arena): DriverVirtqueue<number> {
     this.w(Reg.QueueSel, index);
     if (this.r(Reg.QueueReady) !== 0) throw new MmioGuestError('queue-unavailable', `queue ${index} already in use`);
     const max = this.r(Reg.QueueNumMax);
     if (max === 0) throw new MmioGuestError('queue-unavailable', `queue ${index} not available`);
     const size = Math.min(max, this.opts.queueSize ?? 256);
-    const base = arena.alloc(SplitLayout.packedBytes(size), 4096);
-    this.mem.fill(base, SplitLayout.packedBytes(size), 0);
-    const layout = SplitLayout.packedAt(size, base, index);
+    const ring = (this.features & VirtioF.RING_PACKED) !== 0n ? 'packed' : 'split';
+    const base = arena.alloc(compactRingBytes(ring, size), 4096);
+    this.mem.fill(base, compactRingBytes(ring, size), 0);
+    const layout = compactRingLayout(ring, size, base, index);
     const indirect = (this.features & VirtioF.INDIRECT_DESC) !== 0n;
     const indirectArea = indirect ? arena.alloc(size * INDIRECT_SEGMENTS * 16, 16) : undefined;
     this.w(Reg.QueueNum, size);
@@ -223,8 +227,9 @@ export class MmioNetGuest {
     this.w(Reg.QueueDeviceHigh, hi(layout.usedAddr));
     this.w(Reg.QueueReady, 1);
     if (this.r(Reg.QueueReady) !== 1) throw new MmioGuestError('queue-unavailable', `queue ${index} refused its setup`);
-    return new DriverQueue<number>(this.mem, layout, {
+    return openDriverQueue<number>(this.mem, layout, {
       index,
+      inOrder: (this.features & VirtioF.IN_ORDER) !== 0n,
       eventIdx: (this.features & VirtioF.EVENT_IDX) !== 0n,
       indirect,
       ...(indirectArea !== undefined ? { indirectArea, indirectMaxSegments: INDIRECT_SEGMENTS } : {}),

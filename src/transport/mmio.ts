@@ -12,7 +12,7 @@
 // Runs in browser Web Workers: no `node:` imports.
 
 import { GuestMemoryError, type GuestMemory } from '../memory/index.js';
-import { SplitLayout, availRingBytes, descTableBytes, isValidQueueSize, usedRingBytes } from '../virtqueue/index.js';
+import { PACKED_EVENT_AREA_BYTES, availRingBytes, descTableBytes, isValidPackedQueueSize, isValidQueueSize, packedRingBytes, ringLayoutOf, usedRingBytes } from '../virtqueue/index.js';
 import { VirtioF } from '../net/features.js';
 import type { ActivationPlan, BackendSnapshot, QueueConfig, VirtioDeviceFrontend } from './device.js';
 import type { DeviceRunner } from './runner.js';
@@ -483,12 +483,23 @@ export class MmioTransport {
   /** Why the device cannot run queue `index` as configured, or null (§2.7 sizes and alignment). */
   private queueProblem(index: number, q: QueueRegs): string | null {
     const max = this.device.queueMaxSizes[index]!;
-    if (!isValidQueueSize(q.num) || q.num > max) return `queue ${index}: size ${q.num} is not a power of 2 in [1, QueueNumMax ${max}]`;
-    const areas: [string, number, number, number][] = [
-      ['descriptor area', q.descLo, q.descHi, descTableBytes(q.num)],
-      ['driver area', q.driverLo, q.driverHi, availRingBytes(q.num)],
-      ['device area', q.deviceLo, q.deviceHi, usedRingBytes(q.num)],
-    ];
+    // VIRTIO_F_RING_PACKED (negotiated at FEATURES_OK, before any QueueReady): the areas are the
+    // descriptor ring and the two event suppression structures, and any size fits (§2.8).
+    const packed = (this.driverFeatures & VirtioF.RING_PACKED) !== 0n;
+    if (packed) {
+      if (!isValidPackedQueueSize(q.num) || q.num > max) return `queue ${index}: packed size ${q.num} is not in [1, QueueNumMax ${max}]`;
+    } else if (!isValidQueueSize(q.num) || q.num > max) return `queue ${index}: size ${q.num} is not a power of 2 in [1, QueueNumMax ${max}]`;
+    const areas: [string, number, number, number][] = packed
+      ? [
+          ['descriptor ring', q.descLo, q.descHi, packedRingBytes(q.num)],
+          ['driver event suppression area', q.driverLo, q.driverHi, PACKED_EVENT_AREA_BYTES],
+          ['device event suppression area', q.deviceLo, q.deviceHi, PACKED_EVENT_AREA_BYTES],
+        ]
+      : [
+          ['descriptor area', q.descLo, q.descHi, descTableBytes(q.num)],
+          ['driver area', q.driverLo, q.driverHi, availRingBytes(q.num)],
+          ['device area', q.deviceLo, q.deviceHi, usedRingBytes(q.num)],
+        ];
     const addrs: number[] = [];
     for (const [name, lo, hi, bytes] of areas) {
       if (hi >= 0x20_0000) return `queue ${index}: ${name} address beyond 2^53`;
@@ -503,7 +514,7 @@ export class MmioTransport {
       addrs.push(addr);
     }
     try {
-      SplitLayout.modern(q.num, addrs[0]!, addrs[1]!, addrs[2]!, index);
+      ringLayoutOf(packed ? 'packed' : 'split', q.num, addrs[0]!, addrs[1]!, addrs[2]!, index);
     } catch (e) {
       return e instanceof Error ? e.message : String(e);
     }

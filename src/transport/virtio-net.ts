@@ -21,7 +21,7 @@
 
 import { NET_DEVICE_FEATURES, NetDevice, type NetDeviceStats } from '../net/device.js';
 import { NET_CONFIG_BYTES } from '../net/config.js';
-import { NetF, type NetFeatureName } from '../net/features.js';
+import { NetF, VirtioF, type NetFeatureName } from '../net/features.js';
 import { emptyNetHdr, type VirtioNetHdr } from '../net/header.js';
 import { ipv4FromString, macFromString } from '../net/frames/addr.js';
 import { portHasRx, type PortRxFrame, type NetPort } from '../net/port.js';
@@ -34,7 +34,7 @@ import { resolvePolicy } from '../policy/presets.js';
 import type { PolicyConfig } from '../policy/config.js';
 import type { LoopDoorbell } from '../policy/device-loop.js';
 import type { SinkState } from '../net/endpoint.js';
-import type { DeviceQueue } from '../virtqueue/index.js';
+import type { DeviceVirtqueue } from '../virtqueue/index.js';
 import type { DeviceContext, VirtioDeviceBackend, VirtioDeviceKind } from './device.js';
 import { NetConfigFrontend } from './net-frontend.js';
 
@@ -43,8 +43,8 @@ export const VIRTIO_NET_TX_QUEUE = 1;
 
 /**
  * Every feature the NetDevice adapter offers: what NetDevice implements (header validation,
- * software GSO/checksum for a backend without them, mergeable rx, GSO rx) plus the ring features.
- * Not offered: UFO/USO (NetDevice cannot segment them in software), the control queue, MQ, RSS,
+ * software GSO/checksum for a backend without them, mergeable rx, GSO rx) plus the ring features
+ * (the packed ring and in-order use on request: VirtioNetOptions.packed / inOrder). Not offered: UFO/USO (NetDevice cannot segment them in software), the control queue, MQ, RSS,
  * hash report, SPEED_DUPLEX.
  */
 export const VIRTIO_NET_FEATURES = NET_DEVICE_FEATURES;
@@ -115,6 +115,10 @@ export interface VirtioNetOptions {
    * 40 bytes, an indirection table up to 128 entries (src/net/rss.ts). Default false.
    */
   rss?: boolean;
+  /** Offer VIRTIO_F_RING_PACKED (§2.8), like QEMU's packed=on (default off, as QEMU's). */
+  packed?: boolean;
+  /** Offer VIRTIO_F_IN_ORDER (§2.7.9, §2.8.8), like QEMU's in_order=on (default off). */
+  inOrder?: boolean;
 }
 
 /** What `controlQueue` adds to the offer. */
@@ -150,7 +154,7 @@ function rssOf(o: VirtioNetOptions): boolean {
 }
 
 function offeredFeatures(o: VirtioNetOptions): bigint {
-  let f = VIRTIO_NET_FEATURES | (o.controlQueue === true ? VIRTIO_NET_CTRL_FEATURES : 0n) | (pairsOf(o) > 1 ? NetF.MQ : 0n) | (rssOf(o) ? NetF.RSS | NetF.HASH_REPORT : 0n);
+  let f = VIRTIO_NET_FEATURES | (o.controlQueue === true ? VIRTIO_NET_CTRL_FEATURES : 0n) | (pairsOf(o) > 1 ? NetF.MQ : 0n) | (rssOf(o) ? NetF.RSS | NetF.HASH_REPORT : 0n) | (o.packed === true ? VirtioF.RING_PACKED : 0n) | (o.inOrder === true ? VirtioF.IN_ORDER : 0n);
   for (const name of o.withhold ?? []) {
     const bit = NetF[name];
     if (bit === undefined) throw new VirtioNetError('bad-options', `withhold: no feature '${String(name)}'`);
@@ -328,8 +332,8 @@ const MAX_PASSES_PER_TURN = 64;
 
 export class VirtioNetBackend implements VirtioDeviceBackend {
   private ctx: DeviceContext | null = null;
-  private rxq: DeviceQueue | null = null;
-  private txq: DeviceQueue | null = null;
+  private rxq: DeviceVirtqueue | null = null;
+  private txq: DeviceVirtqueue | null = null;
   private replay: ReplayPort | null = null;
   private serviceValue: NetDeviceService | null = null;
   private reported = false;
@@ -383,7 +387,7 @@ export class VirtioNetBackend implements VirtioDeviceBackend {
     this.serviceValue = this.rxq && this.txq ? this.newService(ctx, this.rxq, this.txq, this.replay) : null;
   }
 
-  private newService(ctx: DeviceContext, rxq: DeviceQueue, txq: DeviceQueue, port: NetPort): NetDeviceService {
+  private newService(ctx: DeviceContext, rxq: DeviceVirtqueue, txq: DeviceVirtqueue, port: NetPort): NetDeviceService {
     // The loop's interrupt line: a used-buffer notification for the queue it names (the
     // transport raises USED_BUFFER in InterruptStatus and the line, §4.2.3.4).
     const irq: LoopDoorbell = {

@@ -20,7 +20,8 @@ import { NetDeviceService } from '../net/device-service.js';
 import { BIG_LOCK_WORDS, BigLock, performanceClock, resolvePolicy, type LoopDoorbell, type PolicyConfig } from '../policy/index.js';
 import type { WaitResult } from '../notify/doorbell.js';
 import type { NetObserver } from '../net/observer.js';
-import { DeviceQueue, SplitLayout, availRingBytes, descTableBytes, isValidQueueSize, usedRingBytes } from '../virtqueue/index.js';
+import type { DeviceVirtqueue } from '../virtqueue/index.js';
+import { checkVringBase, checkVringNum, openVring, vringBase } from './vring.js';
 import { VhostUserError } from './errors.js';
 import { ProtocolF, Req, VHOST_USER_F_PROTOCOL_FEATURES, requestName, statePayload, u64Payload, type MemRegionDesc, type Message, type VringAddr } from './messages.js';
 
@@ -104,13 +105,13 @@ const PAGE = 4096;
 const LOCK_THREAD_ID = 1;
 
 /**
- * Device features offered (virtio 1.2 §5.1.3, §6): split ring with event idx and indirect
- * tables, the checksum and TCP segmentation offloads both ways with ECN, mergeable receive
+ * Device features offered (virtio 1.2 §5.1.3, §6): split or packed ring (VIRTIO_F_RING_PACKED)
+ * with event idx, indirect tables and in-order use (VIRTIO_F_IN_ORDER), the checksum and TCP segmentation offloads both ways with ECN, mergeable receive
  * buffers, and the config-space features the frontend emulates (MTU, STATUS, MAC: QEMU and
  * virtio_user serve config space themselves). NetDevice honours every one: it validates each tx
  * header, and segments or completes checksums in software when the port cannot take a frame.
  */
-export const OFFERED_FEATURES = NET_DEVICE_FEATURES | VHOST_USER_F_PROTOCOL_FEATURES;
+export const OFFERED_FEATURES = NET_DEVICE_FEATURES | VirtioF.RING_PACKED | VirtioF.IN_ORDER | VHOST_USER_F_PROTOCOL_FEATURES;
 /**
  * UDP fragmentation offload both ways, offered only when the port takes UDP GSO frames (a TAP):
  * NetDevice segments only TCP in software (§5.1.6.2), so a UFO frame for another port would be dropped.
@@ -139,7 +140,7 @@ interface Vring {
   callFd: number;
   errFd: number;
   enabled: boolean;
-  queue: DeviceQueue | null;
+  queue: DeviceVirtqueue | null;
 }
 
 function newVring(): Vring {
@@ -407,7 +408,7 @@ export class VhostUserBackend {
       case Req.SET_VRING_NUM: {
         const { index, num } = msg as { index: number; num: number };
         const v = this.vring(index, name);
-        if (!isValidQueueSize(num)) throw new VhostUserError('bad-queue', `SET_VRING_NUM: queue ${index} size ${num} is not a power of 2 in 1..32768`);
+        checkVringNum(this.features, index, num);
         if (v.queue !== null) throw new VhostUserError('bad-state', `SET_VRING_NUM: queue ${index} is running`);
         v.num = num;
         return null;
@@ -415,7 +416,7 @@ export class VhostUserBackend {
       case Req.SET_VRING_BASE: {
         const { index, num } = msg as { index: number; num: number };
         const v = this.vring(index, name);
-        if (num > 0xffff) throw new VhostUserError('bad-queue', `SET_VRING_BASE: queue ${index} base ${num} exceeds 16 bits`);
+        checkVringBase(this.features, index, num);
         if (v.queue !== null) throw new VhostUserError('bad-state', `SET_VRING_BASE: queue ${index} is running`);
         v.base = num;
         return null;
@@ -596,24 +597,10 @@ export class VhostUserBackend {
   private maybeStart(index: number): void {
     const v = this.vrings[index]!;
     if (v.queue !== null || v.kickFd < 0 || v.addr === null || v.num === 0 || this.userRegions.length === 0) return;
-    const n = v.num;
-    const desc = this.toGuest(v.addr.descUser, descTableBytes(n), 'descriptor table', index);
-    const avail = this.toGuest(v.addr.availUser, availRingBytes(n), 'driver area', index);
-    const usedArea = this.toGuest(v.addr.usedUser, usedRingBytes(n), 'device area', index);
-    let layout: SplitLayout;
-    try {
-      layout = SplitLayout.modern(n, desc, avail, usedArea, index);
-    } catch (e) {
-      throw new VhostUserError('bad-queue', `queue ${index}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-    }
     if (!this.featuresSet) this.features = 0n;
-    const q = new DeviceQueue(this.mem, layout, {
-      index,
-      eventIdx: (this.features & VirtioF.EVENT_IDX) !== 0n,
-      indirect: (this.features & VirtioF.INDIRECT_DESC) !== 0n,
-    });
-    // Resume where GET_VRING_BASE / SET_VRING_BASE left the ring (both indices: nothing in flight).
-    q.restore({ ...q.snapshot(), nextAvail: v.base, nextUsed: v.base, signalledUsedValid: false, inFlight: 0, broken: false });
+    // Resume where GET_VRING_BASE / SET_VRING_BASE left the ring (split or packed: ./vring.ts).
+    const a = v.addr;
+    const q = openVring(this.mem, this.features, { index, num: v.num, base: v.base, descUser: a.descUser, availUser: a.availUser, usedUser: a.usedUser }, (uva, len, what) => this.toGuest(uva, len, what, index));
     v.queue = q;
     this.stats.ringStarts++;
     this.updateService();
@@ -628,8 +615,9 @@ export class VhostUserBackend {
    * Rx chains the device popped and holds for a frame (mergeable buffers still being gathered)
    * were never used, so they count as not consumed (NetDevice holds only the latest pops).
    */
-  private resumeIndex(q: DeviceQueue): number {
-    return (q.nextAvail - q.inFlight) & 0xffff;
+  private resumeIndex(q: DeviceVirtqueue): number {
+    if (q.kind === 'packed') this.endService(); // held rx chains go back to the ring first
+    return vringBase(q);
   }
 
   /**

@@ -7,7 +7,7 @@
 
 import { check, loadIo, loadShm, releaseMapping, type IoAddon } from '../backend/native.js';
 import { GuestMemory } from '../memory/index.js';
-import type { SplitLayout } from '../virtqueue/index.js';
+import { PACKED_START, PackedLayout, type RingLayout } from '../virtqueue/index.js';
 import { VhostUserError } from './errors.js';
 import {
   Flags,
@@ -104,7 +104,7 @@ export class VhostUserFrontend {
   }
 
   /** Hands ring `index` (laid out at guest addresses) to the backend and enables it. */
-  startRing(index: number, layout: SplitLayout): void {
+  startRing(index: number, layout: RingLayout): void {
     // Rings not (yet) started read as -1, which a doorbell skips (never a hole that reads as fd 0).
     while (this.kicks.length < index) this.kicks.push(-1);
     while (this.calls.length < index) this.calls.push(-1);
@@ -113,7 +113,8 @@ export class VhostUserFrontend {
     this.kicks[index] = kick;
     this.calls[index] = call;
     this.send(Req.SET_VRING_NUM, statePayload(index, layout.size));
-    this.send(Req.SET_VRING_BASE, statePayload(index, 0));
+    // Packed: position 0 with the wrap counter 1 (bit 15, vhost-user "Ring states"; §2.8.1).
+    this.send(Req.SET_VRING_BASE, statePayload(index, layout instanceof PackedLayout ? PACKED_START : 0));
     this.send(Req.SET_VRING_ADDR, addrPayload({ index, flags: 0, descUser: UVA_BASE + layout.descAddr, usedUser: UVA_BASE + layout.usedAddr, availUser: UVA_BASE + layout.availAddr, logGuest: 0 }));
     this.send(Req.SET_VRING_KICK, u64Payload(BigInt(index)), [kick]);
     this.send(Req.SET_VRING_CALL, u64Payload(BigInt(index)), [call]);

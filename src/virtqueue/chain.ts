@@ -10,7 +10,7 @@ import { GuestMemoryError } from '../memory/errors.js';
 import { VirtqueueError } from './errors.js';
 import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from './split-ring.js';
 
-const MAX_CHAIN_BYTES = 0xffff_ffff;
+export const MAX_CHAIN_BYTES = 0xffff_ffff;
 
 /** One chain's buffers. Reusable: `DeviceQueue.pop(chain)` refills it without allocating. */
 export class DescriptorChain {
@@ -142,7 +142,7 @@ export function parseChain(ctx: ChainParseContext, head: number, out: Descriptor
   }
 }
 
-function regionOrNull(mem: GuestMemory, addr: number, len: number): MemoryRegion | null {
+export function regionOrNull(mem: GuestMemory, addr: number, len: number): MemoryRegion | null {
   try {
     return mem.region(addr, len);
   } catch {
@@ -156,7 +156,8 @@ function regionOrNull(mem: GuestMemory, addr: number, len: number): MemoryRegion
 let scratchBytes = new Uint8Array(0);
 let scratchWords = new Uint32Array(0);
 
-function copyTable(mem: GuestMemory, addr: number, len: number): Uint32Array {
+/** An indirect table that cannot be indexed in place, copied into scratch (valid until the next call). */
+export function copyTable(mem: GuestMemory, addr: number, len: number): Uint32Array {
   if (scratchBytes.length < len) {
     scratchWords = new Uint32Array(Math.max(len, 256) / 4);
     scratchBytes = new Uint8Array(scratchWords.buffer);
@@ -165,7 +166,8 @@ function copyTable(mem: GuestMemory, addr: number, len: number): Uint32Array {
   return scratchWords;
 }
 
-function bufferAddr(mem: GuestMemory, queue: number, head: number, index: number, lo: number, hi: number, len: number): number {
+/** The checked guest address of descriptor `index`'s buffer, or a bad-address VirtqueueError. */
+export function bufferAddr(mem: GuestMemory, queue: number, head: number, index: number, lo: number, hi: number, len: number): number {
   try {
     const addr = addrFromParts(lo, hi, len);
     mem.check(addr, len);

@@ -39,6 +39,17 @@ export interface DeviceQueueOptions {
   notifyOnEmpty?: boolean;
   /** A 16-word Int32Array in shared memory to hold the state (see file comment). */
   stateBlock?: Int32Array;
+  /**
+   * VIRTIO_F_IN_ORDER negotiated (§2.7.9): chains are returned in the order they were popped
+   * (addUsed refuses another order). Not with a shared stateBlock (the order is private).
+   */
+  inOrder?: boolean;
+  /**
+   * With inOrder: a run of chains that wrote nothing, ended by any chain, is returned as one
+   * used element carrying the last head, and used.idx still moves by the run's length (§2.7.9).
+   * Only for queues whose driver ignores the lengths of such chains (transmit).
+   */
+  batchUsed?: boolean;
 }
 
 /** The plain-object snapshot of a device queue (save/restore, migration). */
@@ -56,15 +67,32 @@ export interface DeviceQueueState {
   signalledUsedValid: boolean;
   inFlight: number;
   broken: boolean;
+  /** Absent or 'split' for a split ring. */
+  ring?: 'split' | 'packed';
+  /** VIRTIO_F_IN_ORDER was negotiated. */
+  inOrder?: boolean;
+  /** Packed: next pop position and its wrap counter (`pos | wrap << 15`, §2.8.1). */
+  availPosition?: number;
+  /** Packed: next used descriptor position and its wrap counter. */
+  usedPosition?: number;
+  /** Packed: buffer ids in flight, in pop order, and the ring descriptors of each. */
+  inFlightIds?: number[];
+  inFlightDescs?: number[];
 }
 
 export class DeviceQueue {
+  readonly kind = 'split' as const;
   readonly index: number;
   readonly size: number;
   readonly ring: SplitRing;
   readonly eventIdx: boolean;
   readonly indirect: boolean;
   readonly notifyOnEmpty: boolean;
+  readonly inOrder: boolean;
+  readonly batchUsed: boolean;
+  private readonly popOrder: Uint16Array | null; // IN_ORDER: head of each popped chain, by avail index
+  private batchSlot = -1; // batchUsed: used index of the current batch's element, −1 when none
+  private batchLen = 0;
   private readonly st: Int32Array;
   private lastError: VirtqueueError | null = null;
   private readonly scratch = new DescriptorChain();
@@ -82,6 +110,12 @@ export class DeviceQueue {
     if (opts.stateBlock && opts.stateBlock.length < DEVICE_QUEUE_STATE_WORDS) {
       throw new VirtqueueError('bad-argument', { queue: this.index, detail: `state block needs ${DEVICE_QUEUE_STATE_WORDS} words` });
     }
+    this.inOrder = opts.inOrder ?? false;
+    this.batchUsed = this.inOrder && (opts.batchUsed ?? false);
+    if (this.inOrder && opts.stateBlock) {
+      throw new VirtqueueError('bad-argument', { queue: this.index, detail: 'IN_ORDER keeps the pop order privately: no shared state block' });
+    }
+    this.popOrder = this.inOrder ? new Uint16Array(layout.size) : null;
     this.st = opts.stateBlock ?? new Int32Array(DEVICE_QUEUE_STATE_WORDS);
     this.ring = new SplitRing(mem, layout, this.index);
     if (!opts.stateBlock) this.resetState();
@@ -92,6 +126,7 @@ export class DeviceQueue {
     this.st.fill(0);
     this.st[S_NOTIFY_ENABLED] = 1;
     this.lastError = null;
+    this.batchSlot = -1;
   }
 
   get broken(): boolean {
@@ -167,6 +202,7 @@ export class DeviceQueue {
     } catch (e) {
       this.fail(e);
     }
+    if (this.popOrder !== null) this.popOrder[nextAvail & (this.size - 1)] = head;
     st[S_NEXT_AVAIL] = (nextAvail + 1) & 0xffff;
     st[S_IN_FLIGHT]!++;
     return chain;
@@ -223,7 +259,22 @@ export class DeviceQueue {
     }
     const st = this.st;
     const nextUsed = st[S_NEXT_USED]!;
-    this.ring.setUsedElem(nextUsed, head, len >>> 0); // plain: published by publishUsed's release
+    if (this.popOrder !== null) {
+      const oldest = this.popOrder[(st[S_NEXT_AVAIL]! - st[S_IN_FLIGHT]!) & (this.size - 1)]!;
+      if (st[S_IN_FLIGHT]! > 0 && head !== oldest) {
+        throw new VirtqueueError('bad-argument', { queue: this.index, detail: `addUsed: IN_ORDER returns head ${oldest} next, not ${head}` });
+      }
+    }
+    len >>>= 0;
+    if (this.batchSlot >= 0 && this.batchLen === 0) {
+      // §2.7.9: one used element with the last head stands for the batch (the chains before it
+      // wrote nothing); used.idx still counts every chain.
+      this.ring.setUsedElem(this.batchSlot, head, len); // plain: published by publishUsed's release
+    } else {
+      this.ring.setUsedElem(nextUsed, head, len); // plain: published by publishUsed's release
+      if (this.batchUsed) this.batchSlot = nextUsed;
+    }
+    this.batchLen = len;
     st[S_NEXT_USED] = (nextUsed + 1) & 0xffff;
     if (st[S_IN_FLIGHT]! > 0) st[S_IN_FLIGHT]!--;
   }
@@ -237,6 +288,7 @@ export class DeviceQueue {
     // index (pairs with the acquire load of used.idx in DriverQueue.reap).
     this.ring.storeUsedIdx(st[S_NEXT_USED]!);
     st[S_PUBLISHED_USED] = st[S_NEXT_USED]!;
+    this.batchSlot = -1;
     return n;
   }
 
@@ -313,6 +365,8 @@ export class DeviceQueue {
       signalledUsedValid: st[S_SIGNALLED_VALID] !== 0,
       inFlight: st[S_IN_FLIGHT]!,
       broken: st[S_BROKEN] !== 0,
+      ring: 'split',
+      inOrder: this.inOrder,
     };
   }
 
@@ -322,7 +376,7 @@ export class DeviceQueue {
    * equal what was published, since unpublished used elements are not part of the state.
    */
   restore(s: DeviceQueueState): void {
-    if (s.size !== this.size || s.descAddr !== this.layout.descAddr || s.availAddr !== this.layout.availAddr || s.usedAddr !== this.layout.usedAddr) {
+    if ((s.ring ?? 'split') !== 'split' || s.size !== this.size || s.descAddr !== this.layout.descAddr || s.availAddr !== this.layout.availAddr || s.usedAddr !== this.layout.usedAddr) {
       throw new VirtqueueError('bad-argument', { queue: this.index, detail: 'snapshot was taken from a queue with a different layout' });
     }
     const st = this.st;
@@ -335,11 +389,20 @@ export class DeviceQueue {
     st[S_IN_FLIGHT] = s.inFlight;
     st[S_BROKEN] = s.broken ? 1 : 0;
     st[S_NOTIFY_ENABLED] = 1;
+    this.batchSlot = -1;
+    if (this.popOrder !== null) {
+      // The heads in flight are where the avail ring named them (the driver may not reuse those
+      // entries before they are used: §2.7.13).
+      for (let k = s.inFlight; k > 0; k--) {
+        const idx = (s.nextAvail - k) & 0xffff;
+        this.popOrder[idx & (this.size - 1)] = this.ring.availEntry(idx);
+      }
+    }
   }
 
   /** Builds a queue from a snapshot. */
   static fromSnapshot(mem: GuestMemory, layout: SplitLayout, s: DeviceQueueState, opts: Omit<DeviceQueueOptions, 'eventIdx' | 'indirect' | 'notifyOnEmpty'> = {}): DeviceQueue {
-    const q = new DeviceQueue(mem, layout, { ...opts, eventIdx: s.eventIdx, indirect: s.indirect, notifyOnEmpty: s.notifyOnEmpty });
+    const q = new DeviceQueue(mem, layout, { ...opts, eventIdx: s.eventIdx, indirect: s.indirect, notifyOnEmpty: s.notifyOnEmpty, inOrder: s.inOrder ?? false });
     q.restore(s);
     return q;
   }

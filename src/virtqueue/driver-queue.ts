@@ -35,6 +35,11 @@ export interface DriverQueueOptions {
   indirectMaxSegments?: number;
   /** Write the driver-owned ring words to their reset values (default true). */
   initRing?: boolean;
+  /**
+   * VIRTIO_F_IN_ORDER negotiated (§2.7.9 split, §2.8.8 packed): a used element may stand for
+   * every chain added up to the one it names (the device's batch); those before it wrote nothing.
+   */
+  inOrder?: boolean;
 }
 
 /** What reap() returns; one object reused per queue: copy what you need before the next reap. */
@@ -45,11 +50,16 @@ export interface UsedElem<T> {
 }
 
 export class DriverQueue<T = unknown> {
+  readonly kind = 'split' as const;
   readonly index: number;
   readonly size: number;
   readonly ring: SplitRing;
   readonly eventIdx: boolean;
   readonly indirect: boolean;
+  readonly inOrder: boolean;
+  private readonly addOrder: Uint16Array | null; // IN_ORDER: head of each added chain, by avail index
+  private batchEnd = -1; // IN_ORDER: avail index of the last chain of the batch being reaped, −1 when none
+  private batchLen = 0;
   private readonly indirectArea: number;
   private readonly indirectMax: number;
   private indirectViews: Uint32Array | null = null;
@@ -86,6 +96,8 @@ export class DriverQueue<T = unknown> {
     this.indirect = (opts.indirect ?? false) && opts.indirectArea !== undefined;
     this.indirectArea = opts.indirectArea ?? 0;
     this.indirectMax = opts.indirectMaxSegments ?? 32;
+    this.inOrder = opts.inOrder ?? false;
+    this.addOrder = this.inOrder ? new Uint16Array(layout.size) : null;
     if (this.indirect && this.indirectArea % 16 !== 0) {
       throw new VirtqueueError('bad-argument', { queue: this.index, detail: 'indirect area must be 16-byte aligned' });
     }
@@ -178,6 +190,7 @@ export class DriverQueue<T = unknown> {
     this.chainWritable[head] = writableBytes;
     this.tokens[head] = token;
     this.ring.setAvailEntry(this.availShadow, head); // plain: published by publish()'s release
+    if (this.addOrder !== null) this.addOrder[this.availShadow & (this.size - 1)] = head;
     this.availShadow = (this.availShadow + 1) & 0xffff;
     this.numAdded++;
     this.stats.added++;
@@ -200,6 +213,7 @@ export class DriverQueue<T = unknown> {
     this.chainWritable[head] = writable ? len : 0;
     this.tokens[head] = token;
     this.ring.setAvailEntry(this.availShadow, head);
+    if (this.addOrder !== null) this.addOrder[this.availShadow & (this.size - 1)] = head;
     this.availShadow = (this.availShadow + 1) & 0xffff;
     this.numAdded++;
     this.stats.added++;
@@ -290,8 +304,42 @@ export class DriverQueue<T = unknown> {
       this.cacheUsedIdx(usedIdx);
     }
     const slot = this.lastUsed;
+    if (this.batchEnd >= 0 || this.addOrder !== null) return this.reapInOrder(slot);
     const head = this.ring.usedElemId(slot); // plain: after the acquire above
     const len = this.ring.usedElemLen(slot);
+    return this.complete(slot, head, len);
+  }
+
+  /**
+   * IN_ORDER (§2.7.9): the element at the batch's first slot names the batch's last head; every
+   * chain added before it, oldest first, is complete with length 0, and the last with the
+   * element's length. used.idx has moved past the whole batch.
+   */
+  private reapInOrder(slot: number): UsedElem<T> | null {
+    const order = this.addOrder!;
+    const mask = this.size - 1;
+    if (this.batchEnd < 0) {
+      const head = this.ring.usedElemId(slot); // plain: after the acquire in reap
+      const len = this.ring.usedElemLen(slot);
+      if (head >= this.size) this.fail(new VirtqueueError('used-id-out-of-range', { queue: this.index, index: slot, head, size: this.size }));
+      // Find the chain it names among the outstanding ones, oldest first (bounded by the queue size).
+      const outstanding = u16Distance(this.availShadow, this.lastUsed);
+      let k = 0;
+      while (k < outstanding && order[(slot + k) & mask] !== head) k++;
+      if (k === outstanding || this.chainDescs[head] === 0) this.fail(new VirtqueueError('used-id-not-head', { queue: this.index, index: slot, head }));
+      if (k + 1 > u16Distance(this.cachedUsedIdx, slot)) {
+        this.fail(new VirtqueueError('used-id-not-head', { queue: this.index, index: slot, head, detail: `batch of ${k + 1} chains beyond used.idx` }));
+      }
+      this.batchEnd = (slot + k) & 0xffff;
+      this.batchLen = len;
+    }
+    const head = order[slot & mask]!;
+    const last = slot === this.batchEnd;
+    if (last) this.batchEnd = -1;
+    return this.complete(slot, head, last ? this.batchLen : 0);
+  }
+
+  private complete(slot: number, head: number, len: number): UsedElem<T> {
     if (head >= this.size) this.fail(new VirtqueueError('used-id-out-of-range', { queue: this.index, index: slot, head, size: this.size }));
     const descs = this.chainDescs[head]!;
     if (descs === 0) this.fail(new VirtqueueError('used-id-not-head', { queue: this.index, index: slot, head }));

@@ -24,6 +24,8 @@ export type VirtqueueErrorCode =
   | 'used-id-out-of-range' // driver: used element id >= queue size
   | 'used-id-not-head' // driver: used element id is not an outstanding chain head
   | 'used-len-too-large' // driver: used length exceeds the chain's writable bytes
+  | 'buffer-id-out-of-range' // packed: a chain's buffer id >= queue size (§2.8.6)
+  | 'buffer-id-in-use' // packed: a chain reuses the buffer id of a chain still in flight
   | 'bad-argument'; // an API misuse by the caller (not guest input)
 
 export interface VirtqueueErrorContext {
@@ -94,6 +96,10 @@ export class VirtqueueError extends Error {
         return `${q}: used element ${c.index} has id ${c.head}, which is not an outstanding chain head`;
       case 'used-len-too-large':
         return `${q}: used element ${c.index} for head ${c.head} reports ${c.len} bytes, more than the chain's ${c.seen} writable bytes`;
+      case 'buffer-id-out-of-range':
+        return `${q}: chain at ring position ${c.index} has buffer id ${c.head}, outside queue size ${c.size}`;
+      case 'buffer-id-in-use':
+        return `${q}: chain at ring position ${c.index} reuses buffer id ${c.head}, which is still in flight`;
       case 'bad-argument':
         return `${q}: ${c.detail ?? 'invalid argument'}`;
     }

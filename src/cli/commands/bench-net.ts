@@ -7,6 +7,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import type { WaitSettings } from '../../engine/index.js';
 import { resolvePolicy } from '../../policy/index.js';
+import type { RingKind } from '../../virtqueue/index.js';
 import { findPreset, formatPingCell, formatStreamCell, ProgressLine, duration, slugOf, type Direction, type StudyMode, type StudyPreset } from '../../study/index.js';
 import { runPingCell, runStreamCell, type RunTrace } from '../../study/runner.js';
 import { writeFileSync } from 'node:fs';
@@ -68,6 +69,8 @@ interface StreamOpts extends TraceCliOptions {
   preset: string;
   msgSize: number;
   queueSize?: number;
+  ring: RingKind;
+  inOrder?: boolean;
   warmupMs: number;
   mode: StudyMode;
   workload?: string;
@@ -81,6 +84,8 @@ interface PingOpts extends TraceCliOptions {
   count: number;
   preset: string;
   queueSize?: number;
+  ring: RingKind;
+  inOrder?: boolean;
   mode: StudyMode;
   workload?: string;
   wait?: WaitSettings['strategy'];
@@ -115,6 +120,8 @@ export function registerBenchNet(bench: Command): void {
     .option('--preset <name>', 'policy preset (`virtq presets` lists them; <rfc preset>-alone; policy JSON)', policySpec, 'rfc-baseline')
     .option('--msg-size <bytes>', 'send size (netperf -m)', positiveInt, 16384)
     .option('--queue-size <n>', "queue size for rx and tx (default: the preset's)", queueSize)
+    .option('--ring <kind>', 'ring layout of both queues: split or packed (VIRTIO_F_RING_PACKED)', oneOf(['split', 'packed'] as const), 'split')
+    .option('--in-order', 'VIRTIO_F_IN_ORDER on both queues (in-order, batched used returns)')
     .option('--warmup-ms <ms>', 'excluded from each run', nonNegativeInt, 1000)
     .option('--mode <m>', 'cumulative (the row with every earlier change) or isolated (baseline + this change)', studyMode, 'cumulative')
     .option('--workload <name>', 'stream workload name or module path', 'net-stream')
@@ -135,6 +142,8 @@ export function registerBenchNet(bench: Command): void {
         mode,
         ...waitOf(o.wait),
         msgBytes: o.msgSize,
+        ring: o.ring,
+        ...(o.inOrder === true ? { inOrder: true } : {}),
         ...(o.queueSize !== undefined ? { queueSize: o.queueSize } : {}),
         ...(o.workload !== undefined ? { streamWorkload: o.workload } : {}),
         ...(trace !== undefined ? { trace } : {}),
@@ -154,6 +163,8 @@ export function registerBenchNet(bench: Command): void {
     .option('--count <n>', 'echo requests (the RFC: 100000)', positiveInt, 100000)
     .option('--preset <name>', 'policy preset (`virtq presets` lists them; <rfc preset>-alone; policy JSON)', policySpec, 'rfc-baseline')
     .option('--queue-size <n>', "queue size for rx and tx (default: the preset's)", queueSize)
+    .option('--ring <kind>', 'ring layout of both queues: split or packed (VIRTIO_F_RING_PACKED)', oneOf(['split', 'packed'] as const), 'split')
+    .option('--in-order', 'VIRTIO_F_IN_ORDER on both queues (in-order, batched used returns)')
     .option('--mode <m>', 'cumulative or isolated', studyMode, 'cumulative')
     .option('--workload <name>', 'ping workload name or module path', 'net-ping')
     .option('--wait <strategy>', 'both sides wait by block, hybrid (spin then block) or spin (default: the engine\'s, hybrid)', waitStrategy)
@@ -167,6 +178,8 @@ export function registerBenchNet(bench: Command): void {
     const cell = await runPingCell(preset, direction, { count, pingCapMs: null }, {
       mode,
       ...waitOf(o.wait),
+      ring: o.ring,
+      ...(o.inOrder === true ? { inOrder: true } : {}),
       ...(o.queueSize !== undefined ? { queueSize: o.queueSize } : {}),
       ...(o.workload !== undefined ? { pingWorkload: o.workload } : {}),
       ...(trace !== undefined ? { trace } : {}),

@@ -82,7 +82,7 @@ function forward(bench: Command, name: string, script: string, description: stri
 
 export function registerBenchPeers(bench: Command): void {
   configurePeersCommand(bench.command('peers'));
-  forward(bench, 'ring', 'ring-micro.js', 'single-thread split ring: ns per chain (device pop + used, driver add + reap)');
+  forward(bench, 'ring', 'ring-micro.js', 'single-thread split and packed rings: ns per chain (device pop + used, driver add + reap; --ring, --in-order)');
   forward(bench, 'runners', 'runner-compare.js', 'piscina vs plain worker_threads as processor hosts: start-up and steady state');
   forward(bench, 'timers', 'timer-lateness.js', 'lateness of 50/150/250 µs timers: Atomics.wait timeout vs precise deadlines');
 }

@@ -25,7 +25,8 @@ import {
 } from '../../study/index.js';
 import { resumeMismatch, runStudy, studyPlanOf, type StudyOptions } from '../../study/runner.js';
 import { runTraceFromCli, studyMode, studyPresetOf, waitOf, waitStrategy } from './bench-net.js';
-import { listOf, nonNegativeInt, outputDir, outputFileMkdir, policySpec, positiveInt, positiveNumber, type JsonOption } from '../args.js';
+import { listOf, nonNegativeInt, oneOf, outputDir, outputFileMkdir, policySpec, positiveInt, positiveNumber, type JsonOption } from '../args.js';
+import type { RingKind } from '../../virtqueue/index.js';
 import type { WaitSettings } from '../../engine/index.js';
 import type { StudyMode } from '../../study/index.js';
 import { addTraceOptions, type TraceCliOptions } from '../trace-options.js';
@@ -54,6 +55,8 @@ interface StudyOpts extends TraceCliOptions {
   guestSeconds?: number;
   guestCount?: number;
   guestOnly?: boolean;
+  ring: RingKind;
+  inOrder?: boolean;
 }
 
 /** The quick plan's guest cells: 3 s of iperf3 each way, 500 flood pings (a TCG boot runs ~1 Gb/s). */
@@ -117,7 +120,9 @@ export function registerStudy(program: Command): void {
     .option('--guest-accel <a>', 'with --guest: kvm, tcg, or auto (KVM when /dev/kvm opens and QEMU can use it, else TCG)', guestAccel, 'auto')
     .option('--guest-seconds <s>', 'with --guest: iperf3 -t per stream cell (quick: 3, else the plan\'s --seconds)', positiveInt)
     .option('--guest-count <n>', 'with --guest: ping -f -c per row (quick: 500, else the plan\'s --count)', positiveInt)
-    .option('--guest-only', 'with --guest: skip the in-process cells (only the guest tables are filled)');
+    .option('--guest-only', 'with --guest: skip the in-process cells (only the guest tables are filled)')
+    .option('--ring <kind>', 'ring layout of every queue: split or packed (VIRTIO_F_RING_PACKED)', oneOf(['split', 'packed'] as const), 'split')
+    .option('--in-order', 'VIRTIO_F_IN_ORDER on every queue');
   addTraceOptions(study).action(async (o: StudyOpts, cmd: Command) => {
     // Every output path is checked before the first cell runs (the explicit ones already were,
     // as they were parsed): a study can take hours, and its results must not be lost at the end.
@@ -162,6 +167,8 @@ export function registerStudy(program: Command): void {
       msgBytes: o.msgSize,
       streamWorkload: o.streamWorkload,
       pingWorkload: o.pingWorkload,
+      ring: o.ring,
+      ...(o.inOrder === true ? { inOrder: true } : {}),
       ...(trace !== undefined ? { trace } : {}),
       command: ['virtq', ...process.argv.slice(2)].join(' '),
       machine: { node: process.version, platform: `${process.platform} ${process.arch}`, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown' },

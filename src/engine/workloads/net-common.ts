@@ -19,7 +19,7 @@
 // queue, tx timer armed/fired, ring full). Untraced, the callbacks are the plain ones.
 
 import { Arena } from '../../memory/index.js';
-import { DeviceQueue, DriverQueue } from '../../virtqueue/index.js';
+import { openDeviceQueue, openDriverQueue, type DeviceVirtqueue, type DriverVirtqueue } from '../../virtqueue/index.js';
 import { NetF, VirtioF, negotiate } from '../../net/features.js';
 import { NET_DEVICE_FEATURES, NetDevice } from '../../net/device.js';
 import { NetDeviceService, txDescsPerFrame } from '../../net/device-service.js';
@@ -209,9 +209,9 @@ export class GuestNet {
     const plans = ctx.setup.queues;
     const eventIdx = (features & VirtioF.EVENT_IDX) !== 0n;
     const indirect = (features & VirtioF.INDIRECT_DESC) !== 0n;
-    const q = (i: number): DriverQueue<number> => {
+    const q = (i: number): DriverVirtqueue<number> => {
       const plan = plans[i]!;
-      return new DriverQueue<number>(ctx.mem, layoutOf(plan), { index: i, eventIdx, indirect, indirectArea: plan.indirectArea, indirectMaxSegments: plan.indirectMaxSegments });
+      return openDriverQueue<number>(ctx.mem, layoutOf(plan), { index: i, eventIdx, indirect, indirectArea: plan.indirectArea, indirectMaxSegments: plan.indirectMaxSegments, inOrder: plan.inOrder ?? false });
     };
     const words = ctrlWords(ctx);
     const arena = new Arena(ctx.mem, ctx.setup.arenaBase + CTRL_BYTES, ctx.setup.arenaBytes - CTRL_BYTES);
@@ -300,8 +300,8 @@ export class HostNet {
   readonly device: NetDevice;
   readonly stack: HostStack;
   readonly port: NetPort;
-  readonly rxq: DeviceQueue;
-  readonly txq: DeviceQueue;
+  readonly rxq: DeviceVirtqueue;
+  readonly txq: DeviceVirtqueue;
   readonly loop: DeviceLoop;
   readonly lock: BigLock | null;
   private readonly pcap: PcapFile | null;
@@ -315,8 +315,8 @@ export class HostNet {
     const plans = ctx.setup.queues;
     const eventIdx = (features & VirtioF.EVENT_IDX) !== 0n;
     const indirect = (features & VirtioF.INDIRECT_DESC) !== 0n;
-    this.rxq = new DeviceQueue(ctx.mem, layoutOf(plans[RX_QUEUE]!), { index: RX_QUEUE, eventIdx, indirect });
-    this.txq = new DeviceQueue(ctx.mem, layoutOf(plans[TX_QUEUE]!), { index: TX_QUEUE, eventIdx, indirect });
+    this.rxq = openDeviceQueue(ctx.mem, layoutOf(plans[RX_QUEUE]!), { index: RX_QUEUE, eventIdx, indirect, inOrder: plans[RX_QUEUE]!.inOrder ?? false });
+    this.txq = openDeviceQueue(ctx.mem, layoutOf(plans[TX_QUEUE]!), { index: TX_QUEUE, eventIdx, indirect, inOrder: plans[TX_QUEUE]!.inOrder ?? false, batchUsed: true });
     this.stack = new HostStack({
       mac: HOST_MAC,
       ip: HOST_IP,

@@ -14,7 +14,7 @@
 
 import * as hdr from 'hdr-histogram-js';
 import { Arena } from '../../memory/index.js';
-import { DescriptorChain, DeviceQueue, DriverQueue, readFromChain } from '../../virtqueue/index.js';
+import { DescriptorChain, openDeviceQueue, openDriverQueue, readFromChain } from '../../virtqueue/index.js';
 import { layoutOf } from '../setup.js';
 import type { SideContext } from '../side.js';
 import type { SideStats } from '../types.js';
@@ -40,7 +40,7 @@ export function guest(ctx: SideContext): SideStats {
   const warmupMs = ctx.numParam('warmupMs', 0);
   const plan = ctx.setup.queues[0]!;
   const mem = ctx.mem;
-  const q = new DriverQueue<number>(mem, layoutOf(plan), { index: 0, eventIdx: plan.eventIdx, indirect: false });
+  const q = openDriverQueue<number>(mem, layoutOf(plan), { index: 0, eventIdx: plan.eventIdx, indirect: false, inOrder: plan.inOrder ?? false });
   const arena = new Arena(mem, ctx.setup.arenaBase, ctx.setup.arenaBytes);
   const addr = arena.alloc(payloadBytes, 64);
   const region = mem.region(addr, payloadBytes);
@@ -102,7 +102,7 @@ export function host(ctx: SideContext): SideStats {
   const payloadBytes = payloadBytesOf(ctx);
   const plan = ctx.setup.queues[0]!;
   const mem = ctx.mem;
-  const q = new DeviceQueue(mem, layoutOf(plan), { index: 0, eventIdx: plan.eventIdx, indirect: false });
+  const q = openDeviceQueue(mem, layoutOf(plan), { index: 0, eventIdx: plan.eventIdx, indirect: false, inOrder: plan.inOrder ?? false });
   const chain = new DescriptorChain();
   const dst = new Uint8Array(new SharedArrayBuffer(Math.ceil(payloadBytes / 8) * 8));
   const dst32 = new Uint32Array(dst.buffer);

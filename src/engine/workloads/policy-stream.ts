@@ -15,7 +15,7 @@
 // policyArenaBytes(...) as arenaBytes (see docs/policy.md).
 
 import { Arena, BufferPool, type GuestMemory } from '../../memory/index.js';
-import { DeviceQueue, DriverQueue, DescriptorChain, readFromChain, writeToChain, type Segment } from '../../virtqueue/index.js';
+import { openDeviceQueue, openDriverQueue, DescriptorChain, readFromChain, writeToChain, type Segment } from '../../virtqueue/index.js';
 import {
   BIG_LOCK_WORDS,
   BigLock,
@@ -154,7 +154,7 @@ export function guest(ctx: SideContext): SideStats {
   const plan = ctx.setup.queues[0]!;
   const mem = ctx.mem;
   const lay = packetLayout(p.policy, p.frameBytes, plan.size);
-  const q = new DriverQueue<number>(mem, layoutOf(plan), { index: 0, eventIdx: plan.eventIdx, indirect: false });
+  const q = openDriverQueue<number>(mem, layoutOf(plan), { index: 0, eventIdx: plan.eventIdx, indirect: false, inOrder: plan.inOrder ?? false });
   const arena = new Arena(mem, ctx.setup.arenaBase + LOCK_BYTES, ctx.setup.arenaBytes - LOCK_BYTES);
   const pool = new BufferPool(arena, lay.packetBytes, lay.capacityPackets, 64);
   const region = mem.region(pool.base, lay.capacityPackets * Math.ceil(lay.packetBytes / 64) * 64);
@@ -286,7 +286,7 @@ export async function host(ctx: SideContext): Promise<SideStats> {
   const plan = ctx.setup.queues[0]!;
   const mem = ctx.mem;
   const lay = packetLayout(p.policy, p.frameBytes, plan.size);
-  const q = new DeviceQueue(mem, layoutOf(plan), { index: 0, eventIdx: plan.eventIdx, indirect: false });
+  const q = openDeviceQueue(mem, layoutOf(plan), { index: 0, eventIdx: plan.eventIdx, indirect: false, inOrder: plan.inOrder ?? false });
   const staging = new Uint8Array(new SharedArrayBuffer(Math.ceil(lay.packetBytes / 8) * 8));
   const staging32 = new Uint32Array(staging.buffer);
   const stagingView = staging.subarray(0, lay.packetBytes);

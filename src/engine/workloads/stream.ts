@@ -18,7 +18,7 @@
 // (src/trace/tracer.ts). With tracing off every trace site is one cached boolean test.
 
 import { BufferPool, Arena } from '../../memory/index.js';
-import { DeviceQueue, DriverQueue, readFromChain, DescriptorChain } from '../../virtqueue/index.js';
+import { openDeviceQueue, openDriverQueue, readFromChain, DescriptorChain } from '../../virtqueue/index.js';
 import { layoutOf } from '../setup.js';
 import type { SideContext } from '../side.js';
 import type { SideStats } from '../types.js';
@@ -112,8 +112,9 @@ export function guest(ctx: SideContext): SideStats {
   const p = params(ctx);
   const plan = ctx.setup.queues[0]!;
   const mem = ctx.mem;
-  const q = new DriverQueue<number>(mem, layoutOf(plan), {
+  const q = openDriverQueue<number>(mem, layoutOf(plan), {
     index: 0,
+    inOrder: plan.inOrder ?? false,
     eventIdx: plan.eventIdx,
     indirect: plan.indirect,
     indirectArea: plan.indirectArea,
@@ -295,7 +296,7 @@ export function host(ctx: SideContext): SideStats {
   const p = params(ctx);
   const plan = ctx.setup.queues[0]!;
   const mem = ctx.mem;
-  const q = new DeviceQueue(mem, layoutOf(plan), { index: 0, eventIdx: plan.eventIdx, indirect: plan.indirect });
+  const q = openDeviceQueue(mem, layoutOf(plan), { index: 0, eventIdx: plan.eventIdx, indirect: plan.indirect, inOrder: plan.inOrder ?? false, batchUsed: true });
   // The second copy goes into host memory that is not guest RAM (a SAB like the bare ring's).
   const dst = new Uint8Array(new SharedArrayBuffer(Math.ceil(p.payloadBytes / 8) * 8));
   const dst32 = new Uint32Array(dst.buffer);

@@ -61,6 +61,7 @@ const isTimer = (p: PolicyConfig): boolean => p.tx.kind === 'timer' && (p.tx.int
 for (const name of Object.keys(PRESETS)) {
   test(`${name}: net-stream both ways and net-ping both ways deliver everything once, intact, with the policy's counters`, async () => {
     const p = PRESETS[name]!;
+    let busyPolls = 0;
     for (const direction of ['g2h', 'h2g'] as const) {
       const s = await stream(name, direction);
       assertStreamIntact(s, direction, `${name} stream ${direction}`);
@@ -87,8 +88,9 @@ for (const name of Object.keys(PRESETS)) {
       if (p.dataPath.gso) assert.ok(sender.gsoFrames! > 0, `${name}: GSO frames sent`);
       else assert.equal(sender.gsoFrames, 0, `${name}: no GSO frames without GSO`);
       if (p.interrupts.mode === 'flags' || p.interrupts.mode === 'eventIdx') assert.equal(h.irqForced, 0, `${name}: the driver's suppression is honoured`);
-      if (p.busyPoll.busyUs > 0) assert.ok(h.busyPollHits! + h.busyPollMisses! > 0, `${name}: the device busy-polled`);
-      else assert.equal(h.busyPollHits! + h.busyPollMisses!, 0);
+      // A stream on a loaded machine may never find the ring empty (nothing to busy-poll for);
+      // the pings below must, between echoes, so busy polling is asserted over all runs.
+      busyPolls += h.busyPollHits! + h.busyPollMisses!;
       if (p.adaptive !== null && direction === 'g2h') assert.ok(h.adaptiveSamples !== undefined, `${name}: the adaptive walk reports`);
     }
     for (const direction of ['g2h', 'h2g'] as const) {
@@ -96,6 +98,7 @@ for (const name of Object.keys(PRESETS)) {
       const r = await ping(name, direction, count);
       const rtts = assertPingIntact(r, direction, count, `${name} ping ${direction}`);
       const h = r.host.extra;
+      busyPolls += h.busyPollHits! + h.busyPollMisses!;
       if (isTimer(p)) {
         // A lone echo on the tx ring arms the timer and waits for it (the request for g2h, the
         // reply for h2g). Only the first may leave early: it follows the ARP reply/request
@@ -109,6 +112,8 @@ for (const name of Object.keys(PRESETS)) {
         assert.ok(min >= p.tx.intervalUs, `${name} ping ${direction}: min RTT ${min.toFixed(1)} µs below the ${p.tx.intervalUs} µs timer`);
       }
     }
+    if (p.busyPoll.busyUs > 0) assert.ok(busyPolls > 0, `${name}: the device busy-polled`);
+    else assert.equal(busyPolls, 0);
   });
 }
 

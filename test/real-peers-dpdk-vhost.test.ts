@@ -131,6 +131,17 @@ async function runPreset(t: TestContext, presetName: 'vhost' | 'rfc-baseline', f
     const txq = openDriverQueue<number>(mem, txL, { index: TX, eventIdx, inOrder });
     fe.startRing(RX, rxL);
     fe.startRing(TX, txL);
+    // DPDK's vhost library takes the rings as ready ("virtio is now ready for processing") and
+    // testpmd then brings the port's queues and link up; frames sent before that can be dequeued
+    // from tx while rx is not yet served, and DPDK drops them — a stream that never retransmits
+    // would wait forever (seen under load). So the stream starts once the link is up.
+    const linkUp = (): boolean => {
+      const out = pmd.output();
+      const ready = out.indexOf('virtio is now ready for processing');
+      return ready >= 0 && out.indexOf('link state change event', ready) >= 0;
+    };
+    for (let i = 0; i < 600 && !linkUp(); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(linkUp(), `testpmd brought the vhost port up within 30 s:\n${pmd.output().slice(-2000)}`);
     const frontend = fe;
 
     // Stops the loop once the whole stream came back and was acknowledged, or at the deadline

@@ -132,16 +132,16 @@ async function runPreset(t: TestContext, presetName: 'vhost' | 'rfc-baseline', f
     fe.startRing(RX, rxL);
     fe.startRing(TX, txL);
     // DPDK's vhost library takes the rings as ready ("virtio is now ready for processing") and
-    // testpmd then brings the port's queues and link up; frames sent before that can be dequeued
-    // from tx while rx is not yet served, and DPDK drops them — a stream that never retransmits
-    // would wait forever (seen under load). So the stream starts once the link is up.
-    const linkUp = (): boolean => {
-      const out = pmd.output();
-      const ready = out.indexOf('virtio is now ready for processing');
-      return ready >= 0 && out.indexOf('link state change event', ready) >= 0;
-    };
-    for (let i = 0; i < 600 && !linkUp(); i++) await new Promise((r) => setTimeout(r, 50));
-    assert.ok(linkUp(), `testpmd brought the vhost port up within 30 s:\n${pmd.output().slice(-2000)}`);
+    // testpmd then enables the port's queues (queue state / link state change events); frames
+    // sent before that can be dequeued from tx while rx is not yet served, and DPDK drops them —
+    // a stream that never retransmits would wait forever (seen under load). So the stream starts
+    // after the ready line and, when testpmd reports one, the state event that follows it (a
+    // re-setup of a port already up reports none: then it waits 2 s at most).
+    const ready = (): number => pmd.output().lastIndexOf('virtio is now ready for processing');
+    for (let i = 0; i < 600 && ready() < 0; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(ready() >= 0, `DPDK took the rings as ready within 30 s:\n${pmd.output().slice(-2000)}`);
+    const stateAfterReady = (): boolean => /(link|queue) state( change)? event/.test(pmd.output().slice(ready()));
+    for (let i = 0; i < 40 && !stateAfterReady(); i++) await new Promise((r) => setTimeout(r, 50));
     const frontend = fe;
 
     // Stops the loop once the whole stream came back and was acknowledged, or at the deadline

@@ -11,35 +11,12 @@ import { DriverQueue, SplitLayout } from '../src/virtqueue/index.js';
 import { NetF, VirtioF } from '../src/net/features.js';
 import { Flags, HEADER_BYTES, Req, VHOST_USER_F_PROTOCOL_FEATURES, addrPayload, decodeHeader, decodeMessage, encodeMessage, memTablePayload, statePayload, u64Payload } from '../src/vhost-user/messages.js';
 import { VhostUserError } from '../src/vhost-user/errors.js';
-import { MQ_FEATURES, OFFERED_FEATURES, VhostUserBackend, type VhostOs } from '../src/vhost-user/backend.js';
+import { MQ_FEATURES, OFFERED_FEATURES, VhostUserBackend } from '../src/vhost-user/backend.js';
 import { ReflectPort } from '../src/backend/reflect-port.js';
 import { buildUdpFrame, ipv4FromString, macFromString, newFrameLayout } from '../src/net/frames/index.js';
 import { resolvePolicy } from '../src/policy/index.js';
+import { FakeOs } from './support/fake-vhost-os.js';
 
-class FakeOs implements VhostOs {
-  files = new Map<number, SharedArrayBuffer>();
-  closed: number[] = [];
-  private next = 100;
-  memfd(sizeBytes: number): number {
-    const fd = this.next++;
-    this.files.set(fd, new SharedArrayBuffer(sizeBytes));
-    return fd;
-  }
-  eventfd(): number {
-    return this.next++;
-  }
-  fileSize(fd: number): number {
-    return this.files.get(fd)?.byteLength ?? 0;
-  }
-  mmapShared(fd: number): SharedArrayBuffer {
-    return this.files.get(fd)!;
-  }
-  close(fd: number): void {
-    this.closed.push(fd);
-  }
-  unmap(): void {}
-  signal(): void {}
-}
 
 function send(b: VhostUserBackend, request: number, payload: Uint8Array, fds: number[] = []): Uint8Array | null {
   const out = new Uint8Array(HEADER_BYTES + payload.length);

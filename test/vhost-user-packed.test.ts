@@ -12,34 +12,11 @@ import { PackedDriverQueue, PackedLayout } from '../src/virtqueue/index.js';
 import { NetF, VirtioF } from '../src/net/features.js';
 import { Flags, HEADER_BYTES, Req, VHOST_USER_F_PROTOCOL_FEATURES, addrPayload, decodeHeader, decodeMessage, encodeMessage, memTablePayload, statePayload, u64Payload } from '../src/vhost-user/messages.js';
 import { VhostUserError } from '../src/vhost-user/errors.js';
-import { OFFERED_FEATURES, VhostUserBackend, type VhostOs } from '../src/vhost-user/backend.js';
+import { OFFERED_FEATURES, VhostUserBackend } from '../src/vhost-user/backend.js';
 import { ReflectPort } from '../src/backend/reflect-port.js';
 import { resolvePolicy } from '../src/policy/index.js';
+import { FakeOs } from './support/fake-vhost-os.js';
 
-class FakeOs implements VhostOs {
-  files = new Map<number, SharedArrayBuffer>();
-  signals: number[] = [];
-  private next = 100;
-  memfd(sizeBytes: number): number {
-    const fd = this.next++;
-    this.files.set(fd, new SharedArrayBuffer(sizeBytes));
-    return fd;
-  }
-  eventfd(): number {
-    return this.next++;
-  }
-  fileSize(fd: number): number {
-    return this.files.get(fd)?.byteLength ?? 0;
-  }
-  mmapShared(fd: number): SharedArrayBuffer {
-    return this.files.get(fd)!;
-  }
-  close(): void {}
-  unmap(): void {}
-  signal(fd: number): void {
-    this.signals.push(fd);
-  }
-}
 
 const MEM_BYTES = 1 << 20;
 const UVA = 0x7f00_0000_0000;

@@ -30,11 +30,12 @@ import {
   type Message,
 } from '../src/vhost-user/messages.js';
 import { VhostUserError } from '../src/vhost-user/errors.js';
-import { OFFERED_FEATURES, VhostUserBackend, type VhostOs } from '../src/vhost-user/backend.js';
+import { OFFERED_FEATURES, VhostUserBackend } from '../src/vhost-user/backend.js';
 import { ReflectPort } from '../src/backend/reflect-port.js';
 import { GsoType, NetHdrFlags, decodeNetHdr, emptyNetHdr, encodeNetHdr, type VirtioNetHdr } from '../src/net/header.js';
 import { IpProto, TcpFlags, buildTcpFrame, ipv4FromString, verifyL4Checksum } from '../src/net/frames/index.js';
 import { resolvePolicy } from '../src/policy/index.js';
+import { FakeOs } from './support/fake-vhost-os.js';
 
 function wire(request: number, payload: Uint8Array, flags: number = Flags.VERSION): Uint8Array {
   const out = new Uint8Array(HEADER_BYTES + payload.length);
@@ -101,44 +102,6 @@ test('arbitrary bytes decode to a message or a VhostUserError, nothing else', ()
     }),
   );
 });
-
-// A fake OS: "fds" are numbers standing for memfds (SharedArrayBuffers) and eventfds.
-class FakeOs implements VhostOs {
-  files = new Map<number, SharedArrayBuffer>();
-  closed: number[] = [];
-  signals: number[] = [];
-  private next = 100;
-  memfd(sizeBytes: number): number {
-    const fd = this.next++;
-    this.files.set(fd, new SharedArrayBuffer(sizeBytes));
-    return fd;
-  }
-  eventfd(): number {
-    return this.next++;
-  }
-  fileSize(fd: number): number {
-    return this.files.get(fd)?.byteLength ?? 0;
-  }
-  mmapShared(fd: number, len: number, off: number): SharedArrayBuffer {
-    const f = this.files.get(fd);
-    if (!f || off !== 0 || len > f.byteLength) throw new Error('fake mmap: only whole-file mappings');
-    // A distinct object over the same memory, as each real mmap is a distinct buffer.
-    const m = structuredClone(f);
-    this.mapped.push(m);
-    return m;
-  }
-  mapped: SharedArrayBuffer[] = [];
-  unmapped: SharedArrayBuffer[] = [];
-  unmap(buffer: SharedArrayBuffer): void {
-    this.unmapped.push(buffer);
-  }
-  close(fd: number): void {
-    this.closed.push(fd);
-  }
-  signal(fd: number): void {
-    this.signals.push(fd);
-  }
-}
 
 const MEM_BYTES = 1 << 20;
 const UVA = 0x7f00_0000_0000; // where the frontend has the memory mapped

@@ -43,7 +43,8 @@ test(`v86 in headless Chromium with virtq's device on a Web Worker: ARP and ${CO
     try {
       await page.waitForFunction(() => (globalThis as { __virtqV86?: unknown }).__virtqV86 !== undefined, undefined, { timeout: 240_000 });
     } catch (e) {
-      assert.fail(`the page did not finish: ${String(e)}\n${await pageLog()}`);
+      const serial = await page.evaluate(() => (globalThis as { __virtqV86Serial?: () => string }).__virtqV86Serial?.() ?? '(no serial output)');
+      assert.fail(`the page did not finish: ${String(e)}\n${await pageLog()}\npage errors: ${JSON.stringify(errors)}\nguest console (last 3000 chars):\n${serial.slice(-3000)}`);
     }
     const r = (await page.evaluate(() => (globalThis as { __virtqV86?: unknown }).__virtqV86)) as {
       ok: boolean;

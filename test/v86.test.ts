@@ -70,9 +70,13 @@ function file(dir: string, name: string): { buffer: ArrayBuffer } {
   return { buffer: b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer };
 }
 
+// v86 loads its images asynchronously; run() before `emulator-loaded` starts a CPU that is not
+// initialised and the guest never boots. Each emulator's load, listened for from construction on.
+const loadedOf = new WeakMap<object, Promise<void>>();
+
 /** A v86 PC with the guest, not started; its NIC is v86's virtio-net (route 1) or none (route 2). */
 function newV86(dir: string, append: string, nic: 'virtio' | 'none' = 'virtio'): InstanceType<V86Ctor> {
-  return new V86!({
+  const emu = new V86!({
     // v86.d.ts types the images as { url } | { buffer } (a File in browsers).
     wasm_path: join(v86Dir, 'v86.wasm'),
     bios: file(dir, 'bios.bin'),
@@ -87,6 +91,8 @@ function newV86(dir: string, append: string, nic: 'virtio' | 'none' = 'virtio'):
     disable_speaker: true,
     net_device: { type: nic as 'virtio' },
   });
+  loadedOf.set(emu, new Promise<void>((resolve) => emu.add_listener('emulator-loaded', () => resolve())));
+  return emu;
 }
 
 /** Runs the guest until it prints VQ-DONE (or the timeout); resolves with its console output. */
@@ -101,7 +107,7 @@ function runGuest(emu: InstanceType<V86Ctor>): Promise<string> {
         resolve(out);
       }
     });
-    void emu.run();
+    void loadedOf.get(emu)!.then(() => emu.run());
   });
 }
 
@@ -332,7 +338,7 @@ test(`route 2: the guest's own virtio_net drives virtq's device as a v86 PCI fun
   const viaTap = tapMissing === null;
   const tapName = `vq86p${process.pid % 10000}`;
   const emu = newV86(dir, viaTap ? `VQCOUNT=${PINGS} VQIP=10.86.0.1 VQPEER=10.86.0.2 VQTCP=${TCP_BYTES} VQPORT=7070` : `VQCOUNT=${PINGS}`, 'none');
-  await new Promise<void>((resolve) => emu.add_listener('emulator-loaded', () => resolve()));
+  await loadedOf.get(emu);
   let tap = null as TapDevice | null;
   const far = viaTap ? await TcpEnd.create(`vq86p-${process.pid}`) : null;
   const dev = V86VirtioPci.attach(emu, {

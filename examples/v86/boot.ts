@@ -52,12 +52,14 @@ const emu = new V86({
   disable_speaker: true,
   net_device: { type: PCI ? ('none' as 'virtio') : NIC },
 });
+// v86 loads its images asynchronously: run() (and the PCI attach) wait for `emulator-loaded`.
+const loaded = new Promise<void>((resolve) => emu.add_listener('emulator-loaded', () => resolve()));
 const device = { preset: PRESET, backend: { type: 'host-stack', hostIp: '10.0.2.2', guestIp: '10.0.2.15' } } as const;
 let net: V86NetAdapter | null = null;
 let pci: V86VirtioPci | null = null;
 if (PCI) {
   // Route 2: on v86's PCI bus before the BIOS runs.
-  await new Promise<void>((resolve) => emu.add_listener('emulator-loaded', () => resolve()));
+  await loaded;
   pci = V86VirtioPci.attach(emu, { device });
   console.log(`virtq device as the guest's PCI virtio-net (inline), preset ${PRESET}`);
 } else if (!OWN) {
@@ -105,4 +107,5 @@ setTimeout(() => {
   console.error('the guest did not finish within 300 s');
   process.exit(1);
 }, 300_000).unref();
+await loaded;
 await emu.run();

@@ -41,6 +41,9 @@ try {
     disable_speaker: true,
     net_device: { type: 'virtio' },
   });
+  // v86 loads its images asynchronously; run() before `emulator-loaded` starts a CPU that is not
+  // initialised yet and the guest never boots (seen in CI when the worker started first).
+  const loaded = new Promise<void>((resolve) => emu.add_listener('emulator-loaded', () => resolve()));
   const net = await V86NetAdapter.attach(emu as unknown as Parameters<typeof V86NetAdapter.attach>[0], {
     device: { preset: 'vhost', backend: { type: 'host-stack', hostIp: '10.0.2.2', guestIp: '10.0.2.15' } },
     onError: (m) => log(`device worker: ${m}`),
@@ -49,6 +52,8 @@ try {
   const t0 = performance.now();
   let line = '';
   let text = '';
+  const gs = globalThis as unknown as { __virtqV86Serial?: () => string };
+  gs.__virtqV86Serial = () => text + line;
   emu.add_listener('serial0-output-byte', (b: number) => {
     const c = String.fromCharCode(b);
     if (c === '\r') return;
@@ -83,6 +88,8 @@ try {
         });
     }
   });
+  await loaded;
+  log(`${((performance.now() - t0) / 1000).toFixed(1)} s  v86 loaded, running`);
   await emu.run();
 } catch (e) {
   const msg = e instanceof Error ? `${e.message}\n${e.stack ?? ''}` : String(e);

@@ -21,20 +21,19 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { V86NetAdapter, V86AdapterError, V86VirtioPci, type V86Like } from '../src/v86/index.js';
 import { TapDevice } from '../src/backend/tap.js';
 import { TapPort } from '../src/backend/tap-port.js';
 import { loadIo } from '../src/backend/native.js';
 import { NetF } from '../src/net/features.js';
+import { NetnsTcpEnd } from '../bench/support/netns-tcp-end.js';
 import { firstMissing, needAddon, needRoot, needTool, needTun } from './support/real-peers.js';
 
-const run = promisify(execFile);
 const BUILD = fileURLToPath(new URL('../../test/support/build-v86-guest.sh', import.meta.url));
 const PINGS = Number(process.env['VIRTQ_V86_PINGS'] ?? 1000);
 const TCP_BYTES = Number(process.env['VIRTQ_V86_TCP_BYTES'] ?? 1 << 20);
@@ -218,75 +217,19 @@ test(`v86 boots Linux in Node with virtq's device (worker, host stack) as its ne
   }
 });
 
-/** Sink on PORT (sha256 of what arrives) and source on PORT+1 (BYTES random bytes), in the netns. */
-const TCP_END = `
-import { createServer } from 'node:net';
-import { createHash, randomBytes } from 'node:crypto';
-const [host, port, n] = process.argv.slice(1);
-const source = randomBytes(Number(n));
-createServer((s) => {
-  const h = createHash('sha256');
-  let bytes = 0;
-  s.on('data', (d) => { h.update(d); bytes += d.length; });
-  s.on('end', () => { console.log('SINK ' + bytes + ' ' + h.digest('hex')); s.end(); });
-  s.on('error', (e) => console.log('SINK-ERROR ' + e.message));
-}).listen(Number(port), host, () => console.log('listening'));
-createServer((s) => {
-  console.log('SOURCE ' + source.length + ' ' + createHash('sha256').update(source).digest('hex'));
-  s.on('error', (e) => console.log('SOURCE-ERROR ' + e.message));
-  s.end(source);
-}).listen(Number(port) + 1, host, () => console.log('listening'));
-`;
-
-/** The TAP's far end: a network namespace holding the TAP at 10.86.0.2/24 and the TCP end. */
-class TcpEnd {
-  out = '';
-  private server: ChildProcess | null = null;
-  constructor(readonly ns: string) {}
-
-  static async create(ns: string): Promise<TcpEnd> {
-    await run('ip', ['netns', 'add', ns]);
-    return new TcpEnd(ns);
-  }
-
-  /** Moves the TAP into the namespace, addresses it and starts the sink and the source. */
-  async start(tapName: string): Promise<void> {
-    const ns = this.ns;
-    await run('ip', ['link', 'set', tapName, 'netns', ns]);
-    await run('ip', ['-n', ns, 'addr', 'add', '10.86.0.2/24', 'dev', tapName]);
-    await run('ip', ['-n', ns, 'link', 'set', tapName, 'up']);
-    await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-    const server = spawn('ip', ['netns', 'exec', ns, process.execPath, '--input-type=module', '-e', TCP_END, '10.86.0.2', '7070', String(TCP_BYTES)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.server = server;
-    server.stdout!.on('data', (d: Buffer) => (this.out += d.toString()));
-    server.stderr!.on('data', (d: Buffer) => (this.out += d.toString()));
-    const end = Date.now() + 20_000;
-    while ((this.out.match(/listening/g) ?? []).length < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-    assert.equal((this.out.match(/listening/g) ?? []).length, 2, `the TCP end did not start:\n${this.out}`);
-  }
-
-  /** Checks both streams of the guest's output against what this end saw. */
-  async check(out: string): Promise<void> {
-    const [txBytes, txSha] = line(out, 'VQ-TCP-SHA').split(/\s+/);
-    assert.equal(Number(txBytes), TCP_BYTES);
-    assert.equal(line(out, 'VQ-TCP-SENT'), '0', 'nc sent the stream');
-    const sinkEnd = Date.now() + 10_000;
-    while (!/SINK /.test(this.out) && Date.now() < sinkEnd) await new Promise((r) => setTimeout(r, 20));
-    const sink = /SINK (\d+) ([0-9a-f]+)/.exec(this.out);
-    assert.ok(sink, `the host end saw no stream end:\n${this.out}`);
-    assert.equal(Number(sink[1]), TCP_BYTES, 'every byte arrived');
-    assert.equal(sink[2], txSha, 'the bytes arrived intact');
-    const source = /SOURCE (\d+) ([0-9a-f]+)/.exec(this.out);
-    assert.ok(source, `the host end sent nothing:\n${this.out}`);
-    const [rxBytes, rxSha] = line(out, 'VQ-TCP-RX').split(/\s+/);
-    assert.equal(Number(rxBytes), TCP_BYTES, 'every byte reached the guest');
-    assert.equal(rxSha, source[2], 'the bytes reached the guest intact');
-  }
-
-  async close(): Promise<void> {
-    this.server?.kill();
-    await run('ip', ['netns', 'del', this.ns]).catch(() => {});
-  }
+/** Checks both streams of the guest's output against what the TAP's far end saw. */
+async function checkTcp(end: NetnsTcpEnd, out: string): Promise<void> {
+  const [txBytes, txSha] = line(out, 'VQ-TCP-SHA').split(/\s+/);
+  assert.equal(Number(txBytes), TCP_BYTES);
+  assert.equal(line(out, 'VQ-TCP-SENT'), '0', 'nc sent the stream');
+  const r = await end.result();
+  assert.ok(r.sink, `the host end saw no stream end:\n${end.out}`);
+  assert.equal(r.sink.bytes, TCP_BYTES, 'every byte arrived');
+  assert.equal(r.sink.sha256, txSha, 'the bytes arrived intact');
+  assert.ok(r.source, `the host end sent nothing:\n${end.out}`);
+  const [rxBytes, rxSha] = line(out, 'VQ-TCP-RX').split(/\s+/);
+  assert.equal(Number(rxBytes), TCP_BYTES, 'every byte reached the guest');
+  assert.equal(rxSha, r.source.sha256, 'the bytes reached the guest intact');
 }
 
 test(`v86's guest moves TCP both ways through virtq's device (inline) and a real TAP, every byte checked (${TCP_BYTES} bytes each way)`, { skip: tapMissing ?? false, timeout: 300_000 }, async (t) => {
@@ -295,7 +238,7 @@ test(`v86's guest moves TCP both ways through virtq's device (inline) and a real
   const tapName = `vq86t${process.pid % 10000}`;
   const emu = newV86(dir, `VQCOUNT=50 VQIP=10.86.0.1 VQPEER=10.86.0.2 VQTCP=${TCP_BYTES} VQPORT=7070`);
   let tap = null as TapDevice | null;
-  const far = await TcpEnd.create(`vq86-${process.pid}`);
+  const far = await NetnsTcpEnd.create(`vq86-${process.pid}`, { bytes: TCP_BYTES });
   const io = loadIo();
   const a = await V86NetAdapter.attach(emu, {
     runner: 'inline',
@@ -315,7 +258,7 @@ test(`v86's guest moves TCP both ways through virtq's device (inline) and a real
     t.diagnostic(`guest done in ${((performance.now() - t0) / 1000).toFixed(1)} s; adapter ${JSON.stringify(a.stats)}`);
     const ping = pingSummary(out);
     assert.equal(ping.received, ping.transmitted, 'the host kernel answered every ping');
-    await far.check(out);
+    await checkTcp(far, out);
     assert.equal(a.stats.txDropped, 0);
   } finally {
     await a.close();
@@ -340,7 +283,7 @@ test(`route 2: the guest's own virtio_net drives virtq's device as a v86 PCI fun
   const emu = newV86(dir, viaTap ? `VQCOUNT=${PINGS} VQIP=10.86.0.1 VQPEER=10.86.0.2 VQTCP=${TCP_BYTES} VQPORT=7070` : `VQCOUNT=${PINGS}`, 'none');
   await loadedOf.get(emu);
   let tap = null as TapDevice | null;
-  const far = viaTap ? await TcpEnd.create(`vq86p-${process.pid}`) : null;
+  const far = viaTap ? await NetnsTcpEnd.create(`vq86p-${process.pid}`, { bytes: TCP_BYTES }) : null;
   const dev = V86VirtioPci.attach(emu, {
     device: { preset: 'vhost', mac: '52:54:00:12:34:56', backend: { type: 'host-stack', hostMac: '52:54:00:ab:cd:ef', hostIp: '10.0.2.2', guestIp: '10.0.2.15' } },
     ...(viaTap
@@ -373,7 +316,7 @@ test(`route 2: the guest's own virtio_net drives virtq's device as a v86 PCI fun
     assert.equal(st.stats.queueErrors, 0);
     assert.equal(st.stats.txDropped + st.stats.rxDropped, 0);
     assert.deepEqual(dev.pci.issues, {}, 'the guest driver made no access the transport had to ignore');
-    if (far !== null) await far.check(out);
+    if (far !== null) await checkTcp(far, out);
     else assert.ok(st.hostStack!.stats['echoRequestsIn']! >= PINGS);
   } finally {
     await dev.close();

@@ -16,11 +16,13 @@
 #   VQ-TCP-SHA <bytes> <sha256>   when VQTCP is set: $VQTCP bytes of /dev/urandom sent with
 #                        `nc $VQPEER $VQPORT` (port 7070 default) after hashing them, so the host
 #                        can check every byte of the stream (VQ-TCP-SENT <nc's exit code>), then
+#   VQ-TCP-RX-END <nc's exit code>  as soon as that nc exits (before hashing: the end of the
+#                        host→guest transfer, for bench/v86-nics.ts's timing), then
 #   VQ-TCP-RX <bytes> <sha256>    what `nc $VQPEER $((VQPORT+1))` received until the host closed
 #   VQ-DONE
 # Then it powers off. Needs root (dpkg --add-architecture i386, apt-get download, dpkg-deb).
 set -euo pipefail
-GUEST_VERSION=4-ne2k-virtio-ping-nc
+GUEST_VERSION=5-ne2k-virtio-ping-nc-rxend
 out=$1
 [ -s "$out/vmlinuz" ] && [ -s "$out/initramfs.gz" ] && [ -s "$out/bios.bin" ] && [ "$(cat "$out/VERSION" 2>/dev/null)" = "$GUEST_VERSION" ] && exit 0
 mkdir -p "$out"
@@ -83,6 +85,7 @@ if [ -n "${VQTCP:-}" ]; then
   nc -w 30 "$PEER" "${VQPORT:-7070}" < /tmp/tx
   echo "VQ-TCP-SENT $?"
   nc -w 30 "$PEER" "$(( ${VQPORT:-7070} + 1 ))" < /dev/null > /tmp/rx
+  echo "VQ-TCP-RX-END $?"
   echo "VQ-TCP-RX $(wc -c < /tmp/rx) $(sha256sum < /tmp/rx)"
 fi
 echo VQ-DONE

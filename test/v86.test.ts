@@ -22,7 +22,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +31,8 @@ import { TapDevice } from '../src/backend/tap.js';
 import { TapPort } from '../src/backend/tap-port.js';
 import { loadIo } from '../src/backend/native.js';
 import { NetF } from '../src/net/features.js';
+import { VirtioNetBackend, VirtioNetError } from '../src/transport/index.js';
+import { LoopbackPort } from '../src/backend/loopback-port.js';
 import { NetnsTcpEnd } from '../bench/support/netns-tcp-end.js';
 import { firstMissing, needAddon, needRoot, needTool, needTun } from './support/real-peers.js';
 
@@ -131,6 +133,13 @@ test('the adapter refuses what is not a v86 instance, and bad options, with a ty
   await assert.rejects(V86NetAdapter.attach(fake, { memoryBytes: 1000 }), (e: unknown) => e instanceof V86AdapterError && e.code === 'bad-options');
   await assert.rejects(V86NetAdapter.attach(fake, { pollMs: 0 }), (e: unknown) => e instanceof V86AdapterError && e.code === 'bad-options');
   await assert.rejects(V86NetAdapter.attach(fake, { runner: 'thread' as 'worker' }), (e: unknown) => e instanceof V86AdapterError && e.code === 'bad-options');
+  // A TAP backend: a usable interface name, and not together with a port of one's own.
+  await assert.rejects(V86NetAdapter.attach(fake, { device: { backend: { type: 'tap', name: '' } } }), (e: unknown) => e instanceof V86AdapterError && e.code === 'bad-options' && /interface name/.test(e.message));
+  await assert.rejects(V86NetAdapter.attach(fake, { device: { backend: { type: 'tap', name: 'x'.repeat(16) } } }), (e: unknown) => e instanceof V86AdapterError && e.code === 'bad-options');
+  await assert.rejects(V86NetAdapter.attach(fake, { runner: 'inline', port: () => new LoopbackPort(), device: { backend: { type: 'tap', name: 'vq0' } } }), (e: unknown) => e instanceof V86AdapterError && e.code === 'bad-options' && /not both/.test(e.message));
+  // The browser-safe kind refuses a TAP with a message that names the kind that has one.
+  assert.throws(() => new VirtioNetBackend({ backend: { type: 'tap', name: 'vq0' } }), (e: unknown) => e instanceof VirtioNetError && /virtio-net-tap/.test(e.message));
+  assert.throws(() => new VirtioNetBackend({ backend: { type: 'tap', name: 'vq0', pollMs: 0 } }), (e: unknown) => e instanceof VirtioNetError && /pollMs/.test(e.message));
 });
 
 test('an inline adapter without v86 traffic: every net0-send frame is served once, a full ring backs up into the counted backlog, overflow is counted', async () => {
@@ -232,26 +241,24 @@ async function checkTcp(end: NetnsTcpEnd, out: string): Promise<void> {
   assert.equal(rxSha, r.source.sha256, 'the bytes reached the guest intact');
 }
 
-test(`v86's guest moves TCP both ways through virtq's device (inline) and a real TAP, every byte checked (${TCP_BYTES} bytes each way)`, { skip: tapMissing ?? false, timeout: 300_000 }, async (t) => {
+test(`v86's guest moves TCP both ways through virtq's device on its worker with a real TAP behind it, every byte checked (${TCP_BYTES} bytes each way); closing releases the TAP`, { skip: tapMissing ?? false, timeout: 300_000 }, async (t) => {
   const dir = guestCache();
   if (dir === null) return t.skip(buildError!);
   const tapName = `vq86t${process.pid % 10000}`;
   const emu = newV86(dir, `VQCOUNT=50 VQIP=10.86.0.1 VQPEER=10.86.0.2 VQTCP=${TCP_BYTES} VQPORT=7070`);
-  let tap = null as TapDevice | null;
   const far = await NetnsTcpEnd.create(`vq86-${process.pid}`, { bytes: TCP_BYTES });
-  const io = loadIo();
+  const errors: string[] = [];
+  // The device worker opens the TAP at DRIVER_OK (the 'virtio-net-tap' kind, imported by the worker).
   const a = await V86NetAdapter.attach(emu, {
-    runner: 'inline',
     pollMs: 1,
-    device: { preset: 'vhost', mac: '52:54:00:12:34:56' },
-    // The TAP opens when the device starts (DRIVER_OK) with the negotiated features.
-    port: (features) => {
-      tap = TapDevice.open(tapName, features);
-      return new TapPort(io, tap.fd, tap.name);
-    },
+    device: { preset: 'vhost', mac: '52:54:00:12:34:56', backend: { type: 'tap', name: tapName } },
+    onError: (m) => errors.push(m),
   });
+  let closed = false;
   try {
-    assert.ok(tap !== null, 'the TAP opened at DRIVER_OK');
+    const end = Date.now() + 20_000;
+    while (!existsSync(`/sys/class/net/${tapName}`) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(existsSync(`/sys/class/net/${tapName}`), 'the device worker opened the TAP at DRIVER_OK');
     await far.start(tapName);
     const t0 = performance.now();
     const out = await runGuest(emu);
@@ -260,10 +267,17 @@ test(`v86's guest moves TCP both ways through virtq's device (inline) and a real
     assert.equal(ping.received, ping.transmitted, 'the host kernel answered every ping');
     await checkTcp(far, out);
     assert.equal(a.stats.txDropped, 0);
-  } finally {
+    const st = await a.deviceState();
+    assert.equal(st!.stats.txDropped + st!.stats.rxDropped, 0);
+    assert.deepEqual(errors, []);
     await a.close();
+    closed = true;
+    // The worker closed its fd before it ended: the (non-persistent) TAP is gone from its namespace.
+    const gone = spawnSync('ip', ['-n', far.ns, 'link', 'show', tapName], { encoding: 'utf8' });
+    assert.notEqual(gone.status, 0, `the TAP outlived the adapter: ${gone.stdout}`);
+  } finally {
+    if (!closed) await a.close();
     await emu.destroy();
-    tap?.close();
     await far.close();
   }
 });

@@ -136,6 +136,16 @@ export class BackendHost {
     this.queues = [];
   }
 
+  /** Deactivates and lets the backend release what it holds; the host is not used again. */
+  close(): void {
+    this.deactivate();
+    try {
+      this.backend.close?.();
+    } catch {
+      // Releasing must not keep the runner from closing.
+    }
+  }
+
   /** Queue snapshots and the backend's state (call while neither run() nor turn() runs). */
   save(): BackendSnapshot {
     return {

@@ -29,6 +29,7 @@ export const W_PENDING = 3; // bit i: queue i was notified (transport ORs, devic
 export const W_PAYLOAD_LEN = 4; // bytes of JSON in the payload area (whoever wrote it last)
 export const W_RESULT = 5; // device: 0 ok, 1 failed (message in the payload area)
 export const W_READY = 6; // device: 1 once its loop runs
+export const W_CLOSED = 7; // device: 1 once its loop ended and the backend released what it holds
 const SIGNALS_WORD = 16; // DeviceSignals words, on their own line
 
 export const Cmd = {

@@ -12,7 +12,7 @@
 import { GuestMemory, type RegionSpec } from '../memory/index.js';
 import type { WaitStrategy } from '../notify/index.js';
 import { BackendHost } from './backend-host.js';
-import { Cmd, DeviceChannel, IRQ_DOORBELL, KICK_DOORBELL, W_ACK_SEQ, W_CMD_KIND, W_CMD_SEQ, W_PENDING, W_READY, W_RESULT } from './channel.js';
+import { Cmd, DeviceChannel, IRQ_DOORBELL, KICK_DOORBELL, W_ACK_SEQ, W_CLOSED, W_CMD_KIND, W_CMD_SEQ, W_PENDING, W_READY, W_RESULT } from './channel.js';
 import { DeviceSignals, type ActivationPlan } from './device.js';
 import { deviceKind } from './registry.js';
 
@@ -90,7 +90,10 @@ export async function runDeviceWorker(init: DeviceWorkerInit): Promise<void> {
     if (Atomics.load(w, W_CMD_SEQ) !== handled || kick.stopped) continue;
     kick.wait(seen);
   }
-  host.deactivate();
+  host.close();
+  // Pairs with WorkerRunner.close's load: the backend let go of its fds before the thread ends.
+  Atomics.store(w, W_CLOSED, 1);
+  Atomics.notify(w, W_CLOSED);
 }
 
 function runCommand(ch: DeviceChannel, host: BackendHost, kind: number, state: { paused: boolean }): void {

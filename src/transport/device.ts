@@ -125,6 +125,8 @@ export interface VirtioDeviceBackend {
   save(): unknown;
   /** Re-installs save()'s result, right after activate() on a restored device. */
   restore(state: unknown): void;
+  /** The runner is done with this backend for good (after deactivate): release what it holds (a TAP's fd). */
+  close?(): void;
 }
 
 /** A frontend/backend pair with a name the worker registry can rebuild it from. */

@@ -16,7 +16,8 @@ export { runDeviceWorker } from './device-loop.js';
 export type { DeviceWorkerInit } from './device-loop.js';
 export { registerDeviceKind, deviceKind } from './registry.js';
 export { VirtioNetFrontend, VirtioNetBackend, VirtioNetError, virtioNetKind, VIRTIO_NET_FEATURES, VIRTIO_NET_CTRL_FEATURES, VIRTIO_NET_RX_QUEUE, VIRTIO_NET_TX_QUEUE, effectiveMtu, hostStackFactory } from './virtio-net.js';
-export type { VirtioNetOptions, VirtioNetState, HostStackBackendOptions, LoopbackBackendOptions, NetPortFactory } from './virtio-net.js';
+export type { VirtioNetOptions, VirtioNetState, HostStackBackendOptions, LoopbackBackendOptions, TapBackendOptions, NetPortFactory } from './virtio-net.js';
+// The TAP kind is Node only: 'virtq/transport/tap' (virtio-net-tap.ts), not re-exported here.
 export { MmioNetGuest, MmioGuestError, GUEST_NET_FEATURES, makeSeqFrame, checkSeqFrame } from './mmio-guest.js';
 export type { MmioBus, MmioNetGuestOptions, MmioGuestErrorCode } from './mmio-guest.js';
 export { TransportError } from './errors.js';

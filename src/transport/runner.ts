@@ -163,7 +163,7 @@ export class InlineRunner implements DeviceRunner {
   }
   close(): Promise<void> {
     this.cancelTimer();
-    this.host.deactivate();
+    this.host.close();
     return Promise.resolve();
   }
 }

@@ -75,6 +75,24 @@ export interface LoopbackBackendOptions {
   capacityFrames?: number;
 }
 
+/**
+ * A Linux TAP interface behind the device (plain data: crosses to a worker). Node only: the
+ * device kind 'virtio-net-tap' (virtio-net-tap.ts, imported by the worker as a module) opens it;
+ * the browser-safe 'virtio-net' kind refuses it. The TAP is created on the first DRIVER_OK with
+ * the negotiated offloads, kept across resets (its addresses and routes stay), and closed when
+ * the runner closes.
+ */
+export interface TapBackendOptions {
+  type: 'tap';
+  /** The interface name (created if absent; needs CAP_NET_ADMIN). */
+  name: string;
+  /**
+   * A TAP cannot ring the worker's kick doorbell: while the device could take a frame, its
+   * sleep ends at least this often (ms, default 1) so the TAP is read.
+   */
+  pollMs?: number;
+}
+
 export interface VirtioNetOptions {
   /**
    * The notification policy the device loop runs under: a preset name (src/policy/presets.ts,
@@ -92,7 +110,7 @@ export interface VirtioNetOptions {
   /** Feature names (NetF keys) not to offer, e.g. ['MRG_RXBUF'] to model an older device. */
   withhold?: NetFeatureName[];
   /** What stands behind the device (default: the host stack with defaults). */
-  backend?: HostStackBackendOptions | LoopbackBackendOptions;
+  backend?: HostStackBackendOptions | LoopbackBackendOptions | TapBackendOptions;
   /** Frames the save-time replay queue may hold (default 256). */
   replayFrames?: number;
   /**
@@ -346,6 +364,8 @@ export class VirtioNetBackend implements VirtioDeviceBackend {
   private readonly replayCap: number;
   private readonly factory: NetPortFactory;
   private readonly pairs: number;
+  /** > 0: the loop's sleeps end at least this often (a port that receives by itself, a TAP, on a worker). */
+  private readonly portPollMs: number;
 
   /** `factory` overrides options.backend (an inline device with a port of your own). */
   constructor(opts: VirtioNetOptions = {}, factory?: NetPortFactory) {
@@ -354,13 +374,14 @@ export class VirtioNetBackend implements VirtioDeviceBackend {
     this.replayCap = opts.replayFrames ?? 256;
     this.pairs = pairsOf(opts);
     this.policy = typeof opts.preset === 'object' ? resolvePolicy(opts.preset) : resolvePolicy(opts.preset ?? 'vhost');
+    const b = opts.backend ?? { type: 'host-stack' };
+    this.portPollMs = b.type === 'tap' ? (b.pollMs ?? 1) : 0;
+    if (b.type === 'tap' && !(this.portPollMs > 0 && this.portPollMs < Infinity)) throw new VirtioNetError('bad-options', `backend pollMs ${String(this.portPollMs)}: need a number > 0`);
     if (factory) this.factory = factory;
-    else {
-      const b = opts.backend ?? { type: 'host-stack' };
-      if (b.type === 'host-stack') this.factory = hostStackFactory(this.mac, this.mtu, b);
-      else if (b.type === 'loopback') this.factory = () => new LoopbackPort(b.capacityFrames);
-      else throw new VirtioNetError('bad-options', `unknown backend '${String((b as { type: unknown }).type)}'`);
-    }
+    else if (b.type === 'host-stack') this.factory = hostStackFactory(this.mac, this.mtu, b);
+    else if (b.type === 'loopback') this.factory = () => new LoopbackPort(b.capacityFrames);
+    else if (b.type === 'tap') throw new VirtioNetError('bad-options', "a 'tap' backend needs Node and the device kind 'virtio-net-tap' (virtio-net-tap.js as a worker module; the v86 adapter picks it for you)");
+    else throw new VirtioNetError('bad-options', `unknown backend '${String((b as { type: unknown }).type)}'`);
   }
 
   /** The running service: NetDevice, its DeviceLoop and port (null before DRIVER_OK and after reset). */
@@ -424,7 +445,7 @@ export class VirtioNetBackend implements VirtioDeviceBackend {
       features: ctx.features,
       port,
       policy: this.policy,
-      kick: ctx.kick,
+      kick: this.portPollMs > 0 ? pollingDoorbell(ctx.kick, this.portPollMs) : ctx.kick,
       irq,
       kicks: (q) => ctx.kicks(q),
       onIteration: () => {
@@ -546,6 +567,23 @@ export class VirtioNetBackend implements VirtioDeviceBackend {
       this.ctx?.notifyUsed(VIRTIO_NET_TX_QUEUE);
     }
   }
+}
+
+/**
+ * The kick doorbell with every sleep cut to at most `pollMs`: a port the OS feeds (a TAP) has
+ * no way to ring an Atomics doorbell, so the loop wakes this often to look at it. An early
+ * 'timeout' only makes the loop run a pass and sleep again (its timers go by the clock).
+ */
+function pollingDoorbell(kick: LoopDoorbell, pollMs: number): LoopDoorbell {
+  return {
+    seq: () => kick.seq(),
+    ring: (q?: number) => kick.ring(q),
+    wait: (seen, deadlineMs = Infinity) => kick.wait(seen, Math.min(deadlineMs, performance.now() + pollMs)),
+    waitUntil: (seen, deadlineMs) => {
+      const cap = performance.now() + pollMs;
+      return deadlineMs <= cap ? kick.waitUntil(seen, deadlineMs) : kick.wait(seen, cap);
+    },
+  };
 }
 
 function copyStats(to: NetDeviceStats, from: NetDeviceStats): void {

@@ -7,7 +7,7 @@
 // node-worker.ts and web-device-worker.ts. Runs in browser Web Workers: no `node:` imports.
 
 import type { Doorbell } from '../notify/index.js';
-import { Cmd, DeviceChannel, IRQ_DOORBELL, KICK_DOORBELL, W_ACK_SEQ, W_CMD_KIND, W_CMD_SEQ, W_PENDING, W_READY, W_RESULT } from './channel.js';
+import { Cmd, DeviceChannel, IRQ_DOORBELL, KICK_DOORBELL, W_ACK_SEQ, W_CLOSED, W_CMD_KIND, W_CMD_SEQ, W_PENDING, W_READY, W_RESULT } from './channel.js';
 import { DeviceSignals, type ActivationPlan, type BackendSnapshot } from './device.js';
 import { TransportError } from './errors.js';
 import type { DeviceRunner } from './runner.js';
@@ -125,6 +125,11 @@ export class WorkerRunner implements DeviceRunner {
     this.closed = true;
     // Stops the device loop and the interrupt watcher: every wait on the block returns 'stopped'.
     this.channel.block.stop();
+    // Let the device thread leave its loop and release what its backend holds (a TAP's fd,
+    // which outlives a terminated thread: fds belong to the process), up to a second; then end it.
+    const end = performance.now() + 1000;
+    // Acquire: pairs with the device thread's store of W_CLOSED after its backend closed.
+    while (Atomics.load(this.channel.words, W_CLOSED) === 0 && performance.now() < end) await new Promise((r) => setTimeout(r, 1));
     await this.worker.terminate();
   }
 

@@ -50,7 +50,8 @@ export interface V86Like {
 export interface V86NetOptions {
   /**
    * The virtq device: preset (notification policy, default 'vhost'), MAC and MTU in its config
-   * space, queue size, withheld features, and the port ('host-stack' default, 'loopback').
+   * space, queue size, withheld features, and the port ('host-stack' default, 'loopback', or in
+   * Node a TAP: `{ type: 'tap', name }`, on the worker or inline).
    */
   device?: VirtioNetOptions;
   /** Where the device runs: 'worker' (default: its own thread) or 'inline' (on this thread, at each kick). */
@@ -181,8 +182,21 @@ export class V86NetAdapter {
     const mem = GuestMemory.allocate(bytes);
     const device = opts.device ?? {};
     let runner: DeviceRunner;
+    const wantsTap = device.backend?.type === 'tap';
+    if (wantsTap && !isNode()) throw new V86AdapterError('bad-options', "a 'tap' backend needs Node (a TAP is a Linux file descriptor)");
+    if (wantsTap) {
+      const name = (device.backend as { name?: unknown }).name;
+      if (typeof name !== 'string' || name.length === 0 || name.length > 15) throw new V86AdapterError('bad-options', `device.backend.name ${JSON.stringify(name)}: a TAP needs an interface name of 1..15 characters`);
+    }
+    if (wantsTap && opts.port !== undefined) throw new V86AdapterError('bad-options', "give either device.backend { type: 'tap' } or port, not both");
     if ((opts.runner ?? 'worker') === 'inline') {
-      runner = new InlineRunner(new VirtioNetBackend(device, opts.port), mem);
+      let backend: VirtioNetBackend;
+      if (wantsTap) {
+        // Node only, so imported only here (the adapter itself runs in browsers too).
+        const { TapNetBackend } = await import('../transport/virtio-net-tap.js');
+        backend = new TapNetBackend(device);
+      } else backend = new VirtioNetBackend(device, opts.port);
+      runner = new InlineRunner(backend, mem);
     } else if (opts.runner === undefined || opts.runner === 'worker') {
       if (opts.port !== undefined) throw new V86AdapterError('bad-options', 'port is for the inline runner; a worker builds its port from device.backend or a registered kind');
       runner = await startDeviceWorker(mem, opts);
@@ -351,10 +365,20 @@ export class V86NetAdapter {
   }
 }
 
+function isNode(): boolean {
+  return (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node !== undefined;
+}
+
 async function startDeviceWorker(mem: GuestMemory, opts: V86NetOptions): Promise<DeviceRunner> {
-  const base = { mem, kind: opts.kind ?? 'virtio-net', options: opts.device ?? {}, modules: opts.modules ?? [] };
-  const proc = (globalThis as { process?: { versions?: { node?: string } } }).process;
-  if (proc?.versions?.node !== undefined) {
+  const tap = opts.device?.backend?.type === 'tap';
+  // A TAP backend is the Node-only kind 'virtio-net-tap': the worker imports its module first.
+  const base = {
+    mem,
+    kind: opts.kind ?? (tap ? 'virtio-net-tap' : 'virtio-net'),
+    options: opts.device ?? {},
+    modules: [...(opts.modules ?? []), ...(tap ? [new URL('../transport/virtio-net-tap.js', import.meta.url).href] : [])],
+  };
+  if (isNode()) {
     // Node: worker_threads (the one node: import of the transport lives in node-worker.js).
     const { startNodeDeviceWorker } = await import('../transport/node-worker.js');
     return startNodeDeviceWorker(base, (e) => opts.onError?.(e.message));

@@ -44,7 +44,8 @@ export class TapNetBackend extends VirtioNetBackend {
     return this.tap?.name ?? null;
   }
 
-  close(): void {
+  override close(): void {
+    super.close();
     this.tap?.close();
     this.tap = null;
     this.tapPort = null;

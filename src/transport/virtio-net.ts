@@ -34,6 +34,7 @@ import { resolvePolicy } from '../policy/presets.js';
 import type { PolicyConfig } from '../policy/config.js';
 import type { LoopDoorbell } from '../policy/device-loop.js';
 import type { SinkState } from '../net/endpoint.js';
+import { Tracer, type TracerSetup } from '../trace/tracer.js';
 import type { DeviceVirtqueue } from '../virtqueue/index.js';
 import type { DeviceContext, VirtioDeviceBackend, VirtioDeviceKind } from './device.js';
 import { NetConfigFrontend } from './net-frontend.js';
@@ -111,6 +112,12 @@ export interface VirtioNetOptions {
   withhold?: NetFeatureName[];
   /** What stands behind the device (default: the host stack with defaults). */
   backend?: HostStackBackendOptions | LoopbackBackendOptions | TapBackendOptions;
+  /**
+   * Record the device's trace points (tx pop, rx fill, publish, interrupt…) into a TraceSession's
+   * device-side buffer: `session.setupFor('host')` (plain data with a SharedArrayBuffer, so it
+   * crosses to a worker; docs/tracing.md).
+   */
+  trace?: TracerSetup;
   /** Frames the save-time replay queue may hold (default 256). */
   replayFrames?: number;
   /**
@@ -364,6 +371,7 @@ export class VirtioNetBackend implements VirtioDeviceBackend {
   private readonly replayCap: number;
   private readonly factory: NetPortFactory;
   private readonly pairs: number;
+  private readonly tracer: Tracer | undefined;
   /** > 0: the loop's sleeps end at least this often (a port that receives by itself, a TAP, on a worker). */
   private readonly portPollMs: number;
 
@@ -374,6 +382,7 @@ export class VirtioNetBackend implements VirtioDeviceBackend {
     this.replayCap = opts.replayFrames ?? 256;
     this.pairs = pairsOf(opts);
     this.policy = typeof opts.preset === 'object' ? resolvePolicy(opts.preset) : resolvePolicy(opts.preset ?? 'vhost');
+    this.tracer = opts.trace !== undefined ? new Tracer(opts.trace) : undefined;
     const b = opts.backend ?? { type: 'host-stack' };
     this.portPollMs = b.type === 'tap' ? (b.pollMs ?? 1) : 0;
     if (b.type === 'tap' && !(this.portPollMs > 0 && this.portPollMs < Infinity)) throw new VirtioNetError('bad-options', `backend pollMs ${String(this.portPollMs)}: need a number > 0`);
@@ -445,6 +454,7 @@ export class VirtioNetBackend implements VirtioDeviceBackend {
       features: ctx.features,
       port,
       policy: this.policy,
+      ...(this.tracer !== undefined ? { tracer: this.tracer } : {}),
       kick: this.portPollMs > 0 ? pollingDoorbell(ctx.kick, this.portPollMs) : ctx.kick,
       irq,
       kicks: (q) => ctx.kicks(q),
@@ -481,8 +491,15 @@ export class VirtioNetBackend implements VirtioDeviceBackend {
       svc.run();
     } finally {
       this.leaving = false;
+      // The loop returns for a command or a stop: what it traced becomes readable.
+      this.tracer?.flush();
     }
     this.failed();
+  }
+
+  /** The runner is done with this backend: the last trace records are published. */
+  close(): void {
+    this.tracer?.flush();
   }
 
   turn(): number {

@@ -18,6 +18,8 @@
 
 import { GuestMemory } from '../memory/index.js';
 import type { NetObserver } from '../net/observer.js';
+import { Tracer } from '../trace/tracer.js';
+import type { TraceSession } from '../trace/session.js';
 import { NetError } from '../net/errors.js';
 import { NetF, describeFeatures } from '../net/features.js';
 import { emptyNetHdr } from '../net/header.js';
@@ -74,6 +76,13 @@ export interface V86NetOptions {
   queueSize?: number;
   /** Records the driver side's tx add/reap points (a Tracer from virtq/trace). */
   tracer?: NetObserver;
+  /**
+   * Records both sides into one TraceSession (virtq/trace): the driver's points on this thread,
+   * the device's on its worker (or inline) through `session.setupFor('host')`. Call
+   * `session.finish()` (or writeTraceFile) after close(). Not together with `tracer` or
+   * `device.trace`.
+   */
+  trace?: TraceSession;
   /** A device worker's error (it stops serving frames). */
   onError?: (message: string) => void;
 }
@@ -142,6 +151,7 @@ export class V86NetAdapter {
     readonly runner: DeviceRunner,
     readonly guest: MmioNetGuest,
     opts: V86NetOptions,
+    private readonly driverTracer?: { flush(): void },
   ) {
     this.backlogCap = opts.backlogFrames ?? 512;
     this.bus = emulator.bus!;
@@ -180,7 +190,11 @@ export class V86NetAdapter {
     const pollMs = opts.pollMs ?? 5;
     if (!(pollMs > 0)) throw new V86AdapterError('bad-options', `pollMs ${String(opts.pollMs)}: need a number > 0`);
     const mem = GuestMemory.allocate(bytes);
-    const device = opts.device ?? {};
+    if (opts.trace !== undefined && (opts.tracer !== undefined || opts.device?.trace !== undefined)) {
+      throw new V86AdapterError('bad-options', 'give trace (a TraceSession for both sides) or tracer/device.trace, not both');
+    }
+    const device: VirtioNetOptions = opts.trace !== undefined ? { ...opts.device, trace: opts.trace.setupFor('host') } : (opts.device ?? {});
+    const driverTracer = opts.trace !== undefined ? new Tracer(opts.trace.setupFor('guest')) : opts.tracer;
     let runner: DeviceRunner;
     const wantsTap = device.backend?.type === 'tap';
     if (wantsTap && !isNode()) throw new V86AdapterError('bad-options', "a 'tap' backend needs Node (a TAP is a Linux file descriptor)");
@@ -199,7 +213,7 @@ export class V86NetAdapter {
       runner = new InlineRunner(backend, mem);
     } else if (opts.runner === undefined || opts.runner === 'worker') {
       if (opts.port !== undefined) throw new V86AdapterError('bad-options', 'port is for the inline runner; a worker builds its port from device.backend or a registered kind');
-      runner = await startDeviceWorker(mem, opts);
+      runner = await startDeviceWorker(mem, device, opts);
     } else {
       throw new V86AdapterError('bad-options', `runner '${String(opts.runner)}': 'worker' or 'inline'`);
     }
@@ -212,7 +226,7 @@ export class V86NetAdapter {
         arenaBytes: bytes - ARENA_BASE,
         queueSize: opts.queueSize ?? 256,
         wantFeatures: V86_DRIVER_FEATURES,
-        ...(opts.tracer !== undefined ? { driver: { tracer: opts.tracer } } : {}),
+        ...(driverTracer !== undefined ? { driver: { tracer: driverTracer } } : {}),
       });
       g.init();
       g.refillRx();
@@ -220,7 +234,7 @@ export class V86NetAdapter {
       await runner.close();
       throw new V86AdapterError('init-failed', `virtq driver initialisation failed: ${e instanceof Error ? e.message : String(e)}`);
     }
-    return new V86NetAdapter(emulator, mem, transport, runner, g, opts);
+    return new V86NetAdapter(emulator, mem, transport, runner, g, opts, driverTracer instanceof Tracer ? driverTracer : undefined);
   }
 
   /** The negotiated features by name (e.g. MRG_RXBUF, CSUM). */
@@ -362,6 +376,8 @@ export class V86NetAdapter {
     clearInterval(this.timer);
     this.emulator.remove_listener('net0-send', this.onSend);
     await this.runner.close();
+    // The driver side's last records (the device's were published as its runner closed).
+    this.driverTracer?.flush();
   }
 }
 
@@ -369,13 +385,13 @@ function isNode(): boolean {
   return (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node !== undefined;
 }
 
-async function startDeviceWorker(mem: GuestMemory, opts: V86NetOptions): Promise<DeviceRunner> {
-  const tap = opts.device?.backend?.type === 'tap';
+async function startDeviceWorker(mem: GuestMemory, device: VirtioNetOptions, opts: V86NetOptions): Promise<DeviceRunner> {
+  const tap = device.backend?.type === 'tap';
   // A TAP backend is the Node-only kind 'virtio-net-tap': the worker imports its module first.
   const base = {
     mem,
     kind: opts.kind ?? (tap ? 'virtio-net-tap' : 'virtio-net'),
-    options: opts.device ?? {},
+    options: device,
     modules: [...(opts.modules ?? []), ...(tap ? [new URL('../transport/virtio-net-tap.js', import.meta.url).href] : [])],
   };
   if (isNode()) {

@@ -67,6 +67,7 @@ const ROWS: Row[] = [
   { args: ['bench', 'stream', '--trace-level', 'loud'], code: 2, stderr: invalid('--trace-level <level>', 'loud', 'Expected one of: trace, debug, info, warn, error.') },
   { args: ['bench', 'stream', '--preset', 'nope'], code: 2, stderr: invalid('--preset <name>', 'nope', `Unknown preset. Choose from: ${PRESET_CHOICES}.`) },
   { args: ['tap', '--name', 'vq9', '--guest-address', '10.77.0.2', '--preset', 'baseline-alone'], code: 2, stderr: invalid('--preset <name>', 'baseline-alone', `Unknown preset. Choose from: ${PRESET_CHOICES}.`) },
+  { args: ['study', '--queues', '0'], code: 2, stderr: invalid('--queues <n>', '0', 'Expected an integer from 1 to 16.') },
   { args: ['study', '--rows', 'rfc-gso,nope'], code: 2, stderr: invalid('--rows <list>', 'rfc-gso,nope', `Unknown preset. Choose from: ${PRESET_CHOICES}.`) },
   { args: ['presets', '--show', '{"base":'], code: 2, stderr: /^error: option '--show <policy>' argument '\{"base":' is invalid\. policy JSON does not parse: .+\. Choose from: / },
   { args: ['presets', '--show', 'rfc-gso-alone'], code: 0, stdout: /"name": "rfc-gso-alone"/ },

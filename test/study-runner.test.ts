@@ -133,6 +133,24 @@ test('virtq study writes the JSON, Markdown and SVG and prints both RFC tables a
   assert.ok(existsSync(join(dir, 'c.svg')));
 });
 
+test('virtq study --queues 2 runs every stream cell on two queue pairs (each on its own worker pair) and records it in the plan and the cells', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'virtq-study-mq-'));
+  await run(process.execPath, [
+    CLI, 'study', '--quick', '--wait', 'block', '--rows', 'vhost', '--runs', '1', '--seconds', '0.1', '--warmup-ms', '20', '--count', '20', '--queues', '2',
+    '--json', join(dir, 'r.json'), '--md', join(dir, 'r.md'), '--svg', join(dir, 'c.svg'),
+  ], { timeout: 120_000 });
+  const j = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8')) as { plan: { queuePairs?: number }; rows: { stream: Record<'g2h' | 'h2g', { queuePairs?: number; errors: number; runs: { extra: Record<string, number> }[] } | null> }[] };
+  assert.equal(j.plan.queuePairs, 2);
+  for (const d of ['g2h', 'h2g'] as const) {
+    const cell = j.rows[0]!.stream[d]!;
+    assert.equal(cell.queuePairs, 2, `${d}: two pairs`);
+    assert.equal(cell.errors, 0, `${d}: every frame verified`);
+    // Both pairs moved data (aggregatePairs keeps each pair's figure).
+    for (const p of [0, 1]) assert.ok((cell.runs[0]!.extra[`pair${p}.gbps`] ?? 0) > 0, `${d}: pair ${p} carried traffic`);
+  }
+  await assert.rejects(run(process.execPath, [CLI, 'study', '--queues', '2', '--trace', join(dir, 't.ndjson')]), (e: { stderr: string; code: number }) => e.code !== 0 && /--queues' above 1 cannot be traced/.test(e.stderr));
+});
+
 test('virtq bench stream --json and bench ping print their cell', async () => {
   const s = await run(process.execPath, [CLI, 'bench', 'stream', '--direction', 'h2g', '--runs', '2', '--seconds', '0.1', '--warmup-ms', '20', '--preset', 'gso', '--msg-size', '8192', '--queue-size', '64', '--workload', STREAM, '--json'], { timeout: 60_000 });
   const cell = JSON.parse(s.stdout) as { schema: string; runs: { extra: Record<string, number> }[]; gbps: { n: number }; queueSize: number; preset: string };

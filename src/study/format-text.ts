@@ -61,7 +61,7 @@ function table(note: string, first: string, rows: { label: string; cells: string
 function planText(report: StudyReport): { stream: string; ping: string } {
   const p = report.plan;
   return {
-    stream: `netperf, ${p.runs}x${p.seconds}s runs (Gb/s)`,
+    stream: `netperf, ${p.runs}x${p.seconds}s runs${p.queuePairs !== undefined && p.queuePairs > 1 ? `, ${p.queuePairs} queue pairs` : ''} (Gb/s)`,
     ping: `ping -f -c ${p.count}${p.pingCapMs !== null ? ` (≤${(p.pingCapMs / 1000).toFixed(1)}s)` : ''} (ms)`,
   };
 }

@@ -66,7 +66,7 @@ export interface StudyReport {
   command: string;
   machine: { node: string; platform: string; cpus: number; cpuModel: string };
   /** `ring`/`inOrder` appear only when not the default (split ring, no IN_ORDER). */
-  plan: StudyPlan & { mode: StudyMode; msgBytes: number; mtu: number; streamWorkload: string; pingWorkload: string; waitStrategy: string; ring?: 'packed'; inOrder?: true };
+  plan: StudyPlan & { mode: StudyMode; msgBytes: number; mtu: number; streamWorkload: string; pingWorkload: string; waitStrategy: string; ring?: 'packed'; inOrder?: true; queuePairs?: number };
   rfcSource: string;
   rows: RowResult[];
   totalSeconds: number;

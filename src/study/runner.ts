@@ -270,6 +270,8 @@ export function studyPlanOf(o: StudyOptions): StudyReport['plan'] {
     waitStrategy: o.wait?.strategy ?? 'engine default (hybrid)',
     ...(o.ring === 'packed' ? { ring: 'packed' as const } : {}),
     ...(o.inOrder === true ? { inOrder: true as const } : {}),
+    // Stream cells run this many pairs at once (ping cells one: a round trip uses one pair).
+    ...(o.queuePairs !== undefined && o.queuePairs > 1 ? { queuePairs: o.queuePairs } : {}),
   };
 }
 

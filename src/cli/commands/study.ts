@@ -57,6 +57,7 @@ interface StudyOpts extends TraceCliOptions {
   guestOnly?: boolean;
   ring: RingKind;
   inOrder?: boolean;
+  queues: number;
 }
 
 /** The quick plan's guest cells: 3 s of iperf3 each way, 500 flood pings (a TCG boot runs ~1 Gb/s). */
@@ -83,6 +84,13 @@ function readResumable(path: string, plan: StudyReport['plan'], cmd: Command): S
   const why = resumeMismatch(earlier, plan);
   if (why !== null) return cmd.error(`error: option '--resume': ${path} is a study of another plan (${why}).`);
   return earlier;
+}
+
+/** --queues: 1..16 pairs. */
+function queuePairsOption(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 16) throw new InvalidArgumentError('Expected an integer from 1 to 16.');
+  return n;
 }
 
 function guestVmm(v: string): 'qemu' {
@@ -122,7 +130,8 @@ export function registerStudy(program: Command): void {
     .option('--guest-count <n>', 'with --guest: ping -f -c per row (quick: 500, else the plan\'s --count)', positiveInt)
     .option('--guest-only', 'with --guest: skip the in-process cells (only the guest tables are filled)')
     .option('--ring <kind>', 'ring layout of every queue: split or packed (VIRTIO_F_RING_PACKED)', oneOf(['split', 'packed'] as const), 'split')
-    .option('--in-order', 'VIRTIO_F_IN_ORDER on every queue');
+    .option('--in-order', 'VIRTIO_F_IN_ORDER on every queue')
+    .option('--queues <n>', 'stream cells run N queue pairs at once, each pair on its own guest and host worker (multiqueue; ping cells use one pair), 1..16', queuePairsOption, 1);
   addTraceOptions(study).action(async (o: StudyOpts, cmd: Command) => {
     // Every output path is checked before the first cell runs (the explicit ones already were,
     // as they were parsed): a study can take hours, and its results must not be lost at the end.
@@ -159,8 +168,10 @@ export function registerStudy(program: Command): void {
       progress.clear();
       process.stderr.write(`virtq study: stopping after the cell in flight (Ctrl-C again to quit now; finished cells are in ${jsonPath})\n`);
     };
+    if (o.queues > 1 && trace !== undefined) cmd.error("error: option '--queues' above 1 cannot be traced: trace a one-pair study");
     const studyOptions: StudyOptions = {
       rows,
+      ...(o.queues > 1 ? { queuePairs: o.queues } : {}),
       plan,
       mode,
       ...waitOf(o.wait),

@@ -2,14 +2,20 @@
 // option, and the runner's own refusal for a library caller), the parser of the guest's
 // per-reply ping output (hostile and truncated consoles included), the alternating order, the
 // summary over runs (min/median/max, the ratio virtq / QEMU of the medians and per run, a failed
-// cell left out rather than counted as 0) and the text report. The benchmark itself boots QEMU
+// cell left out rather than counted as 0) and the text report; and a guest that cannot boot (a
+// kernel file that is not a kernel: QEMU exits at once) against the real QEMU, which must end in
+// one message with QEMU's console tail and leave no namespace behind. The benchmark itself boots QEMU
 // twice per run (~40 s under TCG at the smallest setting), so CI does not run it; the study's
 // guest test (study-guest.test.ts) boots the same guest through the same guest-boot.ts.
 
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { checkGuestBenchOptions, GuestBenchOptionError, runGuestBench, runOrder } from '../src/study/guest-bench.js';
 import {
@@ -27,6 +33,8 @@ import {
   type GuestBenchReport,
   type GuestBenchRun,
 } from '../src/study/guest-bench-report.js';
+import { guestStudyMissing } from '../src/study/guest-boot.js';
+import { firstMissing, needAddon } from './support/real-peers.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
@@ -182,4 +190,34 @@ test('formatGuestBench: the accelerator said, one line per measure with both bac
   assert.equal(guestBenchHasProblems(clean), false);
   assert.match(formatGuestBench({ ...clean, accel: 'kvm' }), /QEMU 7\.2\.22, KVM;/);
   assert.match(formatGuestBench({ ...clean, error: 'the guest did not come up: no VQ-AGENT-READY\nconsole tail' }), /stopped: the guest did not come up: no VQ-AGENT-READY\nconsole tail/);
+});
+
+const bootMissing = firstMissing(needAddon(), guestStudyMissing());
+
+test('virtq bench guest: a guest that does not boot ends in one message with QEMU\'s console tail (exit 1, no stack) and leaves no network namespace behind', { skip: bootMissing ?? false, timeout: 120_000 }, () => {
+  // A guest cache the build script takes as current (its VERSION) whose kernel is not a kernel.
+  const script = fileURLToPath(new URL('../../test/support/build-linux-guest.sh', import.meta.url));
+  const version = /^GUEST_VERSION=(.*)$/m.exec(readFileSync(script, 'utf8'))?.[1];
+  assert.ok(version !== undefined, 'GUEST_VERSION in the build script');
+  const cache = mkdtempSync(join(tmpdir(), 'virtq-bench-guest-bad-'));
+  try {
+    mkdirSync(join(cache, 'linux-guest'));
+    writeFileSync(join(cache, 'linux-guest', 'vmlinuz'), 'not a kernel\n');
+    writeFileSync(join(cache, 'linux-guest', 'initramfs.gz'), gzipSync('not an initramfs\n'));
+    writeFileSync(join(cache, 'linux-guest', 'VERSION'), `${version}\n`);
+    const r = spawnSync(process.execPath, [CLI, 'bench', 'guest', '--runs', '1', '--seconds', '1', '--count', '10', '--accel', 'tcg'], {
+      encoding: 'utf8',
+      timeout: 100_000,
+      env: { ...process.env, VIRTQ_CACHE_DIR: cache },
+    });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /virtq bench guest: the guest did not come up: the guest exited while waiting for VQ-AGENT-READY:\n.*qemu/);
+    assert.doesNotMatch(r.stderr, /at .*\.js:\d+/, 'no stack');
+    assert.equal(r.stdout, '', 'no report');
+    const tag = `vqb${r.pid % 100000}`;
+    const left = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.startsWith(tag));
+    assert.deepEqual(left, [], 'namespaces removed');
+  } finally {
+    rmSync(cache, { recursive: true, force: true });
+  }
 });

@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { checkGuestBenchOptions, GuestBenchOptionError, runGuestBench, runOrder } from '../src/study/guest-bench.js';
+import { parseIperfUdpJson } from '../src/study/guest-plan.js';
 import {
   featureDiff,
   formatGuestBench,
@@ -45,6 +46,8 @@ test('virtq bench guest: a bad option value is a usage error (exit 2) naming the
     [['--seconds', '2.5'], /--seconds <s>.*Expected a positive integer\./],
     [['--count', 'x'], /--count <n>.*Expected a positive integer\./],
     [['--accel', 'hvf'], /--accel <a>.*Expected one of: auto, kvm, tcg\./],
+    [['--udp-rate', 'fast'], /--udp-rate <r>.*Expected digits with an optional K, M or G/],
+    [['--udp-rate', '0M'], /--udp-rate <r>.*Expected digits/],
     [['--preset', 'nope'], /--preset <p>.*Unknown preset/],
     [['--json', '/nonexistent-dir/r.json'], /--json \[file\].*ENOENT/],
     [['--bogus'], /unknown option '--bogus'/],
@@ -64,6 +67,19 @@ test('runGuestBench refuses bad numbers itself (a library caller gets a typed er
     await assert.rejects(runGuestBench(o), (e: unknown) => e instanceof GuestBenchOptionError && /must be an integer/.test(e.message), JSON.stringify(bad));
   }
   checkGuestBenchOptions({ runs: 1, seconds: 1, count: 1 });
+  checkGuestBenchOptions({ runs: 1, seconds: 1, count: 1, udpRate: '1G' });
+  for (const udpRate of ['', '1T', '-5M', '10 M', '1e9']) assert.throws(() => checkGuestBenchOptions({ runs: 1, seconds: 1, count: 1, udpRate }), GuestBenchOptionError, udpRate);
+});
+
+test('parseIperfUdpJson: the receiver\'s lost and sent datagrams from iperf3 -u -J; an error or a truncated report is an error, never a zero', () => {
+  const ok = JSON.stringify({ end: { sum: { packets: 1000, lost_packets: 25, lost_percent: 2.5, bits_per_second: 2e8 } } });
+  assert.deepEqual(parseIperfUdpJson(`noise\n${ok}\n`), { packets: 1000, lostPackets: 25, lostPercent: 2.5, gbps: 0.2 });
+  // lost_percent absent: computed from the counts.
+  assert.equal(parseIperfUdpJson(JSON.stringify({ end: { sum: { packets: 200, lost_packets: 50, bits_per_second: 1 } } })).lostPercent, 25);
+  assert.throws(() => parseIperfUdpJson(JSON.stringify({ error: 'unable to connect to server' })), /iperf3: unable to connect/);
+  assert.throws(() => parseIperfUdpJson(JSON.stringify({ end: { sum: { packets: 10 } } })), SyntaxError);
+  assert.throws(() => parseIperfUdpJson('{"end": {"sum"'), SyntaxError);
+  assert.throws(() => parseIperfUdpJson('nothing'), SyntaxError);
 });
 
 test('the order alternates: virtq first on odd runs, QEMU first on even ones, each backend once per run', () => {
@@ -145,7 +161,7 @@ test('summariseGuestBench: min/median/max per backend, ratio of medians and per-
   assert.equal(h2g.ratioPerRun.n, 2);
   const p99 = s.find((x) => x.measure === 'pingP99Ms')!;
   assert.ok(Math.abs(p99.ratioOfMedians - 3) < 1e-9, String(p99.ratioOfMedians));
-  assert.deepEqual(summariseGuestBench([]).map((x) => x.virtq.n), [0, 0, 0, 0, 0]);
+  assert.deepEqual(summariseGuestBench([]).map((x) => x.virtq.n), GUEST_MEASURES.map(() => 0));
   assert.ok(Number.isNaN(summariseGuestBench([])[0]!.ratioOfMedians));
 });
 

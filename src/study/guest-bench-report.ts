@@ -5,7 +5,7 @@
 // the guest and runs the measures.
 
 import { percentile, median, ratio } from './stats.js';
-import { parsePingSummary, type GuestPing } from './guest-plan.js';
+import { parsePingSummary, type GuestIperfUdp, type GuestPing } from './guest-plan.js';
 
 export const GUEST_BENCH_SCHEMA = 'virtq-bench-guest/1';
 
@@ -20,6 +20,7 @@ export const GUEST_MEASURES = [
   { key: 'pingAvgMs', label: 'ping avg RTT', unit: 'ms', higherIsBetter: false },
   { key: 'pingP99Ms', label: 'ping p99 RTT', unit: 'ms', higherIsBetter: false },
   { key: 'pingMaxMs', label: 'ping max RTT', unit: 'ms', higherIsBetter: false },
+  { key: 'udpH2gLossPct', label: 'UDP host→guest lost', unit: '%', higherIsBetter: false },
 ] as const;
 export type GuestMeasure = (typeof GUEST_MEASURES)[number]['key'];
 
@@ -42,6 +43,12 @@ export interface GuestBackendRun {
   /** TCP retransmits iperf3 counted on the sender, per direction. */
   retransmits: { g2h: number | null; h2g: number | null };
   ping: GuestBenchPing | null;
+  /**
+   * UDP host → guest at a fixed offered rate (iperf3 -u -R -b RATE): datagrams lost on the way,
+   * counted by the guest's iperf3 — the same load on both backends, so what each loses (in the
+   * TAP's queue, the device, the guest) compares directly. Absent in reports made before it.
+   */
+  udpH2g?: GuestIperfUdp | null;
   /** What failed in this boot (a cell's error), each prefixed with the cell. */
   errors: string[];
 }
@@ -90,6 +97,8 @@ export interface GuestBenchReport {
   seconds: number;
   /** Echo requests per flood ping. */
   count: number;
+  /** Offered rate of the UDP host→guest loss run (iperf3 -b). */
+  udpRate?: string;
   host: { cpus: number; loadavg: number[] };
   results: GuestBenchRun[];
   summary: GuestMeasureSummary[];
@@ -142,6 +151,8 @@ export function measureOf(r: GuestBackendRun, m: GuestMeasure): number | null {
       return r.ping?.p99Ms ?? null;
     case 'pingMaxMs':
       return r.ping?.maxMs ?? null;
+    case 'udpH2gLossPct':
+      return r.udpH2g?.lostPercent ?? null;
   }
 }
 

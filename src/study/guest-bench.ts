@@ -14,7 +14,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startVhostUser, type VhostUserHandle } from '../vhost-user/index.js';
 import { bootGuest, buildGuest, errText, firstAccel, GuestStudyError, guestStudyMissing, HOST_IP, qemuVersion, sh, type GuestAccel, type GuestAgent } from './guest-boot.js';
-import { parseIperfJson, qemuNetDevice, QEMU_MIN_QUEUE } from './guest-plan.js';
+import { parseIperfJson, parseIperfUdpJson, qemuNetDevice, QEMU_MIN_QUEUE } from './guest-plan.js';
 import {
   featureDiff,
   GUEST_BENCH_SCHEMA,
@@ -34,6 +34,8 @@ export interface GuestBenchOptions {
   seconds: number;
   /** Echo requests per flood ping. */
   count: number;
+  /** Offered rate of the UDP host→guest run (iperf3 -b: a number of bits/s with K, M or G; default '200M'). */
+  udpRate?: string;
   accel?: GuestAccel;
   /** virtq's notification policy (default 'vhost', as `virtq vhost-user`). */
   preset?: string;
@@ -57,7 +59,8 @@ export class GuestBenchOptionError extends RangeError {
 }
 
 /** Checks the numeric options; throws GuestBenchOptionError naming the first bad one. */
-export function checkGuestBenchOptions(o: Pick<GuestBenchOptions, 'runs' | 'seconds' | 'count'>): void {
+export function checkGuestBenchOptions(o: Pick<GuestBenchOptions, 'runs' | 'seconds' | 'count' | 'udpRate'>): void {
+  if (o.udpRate !== undefined && !UDP_RATE.test(o.udpRate)) throw new GuestBenchOptionError(`udpRate must be iperf3 -b's form, digits with K, M or G (got ${JSON.stringify(o.udpRate)})`);
   for (const k of ['runs', 'seconds', 'count'] as const) {
     const v = o[k];
     if (!Number.isInteger(v) || v < 1 || v > GUEST_BENCH_LIMITS[k]) throw new GuestBenchOptionError(`${k} must be an integer in 1..${GUEST_BENCH_LIMITS[k]} (got ${String(v)})`);
@@ -70,8 +73,11 @@ export function runOrder(run: number): GuestBackend[] {
 }
 
 function emptyRun(backend: GuestBackend): GuestBackendRun {
-  return { backend, bootSeconds: NaN, features: null, g2hGbps: null, h2gGbps: null, retransmits: { g2h: null, h2g: null }, ping: null, errors: [] };
+  return { backend, bootSeconds: NaN, features: null, g2hGbps: null, h2gGbps: null, retransmits: { g2h: null, h2g: null }, ping: null, udpH2g: null, errors: [] };
 }
+
+/** iperf3 -b's syntax: digits with an optional K, M or G. */
+export const UDP_RATE = /^[1-9]\d{0,5}[KMG]?$/;
 
 /** One booted guest: features, both streams, the flood ping; a failed cell is recorded, not thrown. */
 async function measure(agent: GuestAgent, out: GuestBackendRun, o: GuestBenchOptions, slow: number, say: (s: string) => void): Promise<void> {
@@ -93,6 +99,14 @@ async function measure(agent: GuestAgent, out: GuestBackendRun, o: GuestBenchOpt
     } catch (e) {
       out.errors.push(`iperf3 ${d}: ${errText(e)}`);
     }
+  }
+  const rate = o.udpRate ?? '200M';
+  say(`${out.backend}: iperf3 -u h2g at ${rate}`);
+  try {
+    // 1400-byte datagrams: one frame each under the 1500 MTU (no fragments to lose as a whole).
+    out.udpH2g = parseIperfUdpJson(await agent.run(`/usr/bin/iperf3 -c ${HOST_IP} -u -R -b ${rate} -l 1400 -t ${o.seconds} -J`, (o.seconds + 30) * 1000 * slow));
+  } catch (e) {
+    out.errors.push(`iperf3 udp h2g: ${errText(e)}`);
   }
   say(`${out.backend}: ping -i 0 -c ${o.count}`);
   try {
@@ -134,6 +148,7 @@ export async function runGuestBench(o: GuestBenchOptions): Promise<GuestBenchRep
     runs: o.runs,
     seconds: o.seconds,
     count: o.count,
+    udpRate: o.udpRate ?? '200M',
     host: { cpus: cpus().length, loadavg: loadavg() },
     results: [],
     summary: [],

@@ -142,6 +142,36 @@ export function parseIperfJson(text: string): GuestIperf {
   return { gbps: r.bits_per_second / 1e9, bytesReceived: r.bytes, bytesSent: s.bytes, seconds: r.seconds, retransmits: s.retransmits ?? null };
 }
 
+/** A UDP run's receiver report (iperf3 -u -J; with -R the guest is the receiver). */
+export interface GuestIperfUdp {
+  /** Datagrams the sender sent and the receiver found missing (iperf3's sequence numbers). */
+  packets: number;
+  lostPackets: number;
+  lostPercent: number;
+  /** What arrived, Gb/s. */
+  gbps: number;
+}
+
+/** Parses `iperf3 -u -J`'s end.sum (the receiver's count of lost datagrams). */
+export function parseIperfUdpJson(text: string): GuestIperfUdp {
+  const start = text.indexOf('{');
+  const end = text.lastIndexOf('}');
+  if (start < 0 || end < start) throw new SyntaxError(`iperf3 printed no JSON: ${text.trim().slice(-300)}`);
+  let j: { error?: string; end?: { sum?: { packets?: number; lost_packets?: number; lost_percent?: number; bits_per_second?: number } } };
+  try {
+    j = JSON.parse(text.slice(start, end + 1)) as typeof j;
+  } catch (e) {
+    throw new SyntaxError(`iperf3's JSON does not parse (${(e as Error).message}): ${text.trim().slice(-300)}`);
+  }
+  if (j.error !== undefined) throw new Error(`iperf3: ${j.error}`);
+  const u = j.end?.sum;
+  if (u === undefined || typeof u.packets !== 'number' || typeof u.lost_packets !== 'number' || typeof u.bits_per_second !== 'number') {
+    throw new SyntaxError('iperf3 UDP JSON without end.sum.packets/lost_packets/bits_per_second');
+  }
+  const lostPercent = typeof u.lost_percent === 'number' ? u.lost_percent : u.packets > 0 ? (100 * u.lost_packets) / u.packets : 0;
+  return { packets: u.packets, lostPackets: u.lost_packets, lostPercent, gbps: u.bits_per_second / 1e9 };
+}
+
 /** What ping -f -q printed as its summary. */
 export interface GuestPing {
   transmitted: number;

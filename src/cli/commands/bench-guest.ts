@@ -5,7 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { emitReport, jsonHelp, oneOf, outputFile, policySpec, positiveInt, type ArgParser, type JsonOption } from '../args.js';
-import { GUEST_BENCH_LIMITS, GuestBenchOptionError, runGuestBench } from '../../study/guest-bench.js';
+import { GUEST_BENCH_LIMITS, GuestBenchOptionError, runGuestBench, UDP_RATE } from '../../study/guest-bench.js';
 import { formatGuestBench, guestBenchHasProblems } from '../../study/guest-bench-report.js';
 import { GuestStudyError, type GuestAccel } from '../../study/guest-boot.js';
 
@@ -13,6 +13,7 @@ interface GuestBenchCli {
   runs: number;
   seconds: number;
   count: number;
+  udpRate: string;
   accel: GuestAccel;
   preset: string;
   json?: JsonOption;
@@ -28,6 +29,11 @@ function upTo(max: number): ArgParser<number> {
   };
 }
 
+function udpRate(value: string): string {
+  if (!UDP_RATE.test(value)) throw new InvalidArgumentError('Expected digits with an optional K, M or G (iperf3 -b), e.g. 200M.');
+  return value;
+}
+
 export function registerBenchGuest(bench: Command): void {
   bench
     .command('guest')
@@ -35,6 +41,7 @@ export function registerBenchGuest(bench: Command): void {
     .option('--runs <n>', 'A/B runs, each booting the guest once per backend (order alternates)', upTo(GUEST_BENCH_LIMITS.runs), 5)
     .option('--seconds <s>', 'iperf3 -t per direction', upTo(GUEST_BENCH_LIMITS.seconds), 10)
     .option('--count <n>', 'echo requests per flood ping (ping -i 0, each reply timed for the p99)', upTo(GUEST_BENCH_LIMITS.count), 1000)
+    .option('--udp-rate <r>', 'offered rate of the UDP host→guest loss run (iperf3 -b: digits with K, M or G)', udpRate, '200M')
     .option('--accel <a>', 'kvm, tcg, or auto (KVM when /dev/kvm opens and QEMU can use it, else TCG)', oneOf(['auto', 'kvm', 'tcg'] as const), 'auto')
     .option('--preset <p>', "virtq's notification policy: a preset (`virtq presets`), <rfc preset>-alone, or policy JSON", policySpec, 'vhost')
     .option('--json [file]', jsonHelp('the report'), outputFile)
@@ -49,6 +56,7 @@ export function registerBenchGuest(bench: Command): void {
           runs: o.runs,
           seconds: o.seconds,
           count: o.count,
+          udpRate: o.udpRate,
           accel: o.accel,
           preset: o.preset,
           signal: stop.signal,

@@ -3,11 +3,13 @@
 //   1. DPDK virtio_user (testpmd macswap) → virtq's vhost-user device (reflect), packets/s;
 //   2. the same DPDK driver → DPDK's own C vhost backend (a second testpmd with net_vhost), packets/s;
 //   3. the kernel's ping -f through `virtq tap` vs through a veth pair, RTT avg.
+// virtq's rows (1 and 3) run once per --presets entry (default: vhost, and vhost-busypoll, whose
+// device spins up to 50 µs with kicks off before sleeping, as vhost_net's busyloop_timeout).
 // Packets/s: testpmd's accumulated TX-packets divided by the time from its "start packet
 // forwarding" line to the SIGINT that stops it (testpmd's --stats-period timer interrupts the
 // vhost-user handshake of its virtio_user port, so the per-second samples are not used).
 //
-//   node dist/bench/real-peers.js [--quick] [--json] [--runs N] [--seconds S]
+//   node dist/bench/real-peers.js [--quick] [--json] [--runs N] [--seconds S] [--presets a,b] [--only dpdk|tap]
 
 import { Command } from 'commander';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -84,10 +86,10 @@ function clientArgs(prefix: string, sock: string): string[] {
   ];
 }
 
-async function dpdkThroughVirtq(seconds: number): Promise<number> {
+async function dpdkThroughVirtq(seconds: number, preset: string): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'virtq-bench-'));
   const sock = join(dir, 'vhu.sock');
-  const h = await startVhostUser({ socketPath: sock, backend: 'reflect' });
+  const h = await startVhostUser({ socketPath: sock, backend: 'reflect', preset });
   const prefix = `virtq-bench-c${process.pid}`;
   try {
     return await runClient(testpmd(clientArgs(prefix, sock)), seconds);
@@ -131,27 +133,40 @@ function parsePing(out: string): PingRtt {
   return { avgMs: Number(m[2]), line: `${m[1]}/${m[2]}/${m[3]}/${m[4]}` };
 }
 
-async function tapVsVeth(count: number): Promise<{ tap: PingRtt; veth: PingRtt }> {
+async function pingThroughTap(count: number, preset: string): Promise<PingRtt> {
+  const nsT = `vqb${process.pid % 10000}t`;
+  spawnSync('ip', ['netns', 'del', nsT]);
+  try {
+    execFileSync('ip', ['netns', 'add', nsT]);
+    const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+    const child = spawn('ip', ['netns', 'exec', nsT, process.execPath, cli, 'tap', '--name', 'vq0', '--address', '10.77.0.1/24', '--guest-address', '10.77.0.2', '--preset', preset], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<void>((r) => child.on('exit', () => r()));
+    try {
+      for (let i = 0; i < 200 && !out.includes('ready'); i++) await sleep(50);
+      return parsePing(execFileSync('ip', ['netns', 'exec', nsT, 'ping', '-f', '-q', '-c', String(count), '10.77.0.2'], { encoding: 'utf8' }));
+    } finally {
+      child.kill('SIGINT');
+      await exited;
+    }
+  } finally {
+    spawnSync('ip', ['netns', 'del', nsT]);
+  }
+}
+
+function pingThroughVeth(count: number): PingRtt {
   const tag = `vqb${process.pid % 10000}`;
-  const nsT = `${tag}t`;
   const nsA = `${tag}a`;
   const nsB = `${tag}b`;
   const del = (): void => {
-    for (const n of [nsT, nsA, nsB]) spawnSync('ip', ['netns', 'del', n]);
+    for (const n of [nsA, nsB]) spawnSync('ip', ['netns', 'del', n]);
   };
   const ns = (n: string, ...cmd: string[]): string => execFileSync('ip', ['netns', 'exec', n, ...cmd], { encoding: 'utf8' });
   del();
   try {
-    execFileSync('ip', ['netns', 'add', nsT]);
-    const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-    const child = spawn('ip', ['netns', 'exec', nsT, process.execPath, cli, 'tap', '--name', 'vq0', '--address', '10.77.0.1/24', '--guest-address', '10.77.0.2'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    for (let i = 0; i < 100 && !out.includes('ready'); i++) await sleep(50);
-    const tap = parsePing(ns(nsT, 'ping', '-f', '-q', '-c', String(count), '10.77.0.2'));
-    const exited = new Promise<void>((r) => child.on('exit', () => r()));
-    child.kill('SIGINT');
-    await exited;
     execFileSync('ip', ['netns', 'add', nsA]);
     execFileSync('ip', ['netns', 'add', nsB]);
     execFileSync('ip', ['link', 'add', `${tag}x`, 'netns', nsA, 'type', 'veth', 'peer', 'name', `${tag}y`, 'netns', nsB]);
@@ -159,8 +174,7 @@ async function tapVsVeth(count: number): Promise<{ tap: PingRtt; veth: PingRtt }
     ns(nsB, 'ip', 'addr', 'add', '10.78.9.2/24', 'dev', `${tag}y`);
     ns(nsA, 'ip', 'link', 'set', `${tag}x`, 'up');
     ns(nsB, 'ip', 'link', 'set', `${tag}y`, 'up');
-    const veth = parsePing(ns(nsA, 'ping', '-f', '-q', '-c', String(count), '10.78.9.2'));
-    return { tap, veth };
+    return parsePing(ns(nsA, 'ping', '-f', '-q', '-c', String(count), '10.78.9.2'));
   } finally {
     del();
   }
@@ -172,55 +186,67 @@ async function main(): Promise<void> {
     .option('--json', 'print JSON')
     .option('--runs <n>', 'runs of each measurement', '3')
     .option('--seconds <s>', 'seconds per DPDK run', '8')
+    .option('--pings <n>', 'ping -f round trips per run (default 20000, 5000 with --quick)')
+    .option('--presets <list>', "virtq's notification presets, comma-separated (a row each)", 'vhost,vhost-busypoll')
+    .option('--only <what>', "only the DPDK rows ('dpdk') or only the ping rows ('tap')")
     .parse()
-    .opts<{ quick?: boolean; json?: boolean; runs: string; seconds: string }>();
+    .opts<{ quick?: boolean; json?: boolean; runs: string; seconds: string; pings?: string; presets: string; only?: string }>();
   const runs = o.quick ? 1 : Number(o.runs);
   const seconds = o.quick ? 3 : Number(o.seconds);
-  const pings = o.quick ? 5000 : 20000;
-  const virtq: number[] = [];
+  const pings = o.pings !== undefined ? Number(o.pings) : o.quick ? 5000 : 20000;
+  const presets = o.presets.split(',').filter((x) => x !== '');
+  if (o.only !== undefined && o.only !== 'dpdk' && o.only !== 'tap') throw new Error(`--only ${o.only}: expected dpdk or tap`);
+  const doDpdk = o.only !== 'tap';
+  const doTap = o.only !== 'dpdk';
+  const virtq = new Map<string, number[]>(presets.map((p) => [p, []]));
+  const tapAvg = new Map<string, number[]>(presets.map((p) => [p, []]));
   const dpdk: number[] = [];
-  const tapAvg: number[] = [];
   const vethAvg: number[] = [];
   const lines: string[] = [];
   for (let i = 0; i < runs; i++) {
-    // Interleaved so that machine noise hits all three alike.
-    virtq.push(await dpdkThroughVirtq(seconds));
-    dpdk.push(await dpdkThroughDpdk(seconds));
-    const p = await tapVsVeth(pings);
-    tapAvg.push(p.tap.avgMs);
-    vethAvg.push(p.veth.avgMs);
-    lines.push(`run ${i + 1}: tap rtt ${p.tap.line} ms, veth rtt ${p.veth.line} ms`);
+    // Interleaved so that machine noise hits every row alike.
+    if (doDpdk) {
+      for (const p of presets) virtq.get(p)!.push(await dpdkThroughVirtq(seconds, p));
+      dpdk.push(await dpdkThroughDpdk(seconds));
+    }
+    if (doTap) {
+      const parts: string[] = [];
+      for (const p of presets) {
+        const r = await pingThroughTap(pings, p);
+        tapAvg.get(p)!.push(r.avgMs);
+        parts.push(`tap (${p}) rtt ${r.line} ms`);
+      }
+      const e = pingThroughVeth(pings);
+      vethAvg.push(e.avgMs);
+      lines.push(`run ${i + 1}: ${parts.join(', ')}, veth rtt ${e.line} ms`);
+    }
   }
-  const v = stat(virtq);
   const d = stat(dpdk);
-  const t = stat(tapAvg);
   const e = stat(vethAvg);
-  const result = {
-    runs,
-    secondsPerDpdkRun: seconds,
-    pingsPerRun: pings,
-    dpdkVirtioUserToVirtqPps: v,
-    dpdkVirtioUserToDpdkVhostPps: d,
-    virtqOverDpdkRatio: v.median / d.median,
-    tapRttAvgMs: t,
-    vethRttAvgMs: e,
-    tapOverVethRttRatio: t.median / e.median,
-  };
+  const rows = presets.map((p) => {
+    const v = stat(virtq.get(p)!);
+    const t = stat(tapAvg.get(p)!);
+    return { preset: p, dpdkVirtioUserToVirtqPps: v, virtqOverDpdkRatio: v.median / d.median, tapRttAvgMs: t, tapOverVethRttRatio: t.median / e.median };
+  });
+  const result = { runs, secondsPerDpdkRun: seconds, pingsPerRun: pings, dpdkVirtioUserToDpdkVhostPps: d, vethRttAvgMs: e, presets: rows };
   if (o.json) {
     process.stdout.write(JSON.stringify(result, null, 2) + '\n');
     return;
   }
   const f = (s: Stat, digits = 0): string => `${s.min.toFixed(digits)} / ${s.median.toFixed(digits)} / ${s.max.toFixed(digits)}`;
-  process.stdout.write(
-    `real peers, ${runs} run(s), min / median / max\n` +
-      `  DPDK virtio_user → virtq vhost-user (reflect)   ${f(v)} packets/s each way\n` +
-      `  DPDK virtio_user → DPDK net_vhost (testpmd io)  ${f(d)} packets/s each way\n` +
-      `  ratio virtq / DPDK (medians)                    ${result.virtqOverDpdkRatio.toFixed(3)}\n` +
-      `  ping -f through virtq tap, RTT avg              ${f(t, 3)} ms\n` +
-      `  ping -f through veth, RTT avg                   ${f(e, 3)} ms\n` +
-      `  ratio tap / veth (medians)                      ${result.tapOverVethRttRatio.toFixed(2)}\n` +
-      lines.map((l) => `  ${l}\n`).join(''),
-  );
+  const pad = (x: string): string => x.padEnd(54);
+  let text = `real peers, ${runs} run(s), min / median / max\n`;
+  if (doDpdk) {
+    for (const r of rows) text += `  ${pad(`DPDK virtio_user → virtq vhost-user (${r.preset})`)}${f(r.dpdkVirtioUserToVirtqPps)} packets/s each way\n`;
+    text += `  ${pad('DPDK virtio_user → DPDK net_vhost (testpmd io)')}${f(d)} packets/s each way\n`;
+    for (const r of rows) text += `  ${pad(`ratio virtq (${r.preset}) / DPDK (medians)`)}${r.virtqOverDpdkRatio.toFixed(3)}\n`;
+  }
+  if (doTap) {
+    for (const r of rows) text += `  ${pad(`ping -f through virtq tap (${r.preset}), RTT avg`)}${f(r.tapRttAvgMs, 3)} ms\n`;
+    text += `  ${pad('ping -f through veth, RTT avg')}${f(e, 3)} ms\n`;
+    for (const r of rows) text += `  ${pad(`ratio tap (${r.preset}) / veth (medians)`)}${r.tapOverVethRttRatio.toFixed(2)}\n`;
+  }
+  process.stdout.write(text + lines.map((l) => `  ${l}\n`).join(''));
 }
 
 main().catch((e: unknown) => {

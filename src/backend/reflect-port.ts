@@ -26,6 +26,8 @@ interface Slot {
 }
 
 const ETH_ADDRS_BYTES = 12;
+/** Frames up to this long are copied byte by byte (no view allocated). */
+const SHORT_COPY_BYTES = 256;
 
 export class ReflectPort implements NetPort {
   acceptsGso = false;
@@ -67,9 +69,17 @@ export class ReflectPort implements NetPort {
     const f = this.slots[(this.head + this.count) % this.slots.length]!.frame;
     if (f.bytes.length < lenBytes) f.bytes = new Uint8Array(Math.max(lenBytes, 2 * f.bytes.length));
     const b = f.bytes;
-    b.set(frame.subarray(offset + 6, offset + 12), 0);
-    b.set(frame.subarray(offset, offset + 6), 6);
-    b.set(frame.subarray(offset + ETH_ADDRS_BYTES, offset + lenBytes), ETH_ADDRS_BYTES);
+    // Byte loops for the addresses and short payloads: a subarray view per copy is an allocation
+    // per frame, which at DPDK's 64 B packet rates costs more than the copy itself.
+    for (let i = 0; i < 6; i++) {
+      b[i] = frame[offset + 6 + i]!;
+      b[6 + i] = frame[offset + i]!;
+    }
+    if (lenBytes <= SHORT_COPY_BYTES) {
+      for (let i = ETH_ADDRS_BYTES; i < lenBytes; i++) b[i] = frame[offset + i]!;
+    } else {
+      b.set(frame.subarray(offset + ETH_ADDRS_BYTES, offset + lenBytes), ETH_ADDRS_BYTES);
+    }
     f.lenBytes = lenBytes;
     copyNetHdrOffload(f.hdr, hdr);
     this.count++;

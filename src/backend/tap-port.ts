@@ -39,6 +39,8 @@ export interface TapPortStats {
 
 const HDR_LAYOUT_BYTES: Record<NetHdrLayout, number> = { legacy: 10, 'legacy-mrg': 12, v1: 12, hash: 20 };
 const MAX_FRAME_BYTES = 65535 + 64;
+/** Frames up to this long are copied byte by byte (no view allocated). */
+const SHORT_COPY_BYTES = 256;
 
 export class TapPort implements NetPort {
   readonly acceptsGso = true;
@@ -94,7 +96,12 @@ export class TapPort implements NetPort {
     const hs = this.hdrBytes;
     const out = this.txBuf;
     encodeNetHdr(copyNetHdrOffload(this.txHdr, hdr), this.layout, out, 0); // num_buffers 0: the kernel ignores it on write
-    out.set(frame.subarray(offset, offset + lenBytes), hs);
+    // Short frames (pings, ACKs) byte by byte: a subarray view per frame is an allocation.
+    if (lenBytes <= SHORT_COPY_BYTES) {
+      for (let i = 0; i < lenBytes; i++) out[hs + i] = frame[offset + i]!;
+    } else {
+      out.set(frame.subarray(offset, offset + lenBytes), hs);
+    }
     const r = this.io.write(this.fd, out, hs + lenBytes);
     if (r !== hs + lenBytes) {
       this.stats.txWriteErrors++;

@@ -67,6 +67,8 @@ const ROWS: Row[] = [
   { args: ['bench', 'stream', '--trace-level', 'loud'], code: 2, stderr: invalid('--trace-level <level>', 'loud', 'Expected one of: trace, debug, info, warn, error.') },
   { args: ['bench', 'stream', '--preset', 'nope'], code: 2, stderr: invalid('--preset <name>', 'nope', `Unknown preset. Choose from: ${PRESET_CHOICES}.`) },
   { args: ['tap', '--name', 'vq9', '--guest-address', '10.77.0.2', '--preset', 'baseline-alone'], code: 2, stderr: invalid('--preset <name>', 'baseline-alone', `Unknown preset. Choose from: ${PRESET_CHOICES}.`) },
+  { args: ['tap', '--name', 'vq9', '--guest-address', '10.77.0.2', '--queues', '17'], code: 2, stderr: invalid('--queues <n>', '17', 'Expected an integer from 1 to 16.') },
+  { args: ['tap', '--name', 'vq9', '--guest-address', '10.77.0.2', '--queues', '2', '--pcap', join(dir, 'q.pcap')], code: 2, stderr: "error: option '--queues' above 1 cannot be combined with --pcap or --trace (they record one queue pair)" },
   { args: ['study', '--queues', '0'], code: 2, stderr: invalid('--queues <n>', '0', 'Expected an integer from 1 to 16.') },
   { args: ['study', '--rows', 'rfc-gso,nope'], code: 2, stderr: invalid('--rows <list>', 'rfc-gso,nope', `Unknown preset. Choose from: ${PRESET_CHOICES}.`) },
   { args: ['presets', '--show', '{"base":'], code: 2, stderr: /^error: option '--show <policy>' argument '\{"base":' is invalid\. policy JSON does not parse: .+\. Choose from: / },

@@ -183,6 +183,27 @@ test('--no-offload: the guest accepts no offload, TUNSETOFFLOAD is 0 and UDP arr
   assert.ok(counter(out, /(\d+) received \(/) >= 203, 'the UDP datagrams reached the guest');
 });
 
+test('--queues 2: a multiqueue TAP (IFF_MULTI_QUEUE) with one queue per pair; flows spread over both pairs, every echo answered once, nothing dropped', { skip: missing ?? false, timeout: 120_000 }, async () => {
+  const tag = `vm${process.pid % 100000}`;
+  let p: PingResult | null = null;
+  const out = await withTap(tag, ['--queues', '2'], (n) => {
+    assert.equal(ns(n, 'ls', '/sys/class/net/vq0/queues').split(/\s+/).filter((q) => q.startsWith('rx-')).length, 2, 'two TAP queues');
+    p = parsePing(ns(n, 'ping', '-f', '-q', '-c', '500', '10.77.0.2'));
+    // 64 UDP flows (distinct ports): the kernel picks a TAP queue per flow hash.
+    ns(n, 'bash', '-c', 'for port in $(seq 9000 9063); do echo virtq > /dev/udp/10.77.0.2/$port; done');
+  });
+  assert.equal((p as PingResult | null)?.received, 500, '0 % loss over two pairs');
+  assert.match(out, /2 queue pairs/);
+  assertClean(out, 500);
+  const pairs = /pairs: 0: TAP→guest (\d+) guest→TAP (\d+); 1: TAP→guest (\d+) guest→TAP (\d+)/.exec(out);
+  assert.ok(pairs, `no per-pair line:\n${out}`);
+  const [rx0, tx0, rx1, tx1] = pairs.slice(1).map(Number) as [number, number, number, number];
+  assert.ok(rx0 > 0 && rx1 > 0, `both pairs received frames from the TAP (${rx0}, ${rx1})`);
+  assert.equal(rx0 + rx1, counter(out, /(\d+) frames TAP→guest/), 'the pairs\' counts sum to the device\'s');
+  assert.equal(tx0 + tx1, counter(out, /(\d+) guest→TAP/));
+  assert.ok(rx0 + rx1 >= 500 + 64, 'every echo request and datagram reached a guest');
+});
+
 const pcapMissing = missing ?? needTool('tshark', 'tshark');
 
 test(`--pcap and --trace: tshark decodes every frame, each echo once, no malformed packet or bad checksum; trace analyze reads one timeline per frame sent`, { skip: pcapMissing ?? false, timeout: 180_000 }, async () => {

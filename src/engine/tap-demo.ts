@@ -19,7 +19,7 @@ import { planSharedSetup } from './setup.js';
 import type { SharedSetup } from './types.js';
 import { resolvePolicy, type PolicyConfig } from '../policy/index.js';
 import type { TraceSession } from '../trace/session.js';
-import { check, loadIo } from '../backend/native.js';
+import { check, loadIo, type IoAddon } from '../backend/native.js';
 import { TapDevice } from '../backend/tap.js';
 import type { TapPortStats } from '../backend/tap-port.js';
 import { TAP_CTRL_BYTES, TAP_STOP_WORD, type TapWorkerData, type TapWorkerMessage } from './tap-demo-protocol.js';
@@ -82,9 +82,18 @@ export interface TapDemoOptions {
   mtu?: number;
   /** Record every frame crossing the TAP into this pcap file. */
   pcapPath?: string;
-  /** Trace both workers into this session (write it with writeTraceFile after stop()). */
+  /** Trace both workers into this session (write it with writeTraceFile after stop()). Queue pairs 1 only. */
   trace?: TraceSession;
+  /**
+   * Queue pairs (default 1): a multiqueue TAP (IFF_MULTI_QUEUE) with one queue per pair, each
+   * pair its own rings, eventfds and guest and host worker; the kernel spreads the frames it
+   * sends to the guest over the queues by flow. Every pair's guest answers for the same address.
+   */
+  queues?: number;
 }
+
+/** Most queue pairs `virtq tap` starts (each costs two worker threads). */
+export const MAX_TAP_DEMO_QUEUES = 16;
 
 export interface TapDemoStats {
   /** NetDevice counters (`dev.` prefix) and DeviceLoop counters (interrupts, kicksSeen, ...). */
@@ -99,6 +108,8 @@ export interface TapDemoStats {
   pcap?: { recorded: number; errors: number };
   /** The ring violation that broke a queue (DEVICE_NEEDS_RESET), or null. */
   failure: string | null;
+  /** With several queue pairs: each pair's counters (the fields above are their sums). */
+  pairs?: { device: Record<string, number>; guest: Record<string, number>; endpoint: EndpointStats; tap: TapPortStats }[];
 }
 
 export interface TapDemo {
@@ -108,6 +119,8 @@ export interface TapDemo {
   readonly offloadFlags: number;
   readonly policy: PolicyConfig;
   readonly queueSizes: { rx: number; tx: number };
+  /** Queue pairs (TAP queues) running. */
+  readonly queues: number;
   /** Stops both workers, closes the TAP and eventfds; resolves with the counters. */
   stop(): Promise<TapDemoStats>;
 }
@@ -117,12 +130,20 @@ const RX_MEMORY_BYTES = 4 << 20;
 const TX_MEMORY_BYTES = 4 << 20;
 const ARENA_BYTES = RX_MEMORY_BYTES + TX_MEMORY_BYTES + (1 << 20);
 
-export async function runTapDemo(o: TapDemoOptions): Promise<TapDemo> {
-  const io = loadIo();
-  const policy = typeof o.preset === 'object' ? o.preset : resolvePolicy(o.preset ?? 'vhost');
-  const features = tapDemoFeatures(policy, o.offload ?? true);
-  const rxSize = o.queueSize ?? policy.dataPath.rxRingSize;
-  const txSize = o.queueSize ?? policy.dataPath.txRingSize;
+/** One queue pair of the demo: its rings, eventfds, TAP queue fd and its guest and host workers. */
+interface Lane {
+  /** Sets the lane's stop word and rings both eventfds (both workers' poll(2) ends at once). */
+  stop(): void;
+  /** Both workers up (true), or one ended before (false). */
+  up: Promise<boolean>;
+  /** Both workers ended (rejects with a worker's error). */
+  finished: Promise<void>;
+  results: Map<'guest' | 'host', Extract<TapWorkerMessage, { kind: 'stats' }>>;
+  /** Closes the eventfds (the TAP queue is closed by the caller). */
+  close(): void;
+}
+
+function startLane(io: IoAddon, tap: TapDevice, o: TapDemoOptions, features: bigint, policy: PolicyConfig, rxSize: number, txSize: number): Lane {
   const eventIdx = (features & VirtioF.EVENT_IDX) !== 0n;
   const indirect = (features & VirtioF.INDIRECT_DESC) !== 0n;
   // Queue 0 rx, queue 1 tx (virtio 1.2 §5.1.2), then the indirect tables, then the arena.
@@ -133,19 +154,14 @@ export async function runTapDemo(o: TapDemoOptions): Promise<TapDemo> {
     ],
     ARENA_BYTES,
   );
-  const tap = TapDevice.open(o.name, features);
-  const fds: number[] = [];
+  const kickFd = check(io.eventfd(0, true), 'eventfd (kick)');
+  let callFd: number;
   try {
-    fds.push(check(io.eventfd(0, true), 'eventfd (kick)'));
-    fds.push(check(io.eventfd(0, true), 'eventfd (call)'));
-    if (o.address !== undefined) execFileSync('ip', ['addr', 'add', o.address, 'dev', tap.name]);
-    execFileSync('ip', ['link', 'set', tap.name, 'up']);
+    callFd = check(io.eventfd(0, true), 'eventfd (call)');
   } catch (e) {
-    tap.close();
-    for (const fd of fds) io.close(fd);
+    io.close(kickFd);
     throw e;
   }
-  const [kickFd, callFd] = fds as [number, number];
   const ctrl = new SharedArrayBuffer(TAP_CTRL_BYTES);
   const stopWord = new Int32Array(ctrl);
   const common: Omit<TapWorkerData, 'role'> = {
@@ -162,17 +178,16 @@ export async function runTapDemo(o: TapDemoOptions): Promise<TapDemo> {
     rxMemoryBytes: RX_MEMORY_BYTES,
     txMemoryBytes: TX_MEMORY_BYTES,
   };
-  o.trace?.start();
   const url = new URL('./tap-demo-worker.js', import.meta.url);
   const guest = new Worker(url, { workerData: { ...common, role: 'guest', ...(o.trace ? { trace: o.trace.setupFor('guest') } : {}) } satisfies TapWorkerData });
   const host = new Worker(url, {
     workerData: { ...common, role: 'host', tapFd: tap.fd, tapName: tap.name, ...(o.pcapPath !== undefined ? { pcapPath: o.pcapPath } : {}), ...(o.trace ? { trace: o.trace.setupFor('host') } : {}) } satisfies TapWorkerData,
   });
   const results = new Map<'guest' | 'host', Extract<TapWorkerMessage, { kind: 'stats' }>>();
-  const up = new Set<string>();
-  let upResolve: () => void = () => {};
-  const allUp = new Promise<void>((resolve) => (upResolve = resolve));
-  const stopBoth = (): void => {
+  const seen = new Set<string>();
+  let upResolve: (v: boolean) => void = () => {};
+  const up = new Promise<boolean>((resolve) => (upResolve = resolve));
+  const stop = (): void => {
     // Pairs with the Atomics.load in both workers' stopped(); the eventfd writes end their poll(2) at once.
     Atomics.store(stopWord, TAP_STOP_WORD, 1);
     io.eventfdWrite(kickFd, 1);
@@ -182,31 +197,86 @@ export async function runTapDemo(o: TapDemoOptions): Promise<TapDemo> {
     new Promise((resolve, reject) => {
       w.on('message', (m: TapWorkerMessage) => {
         if (m.kind === 'up') {
-          up.add(role);
-          if (up.size === 2) upResolve();
+          seen.add(role);
+          if (seen.size === 2) upResolve(true);
         } else results.set(role, m);
       });
       w.on('error', reject);
       w.on('exit', () => resolve());
     });
-  const finished = Promise.all([done(guest, 'guest'), done(host, 'host')]);
+  const finished = Promise.all([done(guest, 'guest'), done(host, 'host')]).then(() => undefined);
+  // One side failed (or both ended early): stop the other and give up waiting for 'up'.
+  finished.then(
+    () => upResolve(seen.size === 2),
+    () => {
+      stop();
+      upResolve(false);
+    },
+  );
+  return {
+    stop,
+    up,
+    finished,
+    results,
+    close: () => {
+      io.close(kickFd);
+      io.close(callFd);
+    },
+  };
+}
+
+/** Sums the numeric counters of each pair (a multiqueue demo reports them as one device). */
+function sumRecords<T extends object>(rs: readonly T[]): T {
+  const out: Record<string, number> = {};
+  for (const r of rs) for (const [k, v] of Object.entries(r)) if (typeof v === 'number') out[k] = (out[k] ?? 0) + v;
+  return out as T;
+}
+
+export async function runTapDemo(o: TapDemoOptions): Promise<TapDemo> {
+  const io = loadIo();
+  const policy = typeof o.preset === 'object' ? o.preset : resolvePolicy(o.preset ?? 'vhost');
+  const features = tapDemoFeatures(policy, o.offload ?? true);
+  const rxSize = o.queueSize ?? policy.dataPath.rxRingSize;
+  const txSize = o.queueSize ?? policy.dataPath.txRingSize;
+  const queues = o.queues ?? 1;
+  if (!Number.isInteger(queues) || queues < 1 || queues > MAX_TAP_DEMO_QUEUES) throw new RangeError(`queues ${String(o.queues)}: 1..${MAX_TAP_DEMO_QUEUES}`);
+  if (queues > 1 && (o.trace !== undefined || o.pcapPath !== undefined)) throw new RangeError('tracing and pcap record one queue pair: use queues 1');
+  const taps = TapDevice.openQueues(o.name, features, queues);
+  const tap = taps[0]!;
+  try {
+    if (o.address !== undefined) execFileSync('ip', ['addr', 'add', o.address, 'dev', tap.name]);
+    execFileSync('ip', ['link', 'set', tap.name, 'up']);
+  } catch (e) {
+    for (const t of taps) t.close();
+    throw e;
+  }
+  o.trace?.start();
+  const lanes: Lane[] = [];
+  try {
+    for (const t of taps) lanes.push(startLane(io, t, o, features, policy, rxSize, txSize));
+  } catch (e) {
+    for (const l of lanes) l.stop();
+    await Promise.allSettled(lanes.map((l) => l.finished));
+    for (const l of lanes) l.close();
+    for (const t of taps) t.close();
+    o.trace?.stop();
+    throw e;
+  }
+  const finished = Promise.all(lanes.map((l) => l.finished));
   let closed = false;
   const close = (): void => {
     if (closed) return;
     closed = true;
-    tap.close();
-    io.close(kickFd);
-    io.close(callFd);
+    for (const t of taps) t.close();
+    for (const l of lanes) l.close();
     o.trace?.stop();
   };
-  // One side failed (or both ended early): stop the other and give up waiting for 'up'.
-  finished.then(upResolve, () => {
-    stopBoth();
-    upResolve();
-  });
-  await allUp;
-  if (up.size < 2) {
-    stopBoth();
+  const stopAll = (): void => {
+    for (const l of lanes) l.stop();
+  };
+  const ups = await Promise.all(lanes.map((l) => l.up));
+  if (ups.includes(false)) {
+    stopAll();
     try {
       await finished;
     } finally {
@@ -221,23 +291,34 @@ export async function runTapDemo(o: TapDemoOptions): Promise<TapDemo> {
     offloadFlags: tap.offloadFlags,
     policy,
     queueSizes: { rx: rxSize, tx: txSize },
+    queues,
     async stop(): Promise<TapDemoStats> {
-      stopBoth();
+      stopAll();
       try {
         await finished;
       } finally {
         close();
       }
-      const h = results.get('host');
-      const g = results.get('guest');
-      if (h === undefined || h.role !== 'host' || g === undefined || g.role !== 'guest') throw new TapDemoError('no-counters', 'virtq tap: a worker ended without its counters');
+      const pairs = lanes.map((l) => {
+        const h = l.results.get('host');
+        const g = l.results.get('guest');
+        if (h === undefined || h.role !== 'host' || g === undefined || g.role !== 'guest') throw new TapDemoError('no-counters', 'virtq tap: a worker ended without its counters');
+        return { device: h.device, tap: h.tap, guest: g.guest, endpoint: g.endpoint, pcap: h.pcap, failure: h.failure };
+      });
+      const first = pairs[0]!;
+      if (pairs.length === 1) {
+        return { device: first.device, tap: first.tap, guest: first.guest, endpoint: first.endpoint, ...(first.pcap !== undefined ? { pcap: first.pcap } : {}), failure: first.failure };
+      }
+      const tapSum = sumRecords(pairs.map((p) => p.tap));
+      // kernelTxDropped is the interface's counter, the same for every queue (-1: unreadable).
+      tapSum.kernelTxDropped = first.tap.kernelTxDropped;
       return {
-        device: h.device,
-        tap: h.tap,
-        guest: g.guest,
-        endpoint: g.endpoint,
-        ...(h.pcap !== undefined ? { pcap: h.pcap } : {}),
-        failure: h.failure,
+        device: sumRecords(pairs.map((p) => p.device)),
+        tap: tapSum,
+        guest: sumRecords(pairs.map((p) => p.guest)),
+        endpoint: sumRecords(pairs.map((p) => p.endpoint)),
+        failure: pairs.find((p) => p.failure !== null)?.failure ?? null,
+        pairs: pairs.map((p) => ({ device: p.device, guest: p.guest, endpoint: p.endpoint, tap: p.tap })),
       };
     },
   };

@@ -4,8 +4,8 @@
 // the guest's driver and its stack. --pcap records every frame crossing the TAP; --trace writes a
 // latency trace that `virtq trace analyze` reads. Needs root (or CAP_NET_ADMIN) and the addon.
 
-import type { Command } from 'commander';
-import { runTapDemo, type TapDemoStats } from '../../engine/tap-demo.js';
+import { InvalidArgumentError, type Command } from 'commander';
+import { MAX_TAP_DEMO_QUEUES, runTapDemo, type TapDemoStats } from '../../engine/tap-demo.js';
 import { describeFeatures } from '../../net/features.js';
 import { resolvePolicy } from '../../policy/index.js';
 import { TraceSession } from '../../trace/session.js';
@@ -22,6 +22,14 @@ interface TapOpts extends TraceCliOptions {
   offload: boolean;
   pcap?: string;
   ms?: number;
+  queues: number;
+}
+
+/** --queues: 1..MAX_TAP_DEMO_QUEUES pairs. */
+function tapQueues(v: string): number {
+  const x = Number(v);
+  if (!Number.isInteger(x) || x < 1 || x > MAX_TAP_DEMO_QUEUES) throw new InvalidArgumentError(`Expected an integer from 1 to ${MAX_TAP_DEMO_QUEUES}.`);
+  return x;
 }
 
 function n(x: number | undefined): number {
@@ -41,6 +49,9 @@ export function formatTapStats(s: TapDemoStats): string {
     `${n(g['drv.txFrames'])} sent, ${n(g.kicks)} kicks (${n(g.kicksSuppressed)} suppressed), ${n(g.interruptsTaken)} interrupts taken, tx busy ${n(g['drv.txBusy'])}\n` +
     `  endpoint: ${ep.arpRequestsIn} ARP requests and ${ep.echoRequestsIn} echo requests answered, ${ep.controlDrops} replies dropped, ` +
     `${ep.ignored} frames ignored, ${ep.parseErrors} unparsable\n` +
+    (s.pairs !== undefined
+      ? `  pairs: ${s.pairs.map((p, i) => `${i}: TAP→guest ${n(p.device['dev.rxFrames'])} guest→TAP ${n(p.device['dev.txFrames'])}`).join('; ')}\n`
+      : '') +
     (s.pcap !== undefined ? `  pcap: ${s.pcap.recorded} frames recorded, ${s.pcap.errors} errors\n` : '') +
     (s.failure !== null ? `  failure: ${s.failure}\n` : '')
   );
@@ -57,8 +68,10 @@ export function registerTap(program: Command): void {
     .option('--queue-size <n>', "ring size of both queues (default: the preset's)", powerOfTwo(2, 32768))
     .option('--no-offload', 'the guest accepts no checksum/segmentation offloads (TUNSETOFFLOAD 0)')
     .option('--pcap <file>', 'record every frame crossing the TAP into a pcap file', outputFile)
-    .option('--ms <n>', 'stop after this many milliseconds (default: until SIGINT/SIGTERM)', positiveInt);
-  addTraceOptions(cmd).action(async (o: TapOpts) => {
+    .option('--ms <n>', 'stop after this many milliseconds (default: until SIGINT/SIGTERM)', positiveInt)
+    .option('--queues <n>', `queue pairs: a multiqueue TAP (IFF_MULTI_QUEUE), one queue, rings and worker pair per pair, 1..${MAX_TAP_DEMO_QUEUES}`, tapQueues, 1);
+  addTraceOptions(cmd).action(async (o: TapOpts, c: Command) => {
+    if (o.queues > 1 && (o.pcap !== undefined || o.trace !== undefined)) c.error("error: option '--queues' above 1 cannot be combined with --pcap or --trace (they record one queue pair)");
     const policy = resolvePolicy(o.preset);
     const queueSize = o.queueSize;
     const traceOpts = traceOptionsFromCli(o);
@@ -69,13 +82,14 @@ export function registerTap(program: Command): void {
       guestAddress: o.guestAddress,
       preset: policy,
       offload: o.offload,
+      queues: o.queues,
       ...(queueSize !== undefined ? { queueSize } : {}),
       ...(o.address !== undefined ? { address: o.address } : {}),
       ...(o.pcap !== undefined ? { pcapPath: o.pcap } : {}),
       ...(session !== undefined ? { trace: session } : {}),
     });
     process.stdout.write(
-      `virtq tap: ${demo.name} up${o.address ? ` at ${o.address}` : ''}, guest ${o.guestAddress}; preset ${policy.name}, rings rx ${demo.queueSizes.rx} tx ${demo.queueSizes.tx}; ` +
+      `virtq tap: ${demo.name} up${o.address ? ` at ${o.address}` : ''}, guest ${o.guestAddress}; preset ${policy.name}${demo.queues > 1 ? `, ${demo.queues} queue pairs` : ''}, rings rx ${demo.queueSizes.rx} tx ${demo.queueSizes.tx}; ` +
         `vnet header ${demo.hdrBytes} B, TUNSETOFFLOAD 0x${demo.offloadFlags.toString(16)}, features ${describeFeatures(demo.features).join(' ')}\nready\n`,
     );
     await new Promise<void>((resolve) => {

@@ -86,6 +86,9 @@ test('the verdicts are printed in the text and Markdown reports', () => {
   const text = formatStudy(withVerdicts);
   assert.match(text, /1\. The length of the tx mitigation timer makes quite a difference to throughput: REPRODUCED/);
   assert.match(text, /rule: /);
+  // A conclusion whose first clause ends in a full stop prints without it before the colon.
+  assert.match(text, /much more so on the host->guest side: /);
+  assert.doesNotMatch(text, /\.: /);
   const md = renderMarkdown(withVerdicts);
   assert.match(md, /## The RFC's conclusions: verdicts/);
   assert.match(md, /\| 5\. Eliminating an extra copy on the host->guest path makes a barely measurable difference\. \| \*\*reproduced\*\* \|/);

@@ -145,6 +145,7 @@ export function conclusionLines(verdicts: readonly ConclusionVerdict[]): string[
   for (const v of verdicts) {
     out.push(`  ${v.number}. ${conclusionHead(v.text)}: ${v.verdict.toUpperCase()} — ${v.why}`);
     for (const p of v.pairs) out.push(`       ${p.label}: g->h ${p.ours.g2h.toFixed(2)}x (RFC ${p.rfc.g2h.toFixed(2)}x), h->g ${p.ours.h2g.toFixed(2)}x (RFC ${p.rfc.h2g.toFixed(2)}x)`);
+    if (v.mechanism !== undefined) out.push(`       mechanism: ${v.mechanism}`);
     out.push(`       rule: ${v.rule}`);
   }
   return out;

@@ -5,7 +5,7 @@
 
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { RFC_FIGURES, formatStudy, judgeConclusions, renderMarkdown, studyPresets, summarize, type RowResult, type StudyReport } from '../src/study/index.js';
+import { RFC_FIGURES, formatStudy, judgeConclusions, renderMarkdown, studyPresets, summarize, type Mechanism, type RowResult, type StudyReport } from '../src/study/index.js';
 import { syntheticReport } from './workers/fake-net-report.js';
 
 type Gbps = Record<string, [g2h: number, h2g: number]>;
@@ -86,9 +86,34 @@ test('the verdicts are printed in the text and Markdown reports', () => {
   const text = formatStudy(withVerdicts);
   assert.match(text, /1\. The length of the tx mitigation timer makes quite a difference to throughput: REPRODUCED/);
   assert.match(text, /rule: /);
+  // A conclusion whose first clause ends in a full stop prints without it before the colon.
+  assert.match(text, /much more so on the host->guest side: /);
+  assert.doesNotMatch(text, /\.: /);
   const md = renderMarkdown(withVerdicts);
   assert.match(md, /## The RFC's conclusions: verdicts/);
   assert.match(md, /\| 5\. Eliminating an extra copy on the host->guest path makes a barely measurable difference\. \| \*\*reproduced\*\* \|/);
   // A report saved before verdicts existed is judged when rendered.
   assert.match(renderMarkdown(r), /\*\*reproduced\*\*/);
+});
+
+test('each judged conclusion names the mechanism counters that decide it', () => {
+  const r = reportWith(rfcAverages());
+  // The 250 µs row's flushes are all forced by a full ring, the 50 µs row's none; the lock waits 2 µs per packet, then 0.5.
+  const withMech = (row: string, over: Record<string, number>): void => {
+    const x = r.rows.find((y) => y.name === row)!;
+    for (const d of ['g2h', 'h2g'] as const) x.stream[d] = { ...x.stream[d]!, mechanism: { ...x.stream[d]!.mechanism, ...over } as Mechanism };
+  };
+  withMech('50us tx timer + rearm', { avgBatch: 8, kickFlushShare: 0 });
+  withMech('250us tx timer + rearm', { avgBatch: 32, kickFlushShare: 1 });
+  withMech('ring size == 512', { lockWaitUsPerPacket: 2, lockContendedPerPacket: 0.5 });
+  withMech('drop mutex during tapfd read', { lockWaitUsPerPacket: 0.5, lockContendedPerPacket: 0.1 });
+  const v = judgeConclusions(r);
+  assert.match(v[0]!.mechanism!, /g→h batch 50 µs 8\.0 \/ 150 µs [\d.]+ \/ 250 µs 32\.0, flushes forced by a kick \(ring full\) 0 % \/ — \/ 100 %/);
+  assert.match(v[3]!.mechanism!, /h→g 2\.00 → 0\.50/);
+  assert.ok(v.every((x) => typeof x.mechanism === 'string'));
+  const text = formatStudy({ ...r, conclusions: v });
+  assert.match(text, /mechanism: g→h batch 50 µs/);
+  assert.match(renderMarkdown({ ...r, conclusions: v }), /\| mechanism \|/);
+  // Not measured: no mechanism line.
+  assert.equal(judgeConclusions(reportWith(rfcAverages(), 'isolated'))[0]!.mechanism, undefined);
 });

@@ -4,7 +4,7 @@
 // RFC's own ratios are carried beside ours, and each verdict says which rule decided it. Pure:
 // reads a report, starts nothing.
 
-import type { Direction } from './measure.js';
+import type { Direction, Mechanism } from './measure.js';
 import type { StudyReport } from './report.js';
 import { RFC_CONCLUSIONS, rfcFiguresFor } from './rfc-figures.js';
 
@@ -45,10 +45,56 @@ export interface ConclusionVerdict {
   verdict: Verdict;
   /** What decided the verdict, with the figures. */
   why: string;
+  /**
+   * The mechanism counters that explain the ratios (which part of the model decides this
+   * conclusion), from the study's mechanism table; absent for a report without the counters.
+   */
+  mechanism?: string;
   pairs: PairRatios[];
 }
 
 const DIRS: readonly Direction[] = ['g2h', 'h2g'];
+
+/** A mechanism counter of a row's stream cell (NaN when absent: older reports, rows not run). */
+function mech(report: Pick<StudyReport, 'rows'>, row: string, d: Direction, key: keyof Mechanism): number {
+  const v = report.rows.find((r) => r.name === row)?.stream[d]?.mechanism?.[key];
+  return typeof v === 'number' ? v : NaN;
+}
+
+const f1 = (v: number): string => (Number.isFinite(v) ? v.toFixed(1) : '—');
+const f2 = (v: number): string => (Number.isFinite(v) ? v.toFixed(2) : '—');
+const pct = (v: number): string => (Number.isFinite(v) ? `${Math.round(v * 100)} %` : '—');
+const arrow: Record<Direction, string> = { g2h: 'g→h', h2g: 'h→g' };
+
+/** Batch (packets per flush) and the share of timer-mode flushes a kick forced, for rows in one direction. */
+function batchLine(report: Pick<StudyReport, 'rows'>, rows: readonly { row: string; label: string }[], d: Direction): string {
+  return `${arrow[d]} batch ${rows.map((r) => `${r.label} ${f1(mech(report, r.row, d, 'avgBatch'))}`).join(' / ')}, flushes forced by a kick (ring full) ${rows.map((r) => pct(mech(report, r.row, d, 'kickFlushShare'))).join(' / ')}`;
+}
+
+const TIMER_ROWS = [
+  { row: '50us tx timer + rearm', label: '50 µs' },
+  { row: '150us tx timer + rearm', label: '150 µs' },
+  { row: '250us tx timer + rearm', label: '250 µs' },
+];
+const RING_ROWS = [
+  { row: 'GSO', label: '128' },
+  { row: 'ring size == 256', label: '256' },
+  { row: 'ring size == 512', label: '512' },
+];
+
+/**
+ * Per conclusion, the counters that show which mechanism decides it: the timer decides a batch
+ * only when few flushes are forced by a full ring (C1, C3); the global lock matters only as far as
+ * the device waits for it (C4); GSO and the copy show as packets per flush and host CPU per GB.
+ */
+const MECHANISMS: readonly ((r: Pick<StudyReport, 'rows'>) => string)[] = [
+  (r) => `${batchLine(r, TIMER_ROWS, 'g2h')}; ${batchLine(r, TIMER_ROWS, 'h2g')} — where a row's flushes are mostly forced by a full ring, the ring (not the timer) sets its batch, and a longer timer only delays the flushes it does decide`,
+  (r) => `packets per flush g→h ${f1(mech(r, 'recv NO_NOTIFY', 'g2h', 'avgBatch'))} → ${f1(mech(r, 'GSO', 'g2h', 'avgBatch'))}, h→g ${f1(mech(r, 'recv NO_NOTIFY', 'h2g', 'avgBatch'))} → ${f1(mech(r, 'GSO', 'h2g', 'avgBatch'))} (a GSO packet carries up to 64 KiB)`,
+  (r) => `${batchLine(r, RING_ROWS, 'g2h')}; ${batchLine(r, RING_ROWS, 'h2g')} — a larger ring changes throughput as far as it changes the batch: a ring the timer never fills leaves it alone`,
+  (r) =>
+    `global-lock wait per packet (µs, both sides) h→g ${f2(mech(r, 'ring size == 512', 'h2g', 'lockWaitUsPerPacket'))} → ${f2(mech(r, 'drop mutex during tapfd read', 'h2g', 'lockWaitUsPerPacket'))}, g→h ${f2(mech(r, 'ring size == 512', 'g2h', 'lockWaitUsPerPacket'))} → ${f2(mech(r, 'drop mutex during tapfd read', 'g2h', 'lockWaitUsPerPacket'))}; contended acquisitions per packet h→g ${f2(mech(r, 'ring size == 512', 'h2g', 'lockContendedPerPacket'))} → ${f2(mech(r, 'drop mutex during tapfd read', 'h2g', 'lockContendedPerPacket'))} — dropping the lock can only help as much wait as there was to remove`,
+  (r) => `host→guest packets per flush ${f1(mech(r, 'drop mutex during tapfd read', 'h2g', 'avgBatch'))} → ${f1(mech(r, 'aligouri zero-copy', 'h2g', 'avgBatch'))} (the copy is a memcpy per frame, small beside the per-frame costs)`,
+];
 
 /** Our average Gb/s for a row and direction (NaN when the row or cell did not run). */
 function oursGbps(report: StudyReport, row: string, d: Direction): number {
@@ -142,6 +188,6 @@ export function judgeConclusions(report: Pick<StudyReport, 'rows'> & { plan: { m
     if (report.plan.mode !== 'cumulative') return { ...base, verdict: 'not measured' as const, why: `the study ran in ${report.plan.mode} mode; the RFC's ratios compare cumulative rows` };
     const missing = pairs.filter((p) => !DIRS.every((d) => Number.isFinite(p.ours[d]) && p.ours[d] > 0));
     if (missing.length > 0) return { ...base, verdict: 'not measured' as const, why: `not run: ${missing.map((p) => p.label).join(', ')}` };
-    return { ...base, ...rule.judge(pairs) };
+    return { ...base, ...rule.judge(pairs), mechanism: MECHANISMS[i]!(report) };
   });
 }

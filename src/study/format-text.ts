@@ -134,12 +134,18 @@ export const MECHANISM_LEGEND =
   'sleeps/pkt: real Atomics.wait blocks, both sides; s/GB: thread CPU seconds per 10^9 payload bytes on each side (stream, mean of runs); ' +
   'ping …/echo: the same counters per echo request. — = not reported by this policy/workload.';
 
+/** A conclusion's first clause, without its closing full stop (no "side.:" before the colon). */
+export function conclusionHead(text: string): string {
+  return text.split(/[;(]/)[0]!.trim().replace(/[.,:]+$/, '');
+}
+
 /** The RFC's five conclusions with our verdict, what decided it, and the rule. */
 export function conclusionLines(verdicts: readonly ConclusionVerdict[]): string[] {
   const out = ["the RFC's conclusions (ratios of neighbouring rows' average throughput, ours vs the RFC's)"];
   for (const v of verdicts) {
-    out.push(`  ${v.number}. ${v.text.split(/[;(]/)[0]!.trim()}: ${v.verdict.toUpperCase()} — ${v.why}`);
+    out.push(`  ${v.number}. ${conclusionHead(v.text)}: ${v.verdict.toUpperCase()} — ${v.why}`);
     for (const p of v.pairs) out.push(`       ${p.label}: g->h ${p.ours.g2h.toFixed(2)}x (RFC ${p.rfc.g2h.toFixed(2)}x), h->g ${p.ours.h2g.toFixed(2)}x (RFC ${p.rfc.h2g.toFixed(2)}x)`);
+    if (v.mechanism !== undefined) out.push(`       mechanism: ${v.mechanism}`);
     out.push(`       rule: ${v.rule}`);
   }
   return out;

@@ -94,7 +94,7 @@ export function renderMarkdown(report: StudyReport, opts: { svgHref?: string } =
     out.push("## The RFC's conclusions: verdicts", '');
     out.push('Each conclusion is judged on the ratio of two neighbouring rows\' average throughput (later ÷ earlier) by the stated rule; the RFC\'s own ratios are beside ours.', '');
     const verdicts = report.conclusions ?? judgeConclusions(report);
-    out.push(mdTable(['conclusion', 'verdict', 'why', 'rule'], verdicts.map((v) => [`${v.number}. ${v.text.split(/[;(]/)[0]!.trim()}`, `**${v.verdict}**`, v.why, v.rule])));
+    out.push(mdTable(['conclusion', 'verdict', 'why', 'mechanism', 'rule'], verdicts.map((v) => [`${v.number}. ${v.text.split(/[;(]/)[0]!.trim()}`, `**${v.verdict}**`, v.why, v.mechanism ?? '—', v.rule])));
     out.push('');
     out.push('### As ratios of averages', '');
     const rows: string[][] = [];

@@ -25,6 +25,13 @@ export const EXTRA = {
   /** Device flushes (drain passes that moved ≥ 1 packet) and the packets they moved. */
   flushes: 'devFlushes',
   flushedPackets: 'devFlushPackets',
+  /** Timer-mitigation flushes a kick caused (the ring-full heuristic, or flushNow) rather than the timer. */
+  ringFullFlushes: 'ringFullFlushes',
+  /** The global lock (policy.dataPath.lock held/dropped): contended acquisitions and µs waited, per side. */
+  devLockContended: 'devLockContended',
+  drvLockContended: 'drvLockContended',
+  devLockWaitUs: 'devLockWaitUs',
+  drvLockWaitUs: 'drvLockWaitUs',
   /** Ping: requests sent and distinct replies received (pinging side). */
   sent: 'sent',
   received: 'received',
@@ -48,6 +55,16 @@ export interface Mechanism {
   /** Sleeps (real Atomics.wait blocks) per packet, both sides. */
   sleepsPerPacket: number;
   spuriousWakeups: number;
+  /**
+   * Share of the tx timer's flushes that a kick forced (ring-full heuristic / flushNow) rather
+   * than the timer's expiry: ringFullFlushes ÷ (ringFullFlushes + timerFires). Near 1, the timer
+   * never decides the batch (the ring does); NaN without a tx timer.
+   */
+  kickFlushShare: number;
+  /** Contended global-lock acquisitions per packet, both sides (NaN without the lock). */
+  lockContendedPerPacket: number;
+  /** µs waited for the global lock per packet, both sides (NaN without the lock). */
+  lockWaitUsPerPacket: number;
 }
 
 export interface StreamRun {
@@ -113,7 +130,16 @@ export function mechanismOf(guest: SideStats, host: SideStats, packets: number):
     timerLatenessUsMax: extraMax(guest, host, EXTRA.timerLatenessMaxUs),
     sleepsPerPacket: ratio(guest.sleeps + host.sleeps, packets),
     spuriousWakeups: guest.spuriousWakeups + host.spuriousWakeups,
+    kickFlushShare: ratio(extraSum(guest, host, EXTRA.ringFullFlushes), extraSum(guest, host, EXTRA.ringFullFlushes) + fires),
+    lockContendedPerPacket: ratio(extraSum(guest, host, EXTRA.devLockContended) + extraSumOr0(guest, host, EXTRA.drvLockContended), packets),
+    lockWaitUsPerPacket: ratio(extraSum(guest, host, EXTRA.devLockWaitUs) + extraSumOr0(guest, host, EXTRA.drvLockWaitUs), packets),
   };
+}
+
+/** Like extraSum but 0 when neither side reports the key (the driver's half of a lock figure). */
+function extraSumOr0(g: SideStats, h: SideStats, key: string): number {
+  const v = extraSum(g, h, key);
+  return Number.isNaN(v) ? 0 : v;
 }
 
 /** The side that receives the stream's payload: the host for guest→host, the guest for host→guest. */

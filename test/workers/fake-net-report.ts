@@ -29,6 +29,9 @@ function mech(over: Partial<Mechanism> = {}): Mechanism {
     timerLatenessUsMax: NaN,
     sleepsPerPacket: 0.005,
     spuriousWakeups: 0,
+    kickFlushShare: NaN,
+    lockContendedPerPacket: NaN,
+    lockWaitUsPerPacket: NaN,
     ...over,
   };
 }

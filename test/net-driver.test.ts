@@ -10,6 +10,7 @@ import { NetF } from '../src/net/features.js';
 import { emptyNetHdr, encodeNetHdr, GsoType, NetHdrFlags, type VirtioNetHdr } from '../src/net/header.js';
 import { writeToChain } from '../src/virtqueue/index.js';
 import type { TxLayout, RxBufferMode } from '../src/net/driver.js';
+import { NetError } from '../src/net/errors.js';
 
 const HS = 12;
 
@@ -109,7 +110,8 @@ test('pollRx takes at most the NAPI budget; the rest waits for the next poll', (
   const backend = new RecordingBackend();
   const r = makeNetRig({ size: 256, features: BASE_FEATURES | NetF.MRG_RXBUF, backend });
   let got = 0;
-  const d = netDriver(r, { napiBudget: 64, onReceive: () => got++ });
+  // rxPollBuffers above the budget: only the frame budget bounds this poll.
+  const d = netDriver(r, { napiBudget: 64, rxPollBuffers: 256, onReceive: () => got++ });
   d.fillRx();
   d.flushRx();
   for (let i = 0; i < 100; i++) backend.offer(frameOf(200, i));
@@ -120,6 +122,28 @@ test('pollRx takes at most the NAPI budget; the rest waits for the next poll', (
   assert.equal(d.stats.rxBudgetExhausted, 1);
   assert.equal(d.pollRx(), 36);
   assert.equal(got, 100);
+});
+
+test('mergeable rx: a poll takes back at most rxPollBuffers buffers (default refillThreshold), never splitting a frame; the rest waits for the next poll', () => {
+  const backend = new RecordingBackend();
+  const r = makeNetRig({ size: 256, features: BASE_FEATURES | NetF.MRG_RXBUF, backend });
+  const seen: number[] = [];
+  const d = netDriver(r, { napiBudget: 64, mergeableBufBytes: 512, onReceive: (_b, _off, len) => seen.push(len) });
+  assert.equal(d.rxPollBuffers, d.refillThreshold);
+  assert.equal(d.refillThreshold, 32);
+  d.fillRx();
+  d.flushRx();
+  // 20 frames of 1400 bytes: 3 buffers of 512 bytes each (with the 12-byte header), 60 in all.
+  for (let i = 0; i < 20; i++) backend.offer(frameOf(1400, i));
+  assert.equal(r.device.fillRx(1000), 20);
+  r.device.flushRx();
+  const polls: number[] = [];
+  for (let n = d.pollRx(); n > 0; n = d.pollRx()) polls.push(n);
+  // 32 buffers cap: 11 frames (33 buffers: the frame that crosses the cap is finished), then 9.
+  assert.deepEqual(polls, [11, 9]);
+  assert.equal(seen.length, 20);
+  assert.ok(seen.every((len) => len === 1400), 'every frame whole');
+  assert.throws(() => netDriver(makeNetRig({ size: 16, features: BASE_FEATURES | NetF.MRG_RXBUF }), { rxPollBuffers: 0 }), NetError);
 });
 
 test('the rx ring is refilled only once refillThreshold descriptors are free', () => {
@@ -146,7 +170,7 @@ test('the rx ring is refilled only once refillThreshold descriptors are free', (
 test('a hostile device: num_buffers 0 or too large, a used length below the header and missing buffers are counted, buffers recycled', () => {
   const r = makeNetRig({ size: 16, features: BASE_FEATURES | NetF.MRG_RXBUF });
   let got = 0;
-  const d = netDriver(r, { refillThreshold: 1, onReceive: () => got++ });
+  const d = netDriver(r, { refillThreshold: 1, rxPollBuffers: 16, onReceive: () => got++ });
   d.fillRx();
   d.flushRx();
   const hdr = new Uint8Array(HS);

@@ -80,6 +80,12 @@ export interface NetDriverOptions {
   napiBudget?: number;
   /** Refill the rx ring once this many descriptors are free (default min(budget, size) / 2). */
   refillThreshold?: number;
+  /**
+   * Mergeable rx: most buffers one pollRx takes back before it returns (default refillThreshold),
+   * so the refill and publish that follow a poll reach the device while it still has frames to
+   * place; frames beyond wait for the next poll (a frame is never split between polls).
+   */
+  rxPollBuffers?: number;
   onReceive?: ReceiveCallback;
   /** Records tx frames' add and reap points (default NET_OBSERVER_OFF: nothing; a Tracer is one). */
   tracer?: NetObserver;
@@ -106,6 +112,7 @@ export class NetDriver {
   readonly maxTxFrameBytes: number;
   readonly napiBudget: number;
   readonly refillThreshold: number;
+  readonly rxPollBuffers: number;
   readonly rxq: DriverVirtqueue<number>;
   readonly txq: DriverVirtqueue<number>;
   readonly stats: NetDriverStats = {
@@ -189,6 +196,8 @@ export class NetDriver {
     this.region = this.mem.region(opts.arena.base, opts.arena.size);
     this.napiBudget = opts.napiBudget ?? 64;
     this.refillThreshold = opts.refillThreshold ?? Math.max(1, Math.floor(Math.min(this.napiBudget, this.rxq.size) / 2));
+    this.rxPollBuffers = opts.rxPollBuffers ?? this.refillThreshold;
+    if (!Number.isInteger(this.rxPollBuffers) || this.rxPollBuffers < 1) throw new NetError('bad-argument', 'net-driver', `rxPollBuffers ${String(opts.rxPollBuffers)}: need an integer ≥ 1`);
     this.onReceive = opts.onReceive ?? null;
     this.reasm = new Uint8Array(this.rxMode === 'mergeable' ? this.hdrBytes + MAX_GSO_FRAME_BYTES : 0);
     this.tracer = opts.tracer ?? NET_OBSERVER_OFF;
@@ -341,6 +350,7 @@ export class NetDriver {
 
   // ---- rx ----
 
+
   /** Posts free rx buffers until the ring or the pool runs out; returns how many (publish with flushRx). */
   fillRx(): number {
     let n = 0;
@@ -386,11 +396,18 @@ export class NetDriver {
   pollRx(budget: number = this.napiBudget): number {
     this.stats.rxPolls++;
     let frames = 0;
+    // Mergeable buffers: one frame may take many buffers (a 64 KiB GSO frame, 17 pages), so a
+    // budget in frames does not bound the buffers a poll takes back. Past rxPollBuffers the poll
+    // returns, and its caller's refill and publish give the device room while this side is still
+    // copying — without it the two sides alternate (the device waits for buffers while the
+    // driver empties the whole ring, then the driver waits while the device fills it).
+    const bufCap = this.rxMode === 'mergeable' ? this.stats.rxBuffersReaped + this.rxPollBuffers : Infinity;
     while (frames < budget) {
       const u = this.rxq.reap();
       if (u === null) break;
       const ok = this.rxMode === 'mergeable' ? this.receiveMergeable(u.token, u.len) : this.receiveOne(u.token, u.len);
       if (ok) frames++;
+      if (this.stats.rxBuffersReaped >= bufCap) break;
     }
     if (frames === budget) this.stats.rxBudgetExhausted++;
     if (this.rxq.numFree >= this.refillThreshold) this.fillRx();

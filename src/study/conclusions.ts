@@ -5,10 +5,11 @@
 // reads a report, starts nothing.
 
 import type { Direction, Mechanism } from './measure.js';
-import type { StudyReport } from './report.js';
+import type { ConclusionVerdict, PairRatios, StudyReport, Verdict } from './report.js';
+// The verdict types live with the report they are part of; named here too for callers of judgeConclusions.
+export type { ConclusionVerdict, PairRatios, Verdict } from './report.js';
 import { RFC_CONCLUSIONS, rfcFiguresFor } from './rfc-figures.js';
 
-export type Verdict = 'reproduced' | 'partly' | 'not reproduced' | 'not measured';
 
 /** One comparison behind a conclusion: numerator row ÷ denominator row. */
 export interface ConclusionPair {
@@ -28,30 +29,6 @@ export const CONCLUSION_PAIRS: readonly ConclusionPair[] = [
   { conclusion: 3, label: 'drop mutex ÷ ring 512', num: 'drop mutex during tapfd read', den: 'ring size == 512' },
   { conclusion: 4, label: 'zero-copy ÷ drop mutex', num: 'aligouri zero-copy', den: 'drop mutex during tapfd read' },
 ];
-
-/** A throughput ratio (average Gb/s), ours and the RFC's, per direction. */
-export interface PairRatios {
-  label: string;
-  ours: Record<Direction, number>;
-  rfc: Record<Direction, number>;
-}
-
-export interface ConclusionVerdict {
-  /** 1-based, in the RFC's order. */
-  number: number;
-  text: string;
-  /** The rule the verdict came from, in words. */
-  rule: string;
-  verdict: Verdict;
-  /** What decided the verdict, with the figures. */
-  why: string;
-  /**
-   * The mechanism counters that explain the ratios (which part of the model decides this
-   * conclusion), from the study's mechanism table; absent for a report without the counters.
-   */
-  mechanism?: string;
-  pairs: PairRatios[];
-}
 
 const DIRS: readonly Direction[] = ['g2h', 'h2g'];
 

@@ -2,7 +2,6 @@
 // report hold (the JSON schema `virtq-study/1`, documented in docs/study.md). Pure: the
 // renderers and the tests use these without starting threads.
 
-import type { ConclusionVerdict } from './conclusions.js';
 import type { GuestRowResult, GuestStudyInfo } from './guest-plan.js';
 import type { Direction, Mechanism, PingResult, StreamRun } from './measure.js';
 import type { StudyPlan } from './plan.js';
@@ -102,3 +101,29 @@ export function reportHasProblems(report: StudyReport): boolean {
   );
 }
 
+/** How one RFC conclusion fared (conclusions.ts states the rules). */
+export type Verdict = 'reproduced' | 'partly' | 'not reproduced' | 'not measured';
+
+/** A throughput ratio (average Gb/s), ours and the RFC's, per direction. */
+export interface PairRatios {
+  label: string;
+  ours: Record<Direction, number>;
+  rfc: Record<Direction, number>;
+}
+
+export interface ConclusionVerdict {
+  /** 1-based, in the RFC's order. */
+  number: number;
+  text: string;
+  /** The rule the verdict came from, in words. */
+  rule: string;
+  verdict: Verdict;
+  /** What decided the verdict, with the figures. */
+  why: string;
+  /**
+   * The mechanism counters that explain the ratios (which part of the model decides this
+   * conclusion), from the study's mechanism table; absent for a report without the counters.
+   */
+  mechanism?: string;
+  pairs: PairRatios[];
+}

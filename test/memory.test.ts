@@ -112,3 +112,20 @@ test('the arena aligns, runs out with a clear error, and the pool recycles buffe
   assert.throws(() => pool.put(got[0]!), isMemErr('bad-region'));
   for (const a of got) mem.check(a, 1500);
 });
+
+test('check() answers the same inside the last-used region (its fast path) as the full lookup: bad arguments, ranges crossing out, replaced tables', () => {
+  const mem = new GuestMemory([
+    { guestAddr: 0x10000, buffer: new SharedArrayBuffer(4096) },
+    { guestAddr: 0x11000, buffer: new SharedArrayBuffer(4096) },
+  ]);
+  mem.readU32(0x10000); // the first region is now the last used
+  mem.check(0x10000, 4096);
+  mem.check(0x10ff0, 0x20); // straddles into the adjacent region: covered
+  assert.throws(() => mem.check(0x10000 + 0.5, 4), isMemErr('out-of-range'));
+  assert.throws(() => mem.check(0x10000, 1.5), isMemErr('out-of-range'));
+  assert.throws(() => mem.check(0x10000, -1), isMemErr('out-of-range'));
+  assert.throws(() => mem.check(0x11ff0, 0x20), isMemErr('out-of-range'), 'past the last region');
+  mem.setRegions([{ guestAddr: 0x20000, buffer: new SharedArrayBuffer(4096) }]);
+  assert.throws(() => mem.check(0x10000, 4), isMemErr('out-of-range'), 'the old table no longer answers');
+  mem.check(0x20000, 4096);
+});

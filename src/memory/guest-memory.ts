@@ -173,6 +173,10 @@ export class GuestMemory {
    * may straddle two regions that are contiguous in guest-physical space).
    */
   check(addr: number, len: number): void {
+    // Fast path: inside the region of the last lookup (a ring's buffers usually are), with the
+    // same argument rules checkArgs applies (integers, len ≥ 0; the region bounds keep addr safe).
+    const last = this.last;
+    if (last !== null && len >= 0 && addr >= last.guestAddr && addr + len <= last.end && Number.isInteger(addr) && Number.isInteger(len)) return;
     this.checkArgs(addr, len);
     let a = addr;
     let left = len;

@@ -135,16 +135,8 @@ export class NetDriverService {
     });
     const d = this.driver;
     const beforeKick = o.beforeKick;
-    // tx publish: the batch's publish point (before the avail.idx store) when traced.
-    let txAddsPublished = 0;
-    const txPublish = tracing
-      ? (): number => {
-          const added = d.txq.stats.added;
-          if (added !== txAddsPublished) tr.publish(added - txAddsPublished, txIndex);
-          txAddsPublished = added;
-          return d.txq.publish();
-        }
-      : (): number => d.txq.publish();
+    // tx publish: NetDriver records the batch's publish point when traced.
+    const txPublish = (): number => d.publishTx();
     const txKick =
       tracing || beforeKick !== undefined
         ? (): void => {

@@ -321,6 +321,22 @@ export class NetDriver {
     return this.txq.kickNeeded();
   }
 
+  /**
+   * Publishes queued tx chains (avail.idx); returns how many. Traced: the batch's publish point
+   * first (taken before the avail.idx store), covering the adds since the last publish — for a
+   * caller that records the batch's kick too (NetDriverService, MmioNetGuest); flushTx does not.
+   */
+  publishTx(): number {
+    if (this.tracing) {
+      const added = this.txq.stats.added;
+      if (added !== this.txAddsPublished) this.tracer.publish(added - this.txAddsPublished, this.txq.index);
+      this.txAddsPublished = added;
+    }
+    return this.txq.publish();
+  }
+  /** tx adds already covered by a traced publish point. */
+  private txAddsPublished = 0;
+
   /** Takes back completed tx buffers; returns how many. */
   reapTx(): number {
     let n = 0;

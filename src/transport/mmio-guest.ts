@@ -268,26 +268,14 @@ export class MmioNetGuest {
     return d.transmit(frame, 0, frame.length, hdr);
   }
 
-  /** Publishes queued tx chains and kicks when the device wants it. */
+  /** Publishes queued tx chains (NetDriver records the traced publish point) and kicks when the device wants it. */
   flushTx(): void {
-    const tr = this.opts.driver?.tracer;
-    if (tr === undefined || !tr.enabled) {
-      if (this.net.flushTx()) this.kick(1);
-      return;
-    }
-    // Traced: the batch's publish point (before the avail.idx store) and its kick (before the
-    // ring), as NetDriverService records them for the engine's driver.
     const d = this.net;
-    const added = d.txq.stats.added;
-    if (added !== this.txAddsPublished) tr.publish(added - this.txAddsPublished, d.txq.index);
-    this.txAddsPublished = added;
-    if (d.flushTx()) {
-      tr.kick(d.txq.index);
-      this.kick(1);
-    }
+    if (d.publishTx() === 0 || !d.txq.kickNeeded()) return;
+    const tr = this.opts.driver?.tracer;
+    if (tr !== undefined && tr.enabled) tr.kick(d.txq.index); // before the ring, as NetDriverService records it
+    this.kick(1);
   }
-  /** tx adds already covered by a traced publish point. */
-  private txAddsPublished = 0;
 
   /** Receives what the device used (NetDriver.pollRx until drained, refilling), then publishes the refill. */
   receive(): number {

@@ -37,6 +37,7 @@ import {
   type VirtioNetState,
 } from '../transport/index.js';
 import { V86AdapterError } from './errors.js';
+import { readDeviceState } from './device-state.js';
 
 /** What the adapter needs of a v86 instance (`new V86(...)` from the v86 package). */
 export interface V86Like {
@@ -364,9 +365,7 @@ export class V86NetAdapter {
    * stack's (a save() of the device between two passes, then resume; null before DRIVER_OK).
    */
   async deviceState(): Promise<VirtioNetState | null> {
-    const snap = await this.runner.save();
-    this.runner.resume();
-    return (snap.device as VirtioNetState | null) ?? null;
+    return readDeviceState(this.runner);
   }
 
   /** Detaches from v86 and stops the device. */

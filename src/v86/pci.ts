@@ -24,6 +24,7 @@ import {
   type VirtioNetState,
 } from '../transport/index.js';
 import { V86AdapterError } from './errors.js';
+import { readDeviceState } from './device-state.js';
 
 type Read = () => number;
 type Write = (v: number) => void;
@@ -138,9 +139,7 @@ export class V86VirtioPci {
 
   /** The device's state (counters; the host stack's when it stands behind), null before DRIVER_OK. */
   async deviceState(): Promise<VirtioNetState | null> {
-    const snap = await this.runner.save();
-    this.runner.resume();
-    return (snap.device as VirtioNetState | null) ?? null;
+    return readDeviceState(this.runner);
   }
 
   /** Stops the poll timer and the device (the guest sees a dead NIC afterwards). */

@@ -4,7 +4,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { PRESETS, PolicyError, RFC_ROWS, RFC_ROW_LABELS, listPresets, resolvePolicy, rfcRowAlone, validatePolicy } from '../src/policy/index.js';
+import { PRESETS, PolicyError, RFC_ROWS, RFC_ROW_LABELS, driverTxBatch, listPresets, resolvePolicy, rfcRowAlone, validatePolicy } from '../src/policy/index.js';
 
 // The RFC's rows as data, when the shared seed is present (checked in the project environment).
 const SEED = '/work/shared/seed/rfc-tables.json';
@@ -75,6 +75,9 @@ test('bad user configs fail with a typed error naming the field', () => {
     [{ base: 'vhost', frobnicate: true }, 'frobnicate', /unknown field/],
     [{ base: 'rfc-baseline', interrupts: { driverEnable: 'delayed' } }, 'interrupts.driverEnable', /eventIdx/],
     [{ base: 'adaptive', adaptive: { startIx: 9 } }, 'adaptive.startIx', /index a profile/],
+    [{ base: 'rfc-baseline', tx: { kicksDuringFlush: 'yes' } }, 'tx.kicksDuringFlush', /true or false/],
+    [{ base: 'vhost', dataPath: { driverTxBatch: 0 } }, 'dataPath.driverTxBatch', /≥ 1/],
+    [{ base: 'vhost', dataPath: { driverTxBatch: 2.5 } }, 'dataPath.driverTxBatch', /integer/],
   ];
   for (const [spec, field, msg] of cases) {
     assert.throws(
@@ -90,4 +93,18 @@ test('bad user configs fail with a typed error naming the field', () => {
 test('Infinity is accepted as the string "Infinity" where JSON cannot say it', () => {
   const p = resolvePolicy('{"base":"vhost","busyPoll":{"busyUs":"Infinity"}}');
   assert.equal(p.busyPoll.busyUs, Infinity);
+});
+
+test('the 2008 guest and host: every RFC row kicks per frame and keeps kicks on during a flush; the modern presets do neither', () => {
+  for (const name of RFC_ROWS) {
+    const p = PRESETS[name]!;
+    assert.equal(driverTxBatch(p), 1, name);
+    assert.equal(p.tx.kind === 'timer' && p.tx.kicksDuringFlush, true, name);
+  }
+  for (const [name, p] of Object.entries(PRESETS)) {
+    if (RFC_ROWS.includes(name)) continue;
+    assert.equal(driverTxBatch(p), 32, name);
+    assert.notEqual(p.tx.kind === 'timer' && p.tx.kicksDuringFlush, true, name);
+  }
+  assert.equal(driverTxBatch(resolvePolicy({ base: 'vhost', dataPath: { driverTxBatch: 4 } })), 4);
 });

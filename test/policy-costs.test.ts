@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { CostPayer, FakeClock, NO_COSTS, PRESETS, PolicyError, RFC_ROWS, resolvePolicy, rfcRowAlone, performanceClock } from '../src/policy/index.js';
 
-const RFC_2008 = { exitUs: 7, irqInjectUs: 7, syscallUs: 1, guestPacketUs: 3.3 };
+const RFC_2008 = { exitUs: 7, irqInjectUs: 7, syscallUs: 1, guestPacketUs: 1.6, guestTxKiBUs: 1.8, guestRxKiBUs: 1.1, backendReadKiBUs: 0.18 };
 
 test('every RFC row pays the 2008 costs derived in docs/study.md, alone or cumulative; the modern presets pay none', () => {
   for (const name of RFC_ROWS) {
@@ -27,6 +27,9 @@ test('costs: a what-if over a preset keeps the other costs; a partial costs obje
     [{ irqInjectUs: 'fast' }, 'costs.irqInjectUs'],
     [{ syscallUs: 20_000 }, 'costs.syscallUs'],
     [{ guestPacketUs: Number.NaN }, 'costs.guestPacketUs'],
+    [{ guestTxKiBUs: -0.5 }, 'costs.guestTxKiBUs'],
+    [{ guestRxKiBUs: '1' }, 'costs.guestRxKiBUs'],
+    [{ backendReadKiBUs: 1e6 }, 'costs.backendReadKiBUs'],
     [{ vmexitUs: 1 }, 'costs'],
     [7, 'costs'],
   ] as const) {
@@ -66,4 +69,25 @@ test('CostPayer spends at least the asked time per event and counts it; nothing 
   const o2: Record<string, number> = {};
   none.toExtra(o2);
   assert.deepEqual(o2, {}, 'no cost counters without costs');
+});
+
+test('per-KiB costs: paid in proportion to the bytes, counted apart, and absent from a preset that sets none', () => {
+  const p = new CostPayer({ ...NO_COSTS, guestTxKiBUs: 100, guestRxKiBUs: 50, backendReadKiBUs: 25 }, performanceClock);
+  assert.ok(p.perKiB && p.any);
+  const t0 = performance.now();
+  p.guestBytes('tx', 2048);
+  p.guestBytes('rx', 1024);
+  p.backendRead(4096);
+  const spentUs = (performance.now() - t0) * 1000;
+  assert.ok(spentUs >= 200 + 50 + 100 - 1, `spent ${spentUs} µs`);
+  const out: Record<string, number> = {};
+  p.toExtra(out);
+  assert.ok(out.costGuestKiBUs! >= 250 && out.costBackendReadUs! >= 100, JSON.stringify(out));
+  const plain = new CostPayer({ ...NO_COSTS, exitUs: 1 }, performanceClock);
+  plain.guestBytes('tx', 1 << 20);
+  plain.backendRead(1 << 20);
+  const o2: Record<string, number> = {};
+  plain.toExtra(o2);
+  assert.equal(plain.perKiB, false);
+  assert.equal(o2.costGuestKiBUs, undefined, 'no per-KiB counters without per-KiB costs');
 });

@@ -27,6 +27,7 @@ const customPolicy: fc.Arbitrary<PolicyConfig> = fc
         burst: fc.integer({ min: 1, max: 64 }),
         minRearmUs: fc.constantFrom(0, 250),
         fireOnAnyWakeup: fc.boolean(),
+        kicksDuringFlush: fc.boolean(),
       }),
     ),
     mode: fc.constantFrom('legacyPerBuffer' as const, 'notifyOnEmpty' as const, 'flags' as const, 'eventIdx' as const),
@@ -158,4 +159,21 @@ test('recv NO_NOTIFY suppresses refill kicks while the device still has rx buffe
   const starved = run('onlyWhenStarved');
   assert.equal(always.suppressed, 0, 'always: the device never sets NO_NOTIFY on rx');
   assert.ok(starved.kicks < always.kicks, `only-when-starved kicks ${starved.kicks} < always ${always.kicks}`);
+});
+
+test("kvm-71's order: with tx.kicksDuringFlush a timer's flush runs with kicks on, without it with kicks off", () => {
+  for (const on of [true, false]) {
+    const sim = new PolicySim(resolvePolicy({ base: 'rfc-timer-50us', tx: { kicksDuringFlush: on } }), 'g2h', 8);
+    sim.driverSend(4); // the first frame kicks
+    sim.deviceStep(); // the kick arms the timer (kicks off)
+    assert.equal(sim.kicksOnAtDrain.length, 0, 'nothing flushed before the timer');
+    sim.clock.advance(60);
+    sim.deviceStep(); // the timer fires and flushes
+    assert.ok(sim.kicksOnAtDrain.length > 0, 'the timer flushed');
+    assert.ok(sim.kicksOnAtDrain.every((k) => k === on), `kicks during the flush: ${sim.kicksOnAtDrain.join(',')} (want ${on})`);
+    const r = sim.finish();
+    assert.equal(r.deadlock, null);
+    assert.deepEqual(r.errors, []);
+    assert.equal(r.delivered, 8);
+  }
 });

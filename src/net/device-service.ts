@@ -90,21 +90,34 @@ export interface NetDeviceServiceOptions {
  * A port wrapper that brackets each read from the port (peekRx: the host stack builds the next
  * frame, a TAP is read) with the loop's lock drop, for the 'dropped' global-lock model.
  */
-class LockDroppingReads extends ForwardingPort {
+class ModelledBackendReads extends ForwardingPort {
+  /** The frame the last peek returned has paid its read (a frame may be peeked again before it is consumed). */
+  private paid = false;
   constructor(
     inner: NetPort,
     private readonly begin: () => void,
     private readonly end: () => void,
+    /** Pays the modelled read of a frame of this many bytes (costs.backendReadKiBUs). */
+    private readonly read: (bytes: number) => void,
   ) {
     super(inner);
   }
   override peekRx(): PortRxFrame | null {
     this.begin();
     try {
-      return this.inner.peekRx();
+      const f = this.inner.peekRx();
+      if (f !== null && !this.paid) {
+        this.paid = true;
+        this.read(f.lenBytes);
+      }
+      return f;
     } finally {
       this.end();
     }
+  }
+  override consumeRx(): void {
+    this.paid = false;
+    this.inner.consumeRx();
   }
 }
 
@@ -146,7 +159,12 @@ export class NetDeviceService {
     this.rxq = o.rxq;
     this.txq = o.txq;
     let loop: DeviceLoop | null = null;
-    const port = policy.dataPath.lock === 'dropped' ? new LockDroppingReads(o.port, () => loop!.beginBackendRead(), () => loop!.endBackendRead()) : o.port;
+    // The 2008 tap read: the global lock dropped around it (the "drop mutex" row) and its copy
+    // paid inside it (costs.backendReadKiBUs), so a held lock makes the guest's exits wait for it.
+    const modelledReads = policy.dataPath.lock === 'dropped' || (policy.costs?.backendReadKiBUs ?? 0) > 0;
+    const port = modelledReads
+      ? new ModelledBackendReads(o.port, () => loop!.beginBackendRead(), () => loop!.endBackendRead(), (bytes) => loop!.cost.backendRead(bytes))
+      : o.port;
     this.steering = pairs.length > 1 ? new PortSteering(port, pairs.length) : null;
     // With a control queue the driver starts on pair 0 and asks for more (VQ_PAIRS_SET,
     // §5.1.6.5.5); without one the transport enables exactly the pairs it hands over.

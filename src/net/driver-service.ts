@@ -20,7 +20,7 @@ import type { GuestMemory } from '../memory/guest-memory.js';
 import type { DriverVirtqueue } from '../virtqueue/queue.js';
 import { DriverLoop } from '../policy/driver-loop.js';
 import type { LoopDoorbell } from '../policy/device-loop.js';
-import type { PolicyConfig } from '../policy/config.js';
+import { driverTxBatch, type PolicyConfig } from '../policy/config.js';
 import type { BigLock } from '../policy/lock.js';
 import type { NetObserver } from './observer.js';
 import { NetDriver, type RxBufferMode, type TxLayout } from './driver.js';
@@ -145,13 +145,16 @@ export class NetDriverService {
           }
         : undefined;
     const rxKick = beforeKick !== undefined ? (): void => beforeKick(rxIndex) : undefined;
+    // The 2008 guest's per-byte stack work (costs.guestTxKiBUs / guestRxKiBUs), paid per poll and per fill.
+    const guestKiB = (o.policy.costs?.guestTxKiBUs ?? 0) > 0 || (o.policy.costs?.guestRxKiBUs ?? 0) > 0;
     this.loop = new DriverLoop({
       policy: o.policy,
       kick: o.kick,
       irq: o.irq,
       lock: o.lock ?? null,
       stopped: o.stopped,
-      kickBatch: Math.min(32, d.txq.size),
+      // Frames per publish and kick decision: the policy's (1 for the 2008 guest, which kicked per frame).
+      kickBatch: Math.min(driverTxBatch(o.policy), d.txq.size),
       napiBudget: this.budget,
       ...(o.onIteration !== undefined ? { onIteration: o.onIteration } : {}),
       ...(o.deadlineMs !== undefined ? { deadlineMs: o.deadlineMs } : {}),
@@ -166,7 +169,7 @@ export class NetDriverService {
       queues: [
         {
           role: 'rx',
-          reap: (budget) => this.pollRx(budget),
+          reap: guestKiB ? (budget) => this.paidPollRx(budget) : (budget) => this.pollRx(budget),
           // Refill only past the driver's threshold (pollRx does the same), as Linux's virtnet_poll.
           fill: () => (d.rxq.numFree >= d.refillThreshold ? d.fillRx() : 0),
           publish: () => d.rxq.publish(),
@@ -182,7 +185,7 @@ export class NetDriverService {
         {
           role: 'tx',
           reap: () => this.reapTx(),
-          fill: (max) => this.emitTx(max),
+          fill: guestKiB ? (max) => this.paidEmitTx(max) : (max) => this.emitTx(max),
           publish: txPublish,
           kickNeeded: () => d.txq.kickNeeded(),
           enableInterrupts: tracing ? () => (irqOn(tr, d.txq, txIndex, true), d.enableTxInterrupts(false)) : () => d.enableTxInterrupts(false),
@@ -200,6 +203,27 @@ export class NetDriverService {
   /** "Poll rx": NAPI poll (frames go to the endpoint), refilling as the driver's threshold says. */
   pollRx(budget = this.budget): number {
     return this.driver.pollRx(budget);
+  }
+
+  /**
+   * pollRx, then the guest stack's per-KiB cost for the bytes it took in, inside the poll as
+   * the 2008 guest's softirq paid it (before the poll's refill reaches the device).
+   */
+  private paidPollRx(budget: number): number {
+    const st = this.driver.stats;
+    const before = st.rxBytes;
+    const n = this.driver.pollRx(budget);
+    this.loop.cost.guestBytes('rx', st.rxBytes - before);
+    return n;
+  }
+
+  /** emitTx, then the guest stack's per-KiB cost for the bytes it built. */
+  private paidEmitTx(max: number): number {
+    const st = this.driver.stats;
+    const before = st.txBytes;
+    const n = this.emitTx(max);
+    this.loop.cost.guestBytes('tx', st.txBytes - before);
+    return n;
   }
 
   /** "Reap tx": take back completed tx buffers (on transmit, Linux's classic way). */

@@ -31,6 +31,14 @@ export type TxMitigationConfig =
       burst: number;
       minRearmUs: number;
       fireOnAnyWakeup: boolean;
+      /**
+       * Kicks stay on while a flush runs (optional, default false = off during the flush, as
+       * modern QEMU). kvm-71's virtio_net_tx_timer cleared VRING_USED_F_NO_NOTIFY *before* it
+       * flushed, under the global lock, so a guest that sent during the flush exited and waited
+       * for that lock: its kick was handled (and the timer re-armed) only after the flush. What
+       * makes the 2008 guest stall for each flush (docs/study.md "The model's costs").
+       */
+      kicksDuringFlush?: boolean;
     };
 
 /** Coalescing as VIRTIO_NET_F_NOTF_COAL defines it (virtio 1.4 §5.1.9.5.10). */
@@ -83,6 +91,12 @@ export interface DataPathConfig {
   segmentBytes: number;
   /** VIRTIO_NET_F_MRG_RXBUF for the net workloads (policy-stream ignores it). */
   mergeableRxBuffers: boolean;
+  /**
+   * Frames the guest driver adds before it publishes them and decides on a kick (optional,
+   * default 32). 1 = a kick decision per frame, as Linux's start_xmit before xmit_more (3.18):
+   * the 2008 guest's first frame after a flush kicked (and armed the tx timer) at once.
+   */
+  driverTxBatch?: number;
 }
 
 /** One step of the adaptive walk: the tx timer and the coalescing it applies. */
@@ -122,9 +136,25 @@ export interface CostConfig {
   syscallUs: number;
   /** The guest's own stack per frame it sends or receives (2008 TCP/IP + skb work; guest thread), µs. */
   guestPacketUs: number;
+  /** The guest's stack per KiB of frame it sends (copy from the sender's user buffer; guest thread), µs. Optional: absent = 0. */
+  guestTxKiBUs?: number;
+  /** The guest's stack per KiB of frame it receives (copy to the receiver's user buffer; guest thread), µs. Optional: absent = 0. */
+  guestRxKiBUs?: number;
+  /**
+   * Reading a frame from the backend, per KiB (kvm-71: the tap read's copy into QEMU's buffer;
+   * device thread, inside the read, so under the global lock unless the preset drops it), µs.
+   * Optional: absent = 0.
+   */
+  backendReadKiBUs?: number;
+}
+
+/** Frames the guest driver adds per publish and kick decision (dataPath.driverTxBatch, default 32). */
+export function driverTxBatch(p: Pick<PolicyConfig, 'dataPath'>): number {
+  return p.dataPath.driverTxBatch ?? 32;
 }
 
 export const NO_COSTS: Readonly<CostConfig> = Object.freeze({ exitUs: 0, irqInjectUs: 0, syscallUs: 0, guestPacketUs: 0 });
+const PER_KIB_COSTS = ['guestTxKiBUs', 'guestRxKiBUs', 'backendReadKiBUs'] as const;
 
 export interface PolicyConfig {
   name: string;
@@ -192,7 +222,7 @@ function validateTx(v: unknown): TxMitigationConfig {
     noExtra(o, 'tx', ['kind', 'burst']);
     return { kind, burst: num(o.burst, 'tx.burst', { int: true, min: 1, allowInfinity: true }) };
   }
-  noExtra(o, 'tx', ['kind', 'intervalUs', 'rearmOnKick', 'kickWhileArmed', 'ringFullPending', 'burst', 'minRearmUs', 'fireOnAnyWakeup']);
+  noExtra(o, 'tx', ['kind', 'intervalUs', 'rearmOnKick', 'kickWhileArmed', 'ringFullPending', 'burst', 'minRearmUs', 'fireOnAnyWakeup', 'kicksDuringFlush']);
   return {
     kind,
     intervalUs: num(o.intervalUs, 'tx.intervalUs', { min: 0 }),
@@ -202,6 +232,7 @@ function validateTx(v: unknown): TxMitigationConfig {
     burst: num(o.burst, 'tx.burst', { int: true, min: 1, allowInfinity: true }),
     minRearmUs: num(o.minRearmUs, 'tx.minRearmUs', { min: 0 }),
     fireOnAnyWakeup: bool(o.fireOnAnyWakeup, 'tx.fireOnAnyWakeup'),
+    ...(o.kicksDuringFlush === undefined ? {} : { kicksDuringFlush: bool(o.kicksDuringFlush, 'tx.kicksDuringFlush') }),
   };
 }
 
@@ -229,7 +260,7 @@ function validateInterrupts(v: unknown): InterruptConfig {
 
 function validateDataPath(v: unknown): DataPathConfig {
   const o = obj(v, 'dataPath');
-  noExtra(o, 'dataPath', ['txRingSize', 'rxRingSize', 'copies', 'lock', 'gso', 'headerSeparate', 'segmentBytes', 'mergeableRxBuffers']);
+  noExtra(o, 'dataPath', ['txRingSize', 'rxRingSize', 'copies', 'lock', 'gso', 'headerSeparate', 'segmentBytes', 'mergeableRxBuffers', 'driverTxBatch']);
   const segmentBytes = num(o.segmentBytes, 'dataPath.segmentBytes', { int: true, min: 0 });
   if (segmentBytes !== 0 && (segmentBytes < 64 || segmentBytes % 4 !== 0)) {
     throw new PolicyError('bad-field', 'dataPath.segmentBytes', `must be 0 or a multiple of 4 that is ≥ 64, got ${segmentBytes}`);
@@ -243,6 +274,7 @@ function validateDataPath(v: unknown): DataPathConfig {
     headerSeparate: bool(o.headerSeparate, 'dataPath.headerSeparate'),
     segmentBytes,
     mergeableRxBuffers: bool(o.mergeableRxBuffers, 'dataPath.mergeableRxBuffers'),
+    ...(o.driverTxBatch === undefined ? {} : { driverTxBatch: num(o.driverTxBatch, 'dataPath.driverTxBatch', { int: true, min: 1 }) }),
   };
 }
 
@@ -274,9 +306,14 @@ function validateAdaptive(v: unknown): AdaptiveConfig | null {
 
 function validateCosts(v: unknown): CostConfig {
   const o = obj(v, 'costs');
-  noExtra(o, 'costs', ['exitUs', 'irqInjectUs', 'syscallUs', 'guestPacketUs']);
+  noExtra(o, 'costs', ['exitUs', 'irqInjectUs', 'syscallUs', 'guestPacketUs', ...PER_KIB_COSTS]);
   const us = (k: keyof CostConfig): number => (o[k] === undefined ? 0 : num(o[k], `costs.${k}`, { min: 0 }));
-  const c = { exitUs: us('exitUs'), irqInjectUs: us('irqInjectUs'), syscallUs: us('syscallUs'), guestPacketUs: us('guestPacketUs') };
+  const c: CostConfig = { exitUs: us('exitUs'), irqInjectUs: us('irqInjectUs'), syscallUs: us('syscallUs'), guestPacketUs: us('guestPacketUs') };
+  // Per-KiB costs are kept only when set (0 = absent, so a what-if can switch one off).
+  for (const k of PER_KIB_COSTS) {
+    const v = us(k);
+    if (v > 0) c[k] = v;
+  }
   for (const [k, x] of Object.entries(c)) if (x > 10_000) throw new PolicyError('bad-field', `costs.${k}`, `at most 10000 µs, got ${x}`);
   return c;
 }

@@ -11,6 +11,8 @@ export class CostPayer {
   irqInjectUs = 0;
   syscallUs = 0;
   guestPacketUs = 0;
+  guestKiBUs = 0;
+  backendReadUs = 0;
   exits = 0;
   guestPackets = 0;
   injections = 0;
@@ -25,7 +27,12 @@ export class CostPayer {
   }
 
   get any(): boolean {
-    return this.costs.exitUs > 0 || this.costs.irqInjectUs > 0 || this.costs.syscallUs > 0 || this.costs.guestPacketUs > 0;
+    return this.costs.exitUs > 0 || this.costs.irqInjectUs > 0 || this.costs.syscallUs > 0 || this.costs.guestPacketUs > 0 || this.perKiB;
+  }
+
+  /** True when a per-KiB cost is set (callers skip counting bytes otherwise). */
+  get perKiB(): boolean {
+    return (this.costs.guestTxKiBUs ?? 0) > 0 || (this.costs.guestRxKiBUs ?? 0) > 0 || (this.costs.backendReadKiBUs ?? 0) > 0;
   }
 
   exit(): void {
@@ -54,6 +61,20 @@ export class CostPayer {
     this.guestPacketUs += this.spin(this.costs.guestPacketUs * n);
   }
 
+  /** The guest stack's per-byte work for `bytes` of frames it sent ('tx') or received ('rx'). */
+  guestBytes(dir: 'tx' | 'rx', bytes: number): void {
+    const perKiB = (dir === 'tx' ? this.costs.guestTxKiBUs : this.costs.guestRxKiBUs) ?? 0;
+    if (perKiB <= 0 || bytes <= 0) return;
+    this.guestKiBUs += this.spin((perKiB * bytes) / 1024);
+  }
+
+  /** Reading a `bytes` frame from the backend (the tap read's copy). */
+  backendRead(bytes: number): void {
+    const perKiB = this.costs.backendReadKiBUs ?? 0;
+    if (perKiB <= 0 || bytes <= 0) return;
+    this.backendReadUs += this.spin((perKiB * bytes) / 1024);
+  }
+
   /** Busy-waits `us` on the clock; returns the µs that actually passed. */
   private spin(us: number): number {
     const start = this.clock.nowUs();
@@ -67,5 +88,6 @@ export class CostPayer {
   toExtra(out: Record<string, number>): void {
     if (!this.any) return;
     Object.assign(out, { costExits: this.exits, costExitUs: this.exitUs, costInjections: this.injections, costIrqInjectUs: this.irqInjectUs, costSyscalls: this.syscalls, costSyscallUs: this.syscallUs, costGuestPackets: this.guestPackets, costGuestPacketUs: this.guestPacketUs });
+    if (this.perKiB) Object.assign(out, { costGuestKiBUs: this.guestKiBUs, costBackendReadUs: this.backendReadUs });
   }
 }

@@ -471,7 +471,11 @@ export class DeviceLoop {
     // its own onKick (the first arms, a later forced one meets the ring-full heuristic). A kick
     // while suppressed is a forced one (ring full); with kicks enabled any pending chain stands
     // for a kick sent or about to be.
-    const n = kicks > 0 ? Math.min(kicks, MAX_KICKS_PER_PASS) : tx.kicksSuppressed ? 0 : 1;
+    // With kvm-71's order (kicksDuringFlush) a kick was a synchronous exit, handled before the
+    // guest sent anything more, so the guest never sent a second kick the device had not yet
+    // seen: kicks that piled up while this loop was busy or waking were all sent with kicks on
+    // and stand for one (else a second one would meet the armed timer as if forced).
+    const n = kicks > 0 ? Math.min(kicks, tx.kicksDuringFlush === true ? 1 : MAX_KICKS_PER_PASS) : tx.kicksSuppressed ? 0 : 1;
     if (n > 0) {
       const pending = cb.pending();
       if (kicks === 0 && pending > 0 && cb.kicks !== undefined) q.owedKick = true;
@@ -485,7 +489,10 @@ export class DeviceLoop {
       if (tx.kicksSuppressed) cb.disableKicks();
       return false;
     }
-    cb.disableKicks();
+    // Kicks off while we flush (modern QEMU), or on (kvm-71 cleared NO_NOTIFY before flushing:
+    // a guest that sends meanwhile exits and waits for the global lock this loop holds).
+    if (tx.kicksDuringFlush === true) cb.enableKicks();
+    else cb.disableKicks();
     let worked = false;
     for (;;) {
       const n = this.flush(q, q.passBudget);

@@ -27,6 +27,8 @@ export interface TxMitigationHooks {
   readonly kicksSuppressed: boolean;
   /** Most chains one flush pass may move. */
   readonly burst: number;
+  /** True to leave kicks on while a flush runs (kvm-71's timer; absent = off during flushes). */
+  readonly kicksDuringFlush?: boolean;
   /** The adaptive policy changes the timer interval through this (µs; 0 = flush at once). */
   setIntervalUs?(intervalUs: number): void;
 }

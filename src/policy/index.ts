@@ -6,7 +6,7 @@ export { PolicyError } from './errors.js';
 export type { PolicyErrorCode } from './errors.js';
 export { FakeClock, performanceClock } from './clock.js';
 export type { Clock } from './clock.js';
-export { validatePolicy, mergeConfig, cloneConfig, NO_COSTS } from './config.js';
+export { validatePolicy, mergeConfig, cloneConfig, driverTxBatch, NO_COSTS } from './config.js';
 export { CostPayer } from './costs.js';
 export type {
   CostConfig,

@@ -72,6 +72,7 @@ export class TxTimer implements TxMitigationHooks {
   /** Lateness of each expiry (fire time − deadline), ns. */
   readonly lateness = new LatenessRecorder(4096);
   readonly burst: number;
+  readonly kicksDuringFlush: boolean;
   private intervalUs: number;
   private readonly rearmOnKick: boolean;
   private readonly flushNow: boolean;
@@ -87,6 +88,7 @@ export class TxTimer implements TxMitigationHooks {
     this.flushNow = cfg.kickWhileArmed === 'flushNow';
     this.ringFullPending = cfg.ringFullPending === 0 ? capacityPackets : Math.min(cfg.ringFullPending, capacityPackets);
     this.burst = cfg.burst;
+    this.kicksDuringFlush = cfg.kicksDuringFlush === true;
     this.minRearmUs = cfg.fireOnAnyWakeup ? cfg.minRearmUs : 0;
   }
 

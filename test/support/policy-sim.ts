@@ -60,6 +60,8 @@ export class PolicySim {
   sent = 0;
   forcedKicks = 0;
   kicksSuppressed = 0;
+  /** Whether kicks were on at each drain that moved a chain (tx.kicksDuringFlush is about this). */
+  readonly kicksOnAtDrain: boolean[] = [];
   // Device sleep state.
   devAsleep = false;
   private devSeen = 0;
@@ -127,6 +129,7 @@ export class PolicySim {
       if (this.role === 'rx' && this.delivered >= this.count) break;
       const c = this.dev.pop(this.chain);
       if (c === null) break;
+      if (k === 0) this.kicksOnAtDrain.push(this.dev.notificationsEnabled);
       if (this.role === 'tx') {
         const seq = this.mem.readU32(c.addrs[0]!);
         if (seq !== this.delivered) this.errors.push(`device got ${seq}, expected ${this.delivered}`);

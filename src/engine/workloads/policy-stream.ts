@@ -6,7 +6,7 @@
 //
 // Params: preset (name, default 'vhost') or policy (object or JSON string), direction ('g2h' |
 // 'h2g', default g2h), count (packets; 0 = until stopped), frameBytes (default 1500, 65536 with
-// GSO), verify ('full' | 'seq'), warmupMs, kickBatch (default 32), napiBudget (default 64),
+// GSO), verify ('full' | 'seq'), warmupMs, kickBatch (default: the policy's dataPath.driverTxBatch, 32), napiBudget (default 64),
 // modules (file URL of a module whose exports are DeviceModules: the user's own tx / interrupt /
 // rx-kick state machines, replacing the built-in ones on the device side), inflight (g2h: most
 // packets outstanding; 1 = a flood ping: each packet's round trip guest add → device → used →
@@ -21,6 +21,7 @@ import {
   BigLock,
   DeviceLoop,
   DriverLoop,
+  driverTxBatch,
   PolicyError,
   packetLayout,
   performanceClock,
@@ -84,7 +85,7 @@ function params(ctx: SideContext): Params {
     frameBytes,
     verify,
     warmupMs: ctx.numParam('warmupMs', 0),
-    kickBatch: Math.max(1, ctx.numParam('kickBatch', 32)),
+    kickBatch: Math.max(1, ctx.numParam('kickBatch', driverTxBatch(policy))),
     napiBudget: Math.max(1, ctx.numParam('napiBudget', 64)),
     inflight: Math.max(0, ctx.numParam('inflight', 0)),
   };

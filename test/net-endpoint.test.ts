@@ -197,3 +197,39 @@ test('garbage frames never throw and are counted as parse errors or ignored', ()
   assert.equal(b.stats.framesIn, 500);
   assert.ok(b.stats.parseErrors + b.stats.ignored > 0);
 });
+
+test('a backlogged source builds full frames across its sends (TCP size_goal), with PSH where a send ends; coalesce: false keeps each frame inside one send', () => {
+  for (const coalesce of [true, false]) {
+    const [a, b] = pair({ gso: true, partialCsum: true });
+    a.startSource({ srcPort: 40000, dstPort: 5001, msgBytes: 16384, totalBytes: 400_000, coalesce });
+    const sink = b.startSink({ port: 5001, verify: true, expectBytes: 400_000 });
+    const sizes: number[] = [];
+    const pushes: boolean[] = [];
+    const buf = new Uint8Array(70000);
+    const hdr: VirtioNetHdr = emptyNetHdr();
+    for (let len; (len = a.nextFrame(buf, 0, buf.length, hdr)) > 0; ) {
+      const f = buf.slice(0, len);
+      const payload = len - 54;
+      sizes.push(payload);
+      pushes.push((f[14 + 20 + 13]! & 0x08) !== 0);
+      b.input(f, 0, f.length, hdr);
+    }
+    assert.equal(sink.payloadBytes, 400_000);
+    assert.equal(sink.errors, 0, sink.firstError);
+    if (coalesce) {
+      // Every frame but the stream's last is as large as a GSO frame gets (a whole number of MSS).
+      assert.ok(sizes.slice(0, -1).every((n) => n === sizes[0] && n > 16384), `sizes ${sizes.join(',')}`);
+      // Each frame of 4+ sends' worth reaches the end of one of them: PSH on every frame.
+      assert.ok(pushes.every((p) => p));
+    } else {
+      assert.ok(sizes.every((n) => n <= 16384), `sizes ${sizes.join(',')}`);
+      // A frame ending a send carries PSH, one inside a send does not.
+      let inMsg = 0;
+      sizes.forEach((n, i) => {
+        inMsg += n;
+        assert.equal(pushes[i], inMsg === 16384, `frame ${i}`);
+        if (inMsg === 16384) inMsg = 0;
+      });
+    }
+  }
+});

@@ -79,8 +79,15 @@ export interface SinkOptions {
 export interface SourceOptions {
   srcPort: number;
   dstPort: number;
-  /** Payload bytes per send (a netperf message); frames never span two messages. */
+  /** Payload bytes per send (a netperf message): a frame that ends one carries PSH. */
   msgBytes: number;
+  /**
+   * Frames carry as much of the queued stream as fits, across sends (default true): a TCP sender
+   * with a backlog, as netperf's is, appends each send to the unsent tail and builds TSO frames up
+   * to 64 KiB (Linux's size_goal). false: a frame never spans two messages (an application that
+   * sends one message and waits).
+   */
+  coalesce?: boolean;
   /** Stop after this many payload bytes (0 = unbounded). */
   totalBytes?: number;
   /** Unacknowledged bytes allowed in flight (default 4 MiB). */
@@ -131,6 +138,7 @@ export interface SourceState {
   sentBytes: number;
   ackedBytes: number;
   msgLeft: number;
+  coalesce: boolean;
   frames: number;
   gsoFrames: number;
   acksIn: number;
@@ -235,6 +243,7 @@ export class NetEndpoint {
       sentBytes: 0,
       ackedBytes: 0,
       msgLeft: o.msgBytes,
+      coalesce: o.coalesce ?? true,
       frames: 0,
       gsoFrames: 0,
       acksIn: 0,
@@ -482,10 +491,12 @@ export class NetEndpoint {
   private dataFrame(buf: Uint8Array, offset: number, capacityBytes: number, hdr: VirtioNetHdr, s: SourceState): number {
     const headers = 14 + 20 + 20;
     const maxGsoPayload = Math.floor((65535 - 40) / this.mss) * this.mss;
-    let chunk = Math.min(s.msgLeft, this.gso ? maxGsoPayload : this.mss, capacityBytes - headers);
+    let chunk = Math.min(this.gso ? maxGsoPayload : this.mss, capacityBytes - headers);
+    if (!s.coalesce) chunk = Math.min(chunk, s.msgLeft);
     if (s.totalBytes > 0) chunk = Math.min(chunk, s.totalBytes - s.sentBytes);
     if (chunk <= 0) return 0;
-    const lastOfMsg = chunk === s.msgLeft;
+    // PSH on a frame that reaches the end of a send (Linux marks the tail skb of each sendmsg).
+    const lastOfMsg = chunk >= s.msgLeft;
     const isGso = chunk > this.mss;
     const partial = this.partialCsum || isGso;
     const layout = this.layoutOut;
@@ -517,8 +528,9 @@ export class NetEndpoint {
       s.gsoFrames++;
     }
     s.sentBytes += chunk;
-    s.msgLeft -= chunk;
-    if (s.msgLeft === 0) s.msgLeft = s.msgBytes;
+    // What is left of the send the next frame starts in (a coalesced frame may end inside a later one).
+    const left = s.msgLeft - chunk;
+    s.msgLeft = left > 0 ? left : s.msgBytes - (-left % s.msgBytes);
     s.frames++;
     this.stats.framesOut++;
     return n;

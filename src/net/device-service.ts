@@ -87,8 +87,9 @@ export interface NetDeviceServiceOptions {
 }
 
 /**
- * A port wrapper that brackets each read from the port (peekRx: the host stack builds the next
- * frame, a TAP is read) with the loop's lock drop, for the 'dropped' global-lock model.
+ * A port wrapper for the QEMU-2008 tap read: brackets each read from the port (peekRx: the host
+ * stack builds the next frame, a TAP is read) with the loop's lock drop (the 'dropped' global-lock
+ * model), and pays the read's modelled copy (costs.backendReadKiBUs) once per frame inside it.
  */
 class ModelledBackendReads extends ForwardingPort {
   /** The frame the last peek returned has paid its read (a frame may be peeked again before it is consumed). */

@@ -36,7 +36,7 @@ export type TxMitigationConfig =
        * modern QEMU). kvm-71's virtio_net_tx_timer cleared VRING_USED_F_NO_NOTIFY *before* it
        * flushed, under the global lock, so a guest that sent during the flush exited and waited
        * for that lock: its kick was handled (and the timer re-armed) only after the flush. What
-       * makes the 2008 guest stall for each flush (docs/study.md "The model's costs").
+       * makes the 2008 guest stall for each flush (docs/study.md "How kvm-71 flushed").
        */
       kicksDuringFlush?: boolean;
     };

@@ -177,3 +177,20 @@ test("kvm-71's order: with tx.kicksDuringFlush a timer's flush runs with kicks o
     assert.equal(r.delivered, 8);
   }
 });
+
+test("with kvm-71's synchronous kicks (kicksDuringFlush) kicks that piled up stand for one: the second does not meet the armed timer as a forced kick", () => {
+  for (const sync of [true, false]) {
+    const sim = new PolicySim(resolvePolicy({ base: 'rfc-no-ring-full', tx: { kicksDuringFlush: sync } }), 'g2h', 6);
+    sim.driverSend(1); // kicks on: the first frame kicks
+    sim.driverSend(1); // the device has not looked yet: kicks still on, a second kick
+    assert.equal(sim.kick.rings, 2, 'two kicks sent');
+    sim.deviceStep();
+    if (sync) assert.equal(sim.kicksOnAtDrain.length, 0, 'both kicks stand for one: the timer is armed, nothing flushed yet');
+    else assert.ok(sim.kicksOnAtDrain.length > 0, 'the second kick met the armed timer: flushNow flushed at once');
+    sim.clock.advance(200);
+    const r = sim.finish();
+    assert.equal(r.deadlock, null);
+    assert.deepEqual(r.errors, []);
+    assert.equal(r.delivered, 6);
+  }
+});

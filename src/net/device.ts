@@ -16,7 +16,8 @@
 // used and interrupt are the caller's loop's.
 
 import type { GuestMemory } from '../memory/guest-memory.js';
-import { DescriptorChain, readFromChain, writeToChain } from '../virtqueue/chain.js';
+import { DescriptorChain, readChainInto, writeChainFrom } from '../virtqueue/chain.js';
+import { copyBytes } from '../memory/copy.js';
 import type { DeviceVirtqueue } from '../virtqueue/queue.js';
 import { VirtqueueError } from '../virtqueue/errors.js';
 import { GuestMemoryError } from '../memory/errors.js';
@@ -327,7 +328,7 @@ export class NetDevice {
     if (c.readableBytes < hs) return this.dropTx('header-truncated');
     // The header may be split across descriptors (VERSION_1 implies any layout, §2.7.4.1):
     // copy it out, then the guest can no longer change what was validated.
-    readFromChain(this.mem, c, this.hdrScratch.subarray(0, hs));
+    readChainInto(this.mem, c, this.hdrScratch, 0, hs);
     const hdr = decodeNetHdr(this.hdrScratch, 0, this.layout, this.hdr);
     if (hdr instanceof NetError) return this.dropTx('header-truncated');
     const frameLen = c.readableBytes - hs;
@@ -353,7 +354,7 @@ export class NetDevice {
     if (needsCsum && !this.port.acceptsPartialCsum) {
       // Completing the checksum writes into the frame: never into a device-readable buffer.
       const buf = this.frameScratch;
-      readFromChain(this.mem, c, buf.subarray(0, frameLen), hs);
+      readChainInto(this.mem, c, buf, 0, frameLen, hs);
       if (applyNeedsCsum(buf, hdr.csumStart, hdr.csumOffset, frameLen) !== null) return this.dropTx('csum-offset-past-frame');
       this.stats.txCsumCompleted++;
       const out = this.outHdr;
@@ -405,7 +406,7 @@ export class NetDevice {
       }
       break;
     }
-    readFromChain(this.mem, c, this.frameScratch.subarray(0, frameLen), hs);
+    readChainInto(this.mem, c, this.frameScratch, 0, frameLen, hs);
     v.bytes = this.frameScratch;
     v.offset = 0;
     return v;
@@ -493,7 +494,7 @@ export class NetDevice {
       if (!guestCsum) {
         // The driver cannot take a partial checksum: finish it here (virtio 1.2 §5.1.6.4.1).
         const buf = this.rxScratch;
-        buf.set(bytes.subarray(offset, offset + len));
+        copyBytes(buf, 0, bytes, offset, len);
         applyNeedsCsum(buf, hdr.csumStart, hdr.csumOffset, len);
         this.stats.rxCsumCompleted++;
         hdr.flags &= ~NetHdrFlags.NEEDS_CSUM;
@@ -507,7 +508,7 @@ export class NetDevice {
     hdr.flags &= NetHdrFlags.NEEDS_CSUM | NetHdrFlags.DATA_VALID;
     if (this.rxStaging && src === bytes) {
       this.stats.rxStagedFrames++;
-      this.rxScratch.set(bytes.subarray(offset, offset + len));
+      copyBytes(this.rxScratch, 0, bytes, offset, len);
       src = this.rxScratch;
       srcOff = 0;
     }
@@ -587,7 +588,7 @@ export class NetDevice {
     if (c.writableBytes < total) return this.dropRx('rx-buffer-too-small');
     hdr.numBuffers = 1;
     this.writeHeader(c, hdr);
-    writeToChain(this.mem, c, src.subarray(off, off + len), this.hdrBytes);
+    writeChainFrom(this.mem, c, src, off, len, this.hdrBytes);
     this.rxq.addUsed(c.head, total);
     this.release(1);
     this.countRx(len, 1);
@@ -621,7 +622,7 @@ export class NetDevice {
         at = this.hdrBytes;
       }
       const n = Math.min(room, len - frameDone);
-      writeToChain(this.mem, c, src.subarray(off + frameDone, off + frameDone + n), at);
+      writeChainFrom(this.mem, c, src, off + frameDone, n, at);
       frameDone += n;
       this.rxq.addUsed(c.head, at + n);
     }
@@ -638,7 +639,7 @@ export class NetDevice {
 
   private writeHeader(c: DescriptorChain, hdr: VirtioNetHdr): void {
     encodeNetHdr(hdr, this.layout, this.hdrScratch, 0);
-    writeToChain(this.mem, c, this.hdrScratch.subarray(0, this.hdrBytes), 0);
+    writeChainFrom(this.mem, c, this.hdrScratch, 0, this.hdrBytes, 0);
   }
 
   private countRx(len: number, buffers: number): void {

@@ -220,8 +220,12 @@ export class NetDevice {
   private readonly segScratch = new Uint8Array(SCRATCH_BYTES);
   private readonly rxScratch = new Uint8Array(SCRATCH_BYTES);
   // Rx chains popped but not yet filled: a mergeable frame may need more buffers than are there.
+  // Both lists are arrays with their own counts, never shortened: an array whose length drops
+  // to 0 loses its backing store, and the next push allocates one (a frame's worth per echo).
   private readonly held: DescriptorChain[] = [];
+  private heldCount = 0;
   private readonly spare: DescriptorChain[] = [];
+  private spareCount = 0;
   private heldBytes = 0;
   private readonly segmentSink: (buf: Uint8Array, len: number) => void;
   private readonly tracer: NetObserver;
@@ -451,7 +455,7 @@ export class NetDevice {
    * a device state can be saved with no chain in flight. Returns how many went back.
    */
   giveBackHeldRx(): number {
-    const n = this.held.length;
+    const n = this.heldCount;
     if (n === 0) return 0;
     this.rxq.unpop(n);
     this.release(n);
@@ -556,10 +560,17 @@ export class NetDevice {
 
   /** Pops one more rx chain into the held list; false when the ring is empty. */
   private holdOne(): boolean {
-    const c = this.rxq.pop(this.spare.pop() ?? new DescriptorChain());
-    if (c === null) return false;
+    // A spare chain stays in the spare list until the pop succeeds (a starved ring must not
+    // cost an object per attempt).
+    const out = this.spareCount > 0 ? this.spare[this.spareCount - 1]! : new DescriptorChain();
+    const c = this.rxq.pop(out);
+    if (c === null) {
+      if (this.spareCount === 0) this.spare[this.spareCount++] = out;
+      return false;
+    }
+    if (this.spareCount > 0) this.spareCount--;
     if (c.writableBytes < this.rxMinBufferBytes) this.stats.rxSmallBuffers++;
-    this.held.push(c);
+    this.held[this.heldCount++] = c;
     this.heldBytes += c.writableBytes;
     return true;
   }
@@ -568,14 +579,18 @@ export class NetDevice {
     for (let k = 0; k < count; k++) {
       const c = this.held[k]!;
       this.heldBytes -= c.writableBytes;
-      this.spare.push(c);
+      this.spare[this.spareCount++] = c;
     }
-    this.held.splice(0, count);
+    // Shift the rest down in place (splice would allocate the removed elements' array).
+    const held = this.held;
+    const n = this.heldCount;
+    for (let k = count; k < n; k++) held[k - count] = held[k]!;
+    this.heldCount = n - count;
   }
 
   /** Without MRG_RXBUF: the whole frame in the next buffer, num_buffers = 1 (§5.1.6.4). */
   private writeOne(src: Uint8Array, off: number, len: number, hdr: VirtioNetHdr): RxResult {
-    if (this.held.length === 0 && !this.holdOne()) return this.starved();
+    if (this.heldCount === 0 && !this.holdOne()) return this.starved();
     // A buffer that cannot hold even a header and an Ethernet header would block the queue
     // forever: return it empty (the driver sees a used length below the header) and go on.
     while (this.held[0]!.writableBytes < this.hdrBytes + ETH_HEADER_BYTES) {
@@ -599,7 +614,7 @@ export class NetDevice {
   private writeMergeable(src: Uint8Array, off: number, len: number, hdr: VirtioNetHdr): RxResult {
     const total = this.hdrBytes + len;
     while (this.heldBytes < total) {
-      if (this.held.length >= this.rxq.size) return this.dropRx('rx-no-room');
+      if (this.heldCount >= this.rxq.size) return this.dropRx('rx-no-room');
       if (!this.holdOne()) return this.starved();
     }
     // A first buffer smaller than the header breaks §5.1.6.3.1; return it empty and move on.

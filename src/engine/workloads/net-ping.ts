@@ -31,7 +31,9 @@ function runPing(ctx: SideContext, role: 'guest' | 'host'): SideStats {
   const stats = ctx.stats;
   const rtts: number[] = [];
   let seq = 0;
-  let sentAt = 0;
+  // The send time lives in a typed array: a double stored in a closure variable is a fresh heap
+  // number per store (one per echo).
+  const sentAtMs = new Float64Array(1);
   let outstanding = false;
   let sent = 0;
   let received = 0;
@@ -41,14 +43,14 @@ function runPing(ctx: SideContext, role: 'guest' | 'host'): SideStats {
   const tick = (): void => {
     if (!pinger) return;
     const now = performance.now();
-    if (outstanding && now - sentAt >= timeoutMs) {
+    if (outstanding && now - sentAtMs[0]! >= timeoutMs) {
       outstanding = false;
       lost++;
     }
     if (!outstanding && (count === 0 || sent < count)) {
       seq = sent;
       if (ep.sendEchoRequest(PING_ID, seq & 0xffff, payloadBytes, v6)) {
-        sentAt = performance.now();
+        sentAtMs[0] = performance.now();
         outstanding = true;
         sent++;
       }
@@ -58,7 +60,7 @@ function runPing(ctx: SideContext, role: 'guest' | 'host'): SideStats {
     tick,
     // Every request answered or timed out: end the run for both sides.
     done: () => pinger && count !== 0 && sent >= count && !outstanding,
-    deadlineMs: () => (pinger && outstanding ? sentAt + timeoutMs : Infinity),
+    deadlineMs: () => (pinger && outstanding ? sentAtMs[0]! + timeoutMs : Infinity),
   });
   const ep = side.endpoint;
   ep.onEchoReply = (id, replySeq, ok) => {
@@ -73,7 +75,7 @@ function runPing(ctx: SideContext, role: 'guest' | 'host'): SideStats {
       received++;
       stats.packets++;
       stats.bytes += payloadBytes;
-      if (ctx.windowIsOpen) rtts.push((now - sentAt) * 1000);
+      if (ctx.windowIsOpen) rtts.push((now - sentAtMs[0]!) * 1000);
     } else {
       late++;
     }

@@ -29,7 +29,10 @@ function runPing(ctx: SideContext, role: 'guest' | 'host'): SideStats {
     throw new RangeError(`net-ping: payloadBytes must be 0..${p.mtu - 48} (got ${payloadBytes})`);
   }
   const stats = ctx.stats;
-  const rtts: number[] = [];
+  // RTTs in a typed array sized for the run when the count is known (count 0: grown by
+  // doubling): a plain array grown per echo copies itself again and again during the flood.
+  let rtts = new Float64Array(count > 0 ? Math.min(count, 1 << 20) : 1024);
+  let nRtts = 0;
   let seq = 0;
   // The send time lives in a typed array: a double stored in a closure variable is a fresh heap
   // number per store (one per echo).
@@ -75,7 +78,14 @@ function runPing(ctx: SideContext, role: 'guest' | 'host'): SideStats {
       received++;
       stats.packets++;
       stats.bytes += payloadBytes;
-      if (ctx.windowIsOpen) rtts.push((now - sentAtMs[0]!) * 1000);
+      if (ctx.windowIsOpen) {
+        if (nRtts === rtts.length) {
+          const grown = new Float64Array(rtts.length * 2);
+          grown.set(rtts);
+          rtts = grown;
+        }
+        rtts[nRtts++] = (now - sentAtMs[0]!) * 1000;
+      }
     } else {
       late++;
     }
@@ -86,7 +96,7 @@ function runPing(ctx: SideContext, role: 'guest' | 'host'): SideStats {
   side.close?.();
   const result = ctx.finish();
   if (pinger) {
-    result.series = { rttUs: rtts };
+    result.series = { rttUs: Array.from(rtts.subarray(0, nRtts)) };
     result.extra = { ...result.extra, sent, received, lost, late, badData };
   }
   result.extra = { ...result.extra, ...side.extra(), pinger: pinger ? 1 : 0, arpRepliesIn: ep.stats.arpRepliesIn };

@@ -400,19 +400,20 @@ export class Doorbell {
   // deadline runs out (null). Allocation-free once optimized except for its clock reads
   // (performance.now() returns a fresh heap number, 16 B, in Node 20), so it reads the clock
   // sparingly: once on entry, once after SPIN_CLOCK_MIN iterations, then each time at the
-  // iteration where, at the rate measured so far, half the time left would be spent. The reads
+  // iteration where, at the rate of the last stride, half the time left would be spent. The reads
   // close in on the end geometrically (about log2(time left / SPIN_CLOCK_MIN iterations) of
   // them) and the last ones are SPIN_CLOCK_MIN iterations apart, as precise as a fixed stride:
   // a 2000-iteration hybrid spin with a far deadline reads the clock twice, not 125 times.
   private spin(seen: number, deadlineMs: number, maxIterations: number, maxUs: number): WaitResult | null {
     let endMs = deadlineMs;
-    let startMs = 0;
+    let lastMs = 0;
+    let lastI = 0;
     // Iteration of the next clock read; never reached when neither a deadline nor a µs budget applies.
     let nextRead = Infinity;
     if (endMs !== Infinity || maxUs !== Infinity) {
-      startMs = performance.now();
-      if (maxUs !== Infinity) endMs = Math.min(endMs, startMs + maxUs / 1000);
-      if (startMs >= endMs) return this.check(seen);
+      lastMs = performance.now();
+      if (maxUs !== Infinity) endMs = Math.min(endMs, lastMs + maxUs / 1000);
+      if (lastMs >= endMs) return this.check(seen);
       nextRead = SPIN_CLOCK_MIN;
     }
     const slot = this.slot;
@@ -425,10 +426,13 @@ export class Doorbell {
       if (i === nextRead) {
         const nowMs = performance.now();
         if (nowMs >= endMs) return null;
-        // i iterations took nowMs − startMs: aim the next read at half the time left (no
-        // measurable time yet: the shortest stride).
-        const tookMs = nowMs - startMs;
-        const ahead = tookMs > 0 ? Math.floor(((endMs - nowMs) * i) / (2 * tookMs)) : 0;
+        // The last stride (i − lastI polls) took nowMs − lastMs: aim the next read at half the
+        // time left at that rate (no measurable time: the shortest stride). Only the last
+        // stride counts, so a preemption shortens one stride, not the rest of the spin.
+        const tookMs = nowMs - lastMs;
+        const ahead = tookMs > 0 ? Math.floor(((endMs - nowMs) * (i - lastI)) / (2 * tookMs)) : 0;
+        lastMs = nowMs;
+        lastI = i;
         nextRead = i + (ahead > SPIN_CLOCK_MIN ? Math.min(ahead, SPIN_CLOCK_MAX_STRIDE) : SPIN_CLOCK_MIN);
       }
     }

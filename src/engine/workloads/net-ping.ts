@@ -96,7 +96,10 @@ function runPing(ctx: SideContext, role: 'guest' | 'host'): SideStats {
   side.close?.();
   const result = ctx.finish();
   if (pinger) {
-    result.series = { rttUs: Array.from(rtts.subarray(0, nRtts)) };
+    // A plain array of doubles (Array.from would box every element on the way through its iterator).
+    const rttUs: number[] = new Array<number>(nRtts);
+    for (let i = 0; i < nRtts; i++) rttUs[i] = rtts[i]!;
+    result.series = { rttUs };
     result.extra = { ...result.extra, sent, received, lost, late, badData };
   }
   result.extra = { ...result.extra, ...side.extra(), pinger: pinger ? 1 : 0, arpRepliesIn: ep.stats.arpRepliesIn };

@@ -230,6 +230,39 @@ test('the precise-deadline mode times out at or after the deadline and records s
   assert.ok(s.minNs <= s.p50Ns && s.p50Ns <= s.p99Ns && s.p99Ns <= s.maxNs);
 });
 
+test('a hybrid spin ends at its µs budget (spinUs) and the wait then sleeps, timing out at or after the deadline', () => {
+  // With 1e12 spin iterations only the µs budget (or the deadline) can end the spin; had the
+  // budget not ended it, the spin would run to the deadline and the wait would never sleep.
+  const db = DoorbellBlock.allocate(1).doorbell(0, { strategy: 'hybrid', spinIterations: 1e12, spinUs: 100 });
+  const deadlineMs = performance.now() + 300;
+  assert.equal(db.wait(db.seq(), deadlineMs), 'timeout');
+  assert.ok(performance.now() >= deadlineMs);
+  assert.ok(db.stats.sleeps >= 1, `sleeps ${db.stats.sleeps}`);
+});
+
+test('a timed spin reads the clock a few times, not once per 16 polls', () => {
+  // performance.now() allocates a heap number per call; the spin closes in on its end with
+  // geometrically shorter strides. A fixed 16-poll stride read the clock ~125 times in a
+  // 2000-poll hybrid spin and 100s of times in a 150 µs guard spin (130-450 per wait here).
+  const db = DoorbellBlock.allocate(1).doorbell(0, { strategy: 'hybrid', spinIterations: 2000, guardUs: 150 });
+  const perf = globalThis.performance;
+  const realNow = perf.now.bind(perf);
+  let reads = 0;
+  Object.defineProperty(perf, 'now', { value: () => (reads++, realNow()), configurable: true, writable: true });
+  try {
+    for (let i = 0; i < 5; i++) {
+      const before = reads;
+      const deadlineMs = realNow() + 5;
+      assert.equal(db.waitUntil(db.seq(), deadlineMs), 'timeout');
+      assert.ok(realNow() >= deadlineMs);
+      assert.ok(reads - before < 100, `${reads - before} clock reads in one wait`);
+    }
+  } finally {
+    delete (perf as unknown as { now?: unknown }).now;
+  }
+  assert.equal(typeof performance.now(), 'number');
+});
+
 test('waitAsync times out at or after its deadline', async () => {
   const db = DoorbellBlock.allocate(1).doorbell(0);
   const deadlineMs = performance.now() + 3;

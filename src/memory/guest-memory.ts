@@ -8,6 +8,7 @@
 // platform's byte order, so the module refuses to load on a big-endian platform.
 
 import { GuestMemoryError } from './errors.js';
+import { copyBytes } from './copy.js';
 
 const TWO_POW_32 = 0x1_0000_0000;
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
@@ -291,10 +292,19 @@ export class GuestMemory {
 
   /** Copies `src` into guest memory at `addr`, across adjacent regions if needed. */
   copyIn(addr: number, src: Uint8Array): void {
-    const len = src.length;
+    this.copyInFrom(addr, src, 0, src.length);
+  }
+
+  /**
+   * Copies `src[srcOff, srcOff + len)` into guest memory at `addr`, across adjacent regions if
+   * needed. Allocates nothing for short runs (see copyBytes).
+   */
+  copyInFrom(addr: number, src: Uint8Array, srcOff: number, len: number): void {
+    // The whole source range first: never a partial copy before a RangeError.
+    if (!(srcOff >= 0 && len >= 0 && srcOff + len <= src.length)) throw new RangeError(`copyInFrom: ${len} bytes at ${srcOff} are not in ${src.length}`);
     const r = this.last;
     if (r !== null && addr >= r.guestAddr && addr + len <= r.end) {
-      r.u8.set(src, addr - r.guestAddr);
+      copyBytes(r.u8, addr - r.guestAddr, src, srcOff, len);
       return;
     }
     this.check(addr, len);
@@ -302,18 +312,26 @@ export class GuestMemory {
     while (done < len) {
       const reg = this.findRegion(addr + done, 0);
       const n = Math.min(len - done, reg.end - (addr + done));
-      reg.u8.set(src.subarray(done, done + n), addr + done - reg.guestAddr);
+      copyBytes(reg.u8, addr + done - reg.guestAddr, src, srcOff + done, n);
       done += n;
     }
   }
 
   /** Copies guest memory at `addr` into `dst`, across adjacent regions if needed. */
   copyOut(addr: number, dst: Uint8Array): void {
-    const len = dst.length;
+    this.copyOutTo(addr, dst, 0, dst.length);
+  }
+
+  /**
+   * Copies `len` bytes of guest memory at `addr` into `dst[dstOff…)`, across adjacent regions if
+   * needed. Allocates nothing for short runs (see copyBytes).
+   */
+  copyOutTo(addr: number, dst: Uint8Array, dstOff: number, len: number): void {
+    // The whole destination range first: never a partial copy before a RangeError.
+    if (!(dstOff >= 0 && len >= 0 && dstOff + len <= dst.length)) throw new RangeError(`copyOutTo: ${len} bytes at ${dstOff} do not fit ${dst.length}`);
     const r = this.last;
     if (r !== null && addr >= r.guestAddr && addr + len <= r.end) {
-      const off = addr - r.guestAddr;
-      dst.set(r.u8.subarray(off, off + len));
+      copyBytes(dst, dstOff, r.u8, addr - r.guestAddr, len);
       return;
     }
     this.check(addr, len);
@@ -321,8 +339,7 @@ export class GuestMemory {
     while (done < len) {
       const reg = this.findRegion(addr + done, 0);
       const n = Math.min(len - done, reg.end - (addr + done));
-      const off = addr + done - reg.guestAddr;
-      dst.set(reg.u8.subarray(off, off + n), done);
+      copyBytes(dst, dstOff + done, reg.u8, addr + done - reg.guestAddr, n);
       done += n;
     }
   }

@@ -373,7 +373,9 @@ export class NetDeviceService {
 
   /** The first ring violation (a data queue's or the control queue's), or null. */
   get error(): Error | null {
-    for (const d of this.devices) if (d.error !== null) return d.error;
+    // Indexed: the loop asks every iteration, an iterator would be an object each time.
+    const devices = this.devices;
+    for (let i = 0; i < devices.length; i++) if (devices[i]!.error !== null) return devices[i]!.error;
     return this.ctrl?.error ?? null;
   }
 

@@ -16,7 +16,8 @@
 // used and interrupt are the caller's loop's.
 
 import type { GuestMemory } from '../memory/guest-memory.js';
-import { DescriptorChain, readFromChain, writeToChain } from '../virtqueue/chain.js';
+import { DescriptorChain, readChainInto, writeChainFrom } from '../virtqueue/chain.js';
+import { copyBytes } from '../memory/copy.js';
 import type { DeviceVirtqueue } from '../virtqueue/queue.js';
 import { VirtqueueError } from '../virtqueue/errors.js';
 import { GuestMemoryError } from '../memory/errors.js';
@@ -219,8 +220,12 @@ export class NetDevice {
   private readonly segScratch = new Uint8Array(SCRATCH_BYTES);
   private readonly rxScratch = new Uint8Array(SCRATCH_BYTES);
   // Rx chains popped but not yet filled: a mergeable frame may need more buffers than are there.
+  // Both lists are arrays with their own counts, never shortened: an array whose length drops
+  // to 0 loses its backing store, and the next push allocates one (a frame's worth per echo).
   private readonly held: DescriptorChain[] = [];
+  private heldCount = 0;
   private readonly spare: DescriptorChain[] = [];
+  private spareCount = 0;
   private heldBytes = 0;
   private readonly segmentSink: (buf: Uint8Array, len: number) => void;
   private readonly tracer: NetObserver;
@@ -327,7 +332,7 @@ export class NetDevice {
     if (c.readableBytes < hs) return this.dropTx('header-truncated');
     // The header may be split across descriptors (VERSION_1 implies any layout, §2.7.4.1):
     // copy it out, then the guest can no longer change what was validated.
-    readFromChain(this.mem, c, this.hdrScratch.subarray(0, hs));
+    readChainInto(this.mem, c, this.hdrScratch, 0, hs);
     const hdr = decodeNetHdr(this.hdrScratch, 0, this.layout, this.hdr);
     if (hdr instanceof NetError) return this.dropTx('header-truncated');
     const frameLen = c.readableBytes - hs;
@@ -353,7 +358,7 @@ export class NetDevice {
     if (needsCsum && !this.port.acceptsPartialCsum) {
       // Completing the checksum writes into the frame: never into a device-readable buffer.
       const buf = this.frameScratch;
-      readFromChain(this.mem, c, buf.subarray(0, frameLen), hs);
+      readChainInto(this.mem, c, buf, 0, frameLen, hs);
       if (applyNeedsCsum(buf, hdr.csumStart, hdr.csumOffset, frameLen) !== null) return this.dropTx('csum-offset-past-frame');
       this.stats.txCsumCompleted++;
       const out = this.outHdr;
@@ -405,7 +410,7 @@ export class NetDevice {
       }
       break;
     }
-    readFromChain(this.mem, c, this.frameScratch.subarray(0, frameLen), hs);
+    readChainInto(this.mem, c, this.frameScratch, 0, frameLen, hs);
     v.bytes = this.frameScratch;
     v.offset = 0;
     return v;
@@ -450,7 +455,7 @@ export class NetDevice {
    * a device state can be saved with no chain in flight. Returns how many went back.
    */
   giveBackHeldRx(): number {
-    const n = this.held.length;
+    const n = this.heldCount;
     if (n === 0) return 0;
     this.rxq.unpop(n);
     this.release(n);
@@ -493,7 +498,7 @@ export class NetDevice {
       if (!guestCsum) {
         // The driver cannot take a partial checksum: finish it here (virtio 1.2 §5.1.6.4.1).
         const buf = this.rxScratch;
-        buf.set(bytes.subarray(offset, offset + len));
+        copyBytes(buf, 0, bytes, offset, len);
         applyNeedsCsum(buf, hdr.csumStart, hdr.csumOffset, len);
         this.stats.rxCsumCompleted++;
         hdr.flags &= ~NetHdrFlags.NEEDS_CSUM;
@@ -507,7 +512,7 @@ export class NetDevice {
     hdr.flags &= NetHdrFlags.NEEDS_CSUM | NetHdrFlags.DATA_VALID;
     if (this.rxStaging && src === bytes) {
       this.stats.rxStagedFrames++;
-      this.rxScratch.set(bytes.subarray(offset, offset + len));
+      copyBytes(this.rxScratch, 0, bytes, offset, len);
       src = this.rxScratch;
       srcOff = 0;
     }
@@ -555,10 +560,17 @@ export class NetDevice {
 
   /** Pops one more rx chain into the held list; false when the ring is empty. */
   private holdOne(): boolean {
-    const c = this.rxq.pop(this.spare.pop() ?? new DescriptorChain());
-    if (c === null) return false;
+    // A spare chain stays in the spare list until the pop succeeds (a starved ring must not
+    // cost an object per attempt).
+    const out = this.spareCount > 0 ? this.spare[this.spareCount - 1]! : new DescriptorChain();
+    const c = this.rxq.pop(out);
+    if (c === null) {
+      if (this.spareCount === 0) this.spare[this.spareCount++] = out;
+      return false;
+    }
+    if (this.spareCount > 0) this.spareCount--;
     if (c.writableBytes < this.rxMinBufferBytes) this.stats.rxSmallBuffers++;
-    this.held.push(c);
+    this.held[this.heldCount++] = c;
     this.heldBytes += c.writableBytes;
     return true;
   }
@@ -567,14 +579,18 @@ export class NetDevice {
     for (let k = 0; k < count; k++) {
       const c = this.held[k]!;
       this.heldBytes -= c.writableBytes;
-      this.spare.push(c);
+      this.spare[this.spareCount++] = c;
     }
-    this.held.splice(0, count);
+    // Shift the rest down in place (splice would allocate the removed elements' array).
+    const held = this.held;
+    const n = this.heldCount;
+    for (let k = count; k < n; k++) held[k - count] = held[k]!;
+    this.heldCount = n - count;
   }
 
   /** Without MRG_RXBUF: the whole frame in the next buffer, num_buffers = 1 (§5.1.6.4). */
   private writeOne(src: Uint8Array, off: number, len: number, hdr: VirtioNetHdr): RxResult {
-    if (this.held.length === 0 && !this.holdOne()) return this.starved();
+    if (this.heldCount === 0 && !this.holdOne()) return this.starved();
     // A buffer that cannot hold even a header and an Ethernet header would block the queue
     // forever: return it empty (the driver sees a used length below the header) and go on.
     while (this.held[0]!.writableBytes < this.hdrBytes + ETH_HEADER_BYTES) {
@@ -587,7 +603,7 @@ export class NetDevice {
     if (c.writableBytes < total) return this.dropRx('rx-buffer-too-small');
     hdr.numBuffers = 1;
     this.writeHeader(c, hdr);
-    writeToChain(this.mem, c, src.subarray(off, off + len), this.hdrBytes);
+    writeChainFrom(this.mem, c, src, off, len, this.hdrBytes);
     this.rxq.addUsed(c.head, total);
     this.release(1);
     this.countRx(len, 1);
@@ -598,7 +614,7 @@ export class NetDevice {
   private writeMergeable(src: Uint8Array, off: number, len: number, hdr: VirtioNetHdr): RxResult {
     const total = this.hdrBytes + len;
     while (this.heldBytes < total) {
-      if (this.held.length >= this.rxq.size) return this.dropRx('rx-no-room');
+      if (this.heldCount >= this.rxq.size) return this.dropRx('rx-no-room');
       if (!this.holdOne()) return this.starved();
     }
     // A first buffer smaller than the header breaks §5.1.6.3.1; return it empty and move on.
@@ -621,7 +637,7 @@ export class NetDevice {
         at = this.hdrBytes;
       }
       const n = Math.min(room, len - frameDone);
-      writeToChain(this.mem, c, src.subarray(off + frameDone, off + frameDone + n), at);
+      writeChainFrom(this.mem, c, src, off + frameDone, n, at);
       frameDone += n;
       this.rxq.addUsed(c.head, at + n);
     }
@@ -638,7 +654,7 @@ export class NetDevice {
 
   private writeHeader(c: DescriptorChain, hdr: VirtioNetHdr): void {
     encodeNetHdr(hdr, this.layout, this.hdrScratch, 0);
-    writeToChain(this.mem, c, this.hdrScratch.subarray(0, this.hdrBytes), 0);
+    writeChainFrom(this.mem, c, this.hdrScratch, 0, this.hdrBytes, 0);
   }
 
   private countRx(len: number, buffers: number): void {

@@ -16,6 +16,7 @@
 import type { Arena } from '../memory/arena.js';
 import { BufferPool } from '../memory/arena.js';
 import type { GuestMemory, MemoryRegion } from '../memory/guest-memory.js';
+import { copyBytes } from '../memory/copy.js';
 import type { Segment } from '../virtqueue/driver-queue.js';
 import type { DriverVirtqueue } from '../virtqueue/queue.js';
 import { NetError } from './errors.js';
@@ -310,7 +311,7 @@ export class NetDriver {
       this.cancelTx();
       throw new NetError('bad-argument', 'net-driver', `frame of ${lenBytes} bytes exceeds the ${s.capacityBytes}-byte limit`);
     }
-    s.bytes.set(frame.subarray(offset, offset + lenBytes), s.offset);
+    copyBytes(s.bytes, s.offset, frame, offset, lenBytes);
     this.commitTx(lenBytes, offload);
     return true;
   }
@@ -475,7 +476,7 @@ export class NetDriver {
     // Spread over several buffers: reassemble into one contiguous frame (one copy).
     const out = this.reasm;
     let n = len - hs;
-    out.set(u8.subarray(off + hs, off + len), 0);
+    copyBytes(out, 0, u8, off + hs, len - hs);
     this.rxPool.put(addr);
     let bad: NetRxError | null = null;
     for (let k = 1; k < nb; k++) {
@@ -489,7 +490,7 @@ export class NetDriver {
       if (bad === null && n + u.len > out.length) bad = 'rx-frame-too-long';
       if (bad === null) {
         const o = a - this.region.guestAddr;
-        out.set(u8.subarray(o, o + u.len), n);
+        copyBytes(out, n, u8, o, u.len);
         n += u.len;
       }
       this.rxPool.put(a);

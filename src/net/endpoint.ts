@@ -8,6 +8,7 @@
 // path is lossless or the loss is an error to report. Runs in Web Workers (no `node:` imports).
 
 import { NetError } from './errors.js';
+import { copyBytes } from '../memory/copy.js';
 import { NetHdrFlags, GsoType, clearNetHdr, type VirtioNetHdr } from './header.js';
 import {
   ArpOp,
@@ -23,6 +24,7 @@ import {
   newParsedPacket,
   parsePacket,
   verifyL4Checksum,
+  type IcmpEchoFrameFields,
   type IpFields,
   type ParsedPacket,
 } from './frames/index.js';
@@ -187,6 +189,8 @@ export class NetEndpoint {
   private readonly replyLink: { srcMac: Uint8Array; dstMac: Uint8Array };
   private readonly replyV4: IpFields & { version: 4 };
   private readonly replyV6: (IpFields & { version: 6 }) | null;
+  /** The echo frame being built (request or reply): reused, no object per echo. */
+  private readonly echoOut: IcmpEchoFrameFields;
 
   constructor(o: EndpointOptions) {
     this.mac = o.mac;
@@ -208,6 +212,7 @@ export class NetEndpoint {
     this.replyLink = { srcMac: this.mac, dstMac: new Uint8Array(6) };
     this.replyV4 = { version: 4, src: this.ip, dst: 0 };
     this.replyV6 = this.ip6 ? { version: 6, src: this.ip6, dst: new Uint8Array(16) } : null;
+    this.echoOut = { link: this.link, ip: this.v4, kind: 'request', id: 0, seq: 0, data: this.echoData, dataOffset: 0, dataLength: 0 };
   }
 
   startSink(o: SinkOptions): SinkState {
@@ -272,10 +277,23 @@ export class NetEndpoint {
     if (ip === null) throw new NetError('bad-argument', 'endpoint', 'no IPv6 addresses configured');
     const slot = this.controlSlot();
     if (slot === null) return false;
-    const data = this.echoData.subarray(0, payloadBytes);
-    fillEchoData(data, seq);
+    if (!(payloadBytes >= 0 && payloadBytes <= this.echoData.length)) {
+      this.unqueueLast();
+      this.stats.controlDrops++;
+      return false;
+    }
+    fillEchoData(this.echoData, payloadBytes, seq);
+    const f = this.echoOut;
+    f.link = this.link;
+    f.ip = ip;
+    f.kind = 'request';
+    f.id = id;
+    f.seq = seq;
+    f.data = this.echoData;
+    f.dataOffset = 0;
+    f.dataLength = payloadBytes;
     try {
-      slot.len = buildIcmpEchoFrame(slot.buf, 0, { link: this.link, ip, kind: 'request', id, seq, data });
+      slot.len = buildIcmpEchoFrame(slot.buf, 0, f);
     } catch {
       this.unqueueLast();
       this.stats.controlDrops++;
@@ -345,24 +363,39 @@ export class NetEndpoint {
         return;
       }
       if (ip.version === 4) ip.dst = p.ipv4.src;
-      else ip.dst.set(bytes.subarray(p.ipv6.srcOffset, p.ipv6.srcOffset + 16));
-      this.replyLink.dstMac.set(bytes.subarray(p.eth.srcOffset, p.eth.srcOffset + 6));
+      else copyBytes(ip.dst, 0, bytes, p.ipv6.srcOffset, 16);
+      copyBytes(this.replyLink.dstMac, 0, bytes, p.eth.srcOffset, 6);
       this.stats.echoRequestsIn++;
       const slot = this.controlSlot();
       if (slot === null) return;
+      const f = this.echoOut;
+      f.link = this.replyLink;
+      f.ip = ip;
+      f.kind = 'reply';
+      f.id = m.id;
+      f.seq = m.seq;
+      f.data = bytes;
+      f.dataOffset = m.dataOffset;
+      f.dataLength = m.dataEnd - m.dataOffset;
       try {
-        slot.len = buildIcmpEchoFrame(slot.buf, 0, { link: this.replyLink, ip, kind: 'reply', id: m.id, seq: m.seq, data: bytes.subarray(m.dataOffset, m.dataEnd) });
+        slot.len = buildIcmpEchoFrame(slot.buf, 0, f);
       } catch {
         this.unqueueLast();
         this.stats.controlDrops++;
       }
+      // Keep no reference to the caller's frame buffer.
+      f.data = this.echoData;
     } else if (m.type === reply) {
       this.stats.echoRepliesIn++;
-      const data = bytes.subarray(m.dataOffset, m.dataEnd);
-      const want = this.echoData.subarray(0, data.length);
-      fillEchoData(want, m.seq);
-      let ok = true;
-      for (let i = 0; i < data.length; i++) if (data[i] !== want[i]) ok = false;
+      const at = m.dataOffset;
+      const len = m.dataEnd - at;
+      // Data longer than any request we send cannot be ours.
+      let ok = len <= this.echoData.length;
+      if (ok) {
+        const want = this.echoData;
+        fillEchoData(want, len, m.seq);
+        for (let i = 0; i < len; i++) if (bytes[at + i] !== want[i]) ok = false;
+      }
       this.onEchoReply?.(m.id, m.seq, ok);
     } else {
       this.stats.ignored++;
@@ -459,7 +492,7 @@ export class NetEndpoint {
     if (this.ctlCount > 0) {
       const slot = this.control[this.ctlHead]!;
       if (slot.len > capacityBytes) return 0;
-      buf.set(slot.buf.subarray(0, slot.len), offset);
+      copyBytes(buf, offset, slot.buf, 0, slot.len);
       this.ctlHead = (this.ctlHead + 1) % this.control.length;
       this.ctlCount--;
       this.stats.framesOut++;
@@ -558,7 +591,8 @@ function isBroadcast(b: Uint8Array, o: number): boolean {
   return (b[o]! & b[o + 1]! & b[o + 2]! & b[o + 3]! & b[o + 4]! & b[o + 5]!) === 0xff;
 }
 
-function fillEchoData(data: Uint8Array, seq: number): void {
-  for (let i = 0; i < data.length; i++) data[i] = (seq + i * 7) & 0xff;
+/** The first `len` bytes of `data` := the echo data of `seq`. */
+function fillEchoData(data: Uint8Array, len: number, seq: number): void {
+  for (let i = 0; i < len; i++) data[i] = (seq + i * 7) & 0xff;
 }
 

@@ -246,7 +246,10 @@ export class DeviceLoop {
 
   /** True when every queue reports done. */
   get allDone(): boolean {
-    for (const q of this.qs) if (q.cb.done === undefined || !q.cb.done()) return false;
+    for (let i = 0; i < this.qs.length; i++) {
+      const q = this.qs[i]!;
+      if (q.cb.done === undefined || !q.cb.done()) return false;
+    }
     return this.qs.length > 0;
   }
 
@@ -305,7 +308,8 @@ export class DeviceLoop {
   pass(kicks: number): boolean {
     const now = this.clock.nowUs();
     let worked = false;
-    for (const q of this.qs) {
+    for (let i = 0; i < this.qs.length; i++) {
+      const q = this.qs[i]!;
       let k = kicks;
       if (q.cb.kicks !== undefined) {
         const total = q.cb.kicks();
@@ -329,7 +333,8 @@ export class DeviceLoop {
    */
   prepareSleep(): boolean {
     let found = false;
-    for (const q of this.qs) {
+    for (let i = 0; i < this.qs.length; i++) {
+      const q = this.qs[i]!;
       if (q.tx !== null) {
         if (!q.tx.kicksSuppressed) {
           q.owedKick = false;
@@ -345,11 +350,15 @@ export class DeviceLoop {
     return found;
   }
 
-  /** The absolute time (µs) the loop must wake by, and whether to meet it precisely. */
+  /**
+   * The absolute time (µs) the loop must wake by, and whether to meet it precisely. The result
+   * object is reused (valid until the next call): the loop asks before every sleep.
+   */
   nextDeadline(nowUs: number): { deadlineUs: number; precise: boolean } {
     let deadline = this.o.deadlineUs?.() ?? Infinity;
     let precise = true;
-    for (const q of this.qs) {
+    for (let i = 0; i < this.qs.length; i++) {
+      const q = this.qs[i]!;
       const t = q.tx;
       if (t !== null && t.kicksSuppressed) {
         let d = t.deadlineUs();
@@ -364,8 +373,13 @@ export class DeviceLoop {
       const id = q.irq.deadlineUs();
       if (id < deadline) deadline = id;
     }
-    return { deadlineUs: deadline, precise };
+    const out = this.deadlineOut;
+    out.deadlineUs = deadline;
+    out.precise = precise;
+    return out;
   }
+
+  private readonly deadlineOut = { deadlineUs: Infinity, precise: true };
 
   /** Folds every counter into plain numbers (SideStats.extra). */
   toExtra(out: Record<string, number> = {}): Record<string, number> {

@@ -162,7 +162,7 @@ export function copyTable(mem: GuestMemory, addr: number, len: number): Uint32Ar
     scratchWords = new Uint32Array(Math.max(len, 256) / 4);
     scratchBytes = new Uint8Array(scratchWords.buffer);
   }
-  mem.copyOut(addr, scratchBytes.subarray(0, len));
+  mem.copyOutTo(addr, scratchBytes, 0, len);
   return scratchWords;
 }
 
@@ -185,16 +185,27 @@ export function bufferAddr(mem: GuestMemory, queue: number, head: number, index:
  * number of bytes copied (less than dst.length when the chain is shorter).
  */
 export function readFromChain(mem: GuestMemory, chain: DescriptorChain, dst: Uint8Array, offset = 0): number {
+  return readChainInto(mem, chain, dst, 0, dst.length, offset);
+}
+
+/**
+ * Copies up to `len` of the chain's readable bytes, starting `offset` bytes into them, into
+ * `dst[dstOff…)`. Returns the number of bytes copied (less than len when the chain is shorter).
+ * Allocates nothing for short buffers (GuestMemory.copyOutTo), so a caller passes a range of
+ * its scratch instead of a subarray per frame.
+ */
+export function readChainInto(mem: GuestMemory, chain: DescriptorChain, dst: Uint8Array, dstOff: number, len: number, offset = 0): number {
+  if (!(dstOff >= 0 && len >= 0 && dstOff + len <= dst.length)) throw new RangeError(`readChainInto: ${len} bytes at ${dstOff} do not fit ${dst.length}`);
   let skip = offset;
   let done = 0;
-  for (let k = 0; k < chain.readableCount && done < dst.length; k++) {
-    const len = chain.lens[k]!;
-    if (skip >= len) {
-      skip -= len;
+  for (let k = 0; k < chain.readableCount && done < len; k++) {
+    const dlen = chain.lens[k]!;
+    if (skip >= dlen) {
+      skip -= dlen;
       continue;
     }
-    const n = Math.min(len - skip, dst.length - done);
-    mem.copyOut(chain.addrs[k]! + skip, dst.subarray(done, done + n));
+    const n = Math.min(dlen - skip, len - done);
+    mem.copyOutTo(chain.addrs[k]! + skip, dst, dstOff + done, n);
     done += n;
     skip = 0;
   }
@@ -207,16 +218,25 @@ export function readFromChain(mem: GuestMemory, chain: DescriptorChain, dst: Uin
  * when they are too small).
  */
 export function writeToChain(mem: GuestMemory, chain: DescriptorChain, src: Uint8Array, offset = 0): number {
+  return writeChainFrom(mem, chain, src, 0, src.length, offset);
+}
+
+/**
+ * Copies `src[srcOff, srcOff + len)` into the chain's writable buffers, starting `offset` bytes
+ * into them; as writeToChain, without a subarray per call (GuestMemory.copyInFrom).
+ */
+export function writeChainFrom(mem: GuestMemory, chain: DescriptorChain, src: Uint8Array, srcOff: number, len: number, offset = 0): number {
+  if (!(srcOff >= 0 && len >= 0 && srcOff + len <= src.length)) throw new RangeError(`writeChainFrom: ${len} bytes at ${srcOff} are not in ${src.length}`);
   let skip = offset;
   let done = 0;
-  for (let k = chain.readableCount; k < chain.count && done < src.length; k++) {
-    const len = chain.lens[k]!;
-    if (skip >= len) {
-      skip -= len;
+  for (let k = chain.readableCount; k < chain.count && done < len; k++) {
+    const dlen = chain.lens[k]!;
+    if (skip >= dlen) {
+      skip -= dlen;
       continue;
     }
-    const n = Math.min(len - skip, src.length - done);
-    mem.copyIn(chain.addrs[k]! + skip, done === 0 && n === src.length ? src : src.subarray(done, done + n));
+    const n = Math.min(dlen - skip, len - done);
+    mem.copyInFrom(chain.addrs[k]! + skip, src, srcOff + done, n);
     done += n;
     skip = 0;
   }

@@ -9,7 +9,7 @@
 // (DESIGN "Two threading models"). The lock's own Atomics order those plain accesses.
 
 import type { GuestMemory } from '../memory/guest-memory.js';
-import { DescriptorChain, parseChain } from './chain.js';
+import { DescriptorChain, parseChain, type ChainParseContext } from './chain.js';
 import { VirtqueueError } from './errors.js';
 import type { SplitLayout } from './layout.js';
 import { SplitRing, VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_USED_F_NO_NOTIFY } from './split-ring.js';
@@ -96,6 +96,8 @@ export class DeviceQueue {
   private readonly st: Int32Array;
   private lastError: VirtqueueError | null = null;
   private readonly scratch = new DescriptorChain();
+  // What parseChain needs, refreshed on every pop (no object per chain).
+  private readonly parseCtx: ChainParseContext;
 
   constructor(
     readonly mem: GuestMemory,
@@ -118,6 +120,7 @@ export class DeviceQueue {
     this.popOrder = this.inOrder ? new Uint16Array(layout.size) : null;
     this.st = opts.stateBlock ?? new Int32Array(DEVICE_QUEUE_STATE_WORDS);
     this.ring = new SplitRing(mem, layout, this.index);
+    this.parseCtx = { mem, queue: this.index, size: this.size, desc: this.ring.desc, indirectAllowed: this.indirect };
     if (!opts.stateBlock) this.resetState();
   }
 
@@ -198,7 +201,13 @@ export class DeviceQueue {
     }
     const chain = out ?? new DescriptorChain();
     try {
-      parseChain({ mem: this.mem, queue: this.index, size: this.size, desc: ring.desc, indirectAllowed: this.indirect }, head, chain);
+      const ctx = this.parseCtx;
+      ctx.mem = this.mem;
+      ctx.queue = this.index;
+      ctx.size = this.size;
+      ctx.desc = ring.desc;
+      ctx.indirectAllowed = this.indirect;
+      parseChain(ctx, head, chain);
     } catch (e) {
       this.fail(e);
     }

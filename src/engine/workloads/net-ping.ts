@@ -29,9 +29,14 @@ function runPing(ctx: SideContext, role: 'guest' | 'host'): SideStats {
     throw new RangeError(`net-ping: payloadBytes must be 0..${p.mtu - 48} (got ${payloadBytes})`);
   }
   const stats = ctx.stats;
-  const rtts: number[] = [];
+  // RTTs in a typed array sized for the run when the count is known (count 0: grown by
+  // doubling): a plain array grown per echo copies itself again and again during the flood.
+  let rtts = new Float64Array(count > 0 ? Math.min(count, 1 << 20) : 1024);
+  let nRtts = 0;
   let seq = 0;
-  let sentAt = 0;
+  // The send time lives in a typed array: a double stored in a closure variable is a fresh heap
+  // number per store (one per echo).
+  const sentAtMs = new Float64Array(1);
   let outstanding = false;
   let sent = 0;
   let received = 0;
@@ -40,15 +45,15 @@ function runPing(ctx: SideContext, role: 'guest' | 'host'): SideStats {
   let badData = 0;
   const tick = (): void => {
     if (!pinger) return;
-    const now = performance.now();
-    if (outstanding && now - sentAt >= timeoutMs) {
+    // The clock only while a request is out (each read is a heap number).
+    if (outstanding && performance.now() - sentAtMs[0]! >= timeoutMs) {
       outstanding = false;
       lost++;
     }
     if (!outstanding && (count === 0 || sent < count)) {
       seq = sent;
       if (ep.sendEchoRequest(PING_ID, seq & 0xffff, payloadBytes, v6)) {
-        sentAt = performance.now();
+        sentAtMs[0] = performance.now();
         outstanding = true;
         sent++;
       }
@@ -58,7 +63,7 @@ function runPing(ctx: SideContext, role: 'guest' | 'host'): SideStats {
     tick,
     // Every request answered or timed out: end the run for both sides.
     done: () => pinger && count !== 0 && sent >= count && !outstanding,
-    deadlineMs: () => (pinger && outstanding ? sentAt + timeoutMs : Infinity),
+    deadlineMs: () => (pinger && outstanding ? sentAtMs[0]! + timeoutMs : Infinity),
   });
   const ep = side.endpoint;
   ep.onEchoReply = (id, replySeq, ok) => {
@@ -73,7 +78,14 @@ function runPing(ctx: SideContext, role: 'guest' | 'host'): SideStats {
       received++;
       stats.packets++;
       stats.bytes += payloadBytes;
-      if (ctx.windowIsOpen) rtts.push((now - sentAt) * 1000);
+      if (ctx.windowIsOpen) {
+        if (nRtts === rtts.length) {
+          const grown = new Float64Array(rtts.length * 2);
+          grown.set(rtts);
+          rtts = grown;
+        }
+        rtts[nRtts++] = (now - sentAtMs[0]!) * 1000;
+      }
     } else {
       late++;
     }
@@ -84,7 +96,10 @@ function runPing(ctx: SideContext, role: 'guest' | 'host'): SideStats {
   side.close?.();
   const result = ctx.finish();
   if (pinger) {
-    result.series = { rttUs: rtts };
+    // A plain array of doubles (Array.from would box every element on the way through its iterator).
+    const rttUs: number[] = new Array<number>(nRtts);
+    for (let i = 0; i < nRtts; i++) rttUs[i] = rtts[i]!;
+    result.series = { rttUs };
     result.extra = { ...result.extra, sent, received, lost, late, badData };
   }
   result.extra = { ...result.extra, ...side.extra(), pinger: pinger ? 1 : 0, arpRepliesIn: ep.stats.arpRepliesIn };

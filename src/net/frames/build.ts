@@ -7,9 +7,9 @@
 import { NetError, ensureRoom } from '../errors.js';
 import { writeEthernet, EtherType } from './ethernet.js';
 import { writeArp, ArpOp, ARP_BYTES } from './arp.js';
-import { writeIpv4Header, IpProto, IPV4_HEADER_BYTES } from './ipv4.js';
-import { writeIpv6Header, IPV6_HEADER_BYTES } from './ipv6.js';
-import { writeIcmpEcho, writeIcmpv6Echo, IcmpType, Icmpv6Type } from './icmp.js';
+import { writeIpv4Header, IpProto, IPV4_HEADER_BYTES, type Ipv4Fields } from './ipv4.js';
+import { writeIpv6Header, IPV6_HEADER_BYTES, type Ipv6Fields } from './ipv6.js';
+import { writeIcmpEcho, writeIcmpv6Echo, echoDataLength, IcmpType, Icmpv6Type, type IcmpEchoFields } from './icmp.js';
 import { writeUdpHeader, UDP_HEADER_BYTES } from './udp.js';
 import { writeTcpHeader, type TcpFields } from './tcp.js';
 import { fillL4Checksum, fillL4PartialChecksum } from './l4.js';
@@ -59,28 +59,34 @@ export function newFrameLayout(): FrameLayout {
   return { ipOffset: 0, l4Offset: 0, payloadOffset: 0, end: 0 };
 }
 
+// Header fields handed to the layer writers, reused by every build (the builders run to
+// completion in one thread, and the writers keep nothing): no object per frame.
+const V4_OUT: Ipv4Fields = { src: 0, dst: 0, protocol: 0, payloadBytes: 0, ttl: undefined, id: undefined, tos: undefined, dontFragment: undefined };
+const V6_OUT: Ipv6Fields = { src: new Uint8Array(16), dst: new Uint8Array(16), nextHeader: 0, payloadBytes: 0, hopLimit: undefined, trafficClass: undefined, flowLabel: undefined };
+const ECHO_OUT: IcmpEchoFields = { type: 0, id: 0, seq: 0, data: undefined, dataOffset: undefined, dataLength: undefined };
+
 function writeIp(buf: Uint8Array, offset: number, ip: Readonly<IpFields>, protocol: number, l4Len: number): number {
   if (ip.version === 4) {
-    return writeIpv4Header(buf, offset, {
-      src: ip.src,
-      dst: ip.dst,
-      protocol,
-      payloadBytes: l4Len,
-      ttl: ip.ttl,
-      id: ip.id,
-      tos: ip.tos,
-      dontFragment: ip.dontFragment,
-    });
+    const o = V4_OUT;
+    o.src = ip.src;
+    o.dst = ip.dst;
+    o.protocol = protocol;
+    o.payloadBytes = l4Len;
+    o.ttl = ip.ttl;
+    o.id = ip.id;
+    o.tos = ip.tos;
+    o.dontFragment = ip.dontFragment;
+    return writeIpv4Header(buf, offset, o);
   }
-  return writeIpv6Header(buf, offset, {
-    src: ip.src,
-    dst: ip.dst,
-    nextHeader: protocol,
-    payloadBytes: l4Len,
-    hopLimit: ip.hopLimit,
-    trafficClass: ip.trafficClass,
-    flowLabel: ip.flowLabel,
-  });
+  const o = V6_OUT;
+  o.src = ip.src;
+  o.dst = ip.dst;
+  o.nextHeader = protocol;
+  o.payloadBytes = l4Len;
+  o.hopLimit = ip.hopLimit;
+  o.trafficClass = ip.trafficClass;
+  o.flowLabel = ip.flowLabel;
+  return writeIpv6Header(buf, offset, o);
 }
 
 function ipHeaderBytes(ip: Readonly<IpFields>): number {
@@ -133,7 +139,10 @@ export interface IcmpEchoFrameFields {
   kind: 'request' | 'reply';
   id: number;
   seq: number;
+  /** Echo data: `data[dataOffset, dataOffset + dataLength)` (defaults: all of data). */
   data?: Uint8Array;
+  dataOffset?: number;
+  dataLength?: number;
 }
 
 /** Ethernet + IPv4/IPv6 + ICMP(v6) echo request/reply; returns the frame length. */
@@ -144,7 +153,7 @@ export function buildIcmpEchoFrame(
   layout?: FrameLayout,
 ): number {
   const v6 = f.ip.version === 6;
-  const l4Len = 8 + (f.data?.length ?? 0);
+  const l4Len = 8 + echoDataLength(f);
   const eth = writeEthernet(
     buf,
     offset,
@@ -157,7 +166,12 @@ export function buildIcmpEchoFrame(
   const l4Off = ipOff + ipHeaderBytes(f.ip);
   ensureRoom('icmp', buf, l4Off, l4Len);
   writeIp(buf, ipOff, f.ip, v6 ? IpProto.ICMPV6 : IpProto.ICMP, l4Len);
-  const echo = { type: 0, id: f.id, seq: f.seq, data: f.data };
+  const echo = ECHO_OUT;
+  echo.id = f.id;
+  echo.seq = f.seq;
+  echo.data = f.data;
+  echo.dataOffset = f.dataOffset;
+  echo.dataLength = f.dataLength;
   if (v6) {
     echo.type = f.kind === 'request' ? Icmpv6Type.ECHO_REQUEST : Icmpv6Type.ECHO_REPLY;
     writeIcmpv6Echo(buf, l4Off, echo, ipOff);
@@ -165,6 +179,7 @@ export function buildIcmpEchoFrame(
     echo.type = f.kind === 'request' ? IcmpType.ECHO_REQUEST : IcmpType.ECHO_REPLY;
     writeIcmpEcho(buf, l4Off, echo);
   }
+  echo.data = undefined;
   fill(layout, ipOff, l4Off, l4Off + 8, l4Off + l4Len);
   return l4Off + l4Len - offset;
 }

@@ -5,6 +5,7 @@
 // the IPv6 header already written in the same buffer.
 
 import { NetError, truncated, ensureRoom } from '../errors.js';
+import { copyBytes } from '../../memory/copy.js';
 import { csumFold, csumPartial } from '../checksum.js';
 import { get16, put16 } from './bytes.js';
 import { IpProto } from './ipv4.js';
@@ -20,8 +21,19 @@ export interface IcmpEchoFields {
   type: number;
   id: number;
   seq: number;
-  /** Echo data copied after the 8-byte header. */
+  /** Echo data copied after the 8-byte header: `data[dataOffset, dataOffset + dataLength)`. */
   data?: Uint8Array;
+  /** Where the echo data starts in `data` (default 0): a range, not a subarray per message. */
+  dataOffset?: number;
+  /** Echo data bytes (default: the rest of `data` after dataOffset). */
+  dataLength?: number;
+}
+
+/** The echo data length `f` describes (0 without data). */
+export function echoDataLength(f: Readonly<Pick<IcmpEchoFields, 'data' | 'dataOffset' | 'dataLength'>>): number {
+  const d = f.data;
+  if (d === undefined) return 0;
+  return f.dataLength ?? d.length - (f.dataOffset ?? 0);
 }
 
 export interface IcmpMessage {
@@ -41,14 +53,15 @@ export function newIcmpMessage(): IcmpMessage {
 }
 
 function writeEchoBody(buf: Uint8Array, offset: number, f: Readonly<IcmpEchoFields>): number {
-  const len = ICMP_ECHO_HEADER_BYTES + (f.data?.length ?? 0);
+  const dataLen = echoDataLength(f);
+  const len = ICMP_ECHO_HEADER_BYTES + dataLen;
   ensureRoom('icmp', buf, offset, len);
   buf[offset] = f.type;
   buf[offset + 1] = 0;
   put16(buf, offset + 2, 0);
   put16(buf, offset + 4, f.id & 0xffff);
   put16(buf, offset + 6, f.seq & 0xffff);
-  if (f.data) buf.set(f.data, offset + ICMP_ECHO_HEADER_BYTES);
+  if (f.data) copyBytes(buf, offset + ICMP_ECHO_HEADER_BYTES, f.data, f.dataOffset ?? 0, dataLen);
   return len;
 }
 

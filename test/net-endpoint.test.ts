@@ -116,6 +116,46 @@ test('a stream moves every byte through GSO frames; ACKs open the window; the si
   assert.equal(a.source!.badAcks, 0);
 });
 
+for (const ackEach of [false, true]) {
+  test(`ackEach ${ackEach}: ${ackEach ? 'every ACK that fell due goes out, each acknowledging the stream as it stood' : 'the ACKs due by the next transmit go out as one'}`, () => {
+    const [a, b] = pair({ gso: false, partialCsum: false });
+    const mss = 1460;
+    a.startSource({ srcPort: 40000, dstPort: 5001, msgBytes: 10 * mss, totalBytes: 10 * mss, windowBytes: 1 << 20 });
+    const sink = b.startSink({ port: 5001, ackEveryBytes: 2 * mss, ackEach });
+    // Ten MSS frames in before the receiver transmits: five ACKs fall due (every 2 × MSS).
+    assert.equal(pump(a, b), 10);
+    const acks: number[] = [];
+    pump(b, a, (f) => {
+      const p = parsePacket(f, 0, f.length);
+      if (p instanceof NetError) throw p;
+      acks.push(p.tcp.ack);
+      return f;
+    });
+    const isn = acks[acks.length - 1]! - 10 * mss;
+    assert.deepEqual(
+      acks.map((x) => (x - isn) >>> 0),
+      ackEach ? [2, 4, 6, 8, 10].map((k) => k * mss) : [10 * mss],
+    );
+    assert.equal(sink.acksSent, acks.length);
+    assert.equal(a.sourceDone, true, 'the last ACK covers every byte');
+    assert.equal(a.source!.badAcks, 0);
+    assert.equal(b.hasOutput, false, 'nothing left to send');
+  });
+}
+
+test('ackEach: more due ACKs than the queue holds merge into the newest, never lost', () => {
+  const [a, b] = pair({ gso: false, partialCsum: false });
+  const total = 600 * 1460;
+  a.startSource({ srcPort: 40000, dstPort: 5001, msgBytes: 1460, totalBytes: total, windowBytes: 4 << 20 });
+  const sink = b.startSink({ port: 5001, ackEveryBytes: 1460, ackEach: true, expectBytes: total });
+  pump(a, b);
+  const sent = pump(b, a);
+  assert.ok(sent < 600 && sent > 1, `${sent} ACKs for 600 due: the queue merged some`);
+  assert.equal(sink.done, true);
+  assert.equal(a.sourceDone, true, 'the last ACK covers every byte');
+  assert.equal(a.source!.badAcks, 0);
+});
+
 for (const [what, mangle] of [
   ['a lost frame', (f: Uint8Array, i: number) => (i === 3 ? null : f)],
   ['a corrupted byte', (f: Uint8Array, i: number) => (i === 3 ? (f[f.length - 5]! ^= 1, f) : f)],

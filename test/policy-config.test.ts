@@ -78,6 +78,9 @@ test('bad user configs fail with a typed error naming the field', () => {
     [{ base: 'rfc-baseline', tx: { kicksDuringFlush: 'yes' } }, 'tx.kicksDuringFlush', /true or false/],
     [{ base: 'vhost', dataPath: { driverTxBatch: 0 } }, 'dataPath.driverTxBatch', /≥ 1/],
     [{ base: 'vhost', dataPath: { driverTxBatch: 2.5 } }, 'dataPath.driverTxBatch', /integer/],
+    [{ base: 'rfc-baseline', dataPath: { ackEach: 1 } }, 'dataPath.ackEach', /true or false/],
+    [{ base: 'rfc-baseline', dataPath: { lockSpinUs: -1 } }, 'dataPath.lockSpinUs', /≥ 0/],
+    [{ base: 'rfc-baseline', dataPath: { lockSpinUs: 1e6 } }, 'dataPath.lockSpinUs', /at most 100000/],
   ];
   for (const [spec, field, msg] of cases) {
     assert.throws(
@@ -95,16 +98,21 @@ test('Infinity is accepted as the string "Infinity" where JSON cannot say it', (
   assert.equal(p.busyPoll.busyUs, Infinity);
 });
 
-test('the 2008 guest and host: every RFC row kicks per frame and keeps kicks on during a flush; the modern presets do neither', () => {
+test('the 2008 guest and host: every RFC row kicks per frame, keeps kicks on during a flush, ACKs as data arrives and spins on the lock; the modern presets do none of it', () => {
   for (const name of RFC_ROWS) {
     const p = PRESETS[name]!;
     assert.equal(driverTxBatch(p), 1, name);
     assert.equal(p.tx.kind === 'timer' && p.tx.kicksDuringFlush, true, name);
+    // 2.6.26's receivers ACKed as data arrived; a 2008 mutex waiter woke in µs (spins here).
+    assert.equal(p.dataPath.ackEach, true, name);
+    assert.equal(p.dataPath.lockSpinUs, 500, name);
   }
   for (const [name, p] of Object.entries(PRESETS)) {
     if (RFC_ROWS.includes(name)) continue;
     assert.equal(driverTxBatch(p), 32, name);
     assert.notEqual(p.tx.kind === 'timer' && p.tx.kicksDuringFlush, true, name);
+    assert.notEqual(p.dataPath.ackEach, true, name);
+    assert.equal(p.dataPath.lockSpinUs ?? 0, 0, name);
   }
   assert.equal(driverTxBatch(resolvePolicy({ base: 'vhost', dataPath: { driverTxBatch: 4 } })), 4);
 });

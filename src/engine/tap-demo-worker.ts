@@ -15,7 +15,7 @@ import { ipv4FromString, macFromString } from '../net/frames/index.js';
 import { VirtioF } from '../net/features.js';
 import { NetDeviceService, txDescsPerFrame } from '../net/device-service.js';
 import { NetDriverService, txLayoutOf } from '../net/driver-service.js';
-import { BIG_LOCK_WORDS, BigLock, performanceClock } from '../policy/index.js';
+import { BIG_LOCK_WORDS, bigLockFor, type BigLock } from '../policy/index.js';
 import { layoutOf, openMemory } from './setup.js';
 import { Tracer } from '../trace/tracer.js';
 import { FdDoorbell } from '../backend/fd-doorbell.js';
@@ -48,8 +48,7 @@ function post(m: TapWorkerMessage): void {
 }
 
 function bigLock(threadId: number): BigLock | null {
-  if (d.policy.dataPath.lock === 'none') return null;
-  return new BigLock(words.subarray(TAP_LOCK_WORD0, TAP_LOCK_WORD0 + BIG_LOCK_WORDS) as Int32Array<SharedArrayBuffer>, threadId, performanceClock);
+  return bigLockFor(d.policy.dataPath, words.subarray(TAP_LOCK_WORD0, TAP_LOCK_WORD0 + BIG_LOCK_WORDS) as Int32Array<SharedArrayBuffer>, threadId);
 }
 
 function host(): void {

@@ -100,6 +100,8 @@ export class NetDriverService {
   private framesSinceBad = 0;
   /** The last emitTx stopped for lack of tx buffers or descriptors while the endpoint had output. */
   private txBlocked = false;
+  /** rx bytes polled whose per-KiB stack cost is not yet paid (costs.guestRxKiBUs). */
+  private rxBytesOwed = 0;
   /** Malformed frames sent (injectBadTxEvery). */
   injectedBadTx = 0;
 
@@ -169,7 +171,8 @@ export class NetDriverService {
       queues: [
         {
           role: 'rx',
-          reap: guestKiB ? (budget) => this.paidPollRx(budget) : (budget) => this.pollRx(budget),
+          reap: guestKiB ? (budget) => this.countedPollRx(budget) : (budget) => this.pollRx(budget),
+          ...(guestKiB ? { afterRefill: () => this.payRxBytes() } : {}),
           // Refill only past the driver's threshold (pollRx does the same), as Linux's virtnet_poll.
           fill: () => (d.rxq.numFree >= d.refillThreshold ? d.fillRx() : 0),
           publish: () => d.rxq.publish(),
@@ -205,16 +208,23 @@ export class NetDriverService {
     return this.driver.pollRx(budget);
   }
 
-  /**
-   * pollRx, then the guest stack's per-KiB cost for the bytes it took in, inside the poll as
-   * the 2008 guest's softirq paid it (before the poll's refill reaches the device).
-   */
-  private paidPollRx(budget: number): number {
+  /** pollRx, counting the bytes it took in (their per-KiB cost is paid after the refill: payRxBytes). */
+  private countedPollRx(budget: number): number {
     const st = this.driver.stats;
     const before = st.rxBytes;
     const n = this.driver.pollRx(budget);
-    this.loop.cost.guestBytes('rx', st.rxBytes - before);
+    this.rxBytesOwed += st.rxBytes - before;
     return n;
+  }
+
+  /**
+   * The guest stack's per-KiB cost for what the last poll took in, once its refill is published:
+   * the 2008 receiver copied to user space in netserver's recvmsg, after NAPI re-posted buffers.
+   */
+  private payRxBytes(): void {
+    if (this.rxBytesOwed === 0) return;
+    this.loop.cost.guestBytes('rx', this.rxBytesOwed);
+    this.rxBytesOwed = 0;
   }
 
   /** emitTx, then the guest stack's per-KiB cost for the bytes it built. */

@@ -76,6 +76,13 @@ export interface SinkOptions {
   ackEveryBytes?: number;
   /** Stream length; `done` turns true when it has arrived (0 = unbounded). */
   expectBytes?: number;
+  /**
+   * Send every ACK that falls due (one per ackEveryBytes crossing, each acknowledging the stream
+   * as it stood then), as a stack without receive offload did from inside its receive path
+   * (Linux 2.6.26's tcp_rcv_established: more than one full frame unacknowledged → ACK now).
+   * Default false: the ACKs due by the next output opportunity go out as one cumulative ACK.
+   */
+  ackEach?: boolean;
 }
 
 export interface SourceOptions {
@@ -125,6 +132,10 @@ export interface SinkState {
   acksSent: number;
   unackedBytes: number;
   ackPending: boolean;
+  /** ackEach: ACK numbers due and not yet sent, oldest first (a ring; ackPending = count > 0). */
+  dueAcks: Uint32Array | null;
+  dueHead: number;
+  dueCount: number;
   errors: number;
   firstError: string;
   done: boolean;
@@ -158,6 +169,8 @@ interface ControlSlot {
 /** Control frames are at most one MTU-sized frame (Ethernet + VLAN tag + MTU). */
 const controlSlotBytes = (mtu: number): number => Math.max(1600, mtu + 18);
 const SINK_ISN = 0x5a5a0000;
+/** ackEach: ACKs that can wait for the guest's next transmit before they merge (each covers the ones before). */
+const DUE_ACKS = 256;
 const SOURCE_ISN = 0xfffff000; // wraps the 32-bit sequence space early in every stream
 
 export class NetEndpoint {
@@ -229,6 +242,9 @@ export class NetEndpoint {
       acksSent: 0,
       unackedBytes: 0,
       ackPending: false,
+      dueAcks: o.ackEach === true ? new Uint32Array(DUE_ACKS) : null,
+      dueHead: 0,
+      dueCount: 0,
       errors: 0,
       firstError: '',
       done: false,
@@ -444,12 +460,26 @@ export class NetEndpoint {
     s.payloadBytes += payload;
     s.segments++;
     s.unackedBytes += payload;
-    if (s.unackedBytes >= s.ackEveryBytes || t.flags & (TcpFlags.PSH | TcpFlags.FIN)) s.ackPending = true;
+    if (s.unackedBytes >= s.ackEveryBytes || t.flags & (TcpFlags.PSH | TcpFlags.FIN)) this.ackDue(s);
     if (s.expectBytes > 0 && s.payloadBytes >= s.expectBytes) {
       s.done = true;
-      s.ackPending = true;
+      if (s.dueAcks === null || s.unackedBytes > 0) this.ackDue(s);
       if (s.payloadBytes > s.expectBytes) this.sinkError(s, `received ${s.payloadBytes} bytes, more than the ${s.expectBytes} sent`);
     }
+  }
+
+  /** An ACK of the stream as it stands falls due: one more queued (ackEach), else the one pending. */
+  private ackDue(s: SinkState): void {
+    s.ackPending = true;
+    const q = s.dueAcks;
+    // Without ackEach the one pending ACK covers everything up to its sending (nextFrame resets the count).
+    if (q === null) return;
+    s.unackedBytes = 0;
+    const ack = (s.isn + s.payloadBytes) >>> 0;
+    // A full queue (the guest could not send for DUE_ACKS crossings): the newest replaces the
+    // last, which it covers — cumulative, as TCP's ACKs are.
+    if (s.dueCount === q.length) q[(s.dueHead + s.dueCount - 1) % q.length] = ack;
+    else q[(s.dueHead + s.dueCount++) % q.length] = ack;
   }
 
   private sinkError(s: SinkState, msg: string): void {
@@ -507,12 +537,17 @@ export class NetEndpoint {
         srcPort: sink.port,
         dstPort: sink.peerPort,
         seq: SINK_ISN,
-        ack: (sink.isn + sink.payloadBytes) >>> 0,
+        ack: sink.dueAcks !== null ? sink.dueAcks[sink.dueHead]! : (sink.isn + sink.payloadBytes) >>> 0,
         flags: TcpFlags.ACK,
         payload: EMPTY,
       });
-      sink.ackPending = false;
-      sink.unackedBytes = 0;
+      if (sink.dueAcks !== null) {
+        sink.dueHead = (sink.dueHead + 1) % sink.dueAcks.length;
+        sink.ackPending = --sink.dueCount > 0;
+      } else {
+        sink.ackPending = false;
+        sink.unackedBytes = 0;
+      }
       sink.acksSent++;
       this.stats.framesOut++;
       return n;

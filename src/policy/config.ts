@@ -97,6 +97,20 @@ export interface DataPathConfig {
    * the 2008 guest's first frame after a flush kicked (and armed the tx timer) at once.
    */
   driverTxBatch?: number;
+  /**
+   * The net workloads' TCP receivers send every ACK that falls due (one per 2 × MSS, or per GSO
+   * frame) as they take the frame in, as 2008's stacks did without receive offloads (Linux
+   * 2.6.26 tcp_rcv_established: more than one full frame unacknowledged → ACK now). Optional,
+   * default false: the ACKs due by the receiver's next transmit go out as one.
+   */
+  ackEach?: boolean;
+  /**
+   * A thread that finds the global lock held retries it for this long before it sleeps (µs;
+   * optional, default 0 = sleeps at once). A 2008 host woke a mutex waiter in a few µs; a futex
+   * wake on a virtual machine takes tens, and a waiter that sleeps misses the short windows in
+   * which 'dropped' releases the lock around each backend read (docs/study.md).
+   */
+  lockSpinUs?: number;
 }
 
 /** One step of the adaptive walk: the tx timer and the coalescing it applies. */
@@ -260,7 +274,7 @@ function validateInterrupts(v: unknown): InterruptConfig {
 
 function validateDataPath(v: unknown): DataPathConfig {
   const o = obj(v, 'dataPath');
-  noExtra(o, 'dataPath', ['txRingSize', 'rxRingSize', 'copies', 'lock', 'gso', 'headerSeparate', 'segmentBytes', 'mergeableRxBuffers', 'driverTxBatch']);
+  noExtra(o, 'dataPath', ['txRingSize', 'rxRingSize', 'copies', 'lock', 'gso', 'headerSeparate', 'segmentBytes', 'mergeableRxBuffers', 'driverTxBatch', 'ackEach', 'lockSpinUs']);
   const segmentBytes = num(o.segmentBytes, 'dataPath.segmentBytes', { int: true, min: 0 });
   if (segmentBytes !== 0 && (segmentBytes < 64 || segmentBytes % 4 !== 0)) {
     throw new PolicyError('bad-field', 'dataPath.segmentBytes', `must be 0 or a multiple of 4 that is ≥ 64, got ${segmentBytes}`);
@@ -275,7 +289,16 @@ function validateDataPath(v: unknown): DataPathConfig {
     segmentBytes,
     mergeableRxBuffers: bool(o.mergeableRxBuffers, 'dataPath.mergeableRxBuffers'),
     ...(o.driverTxBatch === undefined ? {} : { driverTxBatch: num(o.driverTxBatch, 'dataPath.driverTxBatch', { int: true, min: 1 }) }),
+    ...(o.ackEach === undefined ? {} : { ackEach: bool(o.ackEach, 'dataPath.ackEach') }),
+    ...(o.lockSpinUs === undefined ? {} : { lockSpinUs: lockSpin(o.lockSpinUs) }),
   };
+}
+
+/** dataPath.lockSpinUs: 0…100000 µs (a longer spin is a busy wait, not a model of a wake-up). */
+function lockSpin(v: unknown): number {
+  const us = num(v, 'dataPath.lockSpinUs', { min: 0 });
+  if (us > 100_000) throw new PolicyError('bad-field', 'dataPath.lockSpinUs', `at most 100000 µs, got ${us}`);
+  return us;
 }
 
 function validateAdaptive(v: unknown): AdaptiveConfig | null {

@@ -41,6 +41,11 @@ export interface DriverQueueCallbacks {
    * queue it is for (the QueueNotify register, virtio 1.2 §4.2.2.2). Optional.
    */
   beforeKick?(): void;
+  /**
+   * rx: called after a poll's refill is published (and kicked, when needed) — the stack's work
+   * on what the poll took that Linux did after NAPI re-posted its buffers (the copy to user).
+   */
+  afterRefill?(): void;
 }
 
 export interface DriverLoopOptions {
@@ -273,6 +278,7 @@ export class DriverLoop {
           c.added += refilled;
           this.publishAndKick(false);
         }
+        q.afterRefill?.();
       }
       if (q.done()) break;
       // A full budget: poll again. Less: complete (enable + re-check inside waitForUsed).
@@ -342,6 +348,7 @@ export class DriverLoop {
           c.added += refilled;
           // Publish what the reap's own refill or ours added (publishAndKickShared skips when nothing is new).
           this.publishAndKickShared(q, false);
+          q.afterRefill?.();
           work += got;
           // A full budget: more may wait, poll again before re-enabling.
           if (got === this.napiBudget) work++;

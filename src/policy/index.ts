@@ -29,7 +29,7 @@ export { BusyPoll } from './busy-poll.js';
 export { Dim } from './dim.js';
 export type { DimState, DimCompare } from './dim.js';
 export { AdaptivePolicy } from './adaptive.js';
-export { BigLock, BIG_LOCK_WORDS } from './lock.js';
+export { BigLock, BIG_LOCK_WORDS, bigLockFor } from './lock.js';
 export { FlushSizes } from './counters.js';
 export { DeviceLoop, DeviceLoopCounters } from './device-loop.js';
 export type { DeviceLoopOptions, DeviceQueueCallbacks, DeviceModules, LoopDoorbell } from './device-loop.js';

@@ -5,7 +5,8 @@
 // Browser-safe (Atomics.wait: workers only).
 
 import { Mutex } from '../sync/index.js';
-import type { Clock } from './clock.js';
+import { performanceClock, type Clock } from './clock.js';
+import type { DataPathConfig } from './config.js';
 
 /** Int32 words a lock needs in shared memory (state, owner). */
 export const BIG_LOCK_WORDS = 2;
@@ -21,6 +22,8 @@ export class BigLock {
     private readonly words: Int32Array<SharedArrayBuffer>,
     private readonly threadId: number,
     private readonly clock: Clock,
+    /** µs a waiter retries the lock before it sleeps (PolicyConfig dataPath.lockSpinUs; 0 = sleeps at once). */
+    private readonly spinUs = 0,
   ) {}
 
   get isHeld(): boolean {
@@ -33,14 +36,40 @@ export class BigLock {
     if (!Mutex.tryLock(this.words, this.threadId)) {
       this.contended++;
       const t0 = this.clock.nowUs();
-      Mutex.lock(this.words, this.threadId);
+      if (!this.spin(t0)) Mutex.lock(this.words, this.threadId);
       this.waitUs += this.clock.nowUs() - t0;
     }
     this.held = true;
+  }
+
+  /**
+   * Retries the lock for up to spinUs from t0; true when it got it. No state change while
+   * spinning, so the holder's unlock wakes no one (the CAS in tryLock pairs with its exchange).
+   */
+  private spin(t0: number): boolean {
+    if (this.spinUs <= 0) return false;
+    for (let i = 1; ; i++) {
+      if (Mutex.tryLock(this.words, this.threadId)) return true;
+      // The clock only every 32 tries: a clock read costs more than a try.
+      if ((i & 31) === 0 && this.clock.nowUs() - t0 >= this.spinUs) return false;
+    }
   }
 
   unlock(): void {
     this.held = false;
     Mutex.unlock(this.words, this.threadId);
   }
+}
+
+/**
+ * The global lock a policy's data path asks for, over `words` (BIG_LOCK_WORDS zeroed Int32 words
+ * both sides share), or null when it holds none ('none'); waiters spin dataPath.lockSpinUs first.
+ */
+export function bigLockFor(
+  dataPath: Pick<DataPathConfig, 'lock' | 'lockSpinUs'>,
+  words: Int32Array<SharedArrayBuffer>,
+  threadId: number,
+  clock: Clock = performanceClock,
+): BigLock | null {
+  return dataPath.lock === 'none' ? null : new BigLock(words, threadId, clock, dataPath.lockSpinUs ?? 0);
 }

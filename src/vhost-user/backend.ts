@@ -17,7 +17,7 @@ import { NET_DEVICE_FEATURES, NET_DEVICE_UFO_FEATURES } from '../net/device.js';
 import type { NetConfig } from '../net/config.js';
 import type { NetPort } from '../net/port.js';
 import { NetDeviceService } from '../net/device-service.js';
-import { BIG_LOCK_WORDS, BigLock, performanceClock, resolvePolicy, type LoopDoorbell, type PolicyConfig } from '../policy/index.js';
+import { BIG_LOCK_WORDS, bigLockFor, resolvePolicy, type BigLock, type LoopDoorbell, type PolicyConfig } from '../policy/index.js';
 import type { WaitResult } from '../notify/doorbell.js';
 import type { NetObserver } from '../net/observer.js';
 import type { DeviceVirtqueue } from '../virtqueue/index.js';
@@ -741,7 +741,7 @@ export class VhostUserBackend {
  * what the 2008 I/O thread paid uncontended. Private words, zeroed (the Mutex's idle state).
  */
 function lockFor(policy: PolicyConfig): BigLock | null {
-  return policy.dataPath.lock === 'none' ? null : new BigLock(new Int32Array(new SharedArrayBuffer(BIG_LOCK_WORDS * 4)), LOCK_THREAD_ID, performanceClock);
+  return bigLockFor(policy.dataPath, new Int32Array(new SharedArrayBuffer(BIG_LOCK_WORDS * 4)), LOCK_THREAD_ID);
 }
 
 /** Adds every counter of `from` into `into` (missing ones start at 0). */

@@ -31,7 +31,7 @@ import { HostStack } from '../../backend/host-stack.js';
 import { PcapTeePort } from '../../backend/pcap-tee.js';
 import { openPcapFile, type PcapFile } from '../../backend/pcap-file.js';
 import type { NetPort } from '../../net/port.js';
-import { BIG_LOCK_WORDS, BigLock, DeviceLoop, DriverLoop, performanceClock, resolvePolicy, type PolicyConfig } from '../../policy/index.js';
+import { BIG_LOCK_WORDS, bigLockFor, type BigLock, DeviceLoop, DriverLoop, performanceClock, resolvePolicy, type PolicyConfig } from '../../policy/index.js';
 import { layoutOf } from '../setup.js';
 import type { SideContext } from '../side.js';
 
@@ -173,7 +173,7 @@ function ctrlWords(ctx: SideContext): Int32Array<SharedArrayBuffer> {
 }
 
 function bigLock(ctx: SideContext, p: NetParams, threadId: number, words: Int32Array<SharedArrayBuffer>): BigLock | null {
-  return p.policy.dataPath.lock === 'none' ? null : new BigLock(words.subarray(0, BIG_LOCK_WORDS) as Int32Array<SharedArrayBuffer>, threadId, performanceClock);
+  return bigLockFor(p.policy.dataPath, words.subarray(0, BIG_LOCK_WORDS) as Int32Array<SharedArrayBuffer>, threadId);
 }
 
 /** The feature set both sides agree on: what the device offers ∩ what the driver accepts. */

@@ -52,7 +52,7 @@ function runStream(ctx: SideContext, role: 'guest' | 'host'): SideStats {
     });
   } else {
     const ackEvery = ctx.numParam('ackEveryBytes', 0);
-    ep.startSink({ port: SINK_PORT, verify: p.verify, expectBytes: totalBytes, ...(ackEvery > 0 ? { ackEveryBytes: ackEvery } : {}) });
+    ep.startSink({ port: SINK_PORT, verify: p.verify, expectBytes: totalBytes, ...(ackEvery > 0 ? { ackEveryBytes: ackEvery } : {}), ackEach: p.policy.dataPath.ackEach === true });
   }
   if (!ctx.arriveAndWait()) return ctx.finish();
   side.run();

@@ -18,7 +18,7 @@ import { Arena, BufferPool, type GuestMemory } from '../../memory/index.js';
 import { openDeviceQueue, openDriverQueue, DescriptorChain, readFromChain, writeToChain, type Segment } from '../../virtqueue/index.js';
 import {
   BIG_LOCK_WORDS,
-  BigLock,
+  bigLockFor,
   DeviceLoop,
   DriverLoop,
   driverTxBatch,
@@ -162,7 +162,7 @@ export function guest(ctx: SideContext): SideStats {
   const u32 = region.u32;
   const segs: Segment[] = lay.segments.map((len) => ({ addr: 0, len }));
   const none: Segment[] = [];
-  const lock = p.policy.dataPath.lock === 'none' ? null : new BigLock(lockWords(ctx), GUEST_THREAD_ID, performanceClock);
+  const lock = bigLockFor(p.policy.dataPath, lockWords(ctx), GUEST_THREAD_ID);
   const stats = ctx.stats;
   const full = p.verify === 'full';
   const words = lay.packetBytes >>> 2;
@@ -293,7 +293,7 @@ export async function host(ctx: SideContext): Promise<SideStats> {
   const stagingView = staging.subarray(0, lay.packetBytes);
   const chain = new DescriptorChain();
   const source = sourceFrame(lay.packetBytes);
-  const lock = p.policy.dataPath.lock === 'none' ? null : new BigLock(lockWords(ctx), HOST_THREAD_ID, performanceClock);
+  const lock = bigLockFor(p.policy.dataPath, lockWords(ctx), HOST_THREAD_ID);
   const stats = ctx.stats;
   const full = p.verify === 'full';
   const copies = p.policy.dataPath.copies;

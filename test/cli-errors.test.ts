@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { listPresets } from '../src/policy/index.js';
+import { splitList } from '../src/cli/args.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const VERSION = (JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string }).version;
@@ -70,6 +71,8 @@ const ROWS: Row[] = [
   { args: ['tap', '--name', 'vq9', '--guest-address', '10.77.0.2', '--queues', '17'], code: 2, stderr: invalid('--queues <n>', '17', 'Expected an integer from 1 to 16.') },
   { args: ['tap', '--name', 'vq9', '--guest-address', '10.77.0.2', '--queues', '2', '--pcap', join(dir, 'q.pcap')], code: 2, stderr: "error: option '--queues' above 1 cannot be combined with --pcap or --trace (they record one queue pair)" },
   { args: ['study', '--queues', '0'], code: 2, stderr: invalid('--queues <n>', '0', 'Expected an integer from 1 to 16.') },
+  // A JSON item with several fields is one item (its commas do not split the list): the error is the policy's, about its field.
+  { args: ['study', '--rows', 'rfc-gso,{"base":"rfc-timer-50us","costs":{"exitUs":-1,"irqInjectUs":0.5}}'], code: 2, stderr: /--rows <list>.*costs\.exitUs.*≥ 0/ },
   { args: ['study', '--rows', 'rfc-gso,nope'], code: 2, stderr: invalid('--rows <list>', 'rfc-gso,nope', `Unknown preset. Choose from: ${PRESET_CHOICES}.`) },
   { args: ['presets', '--show', '{"base":'], code: 2, stderr: /^error: option '--show <policy>' argument '\{"base":' is invalid\. policy JSON does not parse: .+\. Choose from: / },
   { args: ['presets', '--show', 'rfc-gso-alone'], code: 0, stdout: /"name": "rfc-gso-alone"/ },
@@ -127,4 +130,11 @@ test('virtq presets into a closed pipe (| head -1) ends quietly with exit 0', as
   const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
   assert.equal(stderr, '');
   assert.equal(code, 0);
+});
+
+test('list options split only at commas outside JSON objects, arrays and strings', () => {
+  assert.deepEqual(splitList('rfc-gso,vhost'), ['rfc-gso', 'vhost']);
+  assert.deepEqual(splitList('rfc-gso,{"base":"vhost","costs":{"exitUs":1,"syscallUs":2}},adaptive'), ['rfc-gso', '{"base":"vhost","costs":{"exitUs":1,"syscallUs":2}}', 'adaptive']);
+  assert.deepEqual(splitList('{"name":"a,b\\",c","x":[1,2]},d'), ['{"name":"a,b\\",c","x":[1,2]}', 'd']);
+  assert.deepEqual(splitList(''), ['']);
 });

@@ -71,10 +71,36 @@ export function oneOf<T extends string>(choices: readonly T[]): ArgParser<T> {
   };
 }
 
-/** A comma-separated list, each item through `item`. */
+/**
+ * Splits at the commas that stand outside braces, brackets and JSON strings, so a list item may
+ * be a JSON object with several fields (`--rows rfc-gso,{"base":"vhost","costs":{…}}`).
+ */
+export function splitList(value: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let inString = false;
+  let start = 0;
+  for (let i = 0; i < value.length; i++) {
+    const ch = value[i];
+    if (inString) {
+      if (ch === '\\') i++;
+      else if (ch === '"') inString = false;
+    } else if (ch === '"') inString = true;
+    else if (ch === '{' || ch === '[') depth++;
+    else if (ch === '}' || ch === ']') depth = Math.max(0, depth - 1);
+    else if (ch === ',' && depth === 0) {
+      out.push(value.slice(start, i));
+      start = i + 1;
+    }
+  }
+  out.push(value.slice(start));
+  return out;
+}
+
+/** A comma-separated list, each item through `item` (commas inside a JSON item do not split it). */
 export function listOf<T>(item: ArgParser<T>): ArgParser<T[]> {
   return (value) => {
-    const items = value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+    const items = splitList(value).map((s) => s.trim()).filter((s) => s.length > 0);
     if (items.length === 0) throw new InvalidArgumentError('Expected a comma-separated list.');
     return items.map((s) => item(s));
   };

@@ -4,7 +4,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { GuestMemory, copyBytes, COPY_LOOP_MAX_BYTES } from '../src/memory/index.js';
+import { GuestMemory, copyBytes, COPY_LOOP_MAX_BYTES, SubarrayCache } from '../src/memory/index.js';
 
 function pattern(n: number, seed: number): Uint8Array {
   const a = new Uint8Array(n);
@@ -63,4 +63,49 @@ test('copyInFrom/copyOutTo move a range of a caller array, within one region and
   }
   assert.throws(() => mem.copyOutTo(0x10000, new Uint8Array(400), 390, 20), RangeError);
   assert.throws(() => mem.copyInFrom(0x10000, new Uint8Array(10), 5, 20), RangeError);
+});
+
+test('SubarrayCache: every view is exactly the range asked for, across arrays, offsets and lengths that collide', () => {
+  // Three arrays over two buffers; random ranges, many repeated, so slots are hit, missed and
+  // replaced: each view must cover its range of its own array, never a neighbour's.
+  const a = new Uint8Array(new SharedArrayBuffer(4096));
+  const b = new Uint8Array(a.buffer, 1024, 2048);
+  const c = new Uint8Array(4096);
+  const arrays = [a, b, c];
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.nat(2), fc.nat(1023), fc.nat(1023)), { minLength: 1, maxLength: 300 }), (ops) => {
+      const cache = new SubarrayCache();
+      for (const [k, o, l] of ops) {
+        const arr = arrays[k]!;
+        const off = o % arr.length;
+        const len = l % (arr.length - off + 1);
+        const v = cache.view(arr, off, len);
+        assert.equal(v.buffer, arr.buffer);
+        assert.equal(v.byteOffset, arr.byteOffset + off);
+        assert.equal(v.length, len);
+      }
+    }),
+    { numRuns: 200 },
+  );
+  const cache = new SubarrayCache();
+  assert.equal(cache.view(a, 64, 1500), cache.view(a, 64, 1500), 'a repeated range is served from the table');
+  assert.notEqual(cache.view(a, 64, 1500), cache.view(a, 64, 1499));
+});
+
+test('copyOutTo after setRegions reads the new buffer, not a view cached from the old one', () => {
+  const mem = new GuestMemory([{ guestAddr: 0x1000, buffer: new SharedArrayBuffer(8192) }]);
+  const out = new Uint8Array(1500);
+  mem.copyIn(0x1000 + 64, pattern(1500, 1));
+  mem.copyOutTo(0x1000 + 64, out, 0, 1500); // caches the view of the first buffer's range
+  assert.deepEqual(out, pattern(1500, 1));
+  const fresh = new SharedArrayBuffer(8192);
+  new Uint8Array(fresh).set(pattern(1500, 2), 64);
+  mem.setRegions([{ guestAddr: 0x1000, buffer: fresh }]);
+  mem.copyOutTo(0x1000 + 64, out, 0, 1500);
+  assert.deepEqual(out, pattern(1500, 2));
+  const src = pattern(2000, 3);
+  mem.copyInFrom(0x1000 + 64, src, 100, 1500);
+  assert.deepEqual(new Uint8Array(fresh, 64, 1500), src.subarray(100, 1600));
+  mem.copyOutTo(0x1000 + 64, out, 0, 1500); // the view cached after setRegions, now seeing the new bytes
+  assert.deepEqual(out, src.subarray(100, 1600));
 });

@@ -8,7 +8,7 @@
 // platform's byte order, so the module refuses to load on a big-endian platform.
 
 import { GuestMemoryError } from './errors.js';
-import { copyBytes } from './copy.js';
+import { SubarrayCache, copyBytes } from './copy.js';
 
 const TWO_POW_32 = 0x1_0000_0000;
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
@@ -58,6 +58,9 @@ export class GuestMemory {
   private gen = 0;
   // One-entry translation cache: most accesses hit the region of the previous one.
   private last: MemoryRegion | null = null;
+  // Views of guest memory that copyOutTo copies from: buffers recur at fixed addresses. (Only
+  // views of the regions, which this object keeps alive anyway: never of a caller's array.)
+  private readonly views = new SubarrayCache();
 
   constructor(regions: readonly RegionSpec[] = []) {
     if (regions.length > 0) this.setRegions(regions);
@@ -105,6 +108,7 @@ export class GuestMemory {
     }
     this.regions = next;
     this.last = null;
+    this.views.clear(); // no view of a retired region's buffer survives
     this.gen++;
   }
 
@@ -304,7 +308,7 @@ export class GuestMemory {
     if (!(srcOff >= 0 && len >= 0 && srcOff + len <= src.length)) throw new RangeError(`copyInFrom: ${len} bytes at ${srcOff} are not in ${src.length}`);
     const r = this.last;
     if (r !== null && addr >= r.guestAddr && addr + len <= r.end) {
-      copyBytes(r.u8, addr - r.guestAddr, src, srcOff, len);
+      copyBytes(r.u8, addr - r.guestAddr, src, srcOff, len); // no cache: it would keep callers' arrays alive
       return;
     }
     this.check(addr, len);
@@ -331,7 +335,7 @@ export class GuestMemory {
     if (!(dstOff >= 0 && len >= 0 && dstOff + len <= dst.length)) throw new RangeError(`copyOutTo: ${len} bytes at ${dstOff} do not fit ${dst.length}`);
     const r = this.last;
     if (r !== null && addr >= r.guestAddr && addr + len <= r.end) {
-      copyBytes(dst, dstOff, r.u8, addr - r.guestAddr, len);
+      copyBytes(dst, dstOff, r.u8, addr - r.guestAddr, len, this.views);
       return;
     }
     this.check(addr, len);
@@ -339,7 +343,7 @@ export class GuestMemory {
     while (done < len) {
       const reg = this.findRegion(addr + done, 0);
       const n = Math.min(len - done, reg.end - (addr + done));
-      copyBytes(dst, dstOff + done, reg.u8, addr + done - reg.guestAddr, n);
+      copyBytes(dst, dstOff + done, reg.u8, addr + done - reg.guestAddr, n, this.views);
       done += n;
     }
   }

@@ -4,4 +4,4 @@ export type { RegionSpec, MemoryRegion } from './guest-memory.js';
 export { GuestMemoryError, hexAddr } from './errors.js';
 export type { GuestMemoryErrorCode } from './errors.js';
 export { Arena, BufferPool } from './arena.js';
-export { copyBytes, COPY_LOOP_MAX_BYTES } from './copy.js';
+export { copyBytes, COPY_LOOP_MAX_BYTES, SubarrayCache } from './copy.js';

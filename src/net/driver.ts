@@ -16,7 +16,7 @@
 import type { Arena } from '../memory/arena.js';
 import { BufferPool } from '../memory/arena.js';
 import type { GuestMemory, MemoryRegion } from '../memory/guest-memory.js';
-import { copyBytes } from '../memory/copy.js';
+import { SubarrayCache, copyBytes } from '../memory/copy.js';
 import type { Segment } from '../virtqueue/driver-queue.js';
 import type { DriverVirtqueue } from '../virtqueue/queue.js';
 import { NetError } from './errors.js';
@@ -138,6 +138,8 @@ export class NetDriver {
   private readonly rxPool: BufferPool;
   private readonly txPool: BufferPool;
   private readonly region: MemoryRegion;
+  // Views of the rx buffers the mergeable reassembly copies from (fixed addresses, recycled).
+  private readonly rxViews = new SubarrayCache();
   private readonly rxSegsPerBuf: number;
   private readonly txMaxDescs: number;
   private readonly hdr: VirtioNetHdr = emptyNetHdr();
@@ -476,7 +478,7 @@ export class NetDriver {
     // Spread over several buffers: reassemble into one contiguous frame (one copy).
     const out = this.reasm;
     let n = len - hs;
-    copyBytes(out, 0, u8, off + hs, len - hs);
+    copyBytes(out, 0, u8, off + hs, len - hs, this.rxViews);
     this.rxPool.put(addr);
     let bad: NetRxError | null = null;
     for (let k = 1; k < nb; k++) {
@@ -490,7 +492,7 @@ export class NetDriver {
       if (bad === null && n + u.len > out.length) bad = 'rx-frame-too-long';
       if (bad === null) {
         const o = a - this.region.guestAddr;
-        copyBytes(out, n, u8, o, u.len);
+        copyBytes(out, n, u8, o, u.len, this.rxViews);
         n += u.len;
       }
       this.rxPool.put(a);

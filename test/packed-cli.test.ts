@@ -53,3 +53,18 @@ test('the virtq-packed peer cases verify every packet per strategy and time roun
     assert.equal(p.name, 'virtq-packed-pingpong');
   }
 });
+
+test('the IN_ORDER peer cases (split and packed) verify every packet per strategy', { timeout: 60_000 }, async () => {
+  for (const [name, ring] of [['virtq-ring-inorder', 'split'], ['virtq-packed-inorder', 'packed']] as const) {
+    assert.equal(peerCases.get(name)?.kind, 'throughput');
+    for (const strategy of ['wait', 'spin2000+wait', 'spin']) {
+      for (const payloadBytes of [64, 1500]) {
+        const r = await runVirtqRing({ payloadBytes, durationMs: 150, warmupMs: 30, quick: true, runIndex: 0, strategy: parseStrategy(strategy) }, ring, true);
+        assert.equal(r.error, undefined, `${name} ${strategy} ${payloadBytes} B: ${r.error}`);
+        assert.equal(r.verified, true, `${name} ${strategy} ${payloadBytes} B: not verified`);
+        assert.ok(r.packets > 0, `${name} ${strategy} ${payloadBytes} B: no packets`);
+        assert.equal(r.caseName, name);
+      }
+    }
+  }
+});

@@ -17,7 +17,16 @@ import {
   runPostMessageTransfer,
 } from './postmessage.js';
 import { RINGBUF_JS_CASE, runRingbufJs } from './ringbuf-js.js';
-import { VIRTQ_PACKED_CASE, VIRTQ_PACKED_PINGPONG_CASE, VIRTQ_PINGPONG_CASE, VIRTQ_RING_CASE, runVirtqPingPong, runVirtqRing } from './virtq-ring.js';
+import {
+  VIRTQ_PACKED_CASE,
+  VIRTQ_PACKED_INORDER_CASE,
+  VIRTQ_PACKED_PINGPONG_CASE,
+  VIRTQ_PINGPONG_CASE,
+  VIRTQ_RING_CASE,
+  VIRTQ_RING_INORDER_CASE,
+  runVirtqPingPong,
+  runVirtqRing,
+} from './virtq-ring.js';
 import {
   parseStrategy,
   REFERENCE_STRATEGY,
@@ -82,6 +91,8 @@ export function registerLatencyCase(name: string, runner: LatencyCaseRunner): vo
 registerPeerCase(BARE_RING_CASE, (ctx) => runBareRing(ctx), { perStrategy: true });
 registerPeerCase(VIRTQ_RING_CASE, (ctx) => runVirtqRing(ctx), { perStrategy: true });
 registerPeerCase(VIRTQ_PACKED_CASE, (ctx) => runVirtqRing(ctx, 'packed'), { perStrategy: true });
+registerPeerCase(VIRTQ_RING_INORDER_CASE, (ctx) => runVirtqRing(ctx, 'split', true), { perStrategy: true });
+registerPeerCase(VIRTQ_PACKED_INORDER_CASE, (ctx) => runVirtqRing(ctx, 'packed', true), { perStrategy: true });
 registerPeerCase(POSTMESSAGE_COPY_CASE, runPostMessageCopy);
 registerPeerCase(POSTMESSAGE_TRANSFER_CASE, runPostMessageTransfer);
 registerPeerCase(RINGBUF_JS_CASE, runRingbufJs);

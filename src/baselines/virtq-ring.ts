@@ -27,6 +27,13 @@ export const VIRTQ_RING_CASE = 'virtq-ring';
 export const VIRTQ_PINGPONG_CASE = 'virtq-pingpong';
 export const VIRTQ_PACKED_CASE = 'virtq-packed';
 export const VIRTQ_PACKED_PINGPONG_CASE = 'virtq-packed-pingpong';
+/**
+ * The same two throughput cases with VIRTIO_F_IN_ORDER (§2.7.9, §2.8.8): the device returns a
+ * publish batch of chains as one used element (split) or one used descriptor (packed), the
+ * layout DPDK and Linux pick when they want the fewest cache lines per buffer.
+ */
+export const VIRTQ_RING_INORDER_CASE = 'virtq-ring-inorder';
+export const VIRTQ_PACKED_INORDER_CASE = 'virtq-packed-inorder';
 /** Queue size of the throughput case (the bare ring has 256 slots). */
 export const VIRTQ_QUEUE_SIZE = 256;
 const PUBLISH_EVERY = 32;
@@ -37,14 +44,14 @@ export function waitSettingsOf(strategy: KickStrategy): WaitSettings {
   return { strategy: 'hybrid', spinIterations: strategy.spinIters };
 }
 
-/** One run of the split (or packed) ring through the engine. */
-export async function runVirtqRing(ctx: PeerRunContext, ring: RingKind = 'split'): Promise<PeerCaseResult> {
-  const caseName = ring === 'packed' ? VIRTQ_PACKED_CASE : VIRTQ_RING_CASE;
+/** One run of the split (or packed) ring through the engine, optionally with IN_ORDER. */
+export async function runVirtqRing(ctx: PeerRunContext, ring: RingKind = 'split', inOrder = false): Promise<PeerCaseResult> {
+  const caseName = inOrder ? (ring === 'packed' ? VIRTQ_PACKED_INORDER_CASE : VIRTQ_RING_INORDER_CASE) : ring === 'packed' ? VIRTQ_PACKED_CASE : VIRTQ_RING_CASE;
   const strategy = ctx.strategy ?? parseStrategy(REFERENCE_STRATEGY);
   const payloadBytes = Math.ceil(ctx.payloadBytes / 4) * 4;
   const r: EngineResult = await Engine.run({
     workload: 'stream',
-    queues: [{ size: VIRTQ_QUEUE_SIZE, eventIdx: true, ring }],
+    queues: [{ size: VIRTQ_QUEUE_SIZE, eventIdx: true, ring, inOrder }],
     arenaBytes: VIRTQ_QUEUE_SIZE * Math.ceil(payloadBytes / 64) * 64 + (1 << 20),
     wait: waitSettingsOf(strategy),
     durationMs: ctx.warmupMs + ctx.durationMs,

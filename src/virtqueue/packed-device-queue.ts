@@ -225,7 +225,9 @@ export class PackedDeviceQueue {
     if (id >= this.size) this.fail(new VirtqueueError('buffer-id-out-of-range', { queue: this.index, index: pos, head: id, size: this.size }));
     if (this.descsOfId[id] !== 0) this.fail(new VirtqueueError('buffer-id-in-use', { queue: this.index, index: pos, head: id }));
     this.descsOfId[id] = descs;
-    this.popOrder[(this.popOrderHead + this.inFlightChains) % this.size] = id;
+    let slot = this.popOrderHead + this.inFlightChains; // < 2·size: a compare, not a division
+    if (slot >= this.size) slot -= this.size;
+    this.popOrder[slot] = id;
     this.inFlightChains++;
     this.inFlightDescs += descs;
     this.availPw = packedAdvance(pw, descs, this.size);
@@ -384,7 +386,7 @@ export class PackedDeviceQueue {
     this.usedCount = (this.usedCount + 1) & 0xffff;
     this.inFlightChains--;
     this.inFlightDescs -= descs;
-    if (head === oldest) this.popOrderHead = (this.popOrderHead + 1) % this.size;
+    if (head === oldest) this.popOrderHead = this.popOrderHead + 1 === this.size ? 0 : this.popOrderHead + 1;
     else this.removeFromPopOrder(head);
   }
 

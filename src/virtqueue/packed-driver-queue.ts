@@ -218,7 +218,9 @@ export class PackedDriverQueue<T = unknown> {
     this.tokens[id] = token;
     if (this.inOrder) {
       this.addSeqOfId[id] = this.added;
-      this.addOrder[(this.addOrderHead + this.outstanding) % this.size] = id;
+      let slot = this.addOrderHead + this.outstanding; // < 2·size: a compare, not a division
+      if (slot >= this.size) slot -= this.size;
+      this.addOrder[slot] = id;
     }
     this.numFreeDescs -= descs;
     this.availPw = packedAdvance(this.availPw, descs, this.size);
@@ -331,7 +333,7 @@ export class PackedDriverQueue<T = unknown> {
     this.freeHead = id;
     this.numFreeDescs += descs;
     this.usedPw = packedAdvance(this.usedPw, descs, this.size);
-    if (this.inOrder) this.addOrderHead = (this.addOrderHead + 1) % this.size;
+    if (this.inOrder) this.addOrderHead = this.addOrderHead + 1 === this.size ? 0 : this.addOrderHead + 1;
     this.reapedCount++;
     this.stats.reaped++;
     const r = this.result;

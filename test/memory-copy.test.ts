@@ -109,3 +109,18 @@ test('copyOutTo after setRegions reads the new buffer, not a view cached from th
   mem.copyOutTo(0x1000 + 64, out, 0, 1500); // the view cached after setRegions, now seeing the new bytes
   assert.deepEqual(out, src.subarray(100, 1600));
 });
+
+test('SubarrayCache refuses a table size outside 1..16 bits; a small table still returns exact views', () => {
+  for (const bits of [0, 17, 2.5, -1]) assert.throws(() => new SubarrayCache(bits), RangeError);
+  const small = new SubarrayCache(1); // two slots: nearly every range replaces another
+  const a = pattern(4096, 5);
+  for (let i = 0; i < 50; i++) {
+    const off = (i * 97) % 4000;
+    const len = 16 + (i % 80);
+    assert.deepEqual(small.view(a, off, len), a.subarray(off, off + len));
+  }
+  const mem = new GuestMemory([{ guestAddr: 0, buffer: new SharedArrayBuffer(4096) }]);
+  const src = pattern(3000, 9);
+  for (let i = 0; i < 3; i++) mem.copyInFrom(100, src, 500, 1500, small);
+  assert.deepEqual(new Uint8Array(mem.regionTable[0]!.buffer, 100, 1500), src.subarray(500, 2000));
+});

@@ -8,7 +8,7 @@
 /** Longest run copied by the loop; longer runs go through one subarray view and `set`. */
 export const COPY_LOOP_MAX_BYTES = 8;
 
-/** Slots of a SubarrayCache (a power of 2; 1024 covers a 1024-entry queue's buffers). */
+/** Default slots of a SubarrayCache: 2^10, which covers a 1024-entry queue's buffers. */
 const VIEW_CACHE_BITS = 10;
 
 /**
@@ -20,15 +20,30 @@ const VIEW_CACHE_BITS = 10;
  * stay valid (it cannot be detached); clear() drops them when their buffers are retired.
  */
 export class SubarrayCache {
-  private readonly arrays: (Uint8Array | null)[] = new Array<Uint8Array | null>(1 << VIEW_CACHE_BITS).fill(null);
-  private readonly views: (Uint8Array | null)[] = new Array<Uint8Array | null>(1 << VIEW_CACHE_BITS).fill(null);
-  private readonly offsets = new Float64Array(1 << VIEW_CACHE_BITS);
-  private readonly lengths = new Float64Array(1 << VIEW_CACHE_BITS);
+  private readonly arrays: (Uint8Array | null)[];
+  private readonly views: (Uint8Array | null)[];
+  private readonly offsets: Float64Array;
+  private readonly lengths: Float64Array;
+  private readonly shift: number;
+
+  /**
+   * A table of 2^bits slots (1..16). A cache of views of a caller's arrays keeps up to that many
+   * of them alive: size it to what the caller can afford to retain.
+   */
+  constructor(bits = VIEW_CACHE_BITS) {
+    if (!Number.isInteger(bits) || bits < 1 || bits > 16) throw new RangeError(`SubarrayCache: bits must be an integer in 1..16 (got ${bits})`);
+    const n = 1 << bits;
+    this.arrays = new Array<Uint8Array | null>(n).fill(null);
+    this.views = new Array<Uint8Array | null>(n).fill(null);
+    this.offsets = new Float64Array(n);
+    this.lengths = new Float64Array(n);
+    this.shift = 32 - bits;
+  }
 
   /** `src.subarray(off, off + len)`, from the table when the same range was asked for before. */
   view(src: Uint8Array, off: number, len: number): Uint8Array {
     // Fibonacci hashing spreads a pool's arithmetic progression of offsets over the table.
-    const slot = Math.imul((off + Math.imul(len, 0x27d4eb2d)) | 0, 0x9e3779b1) >>> (32 - VIEW_CACHE_BITS);
+    const slot = Math.imul((off + Math.imul(len, 0x27d4eb2d)) | 0, 0x9e3779b1) >>> this.shift;
     if (this.arrays[slot] === src && this.offsets[slot] === off && this.lengths[slot] === len) return this.views[slot]!;
     const v = src.subarray(off, off + len);
     this.arrays[slot] = src;

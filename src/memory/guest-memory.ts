@@ -301,14 +301,15 @@ export class GuestMemory {
 
   /**
    * Copies `src[srcOff, srcOff + len)` into guest memory at `addr`, across adjacent regions if
-   * needed. Allocates nothing for short runs (see copyBytes).
+   * needed. Allocates nothing for short runs (see copyBytes), nor for a recurring range of `src`
+   * when the caller passes its own `views` cache (which then keeps `src` alive).
    */
-  copyInFrom(addr: number, src: Uint8Array, srcOff: number, len: number): void {
+  copyInFrom(addr: number, src: Uint8Array, srcOff: number, len: number, views?: SubarrayCache): void {
     // The whole source range first: never a partial copy before a RangeError.
     if (!(srcOff >= 0 && len >= 0 && srcOff + len <= src.length)) throw new RangeError(`copyInFrom: ${len} bytes at ${srcOff} are not in ${src.length}`);
     const r = this.last;
     if (r !== null && addr >= r.guestAddr && addr + len <= r.end) {
-      copyBytes(r.u8, addr - r.guestAddr, src, srcOff, len); // no cache: it would keep callers' arrays alive
+      copyBytes(r.u8, addr - r.guestAddr, src, srcOff, len, views); // not this.views: it would keep callers' arrays alive
       return;
     }
     this.check(addr, len);
@@ -316,7 +317,7 @@ export class GuestMemory {
     while (done < len) {
       const reg = this.findRegion(addr + done, 0);
       const n = Math.min(len - done, reg.end - (addr + done));
-      copyBytes(reg.u8, addr + done - reg.guestAddr, src, srcOff + done, n);
+      copyBytes(reg.u8, addr + done - reg.guestAddr, src, srcOff + done, n, views);
       done += n;
     }
   }

@@ -17,7 +17,7 @@
 
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { DescriptorChain, readChainInto, writeChainFrom } from '../virtqueue/chain.js';
-import { copyBytes } from '../memory/copy.js';
+import { SubarrayCache, copyBytes } from '../memory/copy.js';
 import type { DeviceVirtqueue } from '../virtqueue/queue.js';
 import { VirtqueueError } from '../virtqueue/errors.js';
 import { GuestMemoryError } from '../memory/errors.js';
@@ -219,6 +219,10 @@ export class NetDevice {
   private readonly frameScratch = new Uint8Array(SCRATCH_BYTES);
   private readonly segScratch = new Uint8Array(SCRATCH_BYTES);
   private readonly rxScratch = new Uint8Array(SCRATCH_BYTES);
+  // Views of the frames the port hands in, copied into rx buffers in recurring runs (a host
+  // stack's staging buffer, a TAP's read buffer): 64 slots, so at most 64 of a port's arrays
+  // are kept alive by it.
+  private readonly rxSourceViews = new SubarrayCache(6);
   // Rx chains popped but not yet filled: a mergeable frame may need more buffers than are there.
   // Both lists are arrays with their own counts, never shortened: an array whose length drops
   // to 0 loses its backing store, and the next push allocates one (a frame's worth per echo).
@@ -603,7 +607,7 @@ export class NetDevice {
     if (c.writableBytes < total) return this.dropRx('rx-buffer-too-small');
     hdr.numBuffers = 1;
     this.writeHeader(c, hdr);
-    writeChainFrom(this.mem, c, src, off, len, this.hdrBytes);
+    writeChainFrom(this.mem, c, src, off, len, this.hdrBytes, this.rxSourceViews);
     this.rxq.addUsed(c.head, total);
     this.release(1);
     this.countRx(len, 1);
@@ -637,7 +641,7 @@ export class NetDevice {
         at = this.hdrBytes;
       }
       const n = Math.min(room, len - frameDone);
-      writeChainFrom(this.mem, c, src, off + frameDone, n, at);
+      writeChainFrom(this.mem, c, src, off + frameDone, n, at, this.rxSourceViews);
       frameDone += n;
       this.rxq.addUsed(c.head, at + n);
     }

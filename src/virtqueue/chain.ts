@@ -5,6 +5,7 @@
 // Also owns the byte I/O over a chain, so a device can never write outside its writable buffers.
 
 import type { GuestMemory, MemoryRegion } from '../memory/guest-memory.js';
+import type { SubarrayCache } from '../memory/copy.js';
 import { addrFromParts } from '../memory/guest-memory.js';
 import { GuestMemoryError } from '../memory/errors.js';
 import { VirtqueueError } from './errors.js';
@@ -223,9 +224,10 @@ export function writeToChain(mem: GuestMemory, chain: DescriptorChain, src: Uint
 
 /**
  * Copies `src[srcOff, srcOff + len)` into the chain's writable buffers, starting `offset` bytes
- * into them; as writeToChain, without a subarray per call (GuestMemory.copyInFrom).
+ * into them; as writeToChain, without a subarray per call (GuestMemory.copyInFrom), with the
+ * source views of long runs from `views` when the caller passes its cache.
  */
-export function writeChainFrom(mem: GuestMemory, chain: DescriptorChain, src: Uint8Array, srcOff: number, len: number, offset = 0): number {
+export function writeChainFrom(mem: GuestMemory, chain: DescriptorChain, src: Uint8Array, srcOff: number, len: number, offset = 0, views?: SubarrayCache): number {
   if (!(srcOff >= 0 && len >= 0 && srcOff + len <= src.length)) throw new RangeError(`writeChainFrom: ${len} bytes at ${srcOff} are not in ${src.length}`);
   let skip = offset;
   let done = 0;
@@ -236,7 +238,7 @@ export function writeChainFrom(mem: GuestMemory, chain: DescriptorChain, src: Ui
       continue;
     }
     const n = Math.min(dlen - skip, len - done);
-    mem.copyInFrom(chain.addrs[k]! + skip, src, srcOff + done, n);
+    mem.copyInFrom(chain.addrs[k]! + skip, src, srcOff + done, n, views);
     done += n;
     skip = 0;
   }

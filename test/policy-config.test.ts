@@ -81,6 +81,8 @@ test('bad user configs fail with a typed error naming the field', () => {
     [{ base: 'rfc-baseline', dataPath: { ackEach: 1 } }, 'dataPath.ackEach', /true or false/],
     [{ base: 'rfc-baseline', dataPath: { lockSpinUs: -1 } }, 'dataPath.lockSpinUs', /≥ 0/],
     [{ base: 'rfc-baseline', dataPath: { lockSpinUs: 1e6 } }, 'dataPath.lockSpinUs', /at most 100000/],
+    [{ base: 'rfc-ring-512', dataPath: { rxPoolKiB: 0 } }, 'dataPath.rxPoolKiB', /≥ 1/],
+    [{ base: 'rfc-ring-512', dataPath: { rxPoolKiB: 1.5 } }, 'dataPath.rxPoolKiB', /integer/],
   ];
   for (const [spec, field, msg] of cases) {
     assert.throws(

@@ -111,6 +111,13 @@ export interface DataPathConfig {
    * which 'dropped' releases the lock around each backend read (docs/study.md).
    */
   lockSpinUs?: number;
+  /**
+   * The net workloads' guest rx buffer pool, KiB (optional; default: the workload's budget).
+   * The driver posts as many buffers as the ring and this pool hold (a 64 KiB "big packet"
+   * buffer takes 17 descriptors), so it bounds the receive working set — a what-if for the
+   * ring-size rows, whose bigger rings also mean more buffer memory in flight.
+   */
+  rxPoolKiB?: number;
 }
 
 /** One step of the adaptive walk: the tx timer and the coalescing it applies. */
@@ -274,7 +281,7 @@ function validateInterrupts(v: unknown): InterruptConfig {
 
 function validateDataPath(v: unknown): DataPathConfig {
   const o = obj(v, 'dataPath');
-  noExtra(o, 'dataPath', ['txRingSize', 'rxRingSize', 'copies', 'lock', 'gso', 'headerSeparate', 'segmentBytes', 'mergeableRxBuffers', 'driverTxBatch', 'ackEach', 'lockSpinUs']);
+  noExtra(o, 'dataPath', ['txRingSize', 'rxRingSize', 'copies', 'lock', 'gso', 'headerSeparate', 'segmentBytes', 'mergeableRxBuffers', 'driverTxBatch', 'ackEach', 'lockSpinUs', 'rxPoolKiB']);
   const segmentBytes = num(o.segmentBytes, 'dataPath.segmentBytes', { int: true, min: 0 });
   if (segmentBytes !== 0 && (segmentBytes < 64 || segmentBytes % 4 !== 0)) {
     throw new PolicyError('bad-field', 'dataPath.segmentBytes', `must be 0 or a multiple of 4 that is ≥ 64, got ${segmentBytes}`);
@@ -291,6 +298,7 @@ function validateDataPath(v: unknown): DataPathConfig {
     ...(o.driverTxBatch === undefined ? {} : { driverTxBatch: num(o.driverTxBatch, 'dataPath.driverTxBatch', { int: true, min: 1 }) }),
     ...(o.ackEach === undefined ? {} : { ackEach: bool(o.ackEach, 'dataPath.ackEach') }),
     ...(o.lockSpinUs === undefined ? {} : { lockSpinUs: lockSpin(o.lockSpinUs) }),
+    ...(o.rxPoolKiB === undefined ? {} : { rxPoolKiB: num(o.rxPoolKiB, 'dataPath.rxPoolKiB', { int: true, min: 1 }) }),
   };
 }
 

@@ -236,7 +236,8 @@ export class GuestNet {
       txLayout: p.txLayout,
       ...(p.rxMode !== undefined ? { rxMode: p.rxMode } : {}),
       budget: p.budget,
-      rxMemoryBytes: budgetBytes,
+      // dataPath.rxPoolKiB bounds the rx pool below the budget (a what-if of the ring-size rows).
+      rxMemoryBytes: Math.min(budgetBytes, (p.policy.dataPath.rxPoolKiB ?? Infinity) * 1024),
       txMemoryBytes: budgetBytes,
       tracer: ctx.tracer,
       injectBadTxEvery: p.injectBadTxEvery,

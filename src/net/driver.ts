@@ -16,7 +16,7 @@
 import type { Arena } from '../memory/arena.js';
 import { BufferPool } from '../memory/arena.js';
 import type { GuestMemory, MemoryRegion } from '../memory/guest-memory.js';
-import { SubarrayCache, copyBytes } from '../memory/copy.js';
+import { copyBytes } from '../memory/copy.js';
 import type { Segment } from '../virtqueue/driver-queue.js';
 import type { DriverVirtqueue } from '../virtqueue/queue.js';
 import { NetError } from './errors.js';
@@ -138,8 +138,6 @@ export class NetDriver {
   private readonly rxPool: BufferPool;
   private readonly txPool: BufferPool;
   private readonly region: MemoryRegion;
-  // Views of the rx buffers the mergeable reassembly copies from (fixed addresses, recycled).
-  private readonly rxViews = new SubarrayCache();
   private readonly rxSegsPerBuf: number;
   private readonly txMaxDescs: number;
   private readonly hdr: VirtioNetHdr = emptyNetHdr();
@@ -475,10 +473,11 @@ export class NetDriver {
       this.rxPool.put(addr);
       return true;
     }
-    // Spread over several buffers: reassemble into one contiguous frame (one copy).
+    // Spread over several buffers: reassemble into one contiguous frame (one copy; through
+    // GuestMemory.copyOutTo, whose view cache serves the recycled rx buffers).
     const out = this.reasm;
     let n = len - hs;
-    copyBytes(out, 0, u8, off + hs, len - hs, this.rxViews);
+    this.mem.copyOutTo(addr + hs, out, 0, len - hs);
     this.rxPool.put(addr);
     let bad: NetRxError | null = null;
     for (let k = 1; k < nb; k++) {
@@ -491,8 +490,7 @@ export class NetDriver {
       const a = u.token;
       if (bad === null && n + u.len > out.length) bad = 'rx-frame-too-long';
       if (bad === null) {
-        const o = a - this.region.guestAddr;
-        copyBytes(out, n, u8, o, u.len, this.rxViews);
+        this.mem.copyOutTo(a, out, n, u.len);
         n += u.len;
       }
       this.rxPool.put(a);

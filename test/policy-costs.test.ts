@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { CostPayer, FakeClock, NO_COSTS, PRESETS, PolicyError, RFC_ROWS, resolvePolicy, rfcRowAlone, performanceClock } from '../src/policy/index.js';
 
-const RFC_2008 = { exitUs: 7, irqInjectUs: 7, syscallUs: 1, guestPacketUs: 1.6, guestTxKiBUs: 1.8, guestRxKiBUs: 1.1, backendReadKiBUs: 0.06 };
+const RFC_2008 = { exitUs: 7, irqInjectUs: 7, syscallUs: 1, guestPacketUs: 0.6, guestRxPacketUs: 3.7, guestTxKiBUs: 1.8, guestRxKiBUs: 1.1, backendReadKiBUs: 0.18, timerFireUs: 30, absorbOwnWork: true };
 
 test('every RFC row pays the 2008 costs derived in docs/study.md, alone or cumulative; the modern presets pay none', () => {
   for (const name of RFC_ROWS) {
@@ -47,7 +47,8 @@ test('CostPayer spends at least the asked time per event and counts it; nothing 
   p.exit();
   p.irqInject();
   p.syscall(2);
-  p.guestPacket(4);
+  p.guestPacket(3, 'tx');
+  p.guestPacket(1, 'rx');
   const spentUs = (performance.now() - t0) * 1000;
   assert.ok(spentUs >= 200 + 100 + 100 + 100 - 1, `spent ${spentUs} µs`);
   const out: Record<string, number> = {};
@@ -62,13 +63,110 @@ test('CostPayer spends at least the asked time per event and counts it; nothing 
     fc.property(fc.nat(1000), (n) => {
       none.exit();
       none.syscall(n);
-      none.guestPacket(n);
+      none.guestPacket(n, 'tx');
+      none.guestPacket(n, 'rx');
       return true;
     }),
   );
   const o2: Record<string, number> = {};
   none.toExtra(o2);
   assert.deepEqual(o2, {}, 'no cost counters without costs');
+});
+
+test('guestRxPacketUs prices received frames apart from sent ones: absent = guestPacketUs, 0 = free, kept by validation even at 0', () => {
+  const split = new CostPayer({ ...NO_COSTS, guestPacketUs: 10, guestRxPacketUs: 200 }, performanceClock);
+  let t0 = performance.now();
+  split.guestPacket(1, 'rx');
+  const rxUs = (performance.now() - t0) * 1000;
+  assert.ok(rxUs >= 199, `an rx frame took ${rxUs} µs, asked 200`);
+  t0 = performance.now();
+  split.guestPacket(1, 'tx');
+  const txUs = (performance.now() - t0) * 1000;
+  assert.ok(txUs >= 9 && txUs < rxUs, `a tx frame took ${txUs} µs (asked 10), rx ${rxUs}`);
+  const freeRx = new CostPayer({ ...NO_COSTS, guestPacketUs: 50, guestRxPacketUs: 0 }, performanceClock);
+  freeRx.guestPacket(1000, 'rx');
+  const o: Record<string, number> = {};
+  freeRx.toExtra(o);
+  assert.equal(o.costGuestPackets, 0, 'received frames are free at guestRxPacketUs 0');
+  const onlyRx = new CostPayer({ ...NO_COSTS, guestRxPacketUs: 1 }, performanceClock);
+  assert.ok(onlyRx.any, 'a receive-only cost still counts as a cost');
+  assert.equal(resolvePolicy({ base: 'vhost', costs: { guestRxPacketUs: 0 } }).costs?.guestRxPacketUs, 0);
+  assert.equal(resolvePolicy({ base: 'vhost', costs: { guestPacketUs: 1 } }).costs?.guestRxPacketUs, undefined);
+  assert.throws(
+    () => resolvePolicy({ base: 'vhost', costs: { guestRxPacketUs: -1 } }),
+    (e: unknown) => e instanceof PolicyError && e.field === 'costs.guestRxPacketUs',
+  );
+});
+
+test('absorbOwnWork: the thread\'s own work since beginOwnWork counts toward the stack and syscall costs; lock waits and other costs do not', () => {
+  const busy = (us: number): void => {
+    const end = performance.now() + us / 1000;
+    while (performance.now() < end);
+  };
+  // Counters, not wall time, say what was spun (a loaded machine may pre-empt any of this).
+  // Own work longer than the cost: nothing more is spun, all of it is absorbed.
+  const a = new CostPayer({ ...NO_COSTS, syscallUs: 100, absorbOwnWork: true }, performanceClock);
+  a.beginOwnWork();
+  busy(300);
+  a.syscall(1);
+  assert.equal(a.syscallUs, 0, 'a cost its own work already covered is not spun again');
+  assert.equal(a.absorbedUs, 100);
+  // Time spent waiting for the lock is excluded: (nearly) the full cost is spun after it.
+  let waited = 0;
+  const b = new CostPayer({ ...NO_COSTS, guestPacketUs: 200, absorbOwnWork: true }, performanceClock, () => waited);
+  b.beginOwnWork();
+  const w0 = performance.now();
+  busy(300);
+  waited += (performance.now() - w0) * 1000;
+  b.guestPacket(1, 'tx');
+  assert.ok(b.guestPacketUs >= 150, `a lock wait is not own work: spun ${b.guestPacketUs} of 200 µs`);
+  // Another modelled cost spun inside the stretch is excluded too.
+  const c = new CostPayer({ ...NO_COSTS, exitUs: 300, guestPacketUs: 200, absorbOwnWork: true }, performanceClock);
+  c.beginOwnWork();
+  c.exit();
+  c.guestPacket(1, 'rx');
+  assert.ok(c.guestPacketUs >= 150, `an exit's spin is not own work: spun ${c.guestPacketUs} of 200 µs`);
+  // Own work is set against the costs in order, and what is left of it carries to the next one.
+  const f = new CostPayer({ ...NO_COSTS, guestPacketUs: 100, guestTxKiBUs: 100, absorbOwnWork: true }, performanceClock);
+  f.beginOwnWork();
+  busy(150);
+  f.guestBytes('tx', 1024);
+  f.guestPacket(1, 'tx');
+  assert.equal(f.guestKiBUs, 0, 'the first cost is covered by own work');
+  assert.ok(f.absorbedUs >= 150 && f.guestPacketUs <= 50, `absorbed ${f.absorbedUs}, spun ${f.guestPacketUs}`);
+  // Without the flag the cost is paid on top of any own work; with it but outside a stretch, whole.
+  const d = new CostPayer({ ...NO_COSTS, syscallUs: 200 }, performanceClock);
+  d.beginOwnWork();
+  busy(300);
+  d.syscall(1);
+  assert.ok(d.syscallUs >= 199 && d.absorbedUs === 0);
+  const e = new CostPayer({ ...NO_COSTS, syscallUs: 200, absorbOwnWork: true }, performanceClock);
+  busy(300);
+  e.syscall(1);
+  assert.ok(e.syscallUs >= 199 && e.absorbedUs === 0, 'no stretch begun: nothing to absorb');
+  assert.throws(
+    () => resolvePolicy({ base: 'vhost', costs: { absorbOwnWork: 'yes' } }),
+    (x: unknown) => x instanceof PolicyError && x.field === 'costs.absorbOwnWork',
+  );
+  assert.equal(resolvePolicy({ base: 'vhost', costs: { absorbOwnWork: false } }).costs?.absorbOwnWork, undefined);
+});
+
+test('timerFireUs: paid once per tx timer fire, counted; absent or 0 costs nothing', () => {
+  const p = new CostPayer({ ...NO_COSTS, timerFireUs: 150 }, performanceClock);
+  assert.ok(p.any);
+  const t0 = performance.now();
+  p.timerFire();
+  assert.ok((performance.now() - t0) * 1000 >= 149);
+  const o: Record<string, number> = {};
+  p.toExtra(o);
+  assert.equal(o.costTimerFires, 1);
+  assert.ok(o.costTimerFireUs! >= 149);
+  const none = new CostPayer({ ...NO_COSTS, exitUs: 1 }, performanceClock);
+  none.timerFire();
+  const o2: Record<string, number> = {};
+  none.toExtra(o2);
+  assert.equal(o2.costTimerFires, undefined);
+  assert.equal(resolvePolicy({ base: 'vhost', costs: { timerFireUs: 0 } }).costs?.timerFireUs, undefined, '0 = absent');
 });
 
 test('per-KiB costs: paid in proportion to the bytes, counted apart, and absent from a preset that sets none', () => {

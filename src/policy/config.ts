@@ -155,8 +155,13 @@ export interface CostConfig {
   irqInjectUs: number;
   /** One system call per frame the device moves to or from the backend (kvm-71: a writev/read on the tap fd per frame; device thread), µs. */
   syscallUs: number;
-  /** The guest's own stack per frame it sends or receives (2008 TCP/IP + skb work; guest thread), µs. */
+  /** The guest's own stack per frame it sends, and per frame it receives unless `guestRxPacketUs` is set (2008 TCP/IP + skb work; guest thread), µs. */
   guestPacketUs: number;
+  /**
+   * The guest's own stack per frame it receives (2008: the NAPI poll's skb work, the refill's new
+   * buffer, the TCP receive path; guest thread), µs. Optional: absent = `guestPacketUs`; 0 = free.
+   */
+  guestRxPacketUs?: number;
   /** The guest's stack per KiB of frame it sends (copy from the sender's user buffer; guest thread), µs. Optional: absent = 0. */
   guestTxKiBUs?: number;
   /** The guest's stack per KiB of frame it receives (copy to the receiver's user buffer; guest thread), µs. Optional: absent = 0. */
@@ -167,6 +172,20 @@ export interface CostConfig {
    * Optional: absent = 0.
    */
   backendReadKiBUs?: number;
+  /**
+   * The host's work for each tx mitigation timer fire, paid by the device thread after it has
+   * re-enabled kicks for the flush and under the global lock when the preset holds it (kvm-71:
+   * SIGALRM to the I/O thread, select's EINTR, running the timer list, re-arming the alarm), µs.
+   * Optional: absent = 0.
+   */
+  timerFireUs?: number;
+  /**
+   * true: the guest stack's costs (guestPacketUs, guestRxPacketUs, guestTxKiBUs, guestRxKiBUs)
+   * and syscallUs are totals, and the paying thread's own work on the same frames counts toward
+   * them (only the rest is spun; lock waits and other modelled costs do not count). Absent or
+   * false: they are paid on top of the machine's own work.
+   */
+  absorbOwnWork?: boolean;
 }
 
 /** Frames the guest driver adds per publish and kick decision (dataPath.driverTxBatch, default 32). */
@@ -175,7 +194,8 @@ export function driverTxBatch(p: Pick<PolicyConfig, 'dataPath'>): number {
 }
 
 export const NO_COSTS: Readonly<CostConfig> = Object.freeze({ exitUs: 0, irqInjectUs: 0, syscallUs: 0, guestPacketUs: 0 });
-const PER_KIB_COSTS = ['guestTxKiBUs', 'guestRxKiBUs', 'backendReadKiBUs'] as const;
+// Optional costs kept only when set (0 = absent).
+const OPTIONAL_COSTS = ['guestTxKiBUs', 'guestRxKiBUs', 'backendReadKiBUs', 'timerFireUs'] as const;
 
 export interface PolicyConfig {
   name: string;
@@ -337,15 +357,22 @@ function validateAdaptive(v: unknown): AdaptiveConfig | null {
 
 function validateCosts(v: unknown): CostConfig {
   const o = obj(v, 'costs');
-  noExtra(o, 'costs', ['exitUs', 'irqInjectUs', 'syscallUs', 'guestPacketUs', ...PER_KIB_COSTS]);
-  const us = (k: keyof CostConfig): number => (o[k] === undefined ? 0 : num(o[k], `costs.${k}`, { min: 0 }));
+  noExtra(o, 'costs', ['exitUs', 'irqInjectUs', 'syscallUs', 'guestPacketUs', 'guestRxPacketUs', ...OPTIONAL_COSTS, 'absorbOwnWork']);
+  const us = (k: Exclude<keyof CostConfig, 'absorbOwnWork'>): number => (o[k] === undefined ? 0 : num(o[k], `costs.${k}`, { min: 0 }));
   const c: CostConfig = { exitUs: us('exitUs'), irqInjectUs: us('irqInjectUs'), syscallUs: us('syscallUs'), guestPacketUs: us('guestPacketUs') };
+  // Kept whenever given, 0 included: 0 makes received frames free, absent makes them cost guestPacketUs.
+  if (o.guestRxPacketUs !== undefined) c.guestRxPacketUs = us('guestRxPacketUs');
   // Per-KiB costs are kept only when set (0 = absent, so a what-if can switch one off).
-  for (const k of PER_KIB_COSTS) {
+  for (const k of OPTIONAL_COSTS) {
     const v = us(k);
     if (v > 0) c[k] = v;
   }
-  for (const [k, x] of Object.entries(c)) if (x > 10_000) throw new PolicyError('bad-field', `costs.${k}`, `at most 10000 µs, got ${x}`);
+  for (const [k, x] of Object.entries(c)) if (typeof x === 'number' && x > 10_000) throw new PolicyError('bad-field', `costs.${k}`, `at most 10000 µs, got ${x}`);
+  if (o.absorbOwnWork !== undefined) {
+    if (typeof o.absorbOwnWork !== 'boolean') throw new PolicyError('bad-field', 'costs.absorbOwnWork', `expected true or false, got ${JSON.stringify(o.absorbOwnWork)}`);
+    // Kept only when true (false is the same as absent).
+    if (o.absorbOwnWork) c.absorbOwnWork = true;
+  }
   return c;
 }
 

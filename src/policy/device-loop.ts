@@ -196,7 +196,8 @@ export class DeviceLoop {
     this.busy = new BusyPoll(p.busyPoll.busyUs);
     this.adaptive = p.adaptive === null ? null : new AdaptivePolicy(p.adaptive);
     // Real time even under a test's fake clock: a cost is spent, not simulated.
-    this.cost = new CostPayer(p.costs, performanceClock);
+    // The device's waits for the global lock (re-taking it after a backend read) are not its own work.
+    this.cost = new CostPayer(p.costs, performanceClock, () => this.lock?.waitUs ?? 0);
     this.qs = o.queues.map((cb, i) => {
       const cap = Math.max(1, cb.capacityPackets);
       const tx = cb.role === 'tx' ? (o.modules?.tx?.(i, cap) ?? createTxMitigation(p.tx, cap)) : null;
@@ -495,9 +496,11 @@ export class DeviceLoop {
       if (kicks === 0 && pending > 0 && cb.kicks !== undefined) q.owedKick = true;
       for (let i = 0; i < n && action === 'defer' && pending > 0; i++) action = tx.onKick(now, pending);
     }
+    let fired = false;
     if (action === 'defer' && tx.deadlineUs() <= now) {
       this.o.onTimerFired?.(q.index, now - tx.deadlineUs());
       action = tx.onTimer(now);
+      fired = true;
     }
     if (action === 'defer') {
       if (tx.kicksSuppressed) cb.disableKicks();
@@ -507,6 +510,7 @@ export class DeviceLoop {
     // a guest that sends meanwhile exits and waits for the global lock this loop holds).
     if (tx.kicksDuringFlush === true) cb.enableKicks();
     else cb.disableKicks();
+    if (fired) this.cost.timerFire();
     let worked = false;
     for (;;) {
       const n = this.flush(q, q.passBudget);
@@ -538,6 +542,8 @@ export class DeviceLoop {
     const batch = q.irq.publishBatch;
     const work = cb.work;
     const workBefore = work !== undefined ? work() : 0;
+    // Popping, the backend and the host stack are the work kvm-71's per-frame syscall stands for (costs.absorbOwnWork).
+    this.cost.beginOwnWork();
     let total = 0;
     while (total < budget) {
       const n = cb.drain(Math.min(batch, budget - total));

@@ -101,7 +101,7 @@ export class DriverLoop {
   private readonly napiBudget: number;
   private readonly delayed: boolean;
   private readonly kickOnRingFull: boolean;
-  /** The modelled guest costs (policy.costs): exitUs on each kick and ISR read, guestPacketUs per frame sent or received. */
+  /** The modelled guest costs (policy.costs): exitUs on each kick and ISR read, guestPacketUs per frame sent, guestRxPacketUs (or guestPacketUs) per frame received. */
   readonly cost: CostPayer;
 
   private readonly qs: DriverQueueCallbacks[];
@@ -120,7 +120,8 @@ export class DriverLoop {
     this.napiBudget = Math.max(1, o.napiBudget ?? 64);
     this.delayed = p.interrupts.driverEnable === 'delayed';
     this.kickOnRingFull = o.kickOnRingFull ?? true;
-    this.cost = new CostPayer(p.costs, performanceClock);
+    // The guest's waits for the global lock are not its own stack work (costs.absorbOwnWork).
+    this.cost = new CostPayer(p.costs, performanceClock, () => this.lock?.waitUs ?? 0);
   }
 
   run(): void {
@@ -231,8 +232,9 @@ export class DriverLoop {
       wokeByIrq = false;
       if (r > 0) fullEpisode = false;
       if (q.done()) break;
+      this.cost.beginOwnWork();
       const added = q.fill(this.kickBatch);
-      this.cost.guestPacket(added);
+      this.cost.guestPacket(added, 'tx');
       if (added > 0) {
         c.added += added;
         this.publishAndKick(false);
@@ -267,8 +269,9 @@ export class DriverLoop {
     let wokeByIrq = false;
     while (!o.stopped()) {
       o.onIteration?.();
+      this.cost.beginOwnWork();
       const got = q.reap(this.napiBudget);
-      this.cost.guestPacket(got);
+      this.cost.guestPacket(got, 'rx');
       c.reaped += got;
       if (wokeByIrq && got === 0) c.emptyInterrupts++;
       wokeByIrq = false;
@@ -324,9 +327,11 @@ export class DriverLoop {
           c.reaped += r;
           reapedAny += r;
           if (r > 0) fullEpisode[i] = false;
+          // The frames built from here on are the guest stack's own work (costs.absorbOwnWork).
+          this.cost.beginOwnWork();
           const added = q.fill(this.kickBatch);
           // The guest's stack built these frames (costs.guestPacketUs).
-          this.cost.guestPacket(added);
+          this.cost.guestPacket(added, 'tx');
           if (added > 0) {
             c.added += added;
             this.publishAndKickShared(q, false);
@@ -339,9 +344,11 @@ export class DriverLoop {
           }
           work += r + added;
         } else {
+          // The poll, its refill and the later per-KiB payment are the guest stack's own work.
+          this.cost.beginOwnWork();
           const got = q.reap(this.napiBudget);
           // The guest's stack takes these frames in (costs.guestPacketUs).
-          this.cost.guestPacket(got);
+          this.cost.guestPacket(got, 'rx');
           c.reaped += got;
           reapedAny += got;
           const refilled = q.fill(this.napiBudget);

@@ -7,6 +7,31 @@
 import { cloneConfig, mergeConfig, validatePolicy, type PolicyConfig } from './config.js';
 import { PolicyError } from './errors.js';
 
+/**
+ * What a 2008 host and guest paid per event, derived from the RFC's own figures (docs/study.md
+ * "The model's costs"). Per flush and per frame from the 50 and 250 µs timer rows' guest→host
+ * throughput, with the guest blocked on the global lock while the flush it kicked into runs: a
+ * frame costs g + s (guest, syscall) = 5.55 µs and a flush F = 56 µs of which the kick exit, the
+ * ISR exit and the injection (7 µs each, from the ping floors) and the syscall leave ≈ 30 µs for
+ * the timer's own fire. The guest's per-frame costs split by direction: sending 0.6 µs,
+ * receiving 3.7 µs, from g→h's per-frame total (tx + ½ rx for the ACK = 2.46) and h→g's (rx + ½
+ * tx = 4.0, from the recv NO_NOTIFY and GSO rows). Per KiB from the same pair: 1.8 sent, 1.1
+ * received; the tap read's copy (0.06 µs/KiB) fitted to the drop-mutex row. The guest stack's
+ * costs and the syscall are totals this machine's own work counts toward (absorbOwnWork).
+ */
+const RFC_COSTS = {
+  exitUs: 7,
+  irqInjectUs: 7,
+  syscallUs: 1,
+  guestPacketUs: 0.6,
+  guestRxPacketUs: 3.7,
+  guestTxKiBUs: 1.8,
+  guestRxKiBUs: 1.1,
+  backendReadKiBUs: 0.18,
+  timerFireUs: 30,
+  absorbOwnWork: true,
+} as const;
+
 /** kvm-71 as measured by the RFC (reference §0, §1.1). */
 const BASELINE: PolicyConfig = {
   name: 'rfc-baseline',
@@ -46,16 +71,8 @@ const BASELINE: PolicyConfig = {
     lockSpinUs: 500,
   },
   adaptive: null,
-  // What a 2008 host and guest paid per event, derived from the RFC's own figures (docs/study.md
-  // "The model's costs"): per flush F ≈ 21.9 µs and per packet c ≈ 6.0 µs from the 50 and 250 µs
-  // timer rows' guest→host throughput, F = 2 exits + 1 injection + 1 syscall with an exit costing
-  // what an injection does; per KiB from the recv NO_NOTIFY and GSO rows (1448-byte vs 64 KiB
-  // frames): 1.8 µs sent (g→h), 1.1 µs received (h→g); c = 1 syscall + 1.5 guest frames (a data
-  // segment and half an ACK) + 1.41 KiB sent leaves 1.6 µs per guest frame; the tap read's copy
-  // (0.06 µs/KiB): what makes the model's drop-mutex row gain what the RFC's did (×1.19) — the
-  // RFC's 11.8 µs saved per 64 KiB frame read as one read per frame gives 0.18, but a guest exit
-  // here waits for all the reads of the device's pass, about three.
-  costs: { exitUs: 7, irqInjectUs: 7, syscallUs: 1, guestPacketUs: 1.6, guestTxKiBUs: 1.8, guestRxKiBUs: 1.1, backendReadKiBUs: 0.06 },
+  // What a 2008 host and guest paid per event: RFC_COSTS above.
+  costs: RFC_COSTS,
 };
 
 type Delta = { name: string; row: string; description: string; change: unknown };

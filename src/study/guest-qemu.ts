@@ -75,7 +75,7 @@ export interface GuestStudyResult {
  * which stand in for exits, injections and system calls that a real guest and host pay themselves.
  */
 export function guestPolicySpec(policy: string): string {
-  return JSON.stringify({ base: policy, costs: { exitUs: 0, irqInjectUs: 0, syscallUs: 0, guestPacketUs: 0, guestRxPacketUs: 0, guestTxKiBUs: 0, guestRxKiBUs: 0, backendReadKiBUs: 0 } });
+  return JSON.stringify({ base: policy, costs: { exitUs: 0, irqInjectUs: 0, syscallUs: 0, guestPacketUs: 0, guestRxPacketUs: 0, guestTxKiBUs: 0, guestRxKiBUs: 0, backendReadKiBUs: 0, timerFireUs: 0, absorbOwnWork: false } });
 }
 
 /** Runs every row of `o.rows` against the guest; driver rows are recorded as such, not run. */

@@ -9,22 +9,24 @@ import { PolicyError } from './errors.js';
 
 /**
  * What a 2008 host and guest paid per event, derived from the RFC's own figures (docs/study.md
- * "The model's costs"). Per flush and per frame from the 50 and 250 µs timer rows' guest→host
- * throughput, with the guest blocked on the global lock while the flush it kicked into runs: a
- * frame costs g + s (guest, syscall) = 5.55 µs and a flush F = 56 µs of which the kick exit, the
- * ISR exit and the injection (7 µs each, from the ping floors) and the syscall leave ≈ 30 µs for
- * the timer's own fire. The guest's per-frame costs split by direction: sending 0.6 µs,
- * receiving 3.7 µs, from g→h's per-frame total (tx + ½ rx for the ACK = 2.46) and h→g's (rx + ½
- * tx = 4.0, from the recv NO_NOTIFY and GSO rows). Per KiB from the same pair: 1.8 sent, 1.1
- * received; the tap read's copy (0.06 µs/KiB) fitted to the drop-mutex row. The guest stack's
- * costs and the syscall are totals this machine's own work counts toward (absorbOwnWork).
+ * "The model's costs"). The 50 and 250 µs timer rows' guest→host throughput, with the guest
+ * queueing frames for one timer period and then blocked on the global lock while the flush it
+ * kicked into runs (t = g + s + F·g/T), give a guest frame g = 4.55 µs, a syscall s = 1 µs and a
+ * flush F = 56 µs: the kick exit, the ISR exit and the injection (7 µs each) and the syscall leave
+ * ≈ 30 µs for the timer's own fire. The guest's per-frame stack work splits by direction: g less
+ * 1.41 KiB × 1.8 µs sent leaves 2.0 µs = a sent frame + ½ a received ACK; host→guest's per-frame
+ * time (4.4 µs from the recv NO_NOTIFY and GSO rows, less ≈ 0.4 µs of exits) = a received frame +
+ * ½ a sent ACK; so sending costs ≈ 0 beyond its per-KiB copy and receiving ≈ 4.0 µs. Per KiB from
+ * the same pair of rows: 1.8 sent, 1.1 received; the tap read's copy 0.18 µs/KiB from the
+ * drop-mutex row. The guest stack's costs and the syscall are totals that this machine's own work
+ * on the same frames counts toward (absorbOwnWork).
  */
 const RFC_COSTS = {
   exitUs: 7,
   irqInjectUs: 7,
   syscallUs: 1,
-  guestPacketUs: 0.6,
-  guestRxPacketUs: 3.7,
+  guestPacketUs: 0,
+  guestRxPacketUs: 4,
   guestTxKiBUs: 1.8,
   guestRxKiBUs: 1.1,
   backendReadKiBUs: 0.18,
@@ -35,7 +37,7 @@ const RFC_COSTS = {
 /** kvm-71 as measured by the RFC (reference §0, §1.1). */
 const BASELINE: PolicyConfig = {
   name: 'rfc-baseline',
-  description: 'kvm-71: 2 ns tx timer that fires at the next host wake-up or within 250 µs, rearm on kick, ring-full heuristic at 64, kicks re-enabled before each flush (under the lock); the guest kicks per frame; receivers ACK as data arrives; per-buffer irqs; rx always kicks; 128-entry rings; 2 copies; global lock held, waiters spin 500 µs before sleeping; no GSO; 2008 costs: exit 7 µs, irq injection 7 µs, syscall per frame 1 µs, guest stack 1.6 µs per frame + 1.8 µs per KiB sent / 1.1 µs per KiB received (after the poll refills the ring), tap read 0.06 µs per KiB',
+  description: 'kvm-71: 2 ns tx timer that fires at the next host wake-up or within 250 µs, rearm on kick, ring-full heuristic at 64, kicks re-enabled before each flush (under the lock); the guest kicks per frame; receivers ACK as data arrives; per-buffer irqs; rx always kicks; 128-entry rings; 2 copies; global lock held, waiters spin 500 µs before sleeping; no GSO; 2008 costs: exit 7 µs, irq injection 7 µs, syscall per frame 1 µs, tx timer fire 30 µs, guest stack 4 µs per frame received + 1.8 µs per KiB sent / 1.1 µs per KiB received (after the poll refills the ring), tap read 0.18 µs per KiB; stack and syscall costs absorb the thread\'s own work',
   tx: {
     kind: 'timer',
     intervalUs: 0.002,

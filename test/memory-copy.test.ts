@@ -4,7 +4,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { GuestMemory, copyBytes, COPY_LOOP_MAX_BYTES, SubarrayCache } from '../src/memory/index.js';
+import { GuestMemory, copyBytes, COPY_LOOP_MAX_BYTES, BOUNCE_MIN_BYTES, SubarrayCache } from '../src/memory/index.js';
 
 function pattern(n: number, seed: number): Uint8Array {
   const a = new Uint8Array(n);
@@ -123,4 +123,28 @@ test('SubarrayCache refuses a table size outside 1..16 bits; a small table still
   const src = pattern(3000, 9);
   for (let i = 0; i < 3; i++) mem.copyInFrom(100, src, 500, 1500, small);
   assert.deepEqual(new Uint8Array(mem.regionTable[0]!.buffer, 100, 1500), src.subarray(500, 2000));
+});
+
+test('copyBytes through the bounce buffer (misaligned, shared memory): same bytes as set, between and within SharedArrayBuffers, across bounce pieces', () => {
+  // Lengths up to past two 64 KiB bounce pieces; every alignment pair; shared↔shared,
+  // shared↔unshared and one SharedArrayBuffer overlapping itself (memmove).
+  const n = 140_000;
+  fc.assert(
+    fc.property(fc.nat(n), fc.nat(n), fc.integer({ min: BOUNCE_MIN_BYTES - 2, max: 135_000 }), fc.constantFrom('ss', 'su', 'us', 'same'), (a, b, len, kind) => {
+      const srcOff = a % (n - len);
+      const dstOff = b % (n - len);
+      const shared = (seed: number): Uint8Array => {
+        const u = new Uint8Array(new SharedArrayBuffer(n));
+        u.set(pattern(n, seed));
+        return u;
+      };
+      const src = kind === 'us' ? pattern(n, 7) : shared(7);
+      const dst = kind === 'same' ? src : kind === 'su' ? pattern(n, 99) : shared(99);
+      const want = kind === 'same' ? pattern(n, 7) : pattern(n, 99);
+      want.set(pattern(n, 7).subarray(srcOff, srcOff + len), dstOff);
+      copyBytes(dst, dstOff, src, srcOff, len);
+      assert.ok(Buffer.compare(dst, want) === 0, `${kind} ${len} bytes ${srcOff} → ${dstOff}`);
+    }),
+    { numRuns: 150 },
+  );
 });

@@ -113,6 +113,25 @@ test('the arena aligns, runs out with a clear error, and the pool recycles buffe
   for (const a of got) mem.check(a, 1500);
 });
 
+test('a FIFO pool hands buffers out in address order, then in the order they came back, and refuses double frees', () => {
+  const mem = GuestMemory.allocate(1 << 20);
+  const arena = new Arena(mem, 0x1000, 0x20000);
+  const pool = new BufferPool(arena, 4096, 8, 64, 'fifo');
+  const first = Array.from({ length: 8 }, () => pool.get());
+  assert.deepEqual(first, first.map((_, i) => pool.base + i * 4096), 'address order');
+  assert.equal(pool.get(), -1);
+  // Returned in ring order 0..4, they come out 0..4 again (adjacent), after a wrap of the queue.
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < 5; i++) pool.put(first[i]!);
+    assert.throws(() => pool.put(first[0]!), isMemErr('bad-region'));
+    assert.equal(pool.available, 5);
+    for (let i = 0; i < 5; i++) assert.equal(pool.get(), first[i]);
+  }
+  // Arbitrary order: whatever goes back comes out in the same order.
+  for (const i of [6, 2, 7, 0]) pool.put(first[i]!);
+  assert.deepEqual([pool.get(), pool.get(), pool.get(), pool.get(), pool.get()], [first[6], first[2], first[7], first[0], -1]);
+});
+
 test('check() answers the same inside the last-used region (its fast path) as the full lookup: bad arguments, ranges crossing out, replaced tables', () => {
   const mem = new GuestMemory([
     { guestAddr: 0x10000, buffer: new SharedArrayBuffer(4096) },

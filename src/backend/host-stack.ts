@@ -7,7 +7,7 @@
 
 import type { PortRxFrame, NetPort } from '../net/port.js';
 import { NetEndpoint, type EndpointOptions } from '../net/endpoint.js';
-import { MAX_GSO_FRAME_BYTES, emptyNetHdr, type VirtioNetHdr } from '../net/header.js';
+import { MAX_GSO_FRAME_BYTES, emptyNetHdr, headerSize, type VirtioNetHdr } from '../net/header.js';
 
 export interface HostStackOptions extends EndpointOptions {
   /** Accept GSO frames from the guest (default true); false makes the device segment. */
@@ -24,6 +24,10 @@ export class HostStack implements NetPort {
   private readonly staging = new Uint8Array(MAX_GSO_FRAME_BYTES + 64);
   private readonly frame: PortRxFrame = { bytes: this.staging, offset: 0, lenBytes: 0, hdr: emptyNetHdr() };
   private pending = false;
+  // Where in the staging buffer frames are built: at the alignment (mod 8) the device will copy
+  // them to, the virtio_net_hdr's length into an rx buffer, so that copy moves 8 bytes at a time
+  // (see BOUNCE_MIN_BYTES in src/memory/copy.ts).
+  private buildOffset = 4;
 
   constructor(opts: HostStackOptions) {
     this.endpoint = new NetEndpoint(opts);
@@ -35,10 +39,17 @@ export class HostStack implements NetPort {
     this.endpoint.input(frame, offset, lenBytes, hdr);
   }
 
+  negotiated(features: bigint): void {
+    // Takes effect from the next frame built (a pending one keeps its place).
+    this.buildOffset = headerSize(features) & 7;
+  }
+
   peekRx(): PortRxFrame | null {
     if (this.pending) return this.frame;
-    const n = this.endpoint.nextFrame(this.staging, 0, this.staging.length, this.frame.hdr);
+    const at = this.buildOffset;
+    const n = this.endpoint.nextFrame(this.staging, at, this.staging.length - at, this.frame.hdr);
     if (n === 0) return null;
+    this.frame.offset = at;
     this.frame.lenBytes = n;
     this.pending = true;
     return this.frame;

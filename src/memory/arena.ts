@@ -40,28 +40,42 @@ export class Arena {
   }
 }
 
+/**
+ * How a BufferPool hands its free buffers back out. 'lifo' (default) reuses the buffer returned
+ * last, whose lines are likeliest still in this core's cache. 'fifo' hands them out in the order
+ * they came back, so buffers taken back in ring order are posted again in address order: a
+ * driver that posts rx buffers this way gets a multi-buffer frame in adjacent buffers (the device
+ * fills them in ring order), which it can hand on as one view instead of copying it together.
+ */
+export type PoolOrder = 'lifo' | 'fifo';
+
 /** `count` buffers of `bufBytes` each, handed out and returned by guest address. */
 export class BufferPool {
   readonly bufBytes: number;
   readonly count: number;
   readonly base: number;
+  /** Distance between adjacent buffers (bufBytes rounded up to the alignment). */
+  readonly stride: number;
+  readonly order: PoolOrder;
+  // The free buffers: a stack (lifo, top = next out) or a circular queue (fifo, head = next out).
   private readonly free: Float64Array;
-  private top: number;
+  private top: number; // buffers free (both orders)
+  private head = 0; // fifo: index in `free` of the next buffer out
   private readonly inUse: Uint8Array;
 
-  constructor(arena: Arena, bufBytes: number, count: number, align = 64) {
+  constructor(arena: Arena, bufBytes: number, count: number, align = 64, order: PoolOrder = 'lifo') {
     this.bufBytes = bufBytes;
     this.count = count;
+    this.order = order;
     const stride = Math.ceil(bufBytes / align) * align;
     this.base = arena.alloc(stride * count, align);
     this.free = new Float64Array(count);
     this.inUse = new Uint8Array(count);
-    // Hand out low addresses first: the stack top is the last element.
-    for (let i = 0; i < count; i++) this.free[i] = this.base + (count - 1 - i) * stride;
+    // Hand out low addresses first: the stack top is the last element, the queue head the first.
+    for (let i = 0; i < count; i++) this.free[i] = this.base + (order === 'lifo' ? count - 1 - i : i) * stride;
     this.top = count;
     this.stride = stride;
   }
-  private readonly stride: number;
 
   get available(): number {
     return this.top;
@@ -70,7 +84,14 @@ export class BufferPool {
   /** A free buffer's guest address, or -1 when none is left. */
   get(): number {
     if (this.top === 0) return -1;
-    const addr = this.free[--this.top]!;
+    let addr: number;
+    if (this.order === 'lifo') {
+      addr = this.free[--this.top]!;
+    } else {
+      addr = this.free[this.head]!;
+      this.head = this.head + 1 === this.count ? 0 : this.head + 1;
+      this.top--;
+    }
     this.inUse[(addr - this.base) / this.stride] = 1;
     return addr;
   }
@@ -82,6 +103,14 @@ export class BufferPool {
       throw new GuestMemoryError('bad-region', addr, this.bufBytes, 'not a buffer of this pool that is in use');
     }
     this.inUse[i] = 0;
-    this.free[this.top++] = addr;
+    if (this.order === 'lifo') {
+      this.free[this.top++] = addr;
+    } else {
+      // The tail is head + free count (mod count): at most count buffers are ever free.
+      let t = this.head + this.top;
+      if (t >= this.count) t -= this.count;
+      this.free[t] = addr;
+      this.top++;
+    }
   }
 }

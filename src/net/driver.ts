@@ -49,6 +49,8 @@ export interface NetDriverStats {
   rxNeedsCsum: number;
   rxDataValid: number;
   rxBuffersReaped: number;
+  /** Mergeable frames over several buffers handed on in place (adjacent buffers), not copied together. */
+  rxInPlace: number;
   rxPosted: number;
   rxRefills: number;
   rxPolls: number;
@@ -126,6 +128,7 @@ export class NetDriver {
     rxNeedsCsum: 0,
     rxDataValid: 0,
     rxBuffersReaped: 0,
+    rxInPlace: 0,
     rxPosted: 0,
     rxRefills: 0,
     rxPolls: 0,
@@ -146,6 +149,9 @@ export class NetDriver {
   private readonly segs: Segment[][] = [];
   private readonly noSegs: Segment[] = [];
   private readonly reasm: Uint8Array;
+  // The buffers of the mergeable frame being received (addresses, used lengths).
+  private readonly mrgAddrs: Float64Array;
+  private readonly mrgLens: Uint32Array;
   // Tracing: the tracer, its cached switch, the add time taken at beginTx, and per head the
   // traced frame's identity and length (read back at reap).
   private readonly tracer: NetObserver;
@@ -180,7 +186,7 @@ export class NetDriver {
     const rxDescsPerBuf = this.rxSegsPerBuf > 1 && this.rxq.indirect ? 1 : this.rxSegsPerBuf;
     const rxCap = Math.floor(this.rxq.size / rxDescsPerBuf);
     const rxCount = opts.rxBuffers ?? Math.max(1, Math.min(rxCap, Math.floor((opts.rxMemoryBytes ?? 4 << 20) / this.rxBufBytes)));
-    this.rxPool = new BufferPool(opts.arena, this.rxBufBytes, rxCount, 64);
+    this.rxPool = new BufferPool(opts.arena, this.rxBufBytes, rxCount, 64, this.rxMode === 'mergeable' ? 'fifo' : 'lifo');
 
     const hostGso = (f & (NetF.HOST_TSO4 | NetF.HOST_TSO6 | NetF.HOST_UFO | NetF.HOST_USO)) !== 0n;
     this.maxTxFrameBytes = hostGso ? MAX_GSO_FRAME_BYTES : mtu + ETH_OVERHEAD;
@@ -201,6 +207,8 @@ export class NetDriver {
     if (!Number.isInteger(this.rxPollBuffers) || this.rxPollBuffers < 1) throw new NetError('bad-argument', 'net-driver', `rxPollBuffers ${String(opts.rxPollBuffers)}: need an integer ≥ 1`);
     this.onReceive = opts.onReceive ?? null;
     this.reasm = new Uint8Array(this.rxMode === 'mergeable' ? this.hdrBytes + MAX_GSO_FRAME_BYTES : 0);
+    this.mrgAddrs = new Float64Array(this.rxMode === 'mergeable' ? this.rxq.size : 0);
+    this.mrgLens = new Uint32Array(this.rxMode === 'mergeable' ? this.rxq.size : 0);
     this.tracer = opts.tracer ?? NET_OBSERVER_OFF;
     this.tracing = this.tracer.enabled;
     this.txSeqOfHead = new Uint32Array(this.tracing ? this.txq.size : 0);
@@ -473,31 +481,49 @@ export class NetDriver {
       this.rxPool.put(addr);
       return true;
     }
-    // Spread over several buffers: reassemble into one contiguous frame (one copy; through
-    // GuestMemory.copyOutTo, whose view cache serves the recycled rx buffers).
-    const out = this.reasm;
-    let n = len - hs;
-    this.mem.copyOutTo(addr + hs, out, 0, len - hs);
-    this.rxPool.put(addr);
-    let bad: NetRxError | null = null;
-    for (let k = 1; k < nb; k++) {
+    // Spread over several buffers. Take them all back first (§5.1.6.4: num_buffers used
+    // buffers, in used-ring order), then hand the frame on in place when they are adjacent in
+    // guest memory — the rx pool posts buffers in address order (FIFO), and the device fills
+    // each buffer before the next, so a frame usually is — as Linux coalesces adjacent page
+    // frags instead of copying. Otherwise reassemble it into one contiguous frame (one copy,
+    // through GuestMemory.copyOutTo, whose view cache serves the recycled rx buffers).
+    const addrs = this.mrgAddrs;
+    const lens = this.mrgLens;
+    const B = this.rxBufBytes;
+    addrs[0] = addr;
+    lens[0] = len;
+    let total = len - hs;
+    let adjacent = len === B;
+    let got = 1;
+    for (; got < nb; got++) {
       const u = this.rxq.reap();
-      if (u === null) {
-        bad = 'rx-missing-buffers';
-        break;
-      }
+      if (u === null) break;
       this.stats.rxBuffersReaped++;
-      const a = u.token;
-      if (bad === null && n + u.len > out.length) bad = 'rx-frame-too-long';
-      if (bad === null) {
-        this.mem.copyOutTo(a, out, n, u.len);
-        n += u.len;
-      }
-      this.rxPool.put(a);
+      addrs[got] = u.token;
+      lens[got] = u.len;
+      total += u.len;
+      // Adjacent: starts where the previous (full) buffer ends; full unless it is the last. (A
+      // used length above the buffer's never gets here: DriverQueue.reap refuses it.)
+      if (adjacent && (u.token !== addrs[got - 1]! + B || (u.len !== B && got !== nb - 1))) adjacent = false;
     }
-    if (bad !== null) return this.rxError(bad);
-    this.deliver(out, 0, n);
-    return true;
+    const bad: NetRxError | null =
+      got < nb ? 'rx-missing-buffers' : total > this.reasm.length ? 'rx-frame-too-long' : null;
+    if (bad === null && adjacent) {
+      this.stats.rxInPlace++;
+      this.deliver(u8, off + hs, total);
+    } else if (bad === null) {
+      const out = this.reasm;
+      this.mem.copyOutTo(addr + hs, out, 0, len - hs);
+      let n = len - hs;
+      for (let k = 1; k < nb; k++) {
+        this.mem.copyOutTo(addrs[k]!, out, n, lens[k]!);
+        n += lens[k]!;
+      }
+      this.deliver(out, 0, n);
+    }
+    // Back to the pool after delivery: none is posted again before the next fillRx.
+    for (let k = 0; k < got; k++) this.rxPool.put(addrs[k]!);
+    return bad === null ? true : this.rxError(bad);
   }
 
   private deliver(bytes: Uint8Array, offset: number, len: number): void {

@@ -5,6 +5,7 @@
 // The frame's own headers are parsed and trusted over hdr_len, which without GUEST_HDRLEN is
 // only a hint (virtio 1.2 §5.1.6.2.2). UDP (UFO/USO) segmentation is not handled here.
 
+import { copyBytes } from '../memory/copy.js';
 import { NetError } from './errors.js';
 import { csumFold, csumPartial } from './checksum.js';
 import { GsoType, type VirtioNetHdr } from './header.js';
@@ -131,7 +132,7 @@ export function gsoSegmentTcp(
     const last = i === count - 1;
     const chunk = last ? payloadBytes - i * mss : mss;
     for (let b = 0; b < headerBytes; b++) scratch[b] = frame[offset + b]!;
-    scratch.set(frame.subarray(payloadStart + i * mss, payloadStart + i * mss + chunk), headerBytes);
+    copyBytes(scratch, headerBytes, frame, payloadStart + i * mss, chunk);
     const segLen = headerBytes + chunk;
     if (version === 4) {
       put16(scratch, ipRel + 2, segLen - ipRel);

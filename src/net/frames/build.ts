@@ -4,6 +4,7 @@
 // `FrameLayout` receives where each layer starts (e.g. to set virtio csum_start). Frames are
 // not padded to 60 bytes (see padEthernet).
 
+import { copyBytes } from '../../memory/copy.js';
 import { NetError, ensureRoom } from '../errors.js';
 import { writeEthernet, EtherType } from './ethernet.js';
 import { writeArp, ArpOp, ARP_BYTES } from './arp.js';
@@ -214,7 +215,7 @@ export function buildUdpFrame(
   ensureRoom('udp', buf, l4Off, l4Len);
   writeIp(buf, ipOff, f.ip, IpProto.UDP, l4Len);
   writeUdpHeader(buf, l4Off, f.srcPort, f.dstPort, f.payload.length);
-  buf.set(f.payload, l4Off + UDP_HEADER_BYTES);
+  copyBytes(buf, l4Off + UDP_HEADER_BYTES, f.payload, 0, f.payload.length);
   finishChecksum(buf, f.ip.version, ipOff, IpProto.UDP, l4Off, l4Len, f.checksum ?? 'full');
   fill(layout, ipOff, l4Off, l4Off + UDP_HEADER_BYTES, l4Off + l4Len);
   return l4Off + l4Len - offset;
@@ -248,7 +249,7 @@ export function buildTcpFrame(
   const l4Len = hl + f.payload.length;
   ensureRoom('tcp', buf, l4Off, l4Len);
   writeIp(buf, ipOff, f.ip, IpProto.TCP, l4Len);
-  buf.set(f.payload, l4Off + hl);
+  copyBytes(buf, l4Off + hl, f.payload, 0, f.payload.length);
   finishChecksum(buf, f.ip.version, ipOff, IpProto.TCP, l4Off, l4Len, f.checksum ?? 'full');
   fill(layout, ipOff, l4Off, l4Off + hl, l4Off + l4Len);
   return l4Off + l4Len - offset;

@@ -16,7 +16,7 @@
 // used and interrupt are the caller's loop's.
 
 import type { GuestMemory } from '../memory/guest-memory.js';
-import { DescriptorChain, readChainInto, writeChainFrom } from '../virtqueue/chain.js';
+import { DescriptorChain, readChainInto, writeChainFrom, writeChainsFrom } from '../virtqueue/chain.js';
 import { SubarrayCache, copyBytes } from '../memory/copy.js';
 import type { DeviceVirtqueue } from '../virtqueue/queue.js';
 import { VirtqueueError } from '../virtqueue/errors.js';
@@ -630,20 +630,16 @@ export class NetDevice {
     let need = total;
     while (need > 0) need -= this.held[count++]!.writableBytes;
     hdr.numBuffers = count;
-    let frameDone = 0;
+    this.writeHeader(this.held[0]!, hdr);
+    // The frame in one pass over the buffers (adjacent ones written as one range), then each
+    // buffer's used length: full ones, the last holding what is left (§5.1.6.4).
+    writeChainsFrom(this.mem, this.held, count, src, off, len, this.hdrBytes, this.rxSourceViews);
+    let left = total;
     for (let k = 0; k < count; k++) {
       const c = this.held[k]!;
-      let room = c.writableBytes;
-      let at = 0;
-      if (k === 0) {
-        this.writeHeader(c, hdr);
-        room -= this.hdrBytes;
-        at = this.hdrBytes;
-      }
-      const n = Math.min(room, len - frameDone);
-      writeChainFrom(this.mem, c, src, off + frameDone, n, at, this.rxSourceViews);
-      frameDone += n;
-      this.rxq.addUsed(c.head, at + n);
+      const n = Math.min(c.writableBytes, left);
+      left -= n;
+      this.rxq.addUsed(c.head, n);
     }
     this.release(count);
     this.countRx(len, count);

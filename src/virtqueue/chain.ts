@@ -244,3 +244,55 @@ export function writeChainFrom(mem: GuestMemory, chain: DescriptorChain, src: Ui
   }
   return done;
 }
+
+/**
+ * Writes `src[srcOff, srcOff+len)` across the writable buffers of `chains[0..count)`, in order,
+ * starting `offset` bytes into the first chain's (a device filling mergeable rx buffers, virtio
+ * 1.2 §5.1.6.4: each buffer up to its end before the next). The same bytes land where per-chain
+ * writeChainFrom calls would put them; runs of descriptors that are adjacent in guest memory
+ * are written as one range (one copy instead of one per 4 KiB buffer). Returns bytes written.
+ */
+export function writeChainsFrom(
+  mem: GuestMemory,
+  chains: readonly DescriptorChain[],
+  count: number,
+  src: Uint8Array,
+  srcOff: number,
+  len: number,
+  offset = 0,
+  views?: SubarrayCache,
+): number {
+  if (!(srcOff >= 0 && len >= 0 && srcOff + len <= src.length)) throw new RangeError(`writeChainsFrom: ${len} bytes at ${srcOff} are not in ${src.length}`);
+  let skip = offset;
+  let done = 0;
+  let runAddr = 0; // the pending run of adjacent buffer space: [runAddr, runAddr + runLen)
+  let runLen = 0;
+  for (let c = 0; c < count && done + runLen < len; c++) {
+    const chain = chains[c]!;
+    for (let k = chain.readableCount; k < chain.count && done + runLen < len; k++) {
+      const dlen = chain.lens[k]!;
+      if (skip >= dlen) {
+        skip -= dlen;
+        continue;
+      }
+      const addr = chain.addrs[k]! + skip;
+      const n = Math.min(dlen - skip, len - done - runLen);
+      skip = 0;
+      if (runLen > 0 && addr === runAddr + runLen) {
+        runLen += n;
+        continue;
+      }
+      if (runLen > 0) {
+        mem.copyInFrom(runAddr, src, srcOff + done, runLen, views);
+        done += runLen;
+      }
+      runAddr = addr;
+      runLen = n;
+    }
+  }
+  if (runLen > 0) {
+    mem.copyInFrom(runAddr, src, srcOff + done, runLen, views);
+    done += runLen;
+  }
+  return done;
+}

@@ -3,7 +3,7 @@ export { DeviceQueue, DEVICE_QUEUE_STATE_WORDS } from './device-queue.js';
 export type { DeviceQueueOptions, DeviceQueueState } from './device-queue.js';
 export { DriverQueue } from './driver-queue.js';
 export type { DriverQueueOptions, Segment, UsedElem } from './driver-queue.js';
-export { DescriptorChain, readFromChain, readChainInto, writeToChain, writeChainFrom } from './chain.js';
+export { DescriptorChain, readFromChain, readChainInto, writeToChain, writeChainFrom, writeChainsFrom } from './chain.js';
 export { SplitLayout, isValidQueueSize, descTableBytes, availRingBytes, usedRingBytes, MAX_QUEUE_SIZE, LEGACY_QUEUE_ALIGN } from './layout.js';
 export {
   SplitRing,

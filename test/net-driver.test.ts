@@ -248,3 +248,21 @@ test('mergeable rx: a frame whose buffers come back out of address order is copi
   assert.equal(d.stats.rxInPlace, 0);
   assert.deepEqual(seen[0], f);
 });
+
+test('NetDevice.fillRx with a buffer budget ends the batch after the frame that reaches it (vhost-net counts used heads), never splitting a frame', () => {
+  const backend = new RecordingBackend();
+  const r = makeNetRig({ size: 64, features: BASE_FEATURES | NetF.MRG_RXBUF, backend });
+  let got = 0;
+  const d = netDriver(r, { mergeableBufBytes: 512, onReceive: () => got++ });
+  d.fillRx();
+  d.flushRx();
+  // 1400-byte frames take 3 buffers of 512 (with the 12-byte header).
+  for (let i = 0; i < 10; i++) backend.offer(frameOf(1400, i));
+  assert.equal(r.device.fillRx(100, 5), 2, 'the second frame reaches 5 buffers (6 used)');
+  assert.equal(r.device.fillRx(100, 3), 1, 'exactly at the budget');
+  assert.equal(r.device.fillRx(100, 1), 1, 'a frame larger than the budget still goes whole');
+  assert.equal(r.device.fillRx(100), 6, 'no buffer budget: frames only');
+  r.device.flushRx();
+  d.pollRx();
+  assert.equal(got, 10);
+});

@@ -272,7 +272,8 @@ export class NetDeviceService {
         {
           role: 'rx',
           capacityPackets: rxq.size,
-          drain: (budget) => dev.fillRx(budget),
+          // The publish batch bounds used buffers as well as frames (vhost-net counts heads).
+          drain: (budget) => dev.fillRx(budget, budget),
           publish: guard(dev, rxq, () => rxq.publishUsed(), 0),
           backendReadable: () => portHasRx(rxPort),
           ...ringCallbacks(dev, rxq, rxIndex),

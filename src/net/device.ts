@@ -433,10 +433,14 @@ export class NetDevice {
    * port has nothing or the driver has posted too few buffers (the frame then stays in the
    * port; `rxWaitingForBuffers` is true). Used elements become visible at flushRx().
    */
-  fillRx(budget: number): number {
+  fillRx(budget: number, bufferBudget = Infinity): number {
     this.rxWaiting = false;
     let n = 0;
-    while (n < budget && !this.rxq.broken) {
+    // A frame over mergeable buffers takes many (a 64 KiB GSO frame, 17): `bufferBudget` also
+    // ends the batch after the frame that reaches that many buffers, as vhost-net's rx counts
+    // used heads (VHOST_NET_BATCH) — so the driver gets buffers back while the ring still holds some.
+    const buffersEnd = this.stats.rxBuffers + bufferBudget;
+    while (n < budget && this.stats.rxBuffers < buffersEnd && !this.rxq.broken) {
       const f = this.port.peekRx();
       if (f === null) break;
       const r = this.deliverRx(f.bytes, f.offset, f.lenBytes, f.hdr);

@@ -1,6 +1,6 @@
 // writeChainsFrom (a device filling several rx chains with one frame, adjacent buffers written
-// as one range) against the per-chain writeChainFrom it replaces: the same bytes in guest
-// memory, the same count, for random chains — adjacent or scattered, with readable
+// as one range) and writeChainFrom (one chain, through it) against a reference that copies
+// descriptor by descriptor: the same bytes in guest memory, the same count, for random chains — adjacent or scattered, with readable
 // descriptors first, a start offset inside the first chain, and buffers across two adjacent
 // memory regions.
 import test from 'node:test';
@@ -63,13 +63,47 @@ test('writeChainsFrom writes what per-chain writeChainFrom writes, adjacent runs
         const got = memory();
         const want = memory();
         const n = writeChainsFrom(got, chains, chains.length, src, 3, len, offset);
-        // Reference: chain by chain, the first from `offset`, each up to its writable end.
+        // Reference: descriptor by descriptor, skipping `offset` bytes of writable space first.
         let done = 0;
-        for (let k = 0; k < chains.length && done < len; k++) {
-          const c = chains[k]!;
-          const at = k === 0 ? offset : 0;
-          done += writeChainFrom(want, c, src, 3 + done, Math.min(c.writableBytes - at, len - done), at);
+        let skip = offset;
+        for (const c of chains) {
+          for (let k = c.readableCount; k < c.count && done < len; k++) {
+            const dlen = c.lens[k]!;
+            if (skip >= dlen) {
+              skip -= dlen;
+              continue;
+            }
+            const m = Math.min(dlen - skip, len - done);
+            want.copyInFrom(c.addrs[k]! + skip, src, 3 + done, m);
+            done += m;
+            skip = 0;
+          }
         }
+        // writeChainFrom: the first chain alone, into a third memory, against the same reference
+        // restricted to that chain.
+        const one = memory();
+        const oneLen = Math.min(len, chains[0]!.writableBytes - offset);
+        assert.equal(writeChainFrom(one, chains[0]!, src, 3, oneLen, offset), oneLen);
+        const oneWant = memory();
+        let od = 0;
+        let os = offset;
+        const c0 = chains[0]!;
+        for (let k = c0.readableCount; k < c0.count && od < oneLen; k++) {
+          const dlen = c0.lens[k]!;
+          if (os >= dlen) {
+            os -= dlen;
+            continue;
+          }
+          const m = Math.min(dlen - os, oneLen - od);
+          oneWant.copyInFrom(c0.addrs[k]! + os, src, 3 + od, m);
+          od += m;
+          os = 0;
+        }
+        const x = new Uint8Array(SPAN);
+        const y = new Uint8Array(SPAN);
+        one.copyOutTo(BASE, x, 0, SPAN);
+        oneWant.copyOutTo(BASE, y, 0, SPAN);
+        assert.ok(Buffer.compare(x, y) === 0, 'writeChainFrom');
         assert.equal(n, len);
         assert.equal(done, len);
         const a = new Uint8Array(SPAN);

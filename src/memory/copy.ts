@@ -19,12 +19,6 @@ export const COPY_LOOP_MAX_BYTES = 8;
  * hundred bytes on.
  */
 export const BOUNCE_MIN_BYTES = 512;
-/** Bounce buffer size: longer copies go through it in pieces of this size. */
-const BOUNCE_BYTES = 64 * 1024;
-// Unshared, so copies into and within it are plain memmoves at any alignment.
-const bounce = new Uint8Array(BOUNCE_BYTES + 8);
-// Views of the bounce buffer (recurring (alignment, length) pairs: chunk sizes, frame sizes).
-let bounceViews: SubarrayCache | null = null;
 
 /** Default slots of a SubarrayCache: 2^10, which covers a 1024-entry queue's buffers. */
 const VIEW_CACHE_BITS = 10;
@@ -78,6 +72,13 @@ export class SubarrayCache {
   }
 }
 
+/** Bounce buffer size: longer copies go through it in pieces of this size. */
+const BOUNCE_BYTES = 64 * 1024;
+// Unshared, so copies into and within it are plain memmoves at any alignment.
+const bounce = new Uint8Array(BOUNCE_BYTES + 8);
+// Views of the bounce buffer (recurring (alignment, length) pairs: chunk sizes, frame sizes).
+const bounceViews = new SubarrayCache(6);
+
 /**
  * Copies `src[srcOff, srcOff + len)` to `dst[dstOff, dstOff + len)`. Overlapping ranges of one
  * buffer are copied as `set` does (memmove). A range outside either array is a RangeError, as
@@ -115,7 +116,6 @@ function isShared(a: Uint8Array, b: Uint8Array): boolean {
  * the unshared buffer (memmove), and written at the destination's alignment (8 at a time).
  */
 function bounceCopy(dst: Uint8Array, dstOff: number, src: Uint8Array, srcOff: number, len: number, views?: SubarrayCache): void {
-  const cache = (bounceViews ??= new SubarrayCache(6));
   const da = (dst.byteOffset + dstOff) & 7;
   // An unshared source goes straight to the destination's alignment (a plain memmove).
   const sa = src.buffer instanceof ArrayBuffer ? da : (src.byteOffset + srcOff) & 7;
@@ -123,7 +123,7 @@ function bounceCopy(dst: Uint8Array, dstOff: number, src: Uint8Array, srcOff: nu
     const n = Math.min(BOUNCE_BYTES, len - done);
     bounce.set(views !== undefined ? views.view(src, srcOff + done, n) : src.subarray(srcOff + done, srcOff + done + n), sa);
     if (sa !== da) bounce.copyWithin(da, sa, sa + n);
-    dst.set(cache.view(bounce, da, n), dstOff + done);
+    dst.set(bounceViews.view(bounce, da, n), dstOff + done);
     done += n;
   }
 }

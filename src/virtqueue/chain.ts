@@ -225,32 +225,22 @@ export function writeToChain(mem: GuestMemory, chain: DescriptorChain, src: Uint
 /**
  * Copies `src[srcOff, srcOff + len)` into the chain's writable buffers, starting `offset` bytes
  * into them; as writeToChain, without a subarray per call (GuestMemory.copyInFrom), with the
- * source views of long runs from `views` when the caller passes its cache.
+ * source views of long runs from `views` when the caller passes its cache. Adjacent buffers (a
+ * contiguous buffer described page by page) are written as one range: writeChainsFrom.
  */
 export function writeChainFrom(mem: GuestMemory, chain: DescriptorChain, src: Uint8Array, srcOff: number, len: number, offset = 0, views?: SubarrayCache): number {
-  if (!(srcOff >= 0 && len >= 0 && srcOff + len <= src.length)) throw new RangeError(`writeChainFrom: ${len} bytes at ${srcOff} are not in ${src.length}`);
-  let skip = offset;
-  let done = 0;
-  for (let k = chain.readableCount; k < chain.count && done < len; k++) {
-    const dlen = chain.lens[k]!;
-    if (skip >= dlen) {
-      skip -= dlen;
-      continue;
-    }
-    const n = Math.min(dlen - skip, len - done);
-    mem.copyInFrom(chain.addrs[k]! + skip, src, srcOff + done, n, views);
-    done += n;
-    skip = 0;
-  }
-  return done;
+  ONE_CHAIN[0] = chain;
+  return writeChainsFrom(mem, ONE_CHAIN, 1, src, srcOff, len, offset, views);
 }
+/** The one-element list writeChainFrom passes (no array per call). */
+const ONE_CHAIN: DescriptorChain[] = [new DescriptorChain()];
 
 /**
  * Writes `src[srcOff, srcOff+len)` across the writable buffers of `chains[0..count)`, in order,
  * starting `offset` bytes into the first chain's (a device filling mergeable rx buffers, virtio
- * 1.2 §5.1.6.4: each buffer up to its end before the next). The same bytes land where per-chain
- * writeChainFrom calls would put them; runs of descriptors that are adjacent in guest memory
- * are written as one range (one copy instead of one per 4 KiB buffer). Returns bytes written.
+ * 1.2 §5.1.6.4: each buffer up to its end before the next). The same bytes land where one copy
+ * per descriptor would put them; runs of descriptors that are adjacent in guest memory are
+ * written as one range (one copy instead of one per 4 KiB buffer). Returns bytes written.
  */
 export function writeChainsFrom(
   mem: GuestMemory,

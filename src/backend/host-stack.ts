@@ -2,10 +2,13 @@
 // responder, pinger, TCP-like stream sink with ACKs, stream source). Frames from the guest are
 // handed to the endpoint at once; frames for the guest are built lazily in one staging buffer
 // when the device asks (peekRx), so a guest without rx buffers simply leaves the next frame
-// unbuilt, like a tap fd nobody reads. Takes GSO frames and partial checksums (a tap with every
+// unbuilt, like a tap fd nobody reads. A device that takes two-part frames (peekRx(true)) gets a
+// stream frame's headers from the staging buffer and its payload straight from the source's
+// buffer: the payload is copied once, into guest memory, instead of twice. Takes GSO frames and partial checksums (a tap with every
 // offload on) unless told otherwise. Runs in Web Workers too (no `node:` imports).
 
-import type { PortRxFrame, NetPort } from '../net/port.js';
+import type { PortRxFrame, PortRxTail, NetPort } from '../net/port.js';
+import { copyBytes } from '../memory/copy.js';
 import { NetEndpoint, type EndpointOptions } from '../net/endpoint.js';
 import { MAX_GSO_FRAME_BYTES, emptyNetHdr, headerSize, type VirtioNetHdr } from '../net/header.js';
 
@@ -22,7 +25,8 @@ export class HostStack implements NetPort {
   readonly acceptsPartialCsum: boolean;
   onRxReady?: (() => void) | undefined;
   private readonly staging = new Uint8Array(MAX_GSO_FRAME_BYTES + 64);
-  private readonly frame: PortRxFrame = { bytes: this.staging, offset: 0, lenBytes: 0, hdr: emptyNetHdr() };
+  private readonly tail: PortRxTail = { bytes: this.staging, offset: 0, lenBytes: 0 };
+  private readonly frame: PortRxFrame = { bytes: this.staging, offset: 0, lenBytes: 0, hdr: emptyNetHdr(), tail: null };
   private pending = false;
   // Where in the staging buffer frames are built: at the alignment (mod 8) the device will copy
   // them to, the virtio_net_hdr's length into an rx buffer, so that copy moves 8 bytes at a time
@@ -44,15 +48,28 @@ export class HostStack implements NetPort {
     this.buildOffset = headerSize(features) & 7;
   }
 
-  peekRx(): PortRxFrame | null {
-    if (this.pending) return this.frame;
+  peekRx(twoPart = false): PortRxFrame | null {
+    const f = this.frame;
+    if (this.pending) {
+      // Built in two parts for a caller that took them, now peeked by one that does not: join
+      // them in the staging buffer (it has room for the largest frame).
+      if (f.tail !== null && !twoPart) {
+        const t = this.tail;
+        copyBytes(this.staging, f.offset + f.lenBytes - t.lenBytes, t.bytes, t.offset, t.lenBytes);
+        f.tail = null;
+      }
+      return f;
+    }
     const at = this.buildOffset;
-    const n = this.endpoint.nextFrame(this.staging, at, this.staging.length - at, this.frame.hdr);
+    const t = this.tail;
+    t.lenBytes = 0;
+    const n = this.endpoint.nextFrame(this.staging, at, this.staging.length - at, f.hdr, twoPart ? t : undefined);
     if (n === 0) return null;
-    this.frame.offset = at;
-    this.frame.lenBytes = n;
+    f.offset = at;
+    f.lenBytes = n;
+    f.tail = t.lenBytes > 0 ? t : null;
     this.pending = true;
-    return this.frame;
+    return f;
   }
 
   consumeRx(): void {

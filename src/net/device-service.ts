@@ -103,10 +103,10 @@ class ModelledBackendReads extends ForwardingPort {
   ) {
     super(inner);
   }
-  override peekRx(): PortRxFrame | null {
+  override peekRx(twoPart?: boolean): PortRxFrame | null {
     this.begin();
     try {
-      const f = this.inner.peekRx();
+      const f = this.inner.peekRx(twoPart);
       if (f !== null && !this.paid) {
         this.paid = true;
         this.read(f.lenBytes);

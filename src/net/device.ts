@@ -21,7 +21,7 @@ import { SubarrayCache, copyBytes } from '../memory/copy.js';
 import type { DeviceVirtqueue } from '../virtqueue/queue.js';
 import { VirtqueueError } from '../virtqueue/errors.js';
 import { GuestMemoryError } from '../memory/errors.js';
-import type { NetPort } from './port.js';
+import type { NetPort, PortRxTail } from './port.js';
 import { NET_OBSERVER_OFF, NO_ID, type DropReason, type NetObserver } from './observer.js';
 import { encodeNetConfig, type NetConfig } from './config.js';
 import { NetError } from './errors.js';
@@ -441,9 +441,10 @@ export class NetDevice {
     // used heads (VHOST_NET_BATCH) — so the driver gets buffers back while the ring still holds some.
     const buffersEnd = this.stats.rxBuffers + bufferBudget;
     while (n < budget && this.stats.rxBuffers < buffersEnd && !this.rxq.broken) {
-      const f = this.port.peekRx();
+      // Two-part frames welcome: a port's payload goes from its own buffer into the guest's.
+      const f = this.port.peekRx(true);
       if (f === null) break;
-      const r = this.deliverRx(f.bytes, f.offset, f.lenBytes, f.hdr);
+      const r = this.deliverRx(f.bytes, f.offset, f.lenBytes, f.hdr, f.tail);
       if (r === 'no-buffers') break;
       this.port.consumeRx();
       if (r === 'delivered') n++;
@@ -478,14 +479,36 @@ export class NetDevice {
 
   /**
    * Writes one frame with its offload header into rx buffers. 'no-buffers' leaves the frame with
-   * the caller (retry after the driver posts more); 'dropped' means counted in rxDrops.
+   * the caller (retry after the driver posts more); 'dropped' means counted in rxDrops. A frame
+   * in two parts (PortRxFrame.tail) is `bytes[offset…offset+len−tail.lenBytes)` then the tail;
+   * `len` is the whole frame's.
    */
-  deliverRx(bytes: Uint8Array, offset: number, len: number, inHdr: Readonly<VirtioNetHdr>): RxResult {
+  deliverRx(bytes: Uint8Array, offset: number, len: number, inHdr: Readonly<VirtioNetHdr>, tail?: PortRxTail | null): RxResult {
     if (this.rxq.broken) return 'no-buffers';
     const hdr = this.outHdr;
     copyNetHdrOffload(hdr, inHdr);
     if (len < ETH_HEADER_BYTES) return this.dropRx('rx-frame-too-short');
     const ctl = this.control;
+    if (tail != null) {
+      if (!(tail.lenBytes > 0 && tail.lenBytes <= len - ETH_HEADER_BYTES && tail.offset >= 0 && tail.offset + tail.lenBytes <= tail.bytes.length)) {
+        throw new RangeError(`deliverRx: a tail of ${tail.lenBytes} bytes at ${tail.offset} does not fit its buffer (${tail.bytes.length}) or a ${len}-byte frame`);
+      }
+      // What reads the frame as a whole (the rx filter, the hash, a checksum to finish, the
+      // modelled staging copy) reads it joined in the scratch buffer; else head and tail are
+      // written to the guest's buffers one after the other.
+      const joined =
+        (ctl !== null && ctl.filter.active) || this.hashReport || this.rxStaging ||
+        ((hdr.flags & NetHdrFlags.NEEDS_CSUM) !== 0 && (this.rxOffloads() & NetF.GUEST_CSUM) === 0n);
+      if (joined) {
+        const head = len - tail.lenBytes;
+        if (len > this.rxScratch.length) return this.dropRx('rx-frame-too-long');
+        copyBytes(this.rxScratch, 0, bytes, offset, head);
+        copyBytes(this.rxScratch, head, tail.bytes, tail.offset, tail.lenBytes);
+        bytes = this.rxScratch;
+        offset = 0;
+        tail = null;
+      }
+    }
     if (ctl !== null && ctl.filter.active) {
       const v = ctl.filter.check(bytes, offset, len);
       if (v !== 'pass') return this.dropRx(v);
@@ -525,7 +548,7 @@ export class NetDevice {
       srcOff = 0;
     }
     try {
-      return this.mergeable ? this.writeMergeable(src, srcOff, len, hdr) : this.writeOne(src, srcOff, len, hdr);
+      return this.mergeable ? this.writeMergeable(src, srcOff, len, hdr, tail ?? null) : this.writeOne(src, srcOff, len, hdr, tail ?? null);
     } catch (e) {
       this.queueFailed(e, this.rxq);
       return 'no-buffers';
@@ -597,7 +620,7 @@ export class NetDevice {
   }
 
   /** Without MRG_RXBUF: the whole frame in the next buffer, num_buffers = 1 (§5.1.6.4). */
-  private writeOne(src: Uint8Array, off: number, len: number, hdr: VirtioNetHdr): RxResult {
+  private writeOne(src: Uint8Array, off: number, len: number, hdr: VirtioNetHdr, tail: PortRxTail | null): RxResult {
     if (this.heldCount === 0 && !this.holdOne()) return this.starved();
     // A buffer that cannot hold even a header and an Ethernet header would block the queue
     // forever: return it empty (the driver sees a used length below the header) and go on.
@@ -611,7 +634,7 @@ export class NetDevice {
     if (c.writableBytes < total) return this.dropRx('rx-buffer-too-small');
     hdr.numBuffers = 1;
     this.writeHeader(c, hdr);
-    writeChainFrom(this.mem, c, src, off, len, this.hdrBytes, this.rxSourceViews);
+    this.writeFrame(1, src, off, len, tail); // c is held[0]
     this.rxq.addUsed(c.head, total);
     this.release(1);
     this.countRx(len, 1);
@@ -619,7 +642,7 @@ export class NetDevice {
   }
 
   /** With MRG_RXBUF: spread over as many buffers as needed, num_buffers in the first (§5.1.6.4). */
-  private writeMergeable(src: Uint8Array, off: number, len: number, hdr: VirtioNetHdr): RxResult {
+  private writeMergeable(src: Uint8Array, off: number, len: number, hdr: VirtioNetHdr, tail: PortRxTail | null): RxResult {
     const total = this.hdrBytes + len;
     while (this.heldBytes < total) {
       if (this.heldCount >= this.rxq.size) return this.dropRx('rx-no-room');
@@ -628,7 +651,7 @@ export class NetDevice {
     // A first buffer smaller than the header breaks §5.1.6.3.1; return it empty and move on.
     while (this.held[0]!.writableBytes < this.hdrBytes) {
       this.returnEmpty();
-      if (this.heldBytes < total) return this.writeMergeable(src, off, len, hdr);
+      if (this.heldBytes < total) return this.writeMergeable(src, off, len, hdr, tail);
     }
     let count = 0;
     let need = total;
@@ -637,7 +660,7 @@ export class NetDevice {
     this.writeHeader(this.held[0]!, hdr);
     // The frame in one pass over the buffers (adjacent ones written as one range), then each
     // buffer's used length: full ones, the last holding what is left (§5.1.6.4).
-    writeChainsFrom(this.mem, this.held, count, src, off, len, this.hdrBytes, this.rxSourceViews);
+    this.writeFrame(count, src, off, len, tail);
     let left = total;
     for (let k = 0; k < count; k++) {
       const c = this.held[k]!;
@@ -654,6 +677,20 @@ export class NetDevice {
     this.rxq.addUsed(this.held[0]!.head, 0);
     this.release(1);
     this.stats.rxBuffersReturnedEmpty++;
+  }
+
+  /**
+   * The frame after the virtio_net_hdr in the first `count` held chains: in one piece, or its
+   * head and then its tail (each in one pass, adjacent buffers as one range).
+   */
+  private writeFrame(count: number, src: Uint8Array, off: number, len: number, tail: PortRxTail | null): void {
+    if (tail === null) {
+      writeChainsFrom(this.mem, this.held, count, src, off, len, this.hdrBytes, this.rxSourceViews);
+      return;
+    }
+    const head = len - tail.lenBytes;
+    writeChainsFrom(this.mem, this.held, count, src, off, head, this.hdrBytes, this.rxSourceViews);
+    writeChainsFrom(this.mem, this.held, count, tail.bytes, tail.offset, tail.lenBytes, this.hdrBytes + head);
   }
 
   private writeHeader(c: DescriptorChain, hdr: VirtioNetHdr): void {

@@ -10,6 +10,7 @@
 import { NetError } from './errors.js';
 import { copyBytes } from '../memory/copy.js';
 import { NetHdrFlags, GsoType, clearNetHdr, type VirtioNetHdr } from './header.js';
+import type { PortRxTail } from './port.js';
 import {
   ArpOp,
   IcmpType,
@@ -50,6 +51,34 @@ function makePattern(n: number): Uint8Array {
 export function streamPattern(streamOffset: number, len: number): Uint8Array {
   const at = streamOffset % PATTERN_PERIOD;
   return PATTERN.subarray(at, at + len);
+}
+
+/**
+ * The pattern again from byte `s` of its own buffer, for s in 0…7 (SHIFTED[0] is PATTERN; the
+ * others are made on first use). A copy into shared memory runs 8 bytes at a time only when its
+ * source and destination agree mod 8 (src/memory/copy.ts): with the copy whose shift suits the
+ * destination, the stream source hands out payload at any alignment without a bounce.
+ */
+const SHIFTED: (Uint8Array | undefined)[] = [PATTERN, undefined, undefined, undefined, undefined, undefined, undefined, undefined];
+
+/**
+ * Where the pattern bytes of the stream at `streamOffset` start in a buffer (patternBuffer of the
+ * same `align`) whose byte address is `align` mod 8.
+ */
+function alignedPatternIndex(streamOffset: number, align: number): number {
+  const at = streamOffset % PATTERN_PERIOD;
+  return at + ((align - at) & 7);
+}
+
+function patternBuffer(streamOffset: number, align: number): Uint8Array {
+  const shift = (align - (streamOffset % PATTERN_PERIOD)) & 7;
+  let p = SHIFTED[shift];
+  if (p === undefined) {
+    p = new Uint8Array(shift + PATTERN.length);
+    p.set(PATTERN, shift);
+    SHIFTED[shift] = p;
+  }
+  return p;
 }
 
 export interface EndpointOptions {
@@ -515,9 +544,11 @@ export class NetEndpoint {
   /**
    * Builds the next frame into `buf[offset…offset+capacityBytes)` and its offload request into
    * `hdr`; returns its length, or 0 when there is nothing to send. Control frames go first,
-   * then a pending ACK, then stream data while the window is open.
+   * then a pending ACK, then stream data while the window is open. With `tail`, a stream frame
+   * whose checksum is left partial may come in two parts: its headers in `buf` and its payload
+   * described by `tail` (tail.lenBytes > 0; the returned length counts both); else tail is untouched.
    */
-  nextFrame(buf: Uint8Array, offset: number, capacityBytes: number, hdr: VirtioNetHdr): number {
+  nextFrame(buf: Uint8Array, offset: number, capacityBytes: number, hdr: VirtioNetHdr, tail?: PortRxTail): number {
     clearNetHdr(hdr);
     if (this.ctlCount > 0) {
       const slot = this.control[this.ctlHead]!;
@@ -552,11 +583,11 @@ export class NetEndpoint {
       this.stats.framesOut++;
       return n;
     }
-    if (this.sourceReady()) return this.dataFrame(buf, offset, capacityBytes, hdr, this.source!);
+    if (this.sourceReady()) return this.dataFrame(buf, offset, capacityBytes, hdr, this.source!, tail);
     return 0;
   }
 
-  private dataFrame(buf: Uint8Array, offset: number, capacityBytes: number, hdr: VirtioNetHdr, s: SourceState): number {
+  private dataFrame(buf: Uint8Array, offset: number, capacityBytes: number, hdr: VirtioNetHdr, s: SourceState, tail?: PortRxTail): number {
     const headers = 14 + 20 + 20;
     const maxGsoPayload = Math.floor((65535 - 40) / this.mss) * this.mss;
     let chunk = Math.min(this.gso ? maxGsoPayload : this.mss, capacityBytes - headers);
@@ -568,6 +599,12 @@ export class NetEndpoint {
     const isGso = chunk > this.mss;
     const partial = this.partialCsum || isGso;
     const layout = this.layoutOut;
+    // The payload from the pattern copy that matches where it lands (or would land, for a tail:
+    // right after the headers), so its one copy into guest memory runs 8 bytes at a time.
+    const align = (buf.byteOffset + offset + headers) & 7;
+    const pattern = patternBuffer(s.sentBytes, align);
+    const at = alignedPatternIndex(s.sentBytes, align);
+    const apart = tail !== undefined && partial;
     const n = buildTcpFrame(
       buf,
       offset,
@@ -579,11 +616,17 @@ export class NetEndpoint {
         seq: (s.isn + s.sentBytes) >>> 0,
         ack: SINK_ISN,
         flags: TcpFlags.ACK | (lastOfMsg ? TcpFlags.PSH : 0),
-        payload: streamPattern(s.sentBytes, chunk),
+        payload: apart ? EMPTY : pattern.subarray(at, at + chunk),
         checksum: partial ? 'partial' : 'full',
+        payloadApart: apart ? chunk : 0,
       },
       layout,
     );
+    if (apart) {
+      tail.bytes = pattern;
+      tail.offset = at;
+      tail.lenBytes = chunk;
+    }
     if (partial) {
       hdr.flags = NetHdrFlags.NEEDS_CSUM;
       hdr.csumStart = layout.l4Offset - offset;

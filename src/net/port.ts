@@ -12,13 +12,30 @@
 
 import type { VirtioNetHdr } from './header.js';
 
-/** A frame offered to the guest: `bytes[offset…offset+lenBytes)`, valid until consumeRx(). */
+/**
+ * A frame offered to the guest, valid until consumeRx(): `bytes[offset…offset+lenBytes)`, or —
+ * only when the caller asked for it (peekRx(true)) and `tail` is set — in two parts: the head
+ * `bytes[offset…offset+lenBytes−tail.lenBytes)` (the protocol headers) followed by
+ * `tail.bytes[tail.offset…tail.offset+tail.lenBytes)` (the payload), so a port whose payload
+ * already sits in a buffer of its own need not copy it behind the headers first (as vhost-net
+ * copies an skb's head and page frags straight into the guest's buffers).
+ */
 export interface PortRxFrame {
   bytes: Uint8Array;
   offset: number;
+  /** The whole frame's length, head and tail together. */
   lenBytes: number;
   /** Offload info for the guest (flags, gso_type, gso_size, csum_start/offset; num_buffers ignored). */
   hdr: VirtioNetHdr;
+  /** The payload apart from the head; null or absent for a frame in one piece. */
+  tail?: PortRxTail | null;
+}
+
+/** The second part of a two-part frame (PortRxFrame.tail): `bytes[offset…offset+lenBytes)`. */
+export interface PortRxTail {
+  bytes: Uint8Array;
+  offset: number;
+  lenBytes: number;
 }
 
 export interface NetPort {
@@ -31,8 +48,12 @@ export interface NetPort {
    * be a view of guest memory or device scratch): copy what you keep.
    */
   send(frame: Uint8Array, offset: number, lenBytes: number, hdr: Readonly<VirtioNetHdr>): void;
-  /** The next frame for the guest without taking it, or null when none is ready. */
-  peekRx(): PortRxFrame | null;
+  /**
+   * The next frame for the guest without taking it, or null when none is ready. With
+   * `twoPart` the caller takes a frame in two parts (PortRxFrame.tail); without it a port
+   * returns the frame in one piece, so a reader that knows nothing of tails never sees one.
+   */
+  peekRx(twoPart?: boolean): PortRxFrame | null;
   /** Takes the frame the last peekRx returned (delivered to the guest or dropped by the device). */
   consumeRx(): void;
   /** Cheap readiness test (no read): true when peekRx may return a frame. Default: peekRx() !== null. */
@@ -81,8 +102,8 @@ export class ForwardingPort implements NetPort {
   send(frame: Uint8Array, offset: number, lenBytes: number, hdr: Readonly<VirtioNetHdr>): void {
     this.inner.send(frame, offset, lenBytes, hdr);
   }
-  peekRx(): PortRxFrame | null {
-    return this.inner.peekRx();
+  peekRx(twoPart?: boolean): PortRxFrame | null {
+    return this.inner.peekRx(twoPart);
   }
   consumeRx(): void {
     this.inner.consumeRx();

@@ -26,8 +26,27 @@ export class RecordingBackend implements NetPort {
   offer(frame: Uint8Array, hdr: Partial<VirtioNetHdr> = {}): void {
     this.queue.push({ bytes: frame, offset: 0, lenBytes: frame.length, hdr: { ...emptyNetHdr(), ...hdr } });
   }
-  peekRx(): PortRxFrame | null {
-    return this.queue[0] ?? null;
+  /**
+   * Offers `frame` in two parts to a caller that takes them (peekRx(true)): its first `headBytes`
+   * and the rest, the rest copied to `tailAt` in a buffer of its own; in one piece otherwise.
+   */
+  offerTwoPart(frame: Uint8Array, headBytes: number, hdr: Partial<VirtioNetHdr> = {}, tailAt = 3): void {
+    const rest = frame.length - headBytes;
+    const tailBuf = new Uint8Array(tailAt + rest + 5);
+    tailBuf.set(frame.subarray(headBytes), tailAt);
+    this.queue.push({ bytes: frame, offset: 0, lenBytes: frame.length, hdr: { ...emptyNetHdr(), ...hdr }, tail: { bytes: tailBuf, offset: tailAt, lenBytes: rest } });
+  }
+  /** How many peeks were answered in two parts. */
+  twoPartPeeks = 0;
+  peekRx(twoPart = false): PortRxFrame | null {
+    const f = this.queue[0];
+    if (f === undefined) return null;
+    if (f.tail == null) return f;
+    if (twoPart) {
+      this.twoPartPeeks++;
+      return f;
+    }
+    return { ...f, tail: null };
   }
   consumeRx(): void {
     this.queue.shift();

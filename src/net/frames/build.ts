@@ -226,9 +226,18 @@ export interface TcpFrameFields extends TcpFields {
   ip: IpFields;
   payload: Uint8Array;
   checksum?: ChecksumMode;
+  /**
+   * The payload travels apart from the headers (a two-part frame, PortRxFrame.tail): the frame
+   * has this many payload bytes that the caller sends after the headers; nothing is copied,
+   * `payload` must be empty and the checksum 'partial' or 'none' (a full one needs the bytes).
+   */
+  payloadApart?: number;
 }
 
-/** Ethernet + IPv4/IPv6 + TCP (+ options) + payload; returns the frame length. */
+/**
+ * Ethernet + IPv4/IPv6 + TCP (+ options) + payload; returns the frame length (with
+ * `payloadApart`, the headers alone are written and the length counts the payload too).
+ */
 export function buildTcpFrame(
   buf: Uint8Array,
   offset: number,
@@ -246,8 +255,12 @@ export function buildTcpFrame(
   const ipOff = offset + eth;
   const l4Off = ipOff + ipHeaderBytes(f.ip);
   const hl = writeTcpHeader(buf, l4Off, f);
-  const l4Len = hl + f.payload.length;
-  ensureRoom('tcp', buf, l4Off, l4Len);
+  const apart = f.payloadApart ?? 0;
+  if (apart > 0 && (f.payload.length > 0 || f.checksum === undefined || f.checksum === 'full')) {
+    throw new NetError('bad-argument', 'tcp', 'a payload apart from the headers needs an empty payload and a partial (or no) checksum');
+  }
+  const l4Len = hl + f.payload.length + apart;
+  ensureRoom('tcp', buf, l4Off, l4Len - apart);
   writeIp(buf, ipOff, f.ip, IpProto.TCP, l4Len);
   copyBytes(buf, l4Off + hl, f.payload, 0, f.payload.length);
   finishChecksum(buf, f.ip.version, ipOff, IpProto.TCP, l4Off, l4Len, f.checksum ?? 'full');

@@ -252,9 +252,9 @@ class ReplayPort implements NetPort {
   send(frame: Uint8Array, offset: number, lenBytes: number, hdr: Readonly<VirtioNetHdr>): void {
     this.inner.send(frame, offset, lenBytes, hdr);
   }
-  peekRx(): PortRxFrame | null {
+  peekRx(twoPart?: boolean): PortRxFrame | null {
     const head = this.fifo[0];
-    if (head === undefined) return this.inner.peekRx();
+    if (head === undefined) return this.inner.peekRx(twoPart); // saved frames are whole
     if (this.framePeeked !== head) {
       const bytes = fromHex(head.hex);
       this.frame.bytes = bytes;

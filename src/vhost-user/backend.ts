@@ -12,7 +12,7 @@
 // is unit-tested with a fake; runs in Web Workers too (no `node:` imports).
 
 import { GuestMemory } from '../memory/index.js';
-import { NetF, VirtioF, negotiate } from '../net/features.js';
+import { NetF, VirtioF, negotiateDropDependents } from '../net/features.js';
 import { NET_DEVICE_FEATURES, NET_DEVICE_UFO_FEATURES } from '../net/device.js';
 import type { NetConfig } from '../net/config.js';
 import type { NetPort } from '../net/port.js';
@@ -214,6 +214,7 @@ export class VhostUserBackend {
   private lock: BigLock | null;
   private features = 0n;
   private featuresSet = false;
+  private featuresDropped = 0n;
   private protocolFeatures = 0n;
   private owner = false;
   /** SET_OWNER arrived: the frontend finished its opening handshake (QEMU and DPDK send it first). */
@@ -300,8 +301,16 @@ export class VhostUserBackend {
     return this.svc;
   }
 
+  /** The features the frontend set (SET_FEATURES). */
   get negotiatedFeatures(): bigint {
     return this.features;
+  }
+  /**
+   * Set features the data path does not use because a feature they require (virtio 1.2
+   * §5.1.3.1) was not set with them (0n for a consistent set).
+   */
+  get unusedFeatures(): bigint {
+    return this.featuresDropped;
   }
   get replyAck(): boolean {
     return (this.protocolFeatures & (1n << BigInt(ProtocolF.REPLY_ACK))) !== 0n;
@@ -372,13 +381,18 @@ export class VhostUserBackend {
       case Req.SET_FEATURES: {
         const v = (msg as { value: bigint }).value;
         if (v & ~this.offered) throw new VhostUserError('bad-state', `SET_FEATURES 0x${v.toString(16)} includes bits never offered (0x${(v & ~this.offered).toString(16)})`);
-        // The accepted set must satisfy the dependency rules (virtio 1.2 §5.1.3.1), as a device
-        // checks before FEATURES_OK (§2.2.2): e.g. HOST_TSO4 without CSUM is refused.
-        // The frontend serves the control queue itself and may leave CTRL_VQ out of what it
-        // hands the backend (DPDK virtio_user strips it): MQ's requirement is met on its side.
-        const n = negotiate(this.offered, (v & NetF.MQ) !== 0n ? v | NetF.CTRL_VQ : v);
-        if (!n.ok) throw new VhostUserError('bad-state', `SET_FEATURES 0x${v.toString(16)}: ${n.error.message}`);
         if (this.ringsRunning() && v !== this.features) throw new VhostUserError('bad-state', 'SET_FEATURES changed the features while rings run');
+        // The dependency rules (virtio 1.2 §5.1.3.1) do not gate SET_FEATURES: real frontends
+        // hand over sets that break them — QEMU masks this offer with its device properties
+        // (`guest_csum=off` leaves GUEST_TSO4 offered) and Linux's virtio_net accepts what it is
+        // offered — and vhost-net, DPDK's vhost library and rust-vmm's backends take such a set
+        // as it comes. So does this backend; its data path runs on the consistent part
+        // (negotiateDropDependents): an offload whose requirement is missing is not used (no GSO
+        // frame toward a guest without GUEST_CSUM; a TSO frame from a driver without CSUM is
+        // dropped and counted). The frontend serves the control queue itself and may leave
+        // CTRL_VQ out of what it hands the backend (DPDK virtio_user strips it): MQ's
+        // requirement is met on its side.
+        this.featuresDropped = negotiateDropDependents(this.offered, (v & NetF.MQ) !== 0n ? v | NetF.CTRL_VQ : v).dropped;
         this.features = v;
         this.featuresSet = true;
         return null;
@@ -665,7 +679,7 @@ export class VhostUserBackend {
       txq: tx.queue!,
       extraPairs: Array.from({ length: pairs - 1 }, (_, k) => ({ rxq: this.vrings[2 * k + 2]!.queue!, txq: this.vrings[2 * k + 3]!.queue!, rxIndex: 2 * k + 2, txIndex: 2 * k + 3 })),
       // The protocol's own bit (30) is not a device feature.
-      features: this.features & ~VHOST_USER_F_PROTOCOL_FEATURES,
+      features: this.features & ~VHOST_USER_F_PROTOCOL_FEATURES & ~this.featuresDropped,
       port: this.port,
       policy: this.policy,
       kick: db,
@@ -719,6 +733,7 @@ export class VhostUserBackend {
     }
     this.features = 0n;
     this.featuresSet = false;
+    this.featuresDropped = 0n;
     this.protocolFeatures = 0n;
     this.owner = false;
     this.userRegions = [];

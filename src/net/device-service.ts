@@ -103,10 +103,13 @@ class ModelledBackendReads extends ForwardingPort {
   ) {
     super(inner);
   }
-  override peekRx(twoPart?: boolean): PortRxFrame | null {
+  override peekRx(): PortRxFrame | null {
     this.begin();
     try {
-      const f = this.inner.peekRx(twoPart);
+      // Whole frames: the 2008 tap read copied the whole frame into QEMU's buffer inside this
+      // bracket (the copy the lock drop overlaps), so the model keeps that copy here rather than
+      // taking a two-part frame whose payload would be copied later, under the lock.
+      const f = this.inner.peekRx();
       if (f !== null && !this.paid) {
         this.paid = true;
         this.read(f.lenBytes);

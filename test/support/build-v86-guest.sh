@@ -20,7 +20,8 @@
 #                        host→guest transfer, for bench/v86-nics.ts's timing), then
 #   VQ-TCP-RX <bytes> <sha256>    what `nc $VQPEER $((VQPORT+1))` received until the host closed
 #   VQ-DONE
-# Then it powers off. Needs root (dpkg --add-architecture i386, apt-get download, dpkg-deb).
+# Then it powers off. Needs root (dpkg --add-architecture i386, apt-get download, dpkg-deb); the
+# host's busybox-static (downloaded too) packs the initramfs.
 set -euo pipefail
 GUEST_VERSION=5-ne2k-virtio-ping-nc-rxend
 out=$1
@@ -43,7 +44,8 @@ kernel_abi() {
 fetch() {
   local abi
   abi=$(kernel_abi)
-  [ -n "$abi" ] && apt-get download -q "linux-image-$abi-686-unsigned:i386" busybox-static:i386 seabios >/dev/null 2>&1
+  [ -n "$abi" ] && apt-get download -q "linux-image-$abi-686-unsigned:i386" busybox-static:i386 seabios >/dev/null 2>&1 \
+    && mkdir -p host && (cd host && apt-get download -q busybox-static >/dev/null 2>&1)
 }
 # Stale or missing package lists (a fresh machine): update once and try again.
 fetch || { apt-get update -q >/dev/null 2>&1; fetch; } \
@@ -51,6 +53,9 @@ fetch || { apt-get update -q >/dev/null 2>&1; fetch; } \
 dpkg-deb -x linux-image-*.deb kernel
 dpkg-deb -x busybox-static*.deb bb
 dpkg-deb -x seabios*.deb sb
+# The host's own busybox packs the initramfs: the guest's is i386, which a kernel without
+# IA32 emulation cannot run (exit 126; seen on a CI machine).
+dpkg-deb -x host/busybox-static*.deb hostbb
 root=$work/root
 mkdir -p "$root"/{bin,sbin,proc,sys,dev,lib/modules,tmp}
 cp bb/bin/busybox "$root/bin/busybox"
@@ -95,7 +100,7 @@ chmod +x "$root/init"
 cp kernel/boot/vmlinuz-* "$out/vmlinuz.tmp"
 cp sb/usr/share/seabios/bios.bin "$out/bios.bin"
 cp sb/usr/share/seabios/vgabios-stdvga.bin "$out/vgabios.bin"
-(cd "$root" && find . | ./bin/busybox cpio -o -H newc 2>/dev/null | gzip -1) > "$out/initramfs.gz.tmp"
+(cd "$root" && find . | "$work/hostbb/bin/busybox" cpio -o -H newc 2>/dev/null | gzip -1) > "$out/initramfs.gz.tmp"
 mv "$out/vmlinuz.tmp" "$out/vmlinuz"
 mv "$out/initramfs.gz.tmp" "$out/initramfs.gz"
 echo "$GUEST_VERSION" > "$out/VERSION"

@@ -29,6 +29,8 @@
 # Then it powers off. Reuses an existing build of the same version. Needs root (apt-get
 # download, dpkg-deb), and iperf3 and ethtool on the host to copy in.
 set -euo pipefail
+# A failing step says which (set -e alone exits silently: CI once logged nothing).
+trap 'echo "build-linux-guest.sh: line $LINENO: \`$BASH_COMMAND\` failed (exit $?)" >&2' ERR
 GUEST_VERSION=7-iperf3-ethtool-http-mq-agent
 out=$1
 [ -s "$out/vmlinuz" ] && [ -s "$out/initramfs.gz" ] && [ "$(cat "$out/VERSION" 2>/dev/null)" = "$GUEST_VERSION" ] && exit 0

@@ -23,6 +23,8 @@
 # Then it powers off. Needs root (dpkg --add-architecture i386, apt-get download, dpkg-deb); the
 # host's busybox-static (downloaded too) packs the initramfs.
 set -euo pipefail
+# A failing step says which (set -e alone exits silently: CI once logged nothing).
+trap 'echo "build-v86-guest.sh: line $LINENO: \`$BASH_COMMAND\` failed (exit $?)" >&2' ERR
 GUEST_VERSION=5-ne2k-virtio-ping-nc-rxend
 out=$1
 [ -s "$out/vmlinuz" ] && [ -s "$out/initramfs.gz" ] && [ -s "$out/bios.bin" ] && [ "$(cat "$out/VERSION" 2>/dev/null)" = "$GUEST_VERSION" ] && exit 0

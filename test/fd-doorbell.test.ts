@@ -115,3 +115,79 @@ test('a kick from another thread wakes a sleeping wait()', { skip: missing ?? fa
     io.close(kick);
   }
 });
+
+test('shared words: a ring writes no eventfd while the peer is awake, one while it sleeps, and the peer sees both', { skip: missing ?? false }, () => {
+  const io = loadIo();
+  const [kick] = eventfds(io, 1) as [number];
+  const words = new Int32Array(new SharedArrayBuffer(16));
+  try {
+    // Two ends of one direction in one thread: `ringer` rings word 0, `waiter` waits on it.
+    const ringer = new FdDoorbell({ io, waitFds: () => [], ringFds: () => [kick], stopped: () => false, shared: { words, waitSeq: 2, waitSleeping: 3, ringSeq: 0, ringSleeping: 1, spinUs: 0 } });
+    const waiter = new FdDoorbell({ io, waitFds: () => [kick], ringFds: () => [], stopped: () => false, shared: { words, waitSeq: 0, waitSleeping: 1, ringSeq: 2, ringSleeping: 3, spinUs: 50 } });
+    const seen = waiter.seq();
+    assert.equal(ringer.ring(0), true);
+    assert.equal(ringer.ringsWithoutWrite, 1);
+    assert.equal(io.eventfdRead(kick), -io.constants.EAGAIN, 'the waiter was not asleep: no eventfd write');
+    assert.equal(waiter.wait(seen), 'rung');
+    assert.equal(waiter.spinWakes, 1, 'seen while spinning, before any poll');
+    // Declared asleep (as a waiter in poll(2) is): the ring writes the eventfd.
+    Atomics.store(words, 1, 1);
+    ringer.ring(0);
+    assert.equal(io.eventfdRead(kick), 1, 'the waiter was asleep: the eventfd was written');
+    Atomics.store(words, 1, 0);
+    // Nothing rang: the spin gives up and the poll times out; the flag is down afterwards.
+    assert.equal(waiter.wait(waiter.seq(), performance.now() + 5), 'timeout');
+    assert.equal(Atomics.load(words, 1), 0, 'not asleep after the wait');
+    assert.throws(() => new FdDoorbell({ io, waitFds: () => [], ringFds: () => [], stopped: () => false, shared: { words, waitSeq: 4, waitSleeping: 1, ringSeq: 2, ringSleeping: 3, spinUs: 0 } }), /shared\.waitSeq 4 is not a word/);
+  } finally {
+    io.close(kick);
+  }
+});
+
+for (const spin of [0, 50]) {
+  test(`shared words across two threads: 3000 round trips, none lost, whether the waits spin or sleep (spin ${spin} µs)`, { skip: missing ?? false, timeout: 60_000 }, async (t) => {
+    const io = loadIo();
+    const [kick, call] = eventfds(io, 2) as [number, number];
+    const words = new Int32Array(new SharedArrayBuffer(16));
+    const rounds = 3000;
+    const worker = new Worker(new URL('./support/fd-doorbell-peer.js', import.meta.url), { workerData: { words: words.buffer, kick, call, rounds, spin } });
+    const messages: unknown[] = [];
+    let failed: unknown = null;
+    let wake: (() => void) | null = null;
+    worker.on('message', (m) => (messages.push(m), wake?.()));
+    worker.on('error', (e) => ((failed = e), wake?.()));
+    const next = async (): Promise<unknown> => {
+      while (messages.length === 0 && failed === null) await new Promise<void>((res) => (wake = res));
+      if (failed !== null) throw failed;
+      return messages.shift();
+    };
+    try {
+      // Blocking waits below starve this thread's event loop: start them once the peer runs.
+      assert.equal(await next(), 'ready');
+      const db = new FdDoorbell({ io, waitFds: () => [call], ringFds: () => [kick], stopped: () => false, idlePollMs: 50, shared: { words, waitSeq: 2, waitSleeping: 3, ringSeq: 0, ringSleeping: 1, spinUs: spin } });
+      let seen = db.seq();
+      let timeouts = 0;
+      for (let i = 0; i < rounds; i++) {
+        db.ring(0);
+        // A lost wake-up would leave both sides waiting: each wait is bounded, and a round that
+        // needed more than 2 s fails the test.
+        const until = performance.now() + 2000;
+        while (db.seq() === seen) {
+          if (db.wait(seen, until) === 'timeout') timeouts++;
+          assert.ok(performance.now() < until + 100, `round ${i}: no answer within 2 s`);
+        }
+        seen = db.seq();
+      }
+      const peer = (await next()) as { spinWakes: number; ringsWithoutWrite: number; rings: number };
+      assert.equal(timeouts, 0);
+      // Each ring either wrote the eventfd or found the other side awake (how often which
+      // depends on the scheduling: reported, not asserted).
+      assert.equal(peer.rings + peer.ringsWithoutWrite, rounds);
+      assert.equal(db.rings + db.ringsWithoutWrite, rounds);
+      t.diagnostic(`rings without an eventfd write: main ${db.ringsWithoutWrite}, peer ${peer.ringsWithoutWrite}; waits ended spinning: main ${db.spinWakes}, peer ${peer.spinWakes}`);
+    } finally {
+      await worker.terminate();
+      closeAll(io, [kick, call]);
+    }
+  });
+}

@@ -9,6 +9,15 @@
 // Ordering: an eventfd write/read is a syscall, a full barrier on both sides. A kick written
 // while the loop was draining keeps its eventfd readable, so the next poll returns at once: the
 // loop's re-enable → fence → re-check still decides, the eventfd only ends the sleep early.
+//
+// Shared words (FdSharedWords, when the peer is another of our threads, as in the TAP demo):
+// the Atomics Doorbell's protocol (src/notify/doorbell.ts) with poll(2) as the sleep, so a wait
+// can spin on memory first and a ring costs a syscall only when the peer really sleeps:
+//   ringer: Atomics.add(peer seq, 1); if (Atomics.load(peer sleeping) !== 0) eventfd write
+//   waiter: spin on own seq; Atomics.store(own sleeping, 1); re-check own seq; poll; store 0
+// Both are SeqCst on the same two words (Dekker): either the ringer's load of sleeping comes
+// after the waiter's store (the ringer writes the eventfd, which stays readable until read) or
+// the waiter's re-check comes after the ringer's add (the waiter does not poll).
 
 import type { LoopDoorbell } from '../policy/device-loop.js';
 import type { WaitResult } from '../notify/doorbell.js';
@@ -31,6 +40,29 @@ export interface FdDoorbellOptions {
   stopped(): boolean;
   /** Longest single poll, so stopped() is looked at this often (default 100 ms). */
   idlePollMs?: number;
+  /** Sequence and sleeping words shared with a peer thread of ours (see the header). */
+  shared?: FdSharedWords;
+}
+
+/**
+ * Int32 words in a SharedArrayBuffer that two FdDoorbells of one process share, one per
+ * direction's sequence and one per waiter's "asleep in poll" flag. `waitSeq`/`waitSleeping` are
+ * this side's (the peer's ring bumps waitSeq; this side sets waitSleeping around its poll);
+ * `ringSeq`/`ringSleeping` are the peer's.
+ */
+export interface FdSharedWords {
+  words: Int32Array;
+  waitSeq: number;
+  waitSleeping: number;
+  ringSeq: number;
+  ringSleeping: number;
+  /**
+   * µs to poll waitSeq before sleeping in poll(2) (the Atomics Doorbell's hybrid strategy, with a
+   * time budget: the peer's answer may include a trip through the kernel; 0: poll at once). A
+   * side whose wait also covers an input fd (a TAP) should not spin here: the input is only seen
+   * by poll(2) (its loop's busy poll reads the port instead).
+   */
+  spinUs: number;
 }
 
 const MAX_FDS = 16; // the addon's poll limit
@@ -50,10 +82,30 @@ export class FdDoorbell implements LoopDoorbell {
   private readonly revents = new Int32Array(MAX_FDS);
   private readonly queueAt = new Int32Array(MAX_FDS);
 
-  constructor(private readonly o: FdDoorbellOptions) {}
+  /** Rings that wrote no eventfd because the peer was not asleep (shared words only). */
+  ringsWithoutWrite = 0;
+  /** Waits that ended while spinning on the shared sequence, before any poll(2). */
+  spinWakes = 0;
+  private readonly shared: FdSharedWords | null;
+
+  constructor(private readonly o: FdDoorbellOptions) {
+    const sh = o.shared ?? null;
+    if (sh !== null) {
+      const n = sh.words.length;
+      for (const [k, v] of [['waitSeq', sh.waitSeq], ['waitSleeping', sh.waitSleeping], ['ringSeq', sh.ringSeq], ['ringSleeping', sh.ringSleeping]] as const) {
+        if (!Number.isInteger(v) || v < 0 || v >= n) throw new RangeError(`FdDoorbell shared.${k} ${v} is not a word of the ${n}-word array`);
+      }
+      if (!(sh.words.buffer instanceof SharedArrayBuffer)) throw new TypeError('FdDoorbell shared.words must be over a SharedArrayBuffer');
+      if (!(sh.spinUs >= 0 && sh.spinUs < Infinity)) throw new RangeError(`FdDoorbell shared.spinUs ${sh.spinUs} must be finite and ≥ 0`);
+    }
+    this.shared = sh;
+  }
 
   seq(): number {
-    return this.seqValue;
+    const sh = this.shared;
+    if (sh === null) return this.seqValue;
+    // Acquire: pairs with the peer's Atomics.add in ring(); what it published before is visible.
+    return (this.seqValue + Atomics.load(sh.words, sh.waitSeq)) | 0;
   }
 
   /** Writes counted on queue `queue`'s wait fd so far (its kicks, for a device loop). */
@@ -62,6 +114,15 @@ export class FdDoorbell implements LoopDoorbell {
   }
 
   ring(queue?: number): boolean {
+    const sh = this.shared;
+    if (sh !== null) {
+      // SeqCst add, then load (Dekker with the waiter's store of sleeping, then load of seq).
+      Atomics.add(sh.words, sh.ringSeq, 1);
+      if (Atomics.load(sh.words, sh.ringSleeping) === 0) {
+        this.ringsWithoutWrite++;
+        return true;
+      }
+    }
     const fds = this.o.ringFds();
     if (queue !== undefined) {
       const fd = fds[queue] ?? -1;
@@ -84,31 +145,69 @@ export class FdDoorbell implements LoopDoorbell {
 
   /** Sleeps until a wait fd or the input fd is readable ('rung'), the deadline passes, or stop/control input. */
   wait(seen: number, deadlineMs?: number): WaitResult {
+    if (this.shared !== null && this.spin(seen, deadlineMs ?? Infinity)) return 'rung';
     const idle = this.o.idlePollMs ?? 100;
-    for (;;) {
-      if (this.seqValue !== seen) return 'rung';
-      if (this.controlReady || this.o.stopped()) return 'stopped';
-      let timeout = idle;
-      if (deadlineMs !== undefined) {
-        const left = deadlineMs - performance.now();
-        if (left <= 0) return 'timeout';
-        timeout = Math.min(idle, Math.floor(left));
+    this.declareAsleep(true);
+    try {
+      for (;;) {
+        if (this.seq() !== seen) return 'rung';
+        if (this.controlReady || this.o.stopped()) return 'stopped';
+        let timeout = idle;
+        if (deadlineMs !== undefined) {
+          const left = deadlineMs - performance.now();
+          if (left <= 0) return 'timeout';
+          timeout = Math.min(idle, Math.floor(left));
+        }
+        const r = this.pollOnce(timeout);
+        if (r !== null) return r;
       }
-      const r = this.pollOnce(timeout);
-      if (r !== null) return r;
+    } finally {
+      this.declareAsleep(false);
     }
   }
 
   /** Like wait(), but meets the deadline precisely: poll(2) to within a millisecond, then spin. */
   waitUntil(seen: number, deadlineMs: number): WaitResult {
-    for (;;) {
-      if (this.seqValue !== seen) return 'rung';
-      if (this.controlReady || this.o.stopped()) return 'stopped';
-      const left = deadlineMs - performance.now();
-      if (left <= 0) return 'timeout';
-      const r = this.pollOnce(left > 1.5 ? Math.min(this.o.idlePollMs ?? 100, Math.floor(left - 1)) : 0);
-      if (r !== null) return r;
+    if (this.shared !== null && this.spin(seen, deadlineMs)) return 'rung';
+    this.declareAsleep(true);
+    try {
+      for (;;) {
+        if (this.seq() !== seen) return 'rung';
+        if (this.controlReady || this.o.stopped()) return 'stopped';
+        const left = deadlineMs - performance.now();
+        if (left <= 0) return 'timeout';
+        const r = this.pollOnce(left > 1.5 ? Math.min(this.o.idlePollMs ?? 100, Math.floor(left - 1)) : 0);
+        if (r !== null) return r;
+      }
+    } finally {
+      this.declareAsleep(false);
     }
+  }
+
+  /**
+   * Shared words: polls the shared sequence for up to spinUs (the clock and the stop check every
+   * 64 polls); true when it moved past `seen`. A deadline or a stop ends the spin early and the
+   * caller's poll loop reports it.
+   */
+  private spin(seen: number, deadlineMs: number): boolean {
+    const sh = this.shared!;
+    if (sh.spinUs === 0) return false;
+    const endMs = Math.min(deadlineMs, performance.now() + sh.spinUs / 1000);
+    for (let i = 1; ; i++) {
+      // Pairs with the peer's Atomics.add in ring().
+      if (((this.seqValue + Atomics.load(sh.words, sh.waitSeq)) | 0) !== seen) {
+        this.spinWakes++;
+        return true;
+      }
+      if ((i & 63) === 0 && (this.controlReady || this.o.stopped() || performance.now() >= endMs)) return false;
+    }
+  }
+
+  /** Shared words: this side's sleeping flag, set before the re-check that precedes poll(2). */
+  private declareAsleep(on: boolean): void {
+    const sh = this.shared;
+    // SeqCst store, then the caller's load of seq (Dekker with the peer's add, then load, in ring()).
+    if (sh !== null) Atomics.store(sh.words, sh.waitSleeping, on ? 1 : 0);
   }
 
   /** One poll(2); null when nothing was ready. */
@@ -152,7 +251,8 @@ export class FdDoorbell implements LoopDoorbell {
         if (v > 0) {
           const q = this.queueAt[i]!;
           this.counts[q] = (this.counts[q] ?? 0) + v;
-          rung = true;
+          // With shared words the peer's ring already moved the shared sequence.
+          if (this.shared === null) rung = true;
         }
       }
     }

@@ -6,7 +6,9 @@
 // (NetDevice + DeviceLoop) with a TapPort (optionally inside a PcapTeePort) → the TAP fd. Both
 // loops run the same policy preset as the engine's workers. Kicks and interrupts are eventfds
 // (FdDoorbell): the host sleeps in poll(2) on the kick eventfd and, while the guest has rx
-// buffers posted, the TAP fd; the guest sleeps on the call eventfd. Which queue a kick is for
+// buffers posted, the TAP fd; the guest spins briefly, then sleeps on the call eventfd. A shared
+// sequence word and asleep flag per direction (FdDoorbell's shared words) let a ring skip the
+// eventfd while the other side is awake. Which queue a kick is for
 // travels in a shared counter per queue (the QueueNotify register's payload, virtio 1.2
 // §4.2.2.2), as in the engine. The main thread never blocks and keeps handling signals.
 

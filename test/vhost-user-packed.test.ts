@@ -40,10 +40,10 @@ function startRing(b: VhostUserBackend, os: FakeOs, i: number, l: PackedLayout, 
   send(b, Req.SET_VRING_ENABLE, statePayload(i, 1));
 }
 
-function bringUp(extra = 0n) {
+function bringUp(extra = 0n, warnings: string[] = []) {
   const features = VirtioF.VERSION_1 | VirtioF.EVENT_IDX | VirtioF.RING_PACKED | NetF.MRG_RXBUF | VHOST_USER_F_PROTOCOL_FEATURES | extra;
   const os = new FakeOs();
-  const b = new VhostUserBackend(os, { port: new ReflectPort(), policy: resolvePolicy('vhost') });
+  const b = new VhostUserBackend(os, { port: new ReflectPort(), policy: resolvePolicy('vhost'), onWarning: (m) => warnings.push(m) });
   const fd = os.memfd(MEM_BYTES);
   const mem = new GuestMemory([{ guestAddr: GPA, buffer: os.files.get(fd)! }]);
   const rxL = PackedLayout.compactAt(Q, GPA, 0);
@@ -128,4 +128,28 @@ test('a packed base whose position lies outside the queue is refused when the ri
   const r = bringUp();
   send(r.b, Req.GET_VRING_BASE, statePayload(1, 0));
   assert.throws(() => startRing(r.b, r.os, 1, r.txL, 0x8000 | Q), (e: unknown) => e instanceof VhostUserError && e.code === 'bad-queue' && /position 12/.test(e.message));
+});
+
+test('a packed ring restarted at its first position after an earlier device used it (QEMU after a backend it could not stop) is reported, not silently served', () => {
+  const warnings: string[] = [];
+  const r = bringUp(0n, warnings);
+  // A fresh ring with buffers made available (AVAIL flags only) is no cause for alarm.
+  for (let i = 0; i < Q; i++) r.rxq.add([], [{ addr: r.bufBase + i * 2048, len: 2048 }], i);
+  r.rxq.publish();
+  assert.deepEqual(warnings, []);
+  roundTrip(r, 0, 5);
+  // The frontend restarts the transmit ring at the initial position (QEMU's stale base: 0 with
+  // wrap counter 1 in both halves) although descriptors 0–4 carry the device's USED flag.
+  const stopped = send(r.b, Req.GET_VRING_BASE, statePayload(1, 0))!;
+  const kept = new DataView(stopped.buffer, stopped.byteOffset).getUint32(4, true);
+  startRing(r.b, r.os, 1, r.txL, 0x8000_8000);
+  assert.equal(warnings.length, 1, warnings.join('\n'));
+  assert.match(warnings[0]!, /^queue 1: packed ring started at its first position, but 5 of its 12 descriptors are marked used/);
+  assert.equal(r.b.stats.lostPackedPositions, 1);
+  // Resumed where GET_VRING_BASE said (a frontend that kept the position): no warning, and the
+  // frames flow again.
+  send(r.b, Req.GET_VRING_BASE, statePayload(1, 0));
+  startRing(r.b, r.os, 1, r.txL, kept);
+  assert.equal(warnings.length, 1);
+  roundTrip(r, 1, 3);
 });

@@ -21,7 +21,7 @@ import { BIG_LOCK_WORDS, bigLockFor, resolvePolicy, type BigLock, type LoopDoorb
 import type { WaitResult } from '../notify/doorbell.js';
 import type { NetObserver } from '../net/observer.js';
 import type { DeviceVirtqueue } from '../virtqueue/index.js';
-import { checkVringBase, checkVringNum, openVring, vringBase } from './vring.js';
+import { checkVringBase, checkVringNum, lostPackedPosition, openVring, vringBase } from './vring.js';
 import { VhostUserError } from './errors.js';
 import { ProtocolF, Req, VHOST_USER_F_PROTOCOL_FEATURES, requestName, statePayload, u64Payload, type MemRegionDesc, type Message, type VringAddr } from './messages.js';
 
@@ -171,6 +171,8 @@ export interface BackendStats {
   /** Memory-table regions mapped and released (every mapping is released: on replacement, reset, error). */
   regionsMapped: number;
   regionsUnmapped: number;
+  /** Packed rings started at their first position over a ring an earlier device used (lostPackedPosition). */
+  lostPackedPositions: number;
 }
 
 /** The data path's frame counters (NetDevice's), summed over every service so far. */
@@ -203,11 +205,13 @@ export interface VhostBackendOptions {
    * Every enabled pair runs in this thread's one device loop over one steered port.
    */
   queuePairs?: number;
+  /** Said when a started ring looks wrong in a way the protocol cannot refuse (lostPackedPosition). */
+  onWarning?: (message: string) => void;
 }
 
 export class VhostUserBackend {
   readonly mem = new GuestMemory();
-  readonly stats: BackendStats = { messages: 0, memTables: 0, ringStarts: 0, serviceStarts: 0, calls: 0, txLeftInRingAtStop: 0, rxLeftInRingAtStop: 0, regionsMapped: 0, regionsUnmapped: 0 };
+  readonly stats: BackendStats = { messages: 0, memTables: 0, ringStarts: 0, serviceStarts: 0, calls: 0, txLeftInRingAtStop: 0, rxLeftInRingAtStop: 0, regionsMapped: 0, regionsUnmapped: 0, lostPackedPositions: 0 };
   readonly port: NetPort;
   readonly offered: bigint;
   private policy: PolicyConfig;
@@ -617,6 +621,11 @@ export class VhostUserBackend {
     const q = openVring(this.mem, this.features, { index, num: v.num, base: v.base, descUser: a.descUser, availUser: a.availUser, usedUser: a.usedUser }, (uva, len, what) => this.toGuest(uva, len, what, index));
     v.queue = q;
     this.stats.ringStarts++;
+    const lost = lostPackedPosition(q);
+    if (lost !== null) {
+      this.stats.lostPackedPositions++;
+      this.o.onWarning?.(`queue ${index}: ${lost}`);
+    }
     this.updateService();
   }
 

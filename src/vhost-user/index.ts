@@ -11,7 +11,7 @@ import { resolvePolicy } from '../policy/index.js';
 import { TraceSession, type TraceOptions } from '../trace/session.js';
 import { writeTraceFile, type TraceFileSummary } from '../trace/output.js';
 import type { BackendStats, FrameStats } from './backend.js';
-import type { VhostPortKind, VhostWorkerData, VhostWorkerDisconnect, VhostWorkerDone, VhostWorkerRefused, VhostWorkerBusy, VhostWorkerPolicy } from './worker.js';
+import type { VhostPortKind, VhostWorkerData, VhostWorkerDisconnect, VhostWorkerDone, VhostWorkerRefused, VhostWorkerBusy, VhostWorkerPolicy, VhostWorkerWarning } from './worker.js';
 import { VhostUserError } from './errors.js';
 
 export { VhostUserError } from './errors.js';
@@ -63,6 +63,8 @@ export interface VhostUserOptions {
   onDisconnect?: (error: string | null, frames: FrameStats, features: bigint, reason: string, backend: BackendStats) => void;
   /** Called when a second frontend is refused at once because one is being served. */
   onRefused?: (reason: string) => void;
+  /** Called when a started ring looks wrong in a way the protocol cannot refuse (a packed ring's lost position). */
+  onWarning?: (message: string) => void;
   /**
    * A connection that has not sent SET_OWNER within this many ms of silence is closed, so an
    * idle client cannot block the frontends behind it (default 3000).
@@ -152,13 +154,14 @@ export async function startVhostUser(o: VhostUserOptions): Promise<VhostUserHand
     w.on('error', reject);
     w.on('exit', () => resolve());
   });
-  w.on('message', (m: { type: 'listening' } | VhostWorkerDone | VhostWorkerDisconnect | VhostWorkerRefused | VhostWorkerBusy | VhostWorkerPolicy) => {
+  w.on('message', (m: { type: 'listening' } | VhostWorkerDone | VhostWorkerDisconnect | VhostWorkerRefused | VhostWorkerBusy | VhostWorkerPolicy | VhostWorkerWarning) => {
     if (m.type === 'listening') listening();
     else if (m.type === 'policy') {
       answers.get(m.generation)?.(m);
       answers.delete(m.generation);
     }
     else if (m.type === 'busy') o.onRefused?.(m.reason);
+    else if (m.type === 'warning') o.onWarning?.(m.message);
     else if (m.type === 'refused') refused(new VhostUserError(m.code, m.message));
     else if (m.type === 'disconnect') o.onDisconnect?.(m.error, m.frames, m.features, m.reason, m.backend);
     else done = m;

@@ -86,6 +86,28 @@ export function openVring(mem: GuestMemory, features: bigint, v: VringSetup, toG
   }
 }
 
+/** A packed ring's starting position word: position 0, wrap counter 1 (§2.8.1, after reset). */
+const PACKED_START_PW = 0x8000;
+
+/**
+ * A packed ring handed over at its starting position although a device has already used it
+ * (descriptors carry the USED flag, which only a device sets): the frontend lost the ring's
+ * position. QEMU does this when it restarts a backend it could not ask (GET_VRING_BASE failed:
+ * the old backend was killed) — for a split ring it restores the position from used.idx in guest
+ * memory, but a packed ring keeps none there (QEMU's virtio_queue_packed_restore_last_avail_idx
+ * is empty), so it resends the position it last set. The device cannot find the real position
+ * safely (a used chain's other descriptors still look available), so the queue will see nothing
+ * until the driver resets the device. Returns a sentence saying so, or null. (A ring that went
+ * round exactly to its start between a clean stop and this start reads the same: rare, and the
+ * sentence says "probably".)
+ */
+export function lostPackedPosition(q: DeviceVirtqueue): string | null {
+  if (!(q instanceof PackedDeviceQueue) || q.availPosition !== PACKED_START_PW || q.usedPosition !== PACKED_START_PW) return null;
+  const used = q.ring.countUsedFlags();
+  if (used === 0) return null;
+  return `packed ring started at its first position, but ${used} of its ${q.size} descriptors are marked used by an earlier device: the frontend probably lost the ring's position (QEMU after a backend restart cannot restore a packed ring: it keeps no position for it in guest memory), so this queue will see no buffers until the guest's driver resets the device`;
+}
+
 /**
  * Where the driver resumes the ring: the next available entry the device has not consumed.
  * Chains popped and held unused (rx buffers gathered for a mergeable frame; NetDevice holds only

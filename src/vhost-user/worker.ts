@@ -66,6 +66,12 @@ export interface VhostWorkerPolicy {
   error?: string;
 }
 
+/** A started ring looks wrong in a way the protocol cannot refuse (VhostBackendOptions.onWarning). */
+export interface VhostWorkerWarning {
+  type: 'warning';
+  message: string;
+}
+
 /** A connection refused at once because another frontend is served. */
 export interface VhostWorkerBusy {
   type: 'busy';
@@ -146,6 +152,7 @@ try {
       // The TAP takes UDP GSO frames as the kernel does; the other ports only TCP (segmented in software when needed).
       ufo: d.backend === 'tap',
       queuePairs: d.queues,
+      onWarning: (message) => parentPort!.postMessage({ type: 'warning', message } satisfies VhostWorkerWarning),
     },
     stopped: () => Atomics.load(stop, 0) !== 0, // pairs with the parent's Atomics.store in stop()
     onListening: () => parentPort!.postMessage({ type: 'listening' }),

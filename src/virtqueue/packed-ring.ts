@@ -100,6 +100,16 @@ export class PackedRing {
     return Atomics.load(this.desc, 4 * pos + 3);
   }
   /**
+   * How many descriptors carry the USED flag (acquire loads of each id+flags word). A ring no
+   * device has used yet has none (§2.8.1: only a device sets USED, and a driver's fresh ring is
+   * zeroed), so a count above 0 says a device worked on this ring before.
+   */
+  countUsedFlags(): number {
+    let n = 0;
+    for (let pos = 0; pos < this.size; pos++) if (((this.loadHeadWord(pos) >>> 16) & PACKED_DESC_F_USED) !== 0) n++;
+    return n;
+  }
+  /**
    * Release: the id+flags word of the descriptor at `pos`, written after every other field of
    * the chain or batch (pairs with loadHeadWord on the other side).
    */

@@ -73,6 +73,7 @@ export function registerVhostUser(program: Command): void {
       onDisconnect: (err, f, _features, reason) =>
         process.stdout.write(`virtq vhost-user: frontend disconnected${err ? ' with an error' : ''}: ${reason}; frames from driver ${f.txFrames} to driver ${f.rxFrames}\n`),
       onRefused: (reason) => process.stdout.write(`virtq vhost-user: ${reason}\n`),
+      onWarning: (message) => process.stderr.write(`virtq vhost-user: warning: ${message}\n`),
     });
     process.stdout.write(`virtq vhost-user: ${o.client === true ? 'connecting to' : 'listening on'} ${o.socket} (${o.backend}, preset ${o.preset}${o.queues > 1 ? `, ${o.queues} queue pairs` : ''})\nready\n`);
     await new Promise<void>((resolve) => {

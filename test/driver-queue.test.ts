@@ -194,3 +194,28 @@ test('fetch counters: availFetches/usedFetches move only on index reads that fou
     }
   }
 });
+
+test('ring words are written only when they differ, so a word a peer scribbled over is still written with the right value', () => {
+  // Both sides skip writing a descriptor, avail entry or used element that already holds the
+  // value (the line then stays shared); the check must be against memory, not a shadow.
+  const { mem, layout, drv, dev, data } = pair(4);
+  const scribble = (addr: number, bytes: number) => mem.copyIn(addr, new Uint8Array(bytes).fill(0xa5));
+  for (let round = 0; round < 12; round++) {
+    // The same buffer each round: after the first lap every word already holds its value,
+    // except in the rounds where the areas were scribbled over just before.
+    if (round % 3 === 2) {
+      scribble(layout.descAddr, 16 * 4); // the descriptor table
+      scribble(layout.availAddr + 4, 2 * 4); // avail.ring[] (not flags and idx)
+    }
+    const head = drv.add1(data, 64, true, round);
+    drv.publish();
+    const c = dev.pop()!;
+    assert.equal(c.head, head, `round ${round}: head`);
+    assert.deepEqual([c.addrs[0], c.lens[0], c.count, c.writableBytes], [data, 64, 1, 64], `round ${round}: descriptor`);
+    if (round % 3 === 1) scribble(layout.usedAddr + 4, 8 * 4); // used.ring[] (not flags and idx)
+    dev.addUsed(c.head, round % 2);
+    dev.publishUsed();
+    const u = drv.reap()!;
+    assert.deepEqual([u.head, u.len, u.token], [head, round % 2, round], `round ${round}: used element`);
+  }
+});

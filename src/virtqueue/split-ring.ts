@@ -92,9 +92,15 @@ export class SplitRing {
   availEntry(slotIdx: number): number {
     return this.avail[2 + (slotIdx & this.mask)]!;
   }
-  /** Plain: published by the following storeAvailIdx (release). */
+  /**
+   * Plain: published by the following storeAvailIdx (release). Written only when it differs:
+   * when heads come back to the same slots lap after lap the line the device reads stays
+   * shared instead of moving to the driver's cache and back (DPDK's virtio driver does the
+   * same for its avail ring). The value in memory is the one we publish either way.
+   */
   setAvailEntry(slotIdx: number, head: number): void {
-    this.avail[2 + (slotIdx & this.mask)] = head;
+    const i = 2 + (slotIdx & this.mask);
+    if (this.avail[i] !== head) this.avail[i] = head;
   }
   /** Device reads used_event after its used.idx store: the pair forms the full barrier of §2.7.10. */
   loadUsedEvent(): number {
@@ -131,11 +137,17 @@ export class SplitRing {
   storeAvailEvent(idx: number): void {
     Atomics.store(this.used16, this.availEventIx, idx & 0xffff);
   }
-  /** Plain: published by the following storeUsedIdx (release). */
+  /**
+   * Plain: published by the following storeUsedIdx (release). Each word written only when it
+   * differs, like setAvailEntry: an unchanged element leaves the driver's copy of its line
+   * valid. A driver scribbling on the used ring only misleads itself: the device never reads
+   * used elements to decide anything.
+   */
   setUsedElem(slotIdx: number, id: number, len: number): void {
+    const used = this.used32;
     const i = 1 + 2 * (slotIdx & this.mask);
-    this.used32[i] = id;
-    this.used32[i + 1] = len;
+    if (used[i] !== id) used[i] = id;
+    if (used[i + 1] !== len) used[i + 1] = len;
   }
   /** Plain: read only after loadUsedIdx (acquire) showed the element published. */
   usedElemId(slotIdx: number): number {
@@ -153,11 +165,19 @@ export class SplitRing {
   }
 }
 
-/** Writes one 16-byte descriptor into a u32 view of a descriptor table (ring or indirect). */
+/**
+ * Writes one 16-byte descriptor into a u32 view of a descriptor table (ring or indirect). Each
+ * word is written only when it differs (as setAvailEntry): a buffer re-posted unchanged into
+ * the same descriptor — a ping-pong, a refilled rx ring — leaves the device's copy of the line
+ * valid.
+ */
 export function writeDesc(table: Uint32Array, i: number, addr: number, len: number, flags: number, next: number, baseWord = 0): void {
   const w = baseWord + 4 * i;
-  table[w] = addr >>> 0;
-  table[w + 1] = Math.floor(addr / 0x1_0000_0000);
-  table[w + 2] = len;
-  table[w + 3] = (flags & 0xffff) | ((next & 0xffff) << 16);
+  const lo = addr >>> 0;
+  const hi = Math.floor(addr / 0x1_0000_0000);
+  const fn = ((flags & 0xffff) | ((next & 0xffff) << 16)) >>> 0;
+  if (table[w] !== lo) table[w] = lo;
+  if (table[w + 1] !== hi) table[w + 1] = hi;
+  if (table[w + 2] !== len) table[w + 2] = len;
+  if (table[w + 3] !== fn) table[w + 3] = fn;
 }

@@ -265,6 +265,61 @@ test('DIM parks at an edge and parks tired after twice the profile count of step
   assert.notEqual(t.state, 'parkingTired', 'after 5 samples it leaves the tired park');
 });
 
+const NET_DIM_SAMPLING = { minSampleUs: 0, parkExitSamples: 1, tieToLower: false };
+
+test('DIM with a minimum sample time waits for both the events and the time', () => {
+  const d = new Dim(5, 0, 64, 10, 20_000);
+  d.update(0, 0, 0, 0);
+  assert.equal(d.update(1000, 100, 150_000, 640), false, '640 events but only 1 ms');
+  assert.equal(d.samples, 0);
+  assert.equal(d.update(20_000, 2000, 3_000_000, 700), true, '20 ms: one sample, the walk leaves parking');
+  assert.equal(d.samples, 1);
+});
+
+test('DIM with parkExitSamples 2 leaves its parking spot only after two samples that differ the same way', () => {
+  const d = new Dim(5, 2, 64, 10, 0, 2);
+  d.decide(rates(100)); // differs from the zero reference: one vote
+  assert.equal(d.state, 'parkingOnTop');
+  assert.equal(d.decide(rates(100)), true, 'a second "better" than the zero reference: leaves, going left');
+  assert.equal(d.state, 'goingLeft');
+  const p = new Dim(5, 0, 64, 10, 0, 2);
+  p.decide(rates(100));
+  p.decide(rates(100)); // → 1
+  p.decide(rates(50)); // worse going right: turn, step left → 0
+  p.decide(rates(100)); // better going left, at the edge: parked on 0 with 100 as the reference
+  assert.deepEqual([p.profileIx, p.state], [0, 'parkingOnTop']);
+  // High, low, high...: never two the same way in a row.
+  for (const r of [150, 50, 150, 50, 150, 50]) assert.equal(p.decide(rates(r)), false, `sample ${r}: stays parked`);
+  assert.equal(p.state, 'parkingOnTop');
+  assert.equal(p.decide(rates(50)), true, 'two low samples in a row: leaves (going right from 0)');
+  assert.equal(p.state, 'goingRight');
+});
+
+test('DIM with tieToLower takes back a step to more delay that is not better, and keeps a step to less delay that is not worse', () => {
+  const d = new Dim(5, 0, 64, 10, 0, 1, true);
+  d.decide(rates(100)); // leaves parking → 1
+  assert.equal(d.profileIx, 1);
+  assert.equal(d.decide(rates(104)), true, 'same throughput with more delay: back to 0');
+  assert.deepEqual([d.profileIx, d.state], [0, 'parkingOnTop']);
+  // The reference stays the profile-0 sample (100): 104 is "same", so the walk stays parked.
+  assert.equal(d.decide(rates(104)), false);
+  // Going right while better, then a tie: one step back.
+  const r = new Dim(5, 0, 64, 10, 0, 1, true);
+  r.decide(rates(100)); // → 1
+  r.decide(rates(200)); // better → 2
+  r.decide(rates(300)); // better → 3
+  assert.equal(r.decide(rates(310)), true);
+  assert.deepEqual([r.profileIx, r.state], [2, 'parkingOnTop']);
+  // Going left: a tie walks on toward less delay, a worse sample steps back and parks.
+  const l = new Dim(5, 4, 64, 10, 0, 1, true);
+  l.decide(rates(100)); // leaves parking going left → 3
+  assert.equal(l.state, 'goingLeft');
+  l.decide(rates(102)); // same with less delay: on → 2
+  assert.equal(l.profileIx, 2);
+  l.decide(rates(80)); // worse: back to 3, parked
+  assert.deepEqual([l.profileIx, l.state], [3, 'parkingOnTop']);
+});
+
 test('DIM samples only every nevents events and reports rate-based decisions', () => {
   const d = new Dim(5, 0, 64, 10);
   assert.equal(d.update(0, 0, 0, 0), false);
@@ -275,7 +330,8 @@ test('DIM samples only every nevents events and reports rate-based decisions', (
 });
 
 test('the adaptive policy applies each profile to the tx timer and the coalescing it drives', () => {
-  const cfg = PRESETS.adaptive!.adaptive!;
+  // net_dim's sampling (events alone, one sample to leave parking): the walk moves on the first sample.
+  const cfg = { ...PRESETS.adaptive!.adaptive!, ...NET_DIM_SAMPLING };
   const a = new AdaptivePolicy(cfg);
   const t = new TxTimer(timerCfg({ intervalUs: 0 }), 64);
   const irq = new InterruptPolicy(irqCfg({ mode: 'eventIdx' }));
@@ -292,7 +348,7 @@ test('the adaptive policy applies each profile to the tx timer and the coalescin
 });
 
 test('the adaptive batching guard parks the walk at no delay when flushes batch fewer packets than asked', () => {
-  const cfg = { ...PRESETS.adaptive!.adaptive!, minPacketsPerFlush: 2 };
+  const cfg = { ...PRESETS.adaptive!.adaptive!, ...NET_DIM_SAMPLING, minPacketsPerFlush: 2 };
   const a = new AdaptivePolicy(cfg);
   a.update(0, 0, 0, 0, 0);
   // A streaming sample (64 packets per flush) walks right.

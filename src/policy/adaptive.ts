@@ -23,7 +23,7 @@ export class AdaptivePolicy {
   constructor(cfg: AdaptiveConfig) {
     this.profiles = cfg.profiles;
     this.minPacketsPerFlush = cfg.minPacketsPerFlush;
-    this.dim = new Dim(cfg.profiles.length, cfg.startIx, cfg.nevents, cfg.thresholdPct);
+    this.dim = new Dim(cfg.profiles.length, cfg.startIx, cfg.nevents, cfg.thresholdPct, cfg.minSampleUs, cfg.parkExitSamples, cfg.tieToLower);
   }
 
   get profile(): AdaptiveProfile {

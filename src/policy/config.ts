@@ -132,6 +132,22 @@ export interface AdaptiveConfig {
   nevents: number;
   /** Significance threshold in percent (net_dim: 10). */
   thresholdPct: number;
+  /**
+   * A sample also lasts at least this long, µs (ours; 0 = net_dim's events-only samples). On a
+   * shared machine a few-ms sample holds a scheduler gap often enough that rates differ by more
+   * than the threshold from noise alone, and the walk never stops moving.
+   */
+  minSampleUs: number;
+  /**
+   * Consecutive samples that must differ from the parked reference, the same way, before the
+   * walk leaves its parking spot (ours; net_dim: 1).
+   */
+  parkExitSamples: number;
+  /**
+   * Ties go to less delay (ours; net_dim turns on a tie and keeps walking): a step to more
+   * delay that is not better, or to less delay that is worse, is taken back and the walk parks.
+   */
+  tieToLower: boolean;
   profiles: AdaptiveProfile[];
   startIx: number;
   /**
@@ -332,7 +348,7 @@ function lockSpin(v: unknown): number {
 function validateAdaptive(v: unknown): AdaptiveConfig | null {
   if (v === null) return null;
   const o = obj(v, 'adaptive');
-  noExtra(o, 'adaptive', ['nevents', 'thresholdPct', 'profiles', 'startIx', 'minPacketsPerFlush']);
+  noExtra(o, 'adaptive', ['nevents', 'thresholdPct', 'minSampleUs', 'parkExitSamples', 'tieToLower', 'profiles', 'startIx', 'minPacketsPerFlush']);
   if (!Array.isArray(o.profiles) || o.profiles.length < 2) throw new PolicyError('bad-field', 'adaptive.profiles', 'expected an array of at least 2 profiles');
   const profiles = o.profiles.map((p: unknown, i: number) => {
     const f = `adaptive.profiles[${i}]`;
@@ -349,6 +365,9 @@ function validateAdaptive(v: unknown): AdaptiveConfig | null {
   return {
     nevents: num(o.nevents, 'adaptive.nevents', { int: true, min: 1 }),
     thresholdPct: num(o.thresholdPct, 'adaptive.thresholdPct', { min: 0 }),
+    minSampleUs: o.minSampleUs === undefined ? 0 : num(o.minSampleUs, 'adaptive.minSampleUs', { min: 0 }),
+    parkExitSamples: o.parkExitSamples === undefined ? 1 : num(o.parkExitSamples, 'adaptive.parkExitSamples', { int: true, min: 1 }),
+    tieToLower: o.tieToLower === undefined ? false : bool(o.tieToLower, 'adaptive.tieToLower'),
     profiles,
     startIx,
     minPacketsPerFlush: o.minPacketsPerFlush === undefined ? 0 : num(o.minPacketsPerFlush, 'adaptive.minPacketsPerFlush', { min: 0 }),

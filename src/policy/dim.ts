@@ -1,6 +1,6 @@
 // A DIM-style walk (Linux net_dim's algorithm as documented in docs.kernel.org/networking/
 // net_dim and reference §2.5, written anew): samples (time, packets, bytes, events); every
-// `nevents` events it compares byte, then packet rates (higher is better), then event rates
+// `nevents` events (and, ours, at least `minSampleUs`) it compares byte, then packet rates (higher is better), then event rates
 // (lower is better), a difference counting only above `thresholdPct`; it walks a 1-D profile
 // list right or left, turns when not better, parks on top when the "one step back" pattern or an
 // edge shows the optimum, and parks tired after 2× the profile count of steps without settling.
@@ -34,12 +34,29 @@ export class Dim {
   private startBytes = 0;
   private startEvents = 0;
   private started = false;
+  /** Consecutive parked samples that differed from the reference, and which way. */
+  private exitVotes = 0;
+  private exitDir: DimCompare = 'same';
 
   constructor(
     readonly profileCount: number,
     startIx: number,
     readonly nevents = 64,
     readonly thresholdPct = 10,
+    /** A sample also lasts at least this long (µs); 0 = events alone end it (net_dim). */
+    readonly minSampleUs = 0,
+    /**
+     * Consecutive samples that must differ from the parked reference, the same way, before the
+     * walk leaves its parking spot (net_dim: 1). A single sample hit by a scheduler gap then no
+     * longer sends the walk exploring.
+     */
+    readonly parkExitSamples = 1,
+    /**
+     * Ties go to less delay (ours; net_dim turns on a tie and keeps walking): a step right that
+     * is not better, or a step left that is worse, is taken back and the walk parks there, with
+     * that profile's sample as the reference. Profiles must be ordered by delay, least first.
+     */
+    readonly tieToLower = false,
   ) {
     this.profileIx = startIx;
   }
@@ -55,6 +72,7 @@ export class Dim {
       return false;
     }
     if (events - this.startEvents < this.nevents) return false;
+    if (nowUs - this.startUs < this.minSampleUs) return false;
     const ms = (nowUs - this.startUs) / 1000;
     if (ms <= 0) return false;
     const c = this.curr;
@@ -86,15 +104,36 @@ export class Dim {
     const prevIx = this.profileIx;
     const prevState = this.state;
     switch (this.state) {
-      case 'parkingOnTop':
-        if (this.compare(curr, this.prev) !== 'same') this.exitParking();
+      case 'parkingOnTop': {
+        const c = this.compare(curr, this.prev);
+        if (c === 'same') this.exitVotes = 0;
+        else {
+          this.exitVotes = c === this.exitDir ? this.exitVotes + 1 : 1;
+          this.exitDir = c;
+          if (this.exitVotes >= this.parkExitSamples) this.exitParking();
+        }
         break;
+      }
       case 'parkingTired':
         if (--this.tired === 0) this.exitParking();
         break;
       case 'goingRight':
       case 'goingLeft': {
-        if (this.compare(curr, this.prev) !== 'better') this.turn();
+        const c = this.compare(curr, this.prev);
+        if (this.tieToLower) {
+          const right = this.state === 'goingRight';
+          if ((right && c !== 'better') || (!right && c === 'worse')) {
+            // Back to the profile the reference sample was taken on, which stays the reference.
+            this.profileIx += right ? -1 : 1;
+            this.parkOnTop();
+            return this.profileIx !== prevIx;
+          }
+          const r = this.step();
+          if (r === 'edge') this.parkOnTop();
+          else if (r === 'tired') this.parkTired();
+          break;
+        }
+        if (c !== 'better') this.turn();
         if (this.onTop()) {
           this.parkOnTop();
           break;
@@ -163,6 +202,7 @@ export class Dim {
   }
 
   private parkOnTop(): void {
+    this.exitVotes = 0;
     this.stepsLeft = 0;
     this.stepsRight = 0;
     this.tired = 0;

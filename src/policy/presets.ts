@@ -153,6 +153,9 @@ const MODERN: PolicyConfig[] = [
       adaptive: {
         nevents: 64,
         thresholdPct: 10,
+        minSampleUs: 20_000,
+        parkExitSamples: 2,
+        tieToLower: true,
         profiles: [
           { txTimerUs: 0, coalesceUsecs: 0, coalescePackets: 0 },
           { txTimerUs: 8, coalesceUsecs: 8, coalescePackets: 16 },
@@ -165,7 +168,7 @@ const MODERN: PolicyConfig[] = [
       },
     },
     'adaptive',
-    'vhost + a DIM walk (sample every 64 events, 10 % threshold) over tx timer / coalescing profiles, starting with no delay, parking at no delay while flushes batch < 2 packets',
+    'vhost + a DIM walk (sample every 64 events and ≥ 20 ms, 10 % threshold, leaving a parking spot after 2 samples that differ) over tx timer / coalescing profiles, starting with no delay, parking at no delay while flushes batch < 2 packets',
   ),
 ];
 

@@ -26,6 +26,7 @@ for (const direction of ['g2h', 'h2g']) {
 }
 STREAMS.push({ name: 'g2h through the device software GSO (backend without TSO)', params: { direction: 'g2h', gso: true, backendGso: false, totalBytes: 3_000_000 } });
 STREAMS.push({ name: 'g2h with page-split tx frames in indirect tables', params: { direction: 'g2h', gso: true, txLayout: 'pages', totalBytes: 4_000_000 }, queues: [{ size: 256, indirect: true }, { size: 256, indirect: true }] });
+STREAMS.push({ name: 'h2g GSO into 64 KiB mergeable buffers (dataPath.mergeableBufBytes)', params: { direction: 'h2g', gso: true, mergeable: true, policy: { base: 'vhost', dataPath: { mergeableBufBytes: 65562 } }, totalBytes: 4_000_000 } });
 STREAMS.push({ name: 'h2g into big rx buffers in indirect tables', params: { direction: 'h2g', gso: true, mergeable: false, totalBytes: 4_000_000 }, queues: [{ size: 256, indirect: true }, { size: 256, indirect: true }] });
 
 for (const s of STREAMS) {
@@ -49,6 +50,11 @@ for (const s of STREAMS) {
       for (const [k, v] of Object.entries(side.extra)) {
         if (/Drops|Dropped|rxErrors|queueErrors|parseErrors|controlDrops/.test(k)) assert.equal(v, 0, `${side.role} ${k}`);
       }
+    }
+    if (s.params.policy !== undefined) {
+      // Every frame (at most 12 + 65550 bytes) fits one 65562-byte buffer: num_buffers is 1.
+      assert.ok(rx.extra['drv.rxFrames']! > 0);
+      assert.equal(rx.extra['drv.rxBuffersReaped'], rx.extra['drv.rxFrames'], 'one buffer per frame');
     }
     if (s.params.backendGso === false) assert.ok(r.host.extra['dev.txSwSegments']! > 0, 'the device segmented');
     if (s.params.gso === true) assert.ok((tx.extra.gsoFrames ?? 0) > 0, 'GSO frames were sent');

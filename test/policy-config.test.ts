@@ -83,6 +83,11 @@ test('bad user configs fail with a typed error naming the field', () => {
     [{ base: 'rfc-baseline', dataPath: { lockSpinUs: 1e6 } }, 'dataPath.lockSpinUs', /at most 100000/],
     [{ base: 'rfc-ring-512', dataPath: { rxPoolKiB: 0 } }, 'dataPath.rxPoolKiB', /≥ 1/],
     [{ base: 'rfc-ring-512', dataPath: { rxPoolKiB: 1.5 } }, 'dataPath.rxPoolKiB', /integer/],
+    [{ base: 'vhost', dataPath: { mergeableBufBytes: 12 } }, 'dataPath.mergeableBufBytes', /≥ 64/],
+    [{ base: 'vhost', dataPath: { mergeableBufBytes: 1 << 21 } }, 'dataPath.mergeableBufBytes', /at most 1048576/],
+    [{ base: 'adaptive', adaptive: { parkExitSamples: 0 } }, 'adaptive.parkExitSamples', /≥ 1/],
+    [{ base: 'adaptive', adaptive: { minSampleUs: -5 } }, 'adaptive.minSampleUs', /≥ 0/],
+    [{ base: 'adaptive', adaptive: { tieToLower: 'yes' } }, 'adaptive.tieToLower', /true or false/],
   ];
   for (const [spec, field, msg] of cases) {
     assert.throws(

@@ -54,6 +54,8 @@ export interface NetDriverServiceOptions {
   mtu?: number;
   txLayout?: TxLayout;
   rxMode?: RxBufferMode;
+  /** Mergeable rx buffer size (NetDriver's default: 4096, a page). */
+  mergeableBufBytes?: number;
   /** Frames per NAPI poll and per tx fill (default 64). */
   budget?: number;
   /** Guest RAM for rx and for tx buffers (NetDriver's defaults: 4 MiB each). */
@@ -129,6 +131,7 @@ export class NetDriverService {
       ...(o.mtu !== undefined ? { mtu: o.mtu } : {}),
       ...(o.txLayout !== undefined ? { txLayout: o.txLayout } : {}),
       ...(o.rxMode !== undefined ? { rxMode: o.rxMode } : {}),
+      ...(o.mergeableBufBytes !== undefined ? { mergeableBufBytes: o.mergeableBufBytes } : {}),
       ...(o.rxMemoryBytes !== undefined ? { rxMemoryBytes: o.rxMemoryBytes } : {}),
       ...(o.txMemoryBytes !== undefined ? { txMemoryBytes: o.txMemoryBytes } : {}),
       napiBudget: this.budget,

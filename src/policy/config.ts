@@ -118,6 +118,13 @@ export interface DataPathConfig {
    * ring-size rows, whose bigger rings also mean more buffer memory in flight.
    */
   rxPoolKiB?: number;
+  /**
+   * Size of each mergeable rx buffer the net workloads' guest driver posts, bytes (optional,
+   * default 4096: Linux's virtio_net caps its mergeable buffers at a page, so a 64 KiB GSO frame
+   * takes 17 of them). Larger buffers are a what-if: fewer buffers per frame for the device to
+   * pop, fill and return. Ignored without mergeable rx buffers.
+   */
+  mergeableBufBytes?: number;
 }
 
 /** One step of the adaptive walk: the tx timer and the coalescing it applies. */
@@ -315,9 +322,16 @@ function validateInterrupts(v: unknown): InterruptConfig {
   };
 }
 
+/** A mergeable rx buffer: room for the 12-byte header and some frame, at most 1 MiB. */
+function mergeableBuf(v: unknown): number {
+  const n = num(v, 'dataPath.mergeableBufBytes', { int: true, min: 64 });
+  if (n > 1 << 20) throw new PolicyError('bad-field', 'dataPath.mergeableBufBytes', `must be at most 1048576 (1 MiB), got ${n}`);
+  return n;
+}
+
 function validateDataPath(v: unknown): DataPathConfig {
   const o = obj(v, 'dataPath');
-  noExtra(o, 'dataPath', ['txRingSize', 'rxRingSize', 'copies', 'lock', 'gso', 'headerSeparate', 'segmentBytes', 'mergeableRxBuffers', 'driverTxBatch', 'ackEach', 'lockSpinUs', 'rxPoolKiB']);
+  noExtra(o, 'dataPath', ['txRingSize', 'rxRingSize', 'copies', 'lock', 'gso', 'headerSeparate', 'segmentBytes', 'mergeableRxBuffers', 'driverTxBatch', 'ackEach', 'lockSpinUs', 'rxPoolKiB', 'mergeableBufBytes']);
   const segmentBytes = num(o.segmentBytes, 'dataPath.segmentBytes', { int: true, min: 0 });
   if (segmentBytes !== 0 && (segmentBytes < 64 || segmentBytes % 4 !== 0)) {
     throw new PolicyError('bad-field', 'dataPath.segmentBytes', `must be 0 or a multiple of 4 that is ≥ 64, got ${segmentBytes}`);
@@ -335,6 +349,7 @@ function validateDataPath(v: unknown): DataPathConfig {
     ...(o.ackEach === undefined ? {} : { ackEach: bool(o.ackEach, 'dataPath.ackEach') }),
     ...(o.lockSpinUs === undefined ? {} : { lockSpinUs: lockSpin(o.lockSpinUs) }),
     ...(o.rxPoolKiB === undefined ? {} : { rxPoolKiB: num(o.rxPoolKiB, 'dataPath.rxPoolKiB', { int: true, min: 1 }) }),
+    ...(o.mergeableBufBytes === undefined ? {} : { mergeableBufBytes: mergeableBuf(o.mergeableBufBytes) }),
   };
 }
 

@@ -235,6 +235,7 @@ export class GuestNet {
       mtu: p.mtu,
       txLayout: p.txLayout,
       ...(p.rxMode !== undefined ? { rxMode: p.rxMode } : {}),
+      ...(p.policy.dataPath.mergeableBufBytes !== undefined ? { mergeableBufBytes: p.policy.dataPath.mergeableBufBytes } : {}),
       budget: p.budget,
       // dataPath.rxPoolKiB bounds the rx pool below the budget (a what-if of the ring-size rows).
       rxMemoryBytes: Math.min(budgetBytes, (p.policy.dataPath.rxPoolKiB ?? Infinity) * 1024),

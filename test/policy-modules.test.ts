@@ -5,6 +5,7 @@
 
 import test from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import {
   AdaptivePolicy,
   BusyPoll,
@@ -318,6 +319,28 @@ test('DIM with tieToLower takes back a step to more delay that is not better, an
   assert.equal(l.profileIx, 2);
   l.decide(rates(80)); // worse: back to 3, parked
   assert.deepEqual([l.profileIx, l.state], [3, 'parkingOnTop']);
+});
+
+test('DIM (property): any sample sequence, any knob setting, keeps the walk on a profile and reports exactly its moves', () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 2, max: 6 }),
+      fc.integer({ min: 1, max: 3 }),
+      fc.boolean(),
+      fc.array(fc.tuple(fc.integer({ min: 0, max: 1000 }), fc.integer({ min: 0, max: 1000 }), fc.integer({ min: 0, max: 1000 })), { maxLength: 200 }),
+      (count, exitSamples, tie, samples) => {
+        const d = new Dim(count, 0, 64, 10, 0, exitSamples, tie);
+        for (const [b, p, e] of samples) {
+          const before = d.profileIx;
+          const changed = d.decide(rates(b, p, e));
+          assert.ok(Number.isInteger(d.profileIx) && d.profileIx >= 0 && d.profileIx < count, `profile ${d.profileIx} of ${count}`);
+          assert.equal(changed, d.profileIx !== before);
+          assert.ok(Math.abs(d.profileIx - before) <= 1, 'one step at a time');
+        }
+      },
+    ),
+    { numRuns: 300 },
+  );
 });
 
 test('DIM samples only every nevents events and reports rate-based decisions', () => {

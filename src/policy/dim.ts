@@ -1,9 +1,11 @@
 // A DIM-style walk (Linux net_dim's algorithm as documented in docs.kernel.org/networking/
 // net_dim and reference §2.5, written anew): samples (time, packets, bytes, events); every
-// `nevents` events (and, ours, at least `minSampleUs`) it compares byte, then packet rates (higher is better), then event rates
+// `nevents` events it compares byte, then packet rates (higher is better), then event rates
 // (lower is better), a difference counting only above `thresholdPct`; it walks a 1-D profile
 // list right or left, turns when not better, parks on top when the "one step back" pattern or an
 // edge shows the optimum, and parks tired after 2× the profile count of steps without settling.
+// Three knobs of ours, off by default (net_dim): a minimum sample time, a number of agreeing
+// samples to leave a parking spot, and ties resolved toward less delay (see the constructor).
 // Pure: it is fed counters and times. Browser-safe.
 
 export type DimState = 'parkingOnTop' | 'parkingTired' | 'goingRight' | 'goingLeft';

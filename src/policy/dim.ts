@@ -130,15 +130,12 @@ export class Dim {
             this.parkOnTop();
             return this.profileIx !== prevIx;
           }
-          const r = this.step();
-          if (r === 'edge') this.parkOnTop();
-          else if (r === 'tired') this.parkTired();
-          break;
-        }
-        if (c !== 'better') this.turn();
-        if (this.onTop()) {
-          this.parkOnTop();
-          break;
+        } else {
+          if (c !== 'better') this.turn();
+          if (this.onTop()) {
+            this.parkOnTop();
+            break;
+          }
         }
         const r = this.step();
         if (r === 'edge') this.parkOnTop();

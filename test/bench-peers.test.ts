@@ -118,6 +118,20 @@ test('atomics ping-pong measures round trips for each strategy', { timeout: 20_0
   }
 });
 
+test('the line-floor ping-pongs carry a checked message across two worker threads for each strategy', { timeout: 30_000 }, async () => {
+  for (const lines of [2, 3] as const) {
+    for (const strategy of ['wait', 'spin2000+wait', 'spin']) {
+      const r = await runAtomicsPingPong({ durationMs: 150, warmupMs: WARMUP_MS, strategy: parseStrategy(strategy), maxRtts: 300, quick: true, runIndex: 0 }, lines);
+      const what = `${lines} lines, ${strategy}`;
+      assert.equal(r.error, undefined, `${what}: ${r.error}`);
+      assert.equal(r.name, `atomics-pingpong-${lines}lines`);
+      assert.ok(r.rtts > 0 && r.rtts <= 300, `${what}: ${r.rtts} RTTs`);
+      assert.ok(r.p50Us > 0 && r.p50Us <= r.p99Us && r.p99Us <= r.maxUs * 1.001, `${what}: ${JSON.stringify(r)}`);
+    }
+  }
+  assert.ok(peerCases.has('atomics-pingpong-2lines') && peerCases.has('atomics-pingpong-3lines'));
+});
+
 test('the bench folds runs into a JSON-serialisable report with a ratio against the bare ring', { timeout: 20_000 }, async () => {
   const report = await runPeersBench({
     payloads: [1500],

@@ -26,7 +26,7 @@ export {
 } from './postmessage.js';
 export { RINGBUF_JS_CASE, runRingbufJs } from './ringbuf-js.js';
 export { VIRTQ_PACKED_CASE, VIRTQ_PACKED_INORDER_CASE, VIRTQ_PACKED_PINGPONG_CASE, VIRTQ_PINGPONG_CASE, VIRTQ_QUEUE_SIZE, VIRTQ_RING_CASE, VIRTQ_RING_INORDER_CASE, runVirtqPingPong, runVirtqRing, waitSettingsOf } from './virtq-ring.js';
-export { ATOMICS_PINGPONG_CASE, runAtomicsPingPong } from './atomics-pingpong.js';
+export { ATOMICS_PINGPONG_CASE, ATOMICS_PINGPONG_2LINES_CASE, ATOMICS_PINGPONG_3LINES_CASE, runAtomicsPingPong, type PingPongLines } from './atomics-pingpong.js';
 export {
   defaultWarmupMs,
   failedResult,

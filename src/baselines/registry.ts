@@ -6,7 +6,7 @@
 
 import { cpus } from 'node:os';
 import { relative } from 'node:path';
-import { runAtomicsPingPong, ATOMICS_PINGPONG_CASE } from './atomics-pingpong.js';
+import { runAtomicsPingPong, ATOMICS_PINGPONG_CASE, ATOMICS_PINGPONG_2LINES_CASE, ATOMICS_PINGPONG_3LINES_CASE } from './atomics-pingpong.js';
 import { BARE_RING_CASE, runBareRing } from './bare-ring.js';
 import { defaultWarmupMs, failedResult } from './harness.js';
 import { packetGeometry } from './packets.js';
@@ -96,7 +96,9 @@ registerPeerCase(VIRTQ_PACKED_INORDER_CASE, (ctx) => runVirtqRing(ctx, 'packed',
 registerPeerCase(POSTMESSAGE_COPY_CASE, runPostMessageCopy);
 registerPeerCase(POSTMESSAGE_TRANSFER_CASE, runPostMessageTransfer);
 registerPeerCase(RINGBUF_JS_CASE, runRingbufJs);
-registerLatencyCase(ATOMICS_PINGPONG_CASE, runAtomicsPingPong);
+registerLatencyCase(ATOMICS_PINGPONG_CASE, (ctx) => runAtomicsPingPong(ctx));
+registerLatencyCase(ATOMICS_PINGPONG_2LINES_CASE, (ctx) => runAtomicsPingPong(ctx, 2));
+registerLatencyCase(ATOMICS_PINGPONG_3LINES_CASE, (ctx) => runAtomicsPingPong(ctx, 3));
 registerLatencyCase(VIRTQ_PINGPONG_CASE, (ctx) => runVirtqPingPong(ctx));
 registerLatencyCase(VIRTQ_PACKED_PINGPONG_CASE, (ctx) => runVirtqPingPong(ctx, 'packed'));
 

@@ -8,6 +8,13 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { CostPayer, FakeClock, NO_COSTS, PRESETS, PolicyError, RFC_ROWS, resolvePolicy, rfcRowAlone, performanceClock } from '../src/policy/index.js';
 
+/** A clock that moves 0.01 µs per read (so a spin ends) and jumps only when told: exact amounts under any load. */
+class SteppingClock extends FakeClock {
+  override nowUs(): number {
+    return this.advance(0.01);
+  }
+}
+
 const RFC_2008 = { exitUs: 7, irqInjectUs: 7, syscallUs: 1, guestPacketUs: 0, guestRxPacketUs: 4, guestTxKiBUs: 1.8, guestRxKiBUs: 1.1, backendReadKiBUs: 0.18, timerFireUs: 30, absorbOwnWork: true };
 
 test('every RFC row pays the 2008 costs derived in docs/study.md, alone or cumulative; the modern presets pay none', () => {
@@ -81,11 +88,7 @@ test('guestRxPacketUs prices received frames apart from sent ones: absent = gues
   real.guestPacket(1, 'rx');
   const rxUs = (performance.now() - t0) * 1000;
   assert.ok(rxUs >= 199, `an rx frame took ${rxUs} µs, asked 200`);
-  const stepping = new (class extends FakeClock {
-    override nowUs(): number {
-      return this.advance(0.01);
-    }
-  })();
+  const stepping = new SteppingClock();
   const split = new CostPayer({ ...NO_COSTS, guestPacketUs: 10, guestRxPacketUs: 200 }, stepping);
   split.guestPacket(1, 'rx');
   const rxSpun = split.guestPacketUs;
@@ -112,11 +115,7 @@ test('absorbOwnWork: the thread\'s own work since beginOwnWork counts toward the
   // A clock that moves 0.01 µs per read (so a spin ends) and jumps when the "work" below is
   // done: the amounts are exact, whatever the machine's load (a pre-empted thread on the real
   // clock turns a pause between two steps into own work).
-  const clock = new (class extends FakeClock {
-    override nowUs(): number {
-      return this.advance(0.01);
-    }
-  })();
+  const clock = new SteppingClock();
   const busy = (us: number): void => void clock.advance(us);
   // Own work longer than the cost: nothing more is spun, all of it is absorbed.
   const a = new CostPayer({ ...NO_COSTS, syscallUs: 100, absorbOwnWork: true }, clock);
